@@ -1,0 +1,183 @@
+//! Revokes ingress from `0.0.0.0/0` and `::/0` to administration ports (22 and 3389 unless the
+//! `admin-ports` setting says otherwise). Every other rule stays as it is, including rules on the
+//! same ports from narrower sources. A world-open port range that merely contains an admin port is
+//! replaced by the same range minus the admin ports, so unrelated access survives. Rollback data
+//! is the revoked rules and the replacements.
+
+use std::collections::BTreeMap;
+
+use salve_sdk::security_group::{self, IngressRule, RuleSource};
+use salve_sdk::{context, Change, Fixer, FixerError, Outcome, Plan, Result};
+
+const DEFAULT_ADMIN_PORTS: [i32; 2] = [22, 3389];
+
+pub struct CloseAdminPorts;
+
+fn admin_ports() -> Result<Vec<i32>> {
+    let Some(setting) = context::setting("admin-ports") else {
+        return Ok(DEFAULT_ADMIN_PORTS.to_vec());
+    };
+    let mut ports = setting
+        .split(',')
+        .map(|p| p.trim().parse::<i32>())
+        .collect::<core::result::Result<Vec<_>, _>>()
+        .map_err(|e| FixerError::invalid_input(format!("setting admin-ports={setting:?}: {e}")))?;
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(ports)
+}
+
+fn open_to_world(rule: &IngressRule) -> bool {
+    match &rule.source {
+        RuleSource::Ipv4Cidr(cidr) => cidr == "0.0.0.0/0",
+        RuleSource::Ipv6Cidr(cidr) => cidr == "::/0",
+        _ => false,
+    }
+}
+
+fn is_port_protocol(protocol: &str) -> bool {
+    matches!(protocol, "tcp" | "udp" | "6" | "17")
+}
+
+/// The admin ports a world-open rule exposes. Fails for rules that open every protocol, since
+/// narrowing those without guessing at the owner's intent is not possible.
+fn exposed_admin_ports(rule: &IngressRule, admin: &[i32]) -> Result<Vec<i32>> {
+    if !open_to_world(rule) {
+        return Ok(Vec::new());
+    }
+    if rule.protocol == "-1" {
+        return Err(FixerError::unexpected_state(format!(
+            "a rule allows every protocol from {}; narrowing it safely needs a human",
+            source_text(&rule.source)
+        )));
+    }
+    if !is_port_protocol(&rule.protocol) {
+        return Ok(Vec::new());
+    }
+    let (Some(from), Some(to)) = (rule.from_port, rule.to_port) else {
+        return Ok(Vec::new());
+    };
+    Ok(admin.iter().copied().filter(|p| (from..=to).contains(p)).collect())
+}
+
+fn source_text(source: &RuleSource) -> &str {
+    match source {
+        RuleSource::Ipv4Cidr(s)
+        | RuleSource::Ipv6Cidr(s)
+        | RuleSource::SecurityGroup(s)
+        | RuleSource::PrefixList(s) => s,
+    }
+}
+
+/// The parts of `rule`'s port range that are not in `exposed` (sorted), as new rules.
+fn remainder(rule: &IngressRule, exposed: &[i32]) -> Vec<IngressRule> {
+    let (Some(from), Some(to)) = (rule.from_port, rule.to_port) else {
+        return Vec::new();
+    };
+    let mut pieces = Vec::new();
+    let mut start = from;
+    for &port in exposed {
+        if port > start {
+            pieces.push((start, port - 1));
+        }
+        start = port + 1;
+    }
+    if start <= to {
+        pieces.push((start, to));
+    }
+    pieces
+        .into_iter()
+        .map(|(from, to)| IngressRule {
+            from_port: Some(from),
+            to_port: Some(to),
+            ..rule.clone()
+        })
+        .collect()
+}
+
+struct Findings {
+    revoke: Vec<IngressRule>,
+    replace: Vec<IngressRule>,
+}
+
+fn inspect() -> Result<Findings> {
+    let admin = admin_ports()?;
+    let mut found = Findings {
+        revoke: Vec::new(),
+        replace: Vec::new(),
+    };
+    for rule in security_group::describe_ingress()? {
+        let exposed = exposed_admin_ports(&rule, &admin)?;
+        if exposed.is_empty() {
+            continue;
+        }
+        found.replace.extend(remainder(&rule, &exposed));
+        found.revoke.push(rule);
+    }
+    Ok(found)
+}
+
+fn rules_from(change: &Change, field: &str, json: &Option<String>) -> Result<Vec<IngressRule>> {
+    let json = json.as_deref().ok_or_else(|| {
+        FixerError::invalid_input(format!("planned {} has no {field} rules", change.action))
+    })?;
+    serde_json::from_str(json)
+        .map_err(|e| FixerError::invalid_input(format!("planned {} {field}: {e}", change.action)))
+}
+
+impl Fixer for CloseAdminPorts {
+    fn check() -> Result<bool> {
+        Ok(inspect()?.revoke.is_empty())
+    }
+
+    fn plan() -> Result<Plan> {
+        let found = inspect()?;
+        if found.revoke.is_empty() {
+            return Ok(Plan::compliant("no administration port is open to the internet"));
+        }
+        let mut plan = Plan::new(format!(
+            "revoke {} world-open rule(s) to administration ports",
+            found.revoke.len()
+        ))
+        .with(
+            Change::new(
+                security_group::REVOKE_INGRESS,
+                "revoke ingress from 0.0.0.0/0 and ::/0 to administration ports",
+            )
+            .before(&found.revoke),
+        );
+        if !found.replace.is_empty() {
+            plan = plan.with(
+                Change::new(
+                    security_group::AUTHORIZE_INGRESS,
+                    "keep the rest of each revoked port range open, minus the administration ports",
+                )
+                .after(&found.replace),
+            );
+        }
+        Ok(plan)
+    }
+
+    fn apply(plan: Plan) -> Result<Outcome> {
+        let mut rollback: BTreeMap<&str, Vec<IngressRule>> = BTreeMap::new();
+        // Authorize the replacements first, so a failure half-way never leaves less access than
+        // the plan intends to keep.
+        for change in plan.changes_for(security_group::AUTHORIZE_INGRESS) {
+            let rules = rules_from(change, "after", &change.after)?;
+            security_group::authorize_ingress(&rules)?;
+            rollback.entry("authorized").or_default().extend(rules);
+        }
+        for change in plan.changes_for(security_group::REVOKE_INGRESS) {
+            let rules = rules_from(change, "before", &change.before)?;
+            security_group::revoke_ingress(&rules)?;
+            rollback.entry("revoked").or_default().extend(rules);
+        }
+        Ok(Outcome::applied(plan).with_rollback(&rollback))
+    }
+}
+
+salve_sdk::register_fixer!(
+    CloseAdminPorts,
+    resource_type: "AWS::EC2::SecurityGroup",
+    controls: ["EC2.13", "EC2.14", "EC2.53", "EC2.54"],
+);
