@@ -1,0 +1,214 @@
+//! The call-time check: which capability calls a fixer may make in which phase.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Plan;
+use crate::actions::{Access, CapabilityFunction};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Check,
+    Plan,
+    Apply,
+    Verify,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Check => "check",
+            Phase::Plan => "plan",
+            Phase::Apply => "apply",
+            Phase::Verify => "verify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallResult {
+    Ok,
+    Denied,
+    AwsError,
+}
+
+/// One capability call as the audit record shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapabilityCall {
+    pub phase: Phase,
+    pub function: String,
+    pub action: &'static str,
+    pub access: Access,
+    pub result: CallResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
+    pub duration_ms: f64,
+}
+
+/// Decides every capability call. Reads pass in every phase; writes pass only during `apply`, only
+/// for actions the approved plan lists, and only as many times as it lists them.
+#[derive(Debug)]
+pub struct CallGate {
+    phase: Phase,
+    /// Remaining write calls per IAM action during `apply`.
+    allowance: BTreeMap<String, u32>,
+    planned: BTreeMap<String, u32>,
+    calls: Vec<CapabilityCall>,
+    max_calls: usize,
+}
+
+impl CallGate {
+    pub fn new(max_calls: usize) -> CallGate {
+        CallGate {
+            phase: Phase::Check,
+            allowance: BTreeMap::new(),
+            planned: BTreeMap::new(),
+            calls: Vec::new(),
+            max_calls,
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Enters a read-only phase.
+    pub fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.allowance.clear();
+    }
+
+    /// Enters `apply` with the approved plan: each listed change allows one call of its action.
+    pub fn enter_apply(&mut self, approved: &Plan) {
+        self.phase = Phase::Apply;
+        self.allowance.clear();
+        for change in &approved.changes {
+            *self.allowance.entry(change.action.clone()).or_default() += 1;
+        }
+        self.planned = self.allowance.clone();
+    }
+
+    pub fn calls(&self) -> &[CapabilityCall] {
+        &self.calls
+    }
+
+    /// Allows or denies one call; the `Err` is the exact denial message the fixer receives.
+    pub fn authorize(&mut self, function: &CapabilityFunction) -> Result<(), String> {
+        let action = function.iam_action;
+        if self.calls.len() >= self.max_calls {
+            return Err(format!(
+                "{action} denied: the fixer reached the limit of {} capability calls",
+                self.max_calls
+            ));
+        }
+        if function.access == Access::Read {
+            return Ok(());
+        }
+        if self.phase != Phase::Apply {
+            return Err(format!(
+                "{action} denied: it is a write, and writes are allowed only during apply, not during {}",
+                self.phase.as_str()
+            ));
+        }
+        match self.allowance.get_mut(action) {
+            None => Err(format!("{action} denied: the approved plan does not list it")),
+            Some(0) => Err(format!(
+                "{action} denied: the approved plan lists it {} time(s) and it was already called that often",
+                self.planned.get(action).copied().unwrap_or(0)
+            )),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn record(
+        &mut self,
+        function: &CapabilityFunction,
+        result: CallResult,
+        detail: Option<String>,
+        request: Option<Value>,
+        response: Option<Value>,
+        duration: Duration,
+    ) {
+        self.calls.push(CapabilityCall {
+            phase: self.phase,
+            function: format!("{}.{}", function.interface, function.function),
+            action: function.iam_action,
+            access: function.access,
+            result,
+            detail,
+            request,
+            response,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::{S3_GET_PUBLIC_ACCESS_BLOCK, S3_PUT_PUBLIC_ACCESS_BLOCK, SG_REVOKE_INGRESS};
+    use crate::capabilities::Change;
+
+    fn plan_with(actions: &[&str]) -> Plan {
+        Plan {
+            changes: actions
+                .iter()
+                .map(|a| Change {
+                    action: a.to_string(),
+                    description: String::new(),
+                    before: None,
+                    after: None,
+                })
+                .collect(),
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn writes_are_denied_outside_apply() {
+        let mut gate = CallGate::new(10);
+        gate.enter(Phase::Plan);
+        assert_eq!(gate.authorize(&S3_GET_PUBLIC_ACCESS_BLOCK), Ok(()));
+        assert_eq!(
+            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK),
+            Err("s3:PutBucketPublicAccessBlock denied: it is a write, and writes are allowed only during apply, not during plan".into())
+        );
+    }
+
+    #[test]
+    fn apply_allows_only_planned_actions_as_often_as_planned() {
+        let mut gate = CallGate::new(10);
+        gate.enter_apply(&plan_with(&["s3:PutBucketPublicAccessBlock"]));
+        assert_eq!(
+            gate.authorize(&SG_REVOKE_INGRESS),
+            Err("ec2:RevokeSecurityGroupIngress denied: the approved plan does not list it".into())
+        );
+        assert_eq!(gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK), Ok(()));
+        assert_eq!(
+            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK),
+            Err("s3:PutBucketPublicAccessBlock denied: the approved plan lists it 1 time(s) and it was already called that often".into())
+        );
+    }
+
+    #[test]
+    fn the_call_limit_applies_to_reads_too() {
+        let mut gate = CallGate::new(1);
+        gate.record(&S3_GET_PUBLIC_ACCESS_BLOCK, CallResult::Ok, None, None, None, Duration::ZERO);
+        assert_eq!(
+            gate.authorize(&S3_GET_PUBLIC_ACCESS_BLOCK),
+            Err("s3:GetBucketPublicAccessBlock denied: the fixer reached the limit of 1 capability calls".into())
+        );
+    }
+}

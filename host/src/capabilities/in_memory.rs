@@ -1,0 +1,96 @@
+//! In-memory backends: the capability code without AWS, for benchmarks and offline tests of the
+//! sandbox. They count writes so a test can prove what reached the "resource".
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::salve::fixer::s3_bucket::PublicAccessBlock;
+use super::salve::fixer::security_group::IngressRule;
+use super::s3_bucket::S3BucketBackend;
+use super::security_group::SecurityGroupBackend;
+use super::{AwsError, BoxFuture};
+
+#[derive(Default)]
+pub struct InMemoryS3Bucket {
+    pub config: Mutex<Option<PublicAccessBlock>>,
+    pub writes: AtomicUsize,
+}
+
+impl InMemoryS3Bucket {
+    pub fn with(config: Option<PublicAccessBlock>) -> InMemoryS3Bucket {
+        InMemoryS3Bucket {
+            config: Mutex::new(config),
+            writes: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+}
+
+fn poisoned() -> AwsError {
+    AwsError {
+        code: "InternalError".into(),
+        message: "in-memory backend lock poisoned".into(),
+        request_id: None,
+        retryable: false,
+    }
+}
+
+impl S3BucketBackend for InMemoryS3Bucket {
+    fn get_public_access_block(&self) -> BoxFuture<'_, Result<Option<PublicAccessBlock>, AwsError>> {
+        Box::pin(async move { Ok(self.config.lock().map_err(|_| poisoned())?.clone()) })
+    }
+
+    fn put_public_access_block(&self, config: PublicAccessBlock) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            *self.config.lock().map_err(|_| poisoned())? = Some(config);
+            Ok(())
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct InMemorySecurityGroup {
+    pub rules: Mutex<Vec<IngressRule>>,
+    pub writes: AtomicUsize,
+}
+
+impl InMemorySecurityGroup {
+    pub fn with(rules: Vec<IngressRule>) -> InMemorySecurityGroup {
+        InMemorySecurityGroup {
+            rules: Mutex::new(rules),
+            writes: AtomicUsize::new(0),
+        }
+    }
+}
+
+fn same_rule(a: &IngressRule, b: &IngressRule) -> bool {
+    // EC2 matches revokes on protocol, ports and source; descriptions do not count.
+    a.protocol == b.protocol && a.from_port == b.from_port && a.to_port == b.to_port && a.source == b.source
+}
+
+impl SecurityGroupBackend for InMemorySecurityGroup {
+    fn describe_ingress(&self) -> BoxFuture<'_, Result<Vec<IngressRule>, AwsError>> {
+        Box::pin(async move { Ok(self.rules.lock().map_err(|_| poisoned())?.clone()) })
+    }
+
+    fn revoke_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            let mut current = self.rules.lock().map_err(|_| poisoned())?;
+            current.retain(|r| !rules.iter().any(|x| same_rule(r, x)));
+            Ok(())
+        })
+    }
+
+    fn authorize_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            self.rules.lock().map_err(|_| poisoned())?.extend(rules);
+            Ok(())
+        })
+    }
+}

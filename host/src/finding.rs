@@ -1,0 +1,310 @@
+//! salve's canonical finding, parsed strictly: every field a decision depends on is validated here,
+//! so later stages never see a half-formed finding.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions;
+
+/// Payloads larger than this are rejected before parsing.
+pub const MAX_FINDING_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        };
+        f.write_str(s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    pub arn: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    pub account_id: String,
+    pub region: String,
+    /// The bucket name or group ID, taken from the ARN.
+    pub name: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub id: String,
+    pub source: String,
+    pub control_id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub resource: Resource,
+    pub correlation_id: String,
+}
+
+/// Why a payload is not a usable finding. The message is what the `rejected` audit record says.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FindingError {
+    #[error("payload is {size} bytes, over the {MAX_FINDING_BYTES}-byte limit")]
+    TooLarge { size: usize },
+    #[error("payload is not a canonical finding: {0}")]
+    Malformed(String),
+    #[error("field {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    arn: String,
+    #[serde(rename = "type")]
+    resource_type: String,
+    account_id: String,
+    region: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFinding {
+    id: String,
+    #[serde(default = "default_source")]
+    source: String,
+    control_id: String,
+    #[serde(default)]
+    title: String,
+    severity: Severity,
+    resource: RawResource,
+    #[serde(default)]
+    correlation_id: Option<String>,
+}
+
+fn default_source() -> String {
+    "canonical".to_string()
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> FindingError {
+    FindingError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// The parts of an ARN: `arn:partition:service:region:account:resource`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Arn<'a> {
+    pub partition: &'a str,
+    pub service: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+pub fn parse_arn(arn: &str) -> Result<Arn<'_>, String> {
+    let mut parts = arn.splitn(6, ':');
+    let mut next = || parts.next();
+    let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
+        (next(), next(), next(), next(), next(), next())
+    else {
+        return Err(format!("{arn:?} is not an ARN (arn:partition:service:region:account:resource)"));
+    };
+    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+        return Err(format!("{arn:?} has unknown partition {partition:?}"));
+    }
+    if service.is_empty() || resource.is_empty() {
+        return Err(format!("{arn:?} has an empty service or resource"));
+    }
+    Ok(Arn {
+        partition,
+        service,
+        region,
+        account,
+        resource,
+    })
+}
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_region(s: &str) -> bool {
+    // e.g. us-east-1, eu-central-2, us-gov-west-1
+    let parts: Vec<_> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks that the ARN names a resource of `resource_type` and returns its short name.
+fn resource_name(arn: &Arn<'_>, resource_type: &str, account: &str, region: &str) -> Result<String, FindingError> {
+    let name = match resource_type {
+        t if t == actions::S3_BUCKET.name => {
+            if arn.service != "s3" || arn.resource.contains('/') {
+                return Err(invalid("resource.arn", "an AWS::S3::Bucket ARN looks like arn:aws:s3:::bucket-name"));
+            }
+            let valid = (3..=63).contains(&arn.resource.len())
+                && arn.resource.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+            if !valid {
+                return Err(invalid("resource.arn", format!("{:?} is not a valid bucket name", arn.resource)));
+            }
+            arn.resource
+        }
+        t if t == actions::SECURITY_GROUP.name => {
+            let id = arn.resource.strip_prefix("security-group/").filter(|id| {
+                id.strip_prefix("sg-").is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            });
+            let Some(id) = id else {
+                return Err(invalid(
+                    "resource.arn",
+                    "an AWS::EC2::SecurityGroup ARN looks like arn:aws:ec2:<region>:<account>:security-group/sg-<hex>",
+                ));
+            };
+            if arn.service != "ec2" {
+                return Err(invalid("resource.arn", format!("service {:?} is not ec2", arn.service)));
+            }
+            if arn.account != account {
+                return Err(invalid("resource.arn", format!("account {} differs from resource.account_id {account}", arn.account)));
+            }
+            if arn.region != region {
+                return Err(invalid("resource.arn", format!("region {} differs from resource.region {region}", arn.region)));
+            }
+            id
+        }
+        // Types without a fixer are still valid findings; triage skips them.
+        _ => arn.resource.rsplit(['/', ':']).next().unwrap_or(arn.resource),
+    };
+    Ok(name.to_string())
+}
+
+fn non_empty(field: &'static str, value: String, max: usize) -> Result<String, FindingError> {
+    if value.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(invalid(field, format!("is {} bytes, over the limit of {max}", value.len())));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(value)
+}
+
+impl Finding {
+    /// Parses and validates salve's canonical finding JSON.
+    pub fn from_canonical_json(payload: &[u8]) -> Result<Finding, FindingError> {
+        if payload.len() > MAX_FINDING_BYTES {
+            return Err(FindingError::TooLarge { size: payload.len() });
+        }
+        let raw: RawFinding =
+            serde_json::from_slice(payload).map_err(|e| FindingError::Malformed(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawFinding) -> Result<Finding, FindingError> {
+        let id = non_empty("id", raw.id, 512)?;
+        let control_id = non_empty("control_id", raw.control_id, 256)?;
+        let r = raw.resource;
+        if !is_account_id(&r.account_id) {
+            return Err(invalid("resource.account_id", format!("{:?} is not a 12-digit AWS account ID", r.account_id)));
+        }
+        if !is_region(&r.region) {
+            return Err(invalid("resource.region", format!("{:?} is not an AWS region", r.region)));
+        }
+        let resource_type = non_empty("resource.type", r.resource_type, 256)?;
+        let arn = parse_arn(&r.arn).map_err(|e| invalid("resource.arn", e))?;
+        let name = resource_name(&arn, &resource_type, &r.account_id, &r.region)?;
+        let correlation_id = match raw.correlation_id {
+            Some(c) => non_empty("correlation_id", c, 256)?,
+            None => id.clone(),
+        };
+        Ok(Finding {
+            id,
+            source: non_empty("source", raw.source, 256)?,
+            control_id,
+            title: raw.title,
+            severity: raw.severity,
+            resource: Resource {
+                arn: r.arn,
+                resource_type,
+                account_id: r.account_id,
+                region: r.region,
+                name,
+                tags: r.tags,
+            },
+            correlation_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3_json(arn: &str) -> String {
+        format!(
+            r#"{{"id":"f-1","control_id":"S3.8","severity":"HIGH",
+            "resource":{{"arn":"{arn}","type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1"}}}}"#
+        )
+    }
+
+    #[test]
+    fn parses_a_bucket_finding() {
+        let f = Finding::from_canonical_json(s3_json("arn:aws:s3:::my-bucket").as_bytes()).unwrap();
+        assert_eq!(f.resource.name, "my-bucket");
+        assert_eq!(f.correlation_id, "f-1");
+        assert_eq!(f.severity, Severity::High);
+    }
+
+    #[test]
+    fn rejects_bad_arns_precisely() {
+        let err = Finding::from_canonical_json(s3_json("arn:aws:s3:::Bad_Bucket").as_bytes()).unwrap_err();
+        assert_eq!(err.to_string(), "field resource.arn: \"Bad_Bucket\" is not a valid bucket name");
+        let err = Finding::from_canonical_json(s3_json("not-an-arn").as_bytes()).unwrap_err();
+        assert!(err.to_string().starts_with("field resource.arn: \"not-an-arn\" is not an ARN"));
+    }
+
+    #[test]
+    fn security_group_arn_must_match_account_and_region() {
+        let json = r#"{"id":"f","control_id":"EC2.13","severity":"CRITICAL","resource":{
+            "arn":"arn:aws:ec2:us-east-1:111111111111:security-group/sg-0abc","type":"AWS::EC2::SecurityGroup",
+            "account_id":"123456789012","region":"us-east-1"}}"#;
+        let err = Finding::from_canonical_json(json.as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field resource.arn: account 111111111111 differs from resource.account_id 123456789012"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_severity_and_fields() {
+        let json = s3_json("arn:aws:s3:::b-1").replace("HIGH", "SEVERE");
+        assert!(matches!(Finding::from_canonical_json(json.as_bytes()), Err(FindingError::Malformed(_))));
+        let json = s3_json("arn:aws:s3:::b-1").replace("\"id\"", "\"extra\":1,\"id\"");
+        assert!(matches!(Finding::from_canonical_json(json.as_bytes()), Err(FindingError::Malformed(_))));
+    }
+
+    #[test]
+    fn rejects_oversized_payloads_before_parsing() {
+        let big = vec![b' '; MAX_FINDING_BYTES + 1];
+        assert_eq!(
+            Finding::from_canonical_json(&big),
+            Err(FindingError::TooLarge { size: MAX_FINDING_BYTES + 1 })
+        );
+    }
+}

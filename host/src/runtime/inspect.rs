@@ -1,0 +1,147 @@
+//! What a fixer is, read from its bytes before it ever runs: its manifest and its imports.
+//!
+//! The import check is the link-time layer of least privilege: a fixer may import the common
+//! interfaces, its own resource type's capability interface, and the WASI interfaces Rust's `std`
+//! pulls in (linked with an empty context). Anything else is refused, naming the interface.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use wasmparser::{Parser, Payload};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use crate::actions::{self, CapabilityFunction, ResourceType};
+
+/// The custom section `salve_sdk::register_fixer!` writes.
+pub const MANIFEST_SECTION: &str = "salve-fixer-manifest";
+
+/// WASI interfaces a fixer may import. They are linked to an empty context: no preopened
+/// directories, no environment, no sockets.
+const ALLOWED_WASI_PREFIXES: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FixerManifest {
+    pub name: String,
+    pub version: String,
+    pub resource_type: String,
+    pub controls: Vec<String>,
+}
+
+/// Reads the manifest custom section from a component (it lives in the fixer's core module).
+pub fn read_manifest(bytes: &[u8]) -> Result<FixerManifest> {
+    let mut sections = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.context("the file is not a valid WebAssembly component")?;
+        if let Payload::CustomSection(reader) = payload {
+            if reader.name() == MANIFEST_SECTION {
+                sections.push(reader.data().to_vec());
+            }
+        }
+    }
+    let text = match sections.as_slice() {
+        [] => bail!(
+            "the component has no {MANIFEST_SECTION} section; register the fixer with salve_sdk::register_fixer!"
+        ),
+        [one] => String::from_utf8(one.clone()).context("the fixer manifest is not UTF-8")?,
+        _ => bail!("the component has {} {MANIFEST_SECTION} sections; it must have one", sections.len()),
+    };
+    parse_manifest(&text)
+}
+
+fn parse_manifest(text: &str) -> Result<FixerManifest> {
+    let (mut name, mut version, mut resource_type) = (None, None, None);
+    let mut controls = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Some((key, value)) = line.split_once('=') else {
+            bail!("fixer manifest line {line:?} is not key=value");
+        };
+        let value = value.trim().to_string();
+        match key.trim() {
+            "name" => name = Some(value),
+            "version" => version = Some(value),
+            "resource-type" => resource_type = Some(value),
+            "control" => controls.push(value),
+            other => bail!("fixer manifest has unknown key {other:?}"),
+        }
+    }
+    Ok(FixerManifest {
+        name: name.context("fixer manifest has no name")?,
+        version: version.context("fixer manifest has no version")?,
+        resource_type: resource_type.context("fixer manifest has no resource-type")?,
+        controls,
+    })
+}
+
+/// The imports of a fixer that passed the link-time check.
+#[derive(Debug, Clone)]
+pub struct Imports {
+    pub interfaces: Vec<String>,
+    /// The capability functions it imports, hence every IAM action it could ever ask for.
+    pub functions: Vec<&'static CapabilityFunction>,
+}
+
+/// The link-time check: refuses any import outside `resource_type`'s world.
+pub fn check_imports(engine: &Engine, component: &Component, resource_type: &ResourceType) -> Result<Imports> {
+    let own = actions::qualified_interface(resource_type.interface);
+    let common: Vec<String> = actions::COMMON_INTERFACES
+        .iter()
+        .map(|i| actions::qualified_interface(i))
+        .collect();
+    let mut interfaces = Vec::new();
+    let mut functions = Vec::new();
+    for (name, item) in component.component_type().imports(engine) {
+        interfaces.push(name.to_string());
+        if common.iter().any(|c| c == name) || ALLOWED_WASI_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        if name != own {
+            bail!(
+                "fixer imports {name}, which is outside the {} world of {}; a fixer may only use the capability interface of its own resource type",
+                resource_type.world,
+                resource_type.name
+            );
+        }
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            bail!("fixer imports {name} as something other than an interface");
+        };
+        for (function, _) in instance.exports(engine) {
+            let known = actions::functions_of(resource_type.interface).find(|f| f.function == function);
+            let Some(known) = known else {
+                bail!("fixer imports {name}#{function}, which this host does not implement");
+            };
+            functions.push(known);
+        }
+    }
+    Ok(Imports { interfaces, functions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_sdk_manifest_format() {
+        let m = parse_manifest("name=x\nversion=0.1.0\nresource-type=AWS::S3::Bucket\ncontrol=S3.8\n").unwrap();
+        assert_eq!(m.controls, vec!["S3.8"]);
+        assert_eq!(m.resource_type, "AWS::S3::Bucket");
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_missing_fields() {
+        assert_eq!(
+            parse_manifest("name=x\nworld=y").unwrap_err().to_string(),
+            "fixer manifest has unknown key \"world\""
+        );
+        assert_eq!(
+            parse_manifest("name=x\nversion=1").unwrap_err().to_string(),
+            "fixer manifest has no resource-type"
+        );
+    }
+
+    #[test]
+    fn a_core_module_is_not_a_fixer() {
+        let err = read_manifest(b"\0asm\x01\0\0\0").unwrap_err();
+        assert!(err.to_string().contains("no salve-fixer-manifest section"), "{err}");
+    }
+}

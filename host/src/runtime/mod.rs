@@ -1,0 +1,574 @@
+//! The sandbox that runs fixers: one engine, one precompiled `InstancePre` per fixer, and a fresh
+//! store per finding with a memory cap, a CPU deadline, a wall-clock deadline, WASI with an empty
+//! context, and bounded output.
+
+pub mod inspect;
+pub mod output;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::actions::{self, ResourceType};
+use crate::audit::{sha256_hex, FixerIdentity};
+use crate::capabilities::{self, AllCapabilities, AllCapabilitiesPre, CallGate, Capabilities, FixerError, FixerLog, Outcome, Phase, Plan};
+use inspect::{FixerManifest, Imports};
+use output::BoundedOutput;
+
+/// How often the engine's epoch advances; the CPU deadline is checked at this granularity.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// wasmtime has its own error type; this lets `anyhow`'s `.context` apply to it.
+fn wt<T>(result: wasmtime::Result<T>) -> Result<T> {
+    result.map_err(anyhow::Error::from)
+}
+
+/// Components larger than this are refused before compiling.
+const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Plans and outcomes larger than this (as JSON) are refused: they would bloat the audit log.
+const MAX_PLAN_JSON_BYTES: usize = 256 * 1024;
+
+/// Sandbox limits. The defaults are safe for the shipped fixers with a wide margin.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeLimits {
+    /// Linear memory per fixer instance.
+    pub memory_bytes: usize,
+    /// Guest execution time per phase, not counting time spent in host calls.
+    pub cpu_time: Duration,
+    /// Wall-clock time for the whole finding, host calls included.
+    pub wall_time: Duration,
+    /// Captured bytes of stdout and of stderr, each.
+    pub output_bytes: usize,
+    /// Bytes of fixer log lines kept.
+    pub log_bytes: usize,
+    /// Capability calls per finding.
+    pub max_capability_calls: usize,
+    /// Fixer instances alive at once; sizes the pooling allocator.
+    pub max_concurrent_fixers: u32,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        RuntimeLimits {
+            memory_bytes: 64 * 1024 * 1024,
+            cpu_time: Duration::from_secs(2),
+            wall_time: Duration::from_secs(60),
+            output_bytes: 64 * 1024,
+            log_bytes: 64 * 1024,
+            max_capability_calls: 256,
+            max_concurrent_fixers: 16,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("CPU time limit of {} ms exceeded", .0.as_millis())]
+struct CpuLimitExceeded(Duration);
+
+/// Guest CPU time of the current phase: wall time minus time spent in host calls.
+struct CpuClock {
+    budget: Duration,
+    phase_started: Instant,
+    host_time_at_start: Duration,
+}
+
+pub struct SandboxState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    capabilities: Capabilities,
+    stdout: BoundedOutput,
+    stderr: BoundedOutput,
+    cpu: CpuClock,
+}
+
+impl WasiView for SandboxState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl SandboxState {
+    fn guest_cpu(&self) -> Duration {
+        let host = self.capabilities.host_time().saturating_sub(self.cpu.host_time_at_start);
+        self.cpu.phase_started.elapsed().saturating_sub(host)
+    }
+}
+
+/// Where a fixer's compiled code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactSource {
+    Compiled,
+    DiskCache,
+    MemoryCache,
+}
+
+/// Compiled components keyed by the SHA-256 of the component bytes (and the engine's settings).
+///
+/// Loading from disk trusts the file as native code, so the cache directory must be as protected
+/// as the salve binary itself.
+struct ArtifactCache {
+    dir: Option<PathBuf>,
+    compiled: Mutex<HashMap<String, Component>>,
+}
+
+impl ArtifactCache {
+    fn path(&self, engine: &Engine, sha256: &str) -> Option<PathBuf> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        self.dir.as_ref().map(|d| d.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+    }
+
+    fn get_or_compile(&self, engine: &Engine, sha256: &str, bytes: &[u8]) -> Result<(Component, ArtifactSource)> {
+        if let Some(c) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(sha256) {
+            return Ok((c.clone(), ArtifactSource::MemoryCache));
+        }
+        let path = self.path(engine, sha256);
+        let mut source = ArtifactSource::Compiled;
+        let mut component = None;
+        if let Some(path) = path.as_ref().filter(|p| p.exists()) {
+            // SAFETY: the file was written by `Component::serialize` for this engine configuration
+            // (the name carries the engine's compatibility hash, and wasmtime checks it again);
+            // the cache directory is trusted like the binary, as documented above.
+            match unsafe { Component::deserialize_file(engine, path) } {
+                Ok(c) => {
+                    component = Some(c);
+                    source = ArtifactSource::DiskCache;
+                }
+                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e:#}"),
+            }
+        }
+        let component = match component {
+            Some(c) => c,
+            None => {
+                let c = wt(Component::new(engine, bytes)).context("compiling the fixer component")?;
+                if let Some(path) = &path {
+                    if let Err(e) = write_artifact(path, &c) {
+                        tracing::warn!(path = %path.display(), "could not cache compiled fixer: {e:#}");
+                    }
+                }
+                c
+            }
+        };
+        self.compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256.to_string(), component.clone());
+        Ok((component, source))
+    }
+}
+
+fn write_artifact(path: &Path, component: &Component) -> Result<()> {
+    let bytes = component.serialize()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Advances the engine's epoch on a background thread until the runtime is dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: &Engine) -> EpochTicker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("salve-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map(|_| ())
+            .unwrap_or_else(|e| tracing::error!("could not start the epoch thread: {e}"));
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A fixer that passed every load-time check and is ready to instantiate.
+pub struct LoadedFixer {
+    pub manifest: FixerManifest,
+    pub sha256: String,
+    pub resource_type: &'static ResourceType,
+    pub imports: Imports,
+    pub artifact: ArtifactSource,
+    pre: AllCapabilitiesPre<SandboxState>,
+}
+
+impl LoadedFixer {
+    pub fn identity(&self) -> FixerIdentity {
+        FixerIdentity {
+            name: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+            sha256: self.sha256.clone(),
+        }
+    }
+
+    /// The IAM actions this fixer can ever ask for, from its imports.
+    pub fn actions(&self) -> Vec<&'static str> {
+        self.imports.functions.iter().map(|f| f.iam_action).collect()
+    }
+}
+
+/// One engine and one linker per resource type.
+pub struct Runtime {
+    engine: Engine,
+    linkers: Vec<(&'static ResourceType, Linker<SandboxState>)>,
+    limits: RuntimeLimits,
+    cache: ArtifactCache,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// `cache_dir` keeps compiled fixers across processes; `None` keeps them in memory only.
+    pub fn new(limits: RuntimeLimits, cache_dir: Option<PathBuf>) -> Result<Runtime> {
+        if limits.max_concurrent_fixers == 0 {
+            bail!("max_concurrent_fixers must be at least 1");
+        }
+        let mut pool = PoolingAllocationConfig::default();
+        let n = limits.max_concurrent_fixers;
+        // A Rust component instantiates a handful of core modules; 4x leaves headroom.
+        pool.total_component_instances(n)
+            .total_core_instances(n * 4)
+            .total_memories(n * 4)
+            .total_tables(n * 4)
+            .total_stacks(n)
+            .max_memory_size(limits.memory_bytes);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wt(Engine::new(&config)).context("creating the wasmtime engine")?;
+        let mut linkers = Vec::new();
+        for resource_type in actions::RESOURCE_TYPES {
+            let mut linker = Linker::new(&engine);
+            wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("linking WASI")?;
+            capabilities::add_world_to_linker(&mut linker, resource_type, |s: &mut SandboxState| &mut s.capabilities)?;
+            linkers.push((*resource_type, linker));
+        }
+        let _ticker = EpochTicker::start(&engine);
+        Ok(Runtime {
+            engine,
+            linkers,
+            limits,
+            cache: ArtifactCache {
+                dir: cache_dir,
+                compiled: Mutex::new(HashMap::new()),
+            },
+            _ticker,
+        })
+    }
+
+    pub fn limits(&self) -> &RuntimeLimits {
+        &self.limits
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn load_file(&self, path: &Path) -> Result<LoadedFixer> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading fixer {}", path.display()))?;
+        self.load(&bytes).with_context(|| format!("loading fixer {}", path.display()))
+    }
+
+    /// Checks and compiles (or fetches from the cache) a fixer component.
+    pub fn load(&self, bytes: &[u8]) -> Result<LoadedFixer> {
+        if bytes.len() > MAX_COMPONENT_BYTES {
+            bail!("the component is {} bytes, over the {MAX_COMPONENT_BYTES}-byte limit", bytes.len());
+        }
+        let sha256 = sha256_hex(bytes);
+        let manifest = inspect::read_manifest(bytes)?;
+        let resource_type = actions::resource_type(&manifest.resource_type).with_context(|| {
+            format!(
+                "fixer {} declares resource type {:?}, which this host has no world for",
+                manifest.name, manifest.resource_type
+            )
+        })?;
+        let (component, artifact) = self.cache.get_or_compile(&self.engine, &sha256, bytes)?;
+        let imports = inspect::check_imports(&self.engine, &component, resource_type)
+            .with_context(|| format!("fixer {} refused at link time", manifest.name))?;
+        let linker = self
+            .linkers
+            .iter()
+            .find(|(t, _)| t.name == resource_type.name)
+            .map(|(_, l)| l)
+            .context("no linker for the fixer's resource type")?;
+        let pre = wt(linker.instantiate_pre(&component)).with_context(|| format!("linking fixer {}", manifest.name))?;
+        let pre = wt(AllCapabilitiesPre::new(pre)).with_context(|| {
+            format!("fixer {} does not export salve:fixer/fixer@0.1.0", manifest.name)
+        })?;
+        Ok(LoadedFixer {
+            manifest,
+            sha256,
+            resource_type,
+            imports,
+            artifact,
+            pre,
+        })
+    }
+
+    /// A fresh store and instance for one finding.
+    pub async fn start(&self, fixer: &LoadedFixer, capabilities: Capabilities) -> Result<Sandbox> {
+        let limits = &self.limits;
+        let stdout = BoundedOutput::new(limits.output_bytes);
+        let stderr = BoundedOutput::new(limits.output_bytes);
+        // Empty on purpose: no preopened directories, no environment, no arguments, no network.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = SandboxState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            capabilities,
+            stdout,
+            stderr,
+            cpu: CpuClock {
+                budget: limits.cpu_time,
+                phase_started: Instant::now(),
+                host_time_at_start: Duration::ZERO,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            if state.guest_cpu() > state.cpu.budget {
+                return Err(wasmtime::Error::new(CpuLimitExceeded(state.cpu.budget)));
+            }
+            // Yielding lets the wall-clock timeout fire even while the guest spins.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        let deadline = Instant::now() + limits.wall_time;
+        let instantiate = fixer.pre.instantiate_async(&mut store);
+        let bindings = match tokio::time::timeout(limits.wall_time, instantiate).await {
+            Ok(result) => wt(result).context("instantiating the fixer")?,
+            Err(_) => bail!("instantiating the fixer exceeded the wall-clock limit"),
+        };
+        Ok(Sandbox {
+            store,
+            bindings,
+            deadline,
+            limits: limits.clone(),
+            contained: None,
+        })
+    }
+}
+
+/// Why a phase did not produce a result.
+#[derive(Debug, Clone)]
+pub enum SandboxError {
+    /// The fixer returned an error of its own.
+    Fixer(FixerError),
+    /// The sandbox stopped the fixer: a trap, a limit, or a timeout. The text says which.
+    Contained(String),
+}
+
+impl std::fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SandboxError::Fixer(e) => write!(f, "{}", describe_fixer_error(e)),
+            SandboxError::Contained(reason) => f.write_str(reason),
+        }
+    }
+}
+
+pub fn describe_fixer_error(e: &FixerError) -> String {
+    match e {
+        FixerError::Aws(a) => {
+            let id = a.request_id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default();
+            format!("AWS error {}: {}{id}", a.code, a.message)
+        }
+        FixerError::Denied(m) => format!("denied: {m}"),
+        FixerError::UnexpectedState(m) => format!("unexpected state: {m}"),
+        FixerError::InvalidInput(m) => format!("invalid input: {m}"),
+    }
+}
+
+/// Captured stdout, stderr and log of one fixer run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FixerOutput {
+    pub log: FixerLog,
+    pub stdout: String,
+    pub stdout_dropped_bytes: u64,
+    pub stderr: String,
+    pub stderr_dropped_bytes: u64,
+}
+
+/// One fixer instance for one finding.
+pub struct Sandbox {
+    store: Store<SandboxState>,
+    bindings: AllCapabilities,
+    deadline: Instant,
+    limits: RuntimeLimits,
+    /// Set once the sandbox has stopped the fixer; the instance is not used again.
+    contained: Option<String>,
+}
+
+type CallOutcome<T> = Result<wasmtime::Result<Result<T, FixerError>>, tokio::time::error::Elapsed>;
+
+impl Sandbox {
+    fn begin(&mut self, phase: Phase) -> Result<Duration, SandboxError> {
+        if let Some(reason) = &self.contained {
+            return Err(SandboxError::Contained(format!("not run: the fixer was already stopped ({reason})")));
+        }
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(self.contain(format!(
+                "wall-clock limit of {} ms exceeded before {}",
+                self.limits.wall_time.as_millis(),
+                phase.as_str()
+            )));
+        }
+        let state = self.store.data_mut();
+        state.cpu.phase_started = Instant::now();
+        state.cpu.host_time_at_start = state.capabilities.host_time();
+        Ok(remaining)
+    }
+
+    fn contain(&mut self, reason: String) -> SandboxError {
+        self.contained = Some(reason.clone());
+        SandboxError::Contained(reason)
+    }
+
+    fn finish<T>(&mut self, phase: Phase, outcome: CallOutcome<T>) -> Result<T, SandboxError> {
+        match outcome {
+            Err(_) => Err(self.contain(format!(
+                "wall-clock limit of {} ms exceeded during {}",
+                self.limits.wall_time.as_millis(),
+                phase.as_str()
+            ))),
+            Ok(Err(trap)) => {
+                let reason = self.trap_reason(phase, &trap);
+                Err(self.contain(reason))
+            }
+            Ok(Ok(Err(fixer_error))) => Err(SandboxError::Fixer(fixer_error)),
+            Ok(Ok(Ok(value))) => Ok(value),
+        }
+    }
+
+    fn trap_reason(&self, phase: Phase, error: &wasmtime::Error) -> String {
+        let phase = phase.as_str();
+        if let Some(cpu) = error.downcast_ref::<CpuLimitExceeded>() {
+            return format!("CPU time limit of {} ms exceeded during {phase}", cpu.0.as_millis());
+        }
+        let text = format!("{error:?}");
+        if text.contains("forcing trap when growing memory") {
+            return format!("memory limit of {} bytes exceeded during {phase}", self.limits.memory_bytes);
+        }
+        let (stderr, _) = self.store.data().stderr.contents();
+        let tail: String = {
+            let chars: Vec<char> = stderr.trim().chars().collect();
+            chars[chars.len().saturating_sub(400)..].iter().collect()
+        };
+        let stderr_note = if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") };
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::StackOverflow) => format!("stack overflow during {phase}"),
+            Some(Trap::Interrupt) => format!("CPU time limit exceeded during {phase}"),
+            Some(Trap::UnreachableCodeReached) => format!(
+                "fixer trapped during {phase}: unreachable instruction (a Rust panic ends this way){stderr_note}"
+            ),
+            Some(trap) => format!("fixer trapped during {phase}: {trap}{stderr_note}"),
+            None => {
+                let first: String = format!("{error:#}").chars().take(400).collect();
+                format!("fixer failed during {phase}: {first}{stderr_note}")
+            }
+        }
+    }
+
+    /// Runs `check()` (read only). `phase` is `Check` before the fix and `Verify` after it.
+    pub async fn check(&mut self, phase: Phase) -> Result<bool, SandboxError> {
+        let remaining = self.begin(phase)?;
+        self.store.data_mut().capabilities.gate_mut().enter(phase);
+        let guest = self.bindings.salve_fixer_fixer();
+        let outcome = tokio::time::timeout(remaining, guest.call_check(&mut self.store)).await;
+        self.finish(phase, outcome)
+    }
+
+    /// Runs `plan()` (read only).
+    pub async fn plan(&mut self) -> Result<Plan, SandboxError> {
+        let remaining = self.begin(Phase::Plan)?;
+        self.store.data_mut().capabilities.gate_mut().enter(Phase::Plan);
+        let guest = self.bindings.salve_fixer_fixer();
+        let outcome = tokio::time::timeout(remaining, guest.call_plan(&mut self.store)).await;
+        let plan = self.finish(Phase::Plan, outcome)?;
+        check_size("plan", &plan).map_err(|m| self.contain(m))?;
+        Ok(plan)
+    }
+
+    /// Runs `apply(plan)`; only the actions `approved` lists pass the gate.
+    pub async fn apply(&mut self, approved: &Plan) -> Result<Outcome, SandboxError> {
+        let remaining = self.begin(Phase::Apply)?;
+        self.store.data_mut().capabilities.gate_mut().enter_apply(approved);
+        let guest = self.bindings.salve_fixer_fixer();
+        let outcome = tokio::time::timeout(remaining, guest.call_apply(&mut self.store, approved)).await;
+        let result = self.finish(Phase::Apply, outcome)?;
+        check_size("outcome", &result).map_err(|m| self.contain(m))?;
+        Ok(result)
+    }
+
+    pub fn gate(&self) -> &CallGate {
+        self.store.data().capabilities.gate()
+    }
+
+    pub fn output(&self) -> FixerOutput {
+        let state = self.store.data();
+        let (stdout, stdout_dropped_bytes) = state.stdout.contents();
+        let (stderr, stderr_dropped_bytes) = state.stderr.contents();
+        FixerOutput {
+            log: state.capabilities.log().clone(),
+            stdout,
+            stdout_dropped_bytes,
+            stderr,
+            stderr_dropped_bytes,
+        }
+    }
+}
+
+fn check_size<T: Serialize>(what: &str, value: &T) -> Result<(), String> {
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_PLAN_JSON_BYTES {
+        return Err(format!("the fixer's {what} is {size} bytes as JSON, over the {MAX_PLAN_JSON_BYTES}-byte limit"));
+    }
+    Ok(())
+}
