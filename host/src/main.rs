@@ -134,9 +134,6 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
     let settings = parse_settings(&args.settings)?;
     let runtime = Runtime::new(args.limits.to_limits()?, Some(args.cache_dir.clone()))?;
     let registry = FixerRegistry::load_dir(&runtime, &args.fixers)?;
-    for refused in &registry.refused {
-        eprintln!("warning: fixer {} refused: {}", refused.path.display(), refused.error);
-    }
     let audit = AuditLog::open(&args.audit_log)?;
     let backends = AwsBackends::load(AwsOptions {
         endpoint_url: args.endpoint_url.clone(),

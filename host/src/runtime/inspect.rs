@@ -105,7 +105,11 @@ pub fn check_imports(engine: &Engine, component: &Component, resource_type: &Res
         let ComponentItem::ComponentInstance(instance) = item.ty else {
             bail!("fixer imports {name} as something other than an interface");
         };
-        for (function, _) in instance.exports(engine) {
+        for (function, export) in instance.exports(engine) {
+            // Records and variants show up as exported types; only functions are capabilities.
+            if !matches!(export.ty, ComponentItem::ComponentFunc(_)) {
+                continue;
+            }
             let known = actions::functions_of(resource_type.interface).find(|f| f.function == function);
             let Some(known) = known else {
                 bail!("fixer imports {name}#{function}, which this host does not implement");

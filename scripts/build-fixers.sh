@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the shipped fixers and the test fixtures for wasm32-wasip2 and copies the components to
+# build/fixers/ and build/fixtures/. Installs the wasm32-wasip2 target if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+fixers=(s3-block-public-access sg-close-admin-ports)
+fixtures=(hostile-fixer forbidden-import)
+args=()
+for p in "${fixers[@]}" "${fixtures[@]}"; do args+=(-p "$p"); done
+cargo build --release --target wasm32-wasip2 "${args[@]}"
+target_dir="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
+mkdir -p build/fixers build/fixtures
+for p in "${fixers[@]}"; do cp "$target_dir/${p//-/_}.wasm" "build/fixers/$p.wasm"; done
+for p in "${fixtures[@]}"; do cp "$target_dir/${p//-/_}.wasm" "build/fixtures/$p.wasm"; done
+echo "fixers in build/fixers, fixtures in build/fixtures"
