@@ -1,0 +1,99 @@
+//! Shared helpers for the integration tests: where the built components are, scratch
+//! directories, and a pipeline wired to whatever backend a test needs.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use salve::audit::AuditLog;
+use salve::capabilities::ResourceBackend;
+use salve::finding::Finding;
+use salve::pipeline::{BackendBinder, FixerSettings, Pipeline};
+use salve::registry::FixerRegistry;
+use salve::runtime::{Runtime, RuntimeLimits};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn built(kind: &str, name: &str) -> PathBuf {
+    let path = repo_root().join("build").join(kind).join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-fixers.sh (scripts/test.sh does this for you)",
+        path.display()
+    );
+    path
+}
+
+pub fn fixer(name: &str) -> PathBuf {
+    built("fixers", name)
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    built("fixtures", name)
+}
+
+/// A fresh scratch directory under target/, removed when the test starts again.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = repo_root().join("target").join("test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating scratch dir");
+    dir
+}
+
+/// Hands every finding the same backend, so the test can look at it afterwards.
+pub struct FixedBackend(pub ResourceBackend);
+
+impl BackendBinder for FixedBackend {
+    fn bind(&self, _finding: &Finding) -> anyhow::Result<ResourceBackend> {
+        Ok(self.0.clone())
+    }
+}
+
+pub fn pipeline(
+    fixers: &[PathBuf],
+    limits: RuntimeLimits,
+    binder: Box<dyn BackendBinder>,
+    audit: &Path,
+    settings: FixerSettings,
+) -> Pipeline {
+    let runtime = Runtime::new(limits, None).expect("runtime");
+    let mut registry = FixerRegistry::default();
+    for f in fixers {
+        registry.add_file(&runtime, f);
+    }
+    Pipeline::new(runtime, registry, binder, settings, AuditLog::open(audit).expect("audit log"))
+}
+
+pub fn no_settings() -> FixerSettings {
+    BTreeMap::new()
+}
+
+pub fn s3_finding(id: &str, bucket: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","source":"test","control_id":"S3.8","title":"public bucket","severity":"HIGH",
+        "resource":{{"arn":"arn:aws:s3:::{bucket}","type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1"}}}}"#
+    )
+}
+
+pub fn sg_finding(id: &str, group_id: &str, title: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","source":"test","control_id":"EC2.13","title":"{title}","severity":"CRITICAL",
+        "resource":{{"arn":"arn:aws:ec2:us-east-1:123456789012:security-group/{group_id}","type":"AWS::EC2::SecurityGroup",
+        "account_id":"123456789012","region":"us-east-1"}}}}"#
+    )
+}
+
+pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("audit log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect()
+}
+
+pub fn arc<T>(t: T) -> Arc<T> {
+    Arc::new(t)
+}
