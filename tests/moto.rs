@@ -1,0 +1,185 @@
+//! Both shipped fixers against moto server: the resource really changes, everything else stays as
+//! it was, a second run is already compliant, and a dry run changes nothing.
+//!
+//! scripts/test.sh starts moto and sets SALVE_MOTO_ENDPOINT.
+
+mod common;
+
+use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
+use aws_sdk_s3::config::Credentials;
+use common::*;
+use salve::aws::{AwsBackends, AwsOptions};
+use salve::pipeline::{Pipeline, ProcessOptions};
+use salve::runtime::RuntimeLimits;
+use serde_json::Value;
+
+fn endpoint() -> String {
+    std::env::var("SALVE_MOTO_ENDPOINT")
+        .expect("SALVE_MOTO_ENDPOINT is not set: run scripts/test.sh, which starts moto server and sets it")
+}
+
+async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "salve-tests"))
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .load()
+        .await
+}
+
+async fn s3() -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(&sdk_config().await).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+async fn ec2() -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config().await)
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {
+    let audit = scratch(name).join("audit.jsonl");
+    let backends = AwsBackends::from_config(sdk_config().await, AwsOptions { endpoint_url: Some(endpoint()) });
+    let p = pipeline(
+        &[fixer("s3-block-public-access"), fixer("sg-close-admin-ports")],
+        RuntimeLimits::default(),
+        Box::new(backends),
+        &audit,
+        no_settings(),
+    );
+    (p, audit)
+}
+
+async fn process(p: &Pipeline, payload: &str, dry_run: bool) -> Value {
+    let processed = p.process_payload(payload.as_bytes(), ProcessOptions { dry_run }).await.unwrap();
+    serde_json::from_str(&processed.sealed.line).unwrap()
+}
+
+async fn public_access_block(client: &aws_sdk_s3::Client, bucket: &str) -> Option<[bool; 4]> {
+    match client.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => out.public_access_block_configuration().map(|c| {
+            [
+                c.block_public_acls().unwrap_or(false),
+                c.ignore_public_acls().unwrap_or(false),
+                c.block_public_policy().unwrap_or(false),
+                c.restrict_public_buckets().unwrap_or(false),
+            ]
+        }),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn s3_block_public_access_fixes_only_its_bucket() {
+    let client = s3().await;
+    let target = unique("public");
+    let bystander = unique("bystander");
+    let dry = unique("dry");
+    for b in [&target, &bystander, &dry] {
+        client.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let (p, audit) = moto_pipeline("moto-s3").await;
+
+    let planned = process(&p, &s3_finding("s3-dry", &dry), true).await;
+    assert_eq!(planned["status"], "planned", "{}", planned["reason"]);
+    assert_eq!(planned["plan"]["changes"][0]["action"], "s3:PutBucketPublicAccessBlock");
+    assert_eq!(public_access_block(&client, &dry).await, None, "a dry run must change nothing");
+
+    let first = process(&p, &s3_finding("s3-1", &target), false).await;
+    assert_eq!(first["status"], "remediated", "{}", first["reason"]);
+    assert_eq!(public_access_block(&client, &target).await, Some([true; 4]));
+    assert_eq!(first["rollback"], serde_json::json!({ "previous_public_access_block": null }));
+    assert_eq!(public_access_block(&client, &bystander).await, None, "other buckets stay untouched");
+
+    let second = process(&p, &s3_finding("s3-1", &target), false).await;
+    assert_eq!(second["status"], "already-compliant");
+    let writes = second["calls"].as_array().unwrap().iter().filter(|c| c["access"] == "write").count();
+    assert_eq!(writes, 0);
+    assert!(salve::audit::verify(&audit).unwrap().is_intact());
+}
+
+fn rules_of(group: &aws_sdk_ec2::types::SecurityGroup) -> Vec<(i32, String)> {
+    let mut rules: Vec<(i32, String)> = salve::capabilities::security_group::flatten_permissions(group.ip_permissions())
+        .into_iter()
+        .map(|r| (r.from_port.unwrap_or(-1), format!("{:?}", r.source)))
+        .collect();
+    rules.sort();
+    rules
+}
+
+async fn group_rules(client: &aws_sdk_ec2::Client, id: &str) -> Vec<(i32, String)> {
+    let out = client.describe_security_groups().group_ids(id).send().await.unwrap();
+    rules_of(&out.security_groups()[0])
+}
+
+async fn open_group(client: &aws_sdk_ec2::Client, name: &str) -> String {
+    let id = client
+        .create_security_group()
+        .group_name(name)
+        .description("salve test")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let ssh = IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
+        .ipv6_ranges(Ipv6Range::builder().cidr_ipv6("::/0").build())
+        .build();
+    let https = IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(443)
+        .to_port(443)
+        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    client
+        .authorize_security_group_ingress()
+        .group_id(&id)
+        .ip_permissions(ssh)
+        .ip_permissions(https)
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn sg_close_admin_ports_revokes_only_world_open_admin_rules() {
+    let client = ec2().await;
+    let target = open_group(&client, &unique("target")).await;
+    let bystander = open_group(&client, &unique("bystander")).await;
+    let dry = open_group(&client, &unique("dry")).await;
+    let before_bystander = group_rules(&client, &bystander).await;
+    let (p, audit) = moto_pipeline("moto-sg").await;
+
+    let planned = process(&p, &sg_finding("sg-dry", &dry, "ssh open"), true).await;
+    assert_eq!(planned["status"], "planned", "{}", planned["reason"]);
+    assert_eq!(group_rules(&client, &dry).await, before_bystander, "a dry run must change nothing");
+
+    let first = process(&p, &sg_finding("sg-1", &target, "ssh open"), false).await;
+    assert_eq!(first["status"], "remediated", "{}", first["reason"]);
+    assert_eq!(
+        group_rules(&client, &target).await,
+        vec![
+            (22, "RuleSource::Ipv4Cidr(\"10.0.0.0/8\")".to_string()),
+            (443, "RuleSource::Ipv4Cidr(\"0.0.0.0/0\")".to_string()),
+        ],
+        "the restricted SSH rule and the HTTPS rule must stay"
+    );
+    let revoked = first["rollback"]["revoked"].as_array().unwrap();
+    assert_eq!(revoked.len(), 2, "rollback lists the revoked rules: {}", first["rollback"]);
+    assert_eq!(group_rules(&client, &bystander).await, before_bystander, "other groups stay untouched");
+
+    let second = process(&p, &sg_finding("sg-1", &target, "ssh open"), false).await;
+    assert_eq!(second["status"], "already-compliant");
+    assert!(salve::audit::verify(&audit).unwrap().is_intact());
+}

@@ -73,7 +73,9 @@ pub struct AuditEntry {
     pub calls: Vec<Value>,
     pub evidence: Option<Value>,
     pub rollback: Option<Value>,
-    pub durations_ms: BTreeMap<String, f64>,
+    /// Integer microseconds: floats would not survive every JSON parser bit for bit, and the
+    /// record hash is computed over the parsed form.
+    pub durations_us: BTreeMap<String, u64>,
     /// The fixer's own log lines and captured stdout/stderr, bounded.
     pub fixer_output: Option<Value>,
 }

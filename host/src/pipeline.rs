@@ -51,8 +51,8 @@ pub struct Processed {
     pub sealed: SealedRecord,
 }
 
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros().min(u64::MAX as u128) as u64
 }
 
 impl Pipeline {
@@ -92,7 +92,7 @@ impl Pipeline {
                 entry.reason = Some(e.to_string());
             }
         }
-        entry.durations_ms.insert("total".into(), ms(started));
+        entry.durations_us.insert("total".into(), micros(started));
         self.record(entry)
     }
 
@@ -142,7 +142,7 @@ impl Pipeline {
                 return;
             }
         };
-        entry.durations_ms.insert("instantiate".into(), ms(started));
+        entry.durations_us.insert("instantiate".into(), micros(started));
         let (status, reason) = run_phases(fixer, &mut sandbox, options, entry).await;
         entry.status = Some(status);
         entry.reason = reason;
@@ -173,7 +173,7 @@ async fn run_phases(
 ) -> (Status, Option<String>) {
     let t = Instant::now();
     let compliant_before = sandbox.check(Phase::Check).await;
-    entry.durations_ms.insert("check".into(), ms(t));
+    entry.durations_us.insert("check".into(), micros(t));
     let compliant_before = match compliant_before {
         Ok(c) => c,
         Err(e) => return phase_failure("check", &e),
@@ -185,7 +185,7 @@ async fn run_phases(
 
     let t = Instant::now();
     let plan = sandbox.plan().await;
-    entry.durations_ms.insert("plan".into(), ms(t));
+    entry.durations_us.insert("plan".into(), micros(t));
     let plan = match plan {
         Ok(p) => p,
         Err(e) => return phase_failure("plan", &e),
@@ -211,7 +211,7 @@ async fn run_phases(
 
     let t = Instant::now();
     let outcome = sandbox.apply(&plan).await;
-    entry.durations_ms.insert("apply".into(), ms(t));
+    entry.durations_us.insert("apply".into(), micros(t));
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => return phase_failure("apply", &e),
@@ -223,7 +223,7 @@ async fn run_phases(
 
     let t = Instant::now();
     let compliant_after = sandbox.check(Phase::Verify).await;
-    entry.durations_ms.insert("verify".into(), ms(t));
+    entry.durations_us.insert("verify".into(), micros(t));
     let evidence = json!({
         "compliant_before": compliant_before,
         "compliant_after": compliant_after.as_ref().ok(),

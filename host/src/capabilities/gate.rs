@@ -51,7 +51,7 @@ pub struct CapabilityCall {
     pub request: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
-    pub duration_ms: f64,
+    pub duration_us: u64,
 }
 
 /// Decides every capability call. Reads pass in every phase; writes pass only during `apply`, only
@@ -150,7 +150,7 @@ impl CallGate {
             detail,
             request,
             response,
-            duration_ms: duration.as_secs_f64() * 1000.0,
+            duration_us: duration.as_micros().min(u64::MAX as u128) as u64,
         });
     }
 }
