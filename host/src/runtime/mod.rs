@@ -290,6 +290,12 @@ impl Runtime {
         })
     }
 
+    /// Forgets compiled components held in memory, so the next load reads the disk cache. Used
+    /// to measure a cold process's load path without starting one.
+    pub fn clear_memory_cache(&self) {
+        self.cache.compiled.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     pub fn limits(&self) -> &RuntimeLimits {
         &self.limits
     }
