@@ -18,12 +18,20 @@ fn write_log(name: &str, n: usize) -> (std::path::PathBuf, Vec<String>) {
         })
         .unwrap();
     }
-    let lines = std::fs::read_to_string(&path).unwrap().lines().map(str::to_string).collect();
+    let lines = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     (path, lines)
 }
 
 fn kinds(text: &str) -> Vec<(usize, ProblemKind)> {
-    verify_text(text).problems.iter().map(|p| (p.line, p.kind)).collect()
+    verify_text(text)
+        .problems
+        .iter()
+        .map(|p| (p.line, p.kind))
+        .collect()
 }
 
 #[test]
@@ -49,16 +57,26 @@ fn an_edited_record_is_named() {
 #[test]
 fn an_edited_and_rehashed_record_is_caught_by_the_next_link() {
     let (_, mut lines) = write_log("rehashed", 4);
-    let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&lines[1]).unwrap();
+    let mut record: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&lines[1]).unwrap();
     record.insert("status".into(), "skipped".into());
     record.remove("record_hash");
-    let hash = salve::audit::sha256_hex(serde_json::Value::Object(record.clone()).to_string().as_bytes());
+    let hash = salve::audit::sha256_hex(
+        serde_json::Value::Object(record.clone())
+            .to_string()
+            .as_bytes(),
+    );
     record.insert("record_hash".into(), hash.into());
     lines[1] = serde_json::Value::Object(record).to_string();
     let report = verify_text(&(lines.join("\n") + "\n"));
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-    assert_eq!((report.problems[0].line, report.problems[0].kind), (3, ProblemKind::Edited));
-    assert!(report.problems[0].message.contains("does not link to line 2"));
+    assert_eq!(
+        (report.problems[0].line, report.problems[0].kind),
+        (3, ProblemKind::Edited)
+    );
+    assert!(report.problems[0]
+        .message
+        .contains("does not link to line 2"));
 }
 
 #[test]
@@ -66,8 +84,16 @@ fn a_removed_record_is_named() {
     let (_, mut lines) = write_log("removed", 5);
     lines.remove(2);
     let report = verify_text(&(lines.join("\n") + "\n"));
-    assert_eq!(report.problems[0].kind, ProblemKind::Removed, "{:?}", report.problems);
-    assert_eq!(report.problems[0].message, "sequence 2..2 is missing before line 3: records were removed");
+    assert_eq!(
+        report.problems[0].kind,
+        ProblemKind::Removed,
+        "{:?}",
+        report.problems
+    );
+    assert_eq!(
+        report.problems[0].message,
+        "sequence 2..2 is missing before line 3: records were removed"
+    );
 }
 
 #[test]
@@ -84,7 +110,10 @@ fn reordered_records_are_named() {
     let (_, mut lines) = write_log("reordered", 5);
     lines.swap(1, 3);
     let found = kinds(&(lines.join("\n") + "\n"));
-    assert!(found.iter().any(|(_, k)| *k == ProblemKind::Reordered), "{found:?}");
+    assert!(
+        found.iter().any(|(_, k)| *k == ProblemKind::Reordered),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -98,13 +127,24 @@ fn garbage_lines_are_reported_not_fatal() {
 #[test]
 fn the_cli_exits_non_zero_and_names_the_line() {
     let (path, mut lines) = write_log("cli", 3);
-    let ok = Command::new(env!("CARGO_BIN_EXE_salve")).args(["audit", "verify"]).arg(&path).output().unwrap();
+    let ok = Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(ok.status.success());
     assert!(String::from_utf8_lossy(&ok.stdout).contains("intact, 3 record(s)"));
     lines[0] = lines[0].replace("finding-0", "finding-X");
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    let bad = Command::new(env!("CARGO_BIN_EXE_salve")).args(["audit", "verify"]).arg(&path).output().unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["audit", "verify"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     let stdout = String::from_utf8_lossy(&bad.stdout);
-    assert!(stdout.contains("TAMPERED") && stdout.contains("line 1: Edited"), "{stdout}");
+    assert!(
+        stdout.contains("TAMPERED") && stdout.contains("line 1: Edited"),
+        "{stdout}"
+    );
 }

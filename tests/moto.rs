@@ -14,13 +14,20 @@ use salve::runtime::RuntimeLimits;
 use serde_json::Value;
 
 fn endpoint() -> String {
-    std::env::var("SALVE_MOTO_ENDPOINT")
-        .expect("SALVE_MOTO_ENDPOINT is not set: run scripts/test.sh, which starts moto server and sets it")
+    std::env::var("SALVE_MOTO_ENDPOINT").expect(
+        "SALVE_MOTO_ENDPOINT is not set: run scripts/test.sh, which starts moto server and sets it",
+    )
 }
 
 async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "salve-tests"))
+        .credentials_provider(Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "salve-tests",
+        ))
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint())
         .load()
@@ -28,7 +35,9 @@ async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 async fn s3() -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(&sdk_config().await).force_path_style(true).build();
+    let conf = aws_sdk_s3::config::Builder::from(&sdk_config().await)
+        .force_path_style(true)
+        .build();
     aws_sdk_s3::Client::from_conf(conf)
 }
 
@@ -37,15 +46,26 @@ async fn ec2() -> aws_sdk_ec2::Client {
 }
 
 fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {
     let audit = scratch(name).join("audit.jsonl");
-    let backends = AwsBackends::from_config(sdk_config().await, AwsOptions { endpoint_url: Some(endpoint()) });
+    let backends = AwsBackends::from_config(
+        sdk_config().await,
+        AwsOptions {
+            endpoint_url: Some(endpoint()),
+        },
+    );
     let p = pipeline(
-        &[fixer("s3-block-public-access"), fixer("sg-close-admin-ports")],
+        &[
+            fixer("s3-block-public-access"),
+            fixer("sg-close-admin-ports"),
+        ],
         RuntimeLimits::default(),
         Box::new(backends),
         &audit,
@@ -55,7 +75,10 @@ async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {
 }
 
 async fn process(p: &Pipeline, payload: &str, dry_run: bool) -> Value {
-    let processed = p.process_payload(payload.as_bytes(), ProcessOptions { dry_run }).await.unwrap();
+    let processed = p
+        .process_payload(payload.as_bytes(), ProcessOptions { dry_run })
+        .await
+        .unwrap();
     serde_json::from_str(&processed.sealed.line).unwrap()
 }
 
@@ -86,33 +109,58 @@ async fn s3_block_public_access_fixes_only_its_bucket() {
 
     let planned = process(&p, &s3_finding("s3-dry", &dry), true).await;
     assert_eq!(planned["status"], "planned", "{}", planned["reason"]);
-    assert_eq!(planned["plan"]["changes"][0]["action"], "s3:PutBucketPublicAccessBlock");
-    assert_eq!(public_access_block(&client, &dry).await, None, "a dry run must change nothing");
+    assert_eq!(
+        planned["plan"]["changes"][0]["action"],
+        "s3:PutBucketPublicAccessBlock"
+    );
+    assert_eq!(
+        public_access_block(&client, &dry).await,
+        None,
+        "a dry run must change nothing"
+    );
 
     let first = process(&p, &s3_finding("s3-1", &target), false).await;
     assert_eq!(first["status"], "remediated", "{}", first["reason"]);
     assert_eq!(public_access_block(&client, &target).await, Some([true; 4]));
-    assert_eq!(first["rollback"], serde_json::json!({ "previous_public_access_block": null }));
-    assert_eq!(public_access_block(&client, &bystander).await, None, "other buckets stay untouched");
+    assert_eq!(
+        first["rollback"],
+        serde_json::json!({ "previous_public_access_block": null })
+    );
+    assert_eq!(
+        public_access_block(&client, &bystander).await,
+        None,
+        "other buckets stay untouched"
+    );
 
     let second = process(&p, &s3_finding("s3-1", &target), false).await;
     assert_eq!(second["status"], "already-compliant");
-    let writes = second["calls"].as_array().unwrap().iter().filter(|c| c["access"] == "write").count();
+    let writes = second["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["access"] == "write")
+        .count();
     assert_eq!(writes, 0);
     assert!(salve::audit::verify(&audit).unwrap().is_intact());
 }
 
 fn rules_of(group: &aws_sdk_ec2::types::SecurityGroup) -> Vec<(i32, String)> {
-    let mut rules: Vec<(i32, String)> = salve::capabilities::security_group::flatten_permissions(group.ip_permissions())
-        .into_iter()
-        .map(|r| (r.from_port.unwrap_or(-1), format!("{:?}", r.source)))
-        .collect();
+    let mut rules: Vec<(i32, String)> =
+        salve::capabilities::security_group::flatten_permissions(group.ip_permissions())
+            .into_iter()
+            .map(|r| (r.from_port.unwrap_or(-1), format!("{:?}", r.source)))
+            .collect();
     rules.sort();
     rules
 }
 
 async fn group_rules(client: &aws_sdk_ec2::Client, id: &str) -> Vec<(i32, String)> {
-    let out = client.describe_security_groups().group_ids(id).send().await.unwrap();
+    let out = client
+        .describe_security_groups()
+        .group_ids(id)
+        .send()
+        .await
+        .unwrap();
     rules_of(&out.security_groups()[0])
 }
 
@@ -163,7 +211,11 @@ async fn sg_close_admin_ports_revokes_only_world_open_admin_rules() {
 
     let planned = process(&p, &sg_finding("sg-dry", &dry, "ssh open"), true).await;
     assert_eq!(planned["status"], "planned", "{}", planned["reason"]);
-    assert_eq!(group_rules(&client, &dry).await, before_bystander, "a dry run must change nothing");
+    assert_eq!(
+        group_rules(&client, &dry).await,
+        before_bystander,
+        "a dry run must change nothing"
+    );
 
     let first = process(&p, &sg_finding("sg-1", &target, "ssh open"), false).await;
     assert_eq!(first["status"], "remediated", "{}", first["reason"]);
@@ -176,8 +228,17 @@ async fn sg_close_admin_ports_revokes_only_world_open_admin_rules() {
         "the restricted SSH rule and the HTTPS rule must stay"
     );
     let revoked = first["rollback"]["revoked"].as_array().unwrap();
-    assert_eq!(revoked.len(), 2, "rollback lists the revoked rules: {}", first["rollback"]);
-    assert_eq!(group_rules(&client, &bystander).await, before_bystander, "other groups stay untouched");
+    assert_eq!(
+        revoked.len(),
+        2,
+        "rollback lists the revoked rules: {}",
+        first["rollback"]
+    );
+    assert_eq!(
+        group_rules(&client, &bystander).await,
+        before_bystander,
+        "other groups stay untouched"
+    );
 
     let second = process(&p, &sg_finding("sg-1", &target, "ssh open"), false).await;
     assert_eq!(second["status"], "already-compliant");

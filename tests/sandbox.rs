@@ -36,7 +36,10 @@ fn tight_limits() -> RuntimeLimits {
     }
 }
 
-fn hostile_pipeline(name: &str, group: Arc<InMemorySecurityGroup>) -> (Pipeline, std::path::PathBuf) {
+fn hostile_pipeline(
+    name: &str,
+    group: Arc<InMemorySecurityGroup>,
+) -> (Pipeline, std::path::PathBuf) {
     let audit = scratch(name).join("audit.jsonl");
     let p = pipeline(
         &[fixture("hostile-fixer")],
@@ -50,7 +53,10 @@ fn hostile_pipeline(name: &str, group: Arc<InMemorySecurityGroup>) -> (Pipeline,
 
 async fn run(p: &Pipeline, id: &str, behaviour: &str) -> Value {
     let processed = p
-        .process_payload(sg_finding(id, GROUP, behaviour).as_bytes(), ProcessOptions::default())
+        .process_payload(
+            sg_finding(id, GROUP, behaviour).as_bytes(),
+            ProcessOptions::default(),
+        )
         .await
         .expect("audit record written");
     serde_json::from_str(&processed.sealed.line).unwrap()
@@ -76,11 +82,24 @@ async fn hostile_fixers_are_contained_and_the_host_carries_on() {
     ];
     for (i, (behaviour, expected)) in cases.iter().enumerate() {
         let record = run(&p, &format!("hostile-{i}"), behaviour).await;
-        assert_eq!(status(&record), "failed", "{behaviour}: {}", reason(&record));
-        assert!(reason(&record).starts_with(expected), "{behaviour}: got {:?}", reason(&record));
+        assert_eq!(
+            status(&record),
+            "failed",
+            "{behaviour}: {}",
+            reason(&record)
+        );
+        assert!(
+            reason(&record).starts_with(expected),
+            "{behaviour}: got {:?}",
+            reason(&record)
+        );
     }
     let panic = &read_records(&audit)[3];
-    assert!(reason(panic).contains("hostile fixer panicked on purpose"), "{}", reason(panic));
+    assert!(
+        reason(panic).contains("hostile fixer panicked on purpose"),
+        "{}",
+        reason(panic)
+    );
     assert_eq!(group.writes.load(std::sync::atomic::Ordering::SeqCst), 0);
 
     // The same host, right after: a well-behaved run of the same component still works.
@@ -100,7 +119,12 @@ async fn a_write_during_plan_is_denied_and_never_reaches_the_backend() {
         reason(&record),
         "plan: the fixer reported denied: ec2:RevokeSecurityGroupIngress denied: it is a write, and writes are allowed only during apply, not during plan"
     );
-    let denied = record["calls"].as_array().unwrap().iter().find(|c| c["result"] == "denied").unwrap();
+    let denied = record["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["result"] == "denied")
+        .unwrap();
     assert_eq!(denied["phase"], "plan");
     assert_eq!(denied["action"], "ec2:RevokeSecurityGroupIngress");
     assert_eq!(group.writes.load(std::sync::atomic::Ordering::SeqCst), 0);
@@ -117,7 +141,11 @@ async fn an_action_missing_from_the_plan_is_denied_during_apply() {
         "apply: the fixer reported denied: ec2:AuthorizeSecurityGroupIngress denied: the approved plan does not list it"
     );
     assert_eq!(group.writes.load(std::sync::atomic::Ordering::SeqCst), 0);
-    assert_eq!(group.rules.lock().unwrap().len(), 1, "the group must be unchanged");
+    assert_eq!(
+        group.rules.lock().unwrap().len(),
+        1,
+        "the group must be unchanged"
+    );
 }
 
 #[tokio::test]
@@ -131,7 +159,9 @@ async fn huge_output_is_bounded() {
     let p = pipeline(
         &[fixture("hostile-fixer")],
         limits,
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(open_ssh_group()))),
+        Box::new(FixedBackend(ResourceBackend::SecurityGroup(
+            open_ssh_group(),
+        ))),
         &audit,
         no_settings(),
     );
@@ -142,7 +172,10 @@ async fn huge_output_is_bounded() {
     assert_eq!(out["stdout"].as_str().unwrap().len(), limit);
     assert_eq!(out["stderr"].as_str().unwrap().len(), limit);
     // 3,000 lines of 1,025 bytes were written to each stream.
-    assert_eq!(out["stdout_dropped_bytes"].as_u64().unwrap() as usize, 3_000 * 1025 - limit);
+    assert_eq!(
+        out["stdout_dropped_bytes"].as_u64().unwrap() as usize,
+        3_000 * 1025 - limit
+    );
     assert!(out["log"]["dropped_lines"].as_u64().unwrap() > 2_900);
 }
 
@@ -152,7 +185,9 @@ async fn a_fixer_importing_another_resource_types_interface_is_refused_before_it
     let p = pipeline(
         &[fixture("forbidden-import")],
         tight_limits(),
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(open_ssh_group()))),
+        Box::new(FixedBackend(ResourceBackend::SecurityGroup(
+            open_ssh_group(),
+        ))),
         &audit,
         no_settings(),
     );
@@ -166,12 +201,19 @@ async fn a_fixer_importing_another_resource_types_interface_is_refused_before_it
         refused[0].error
     );
     let processed = p
-        .process_payload(s3_finding("forbidden", "some-bucket").as_bytes(), ProcessOptions::default())
+        .process_payload(
+            s3_finding("forbidden", "some-bucket").as_bytes(),
+            ProcessOptions::default(),
+        )
         .await
         .unwrap();
     let record: Value = serde_json::from_str(&processed.sealed.line).unwrap();
     assert_eq!(status(&record), "failed");
-    assert!(reason(&record).contains("outside the s3-bucket-fixer world"), "{}", reason(&record));
+    assert!(
+        reason(&record).contains("outside the s3-bucket-fixer world"),
+        "{}",
+        reason(&record)
+    );
     assert_eq!(record["calls"].as_array().unwrap().len(), 0);
 }
 
@@ -179,16 +221,27 @@ async fn a_fixer_importing_another_resource_types_interface_is_refused_before_it
 struct HangingGroup;
 
 impl SecurityGroupBackend for HangingGroup {
-    fn describe_ingress(&self) -> BoxFuture<'_, Result<Vec<salve::capabilities::salve::fixer::security_group::IngressRule>, AwsError>> {
+    fn describe_ingress(
+        &self,
+    ) -> BoxFuture<
+        '_,
+        Result<Vec<salve::capabilities::salve::fixer::security_group::IngressRule>, AwsError>,
+    > {
         Box::pin(async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(Vec::new())
         })
     }
-    fn revoke_ingress(&self, _: Vec<salve::capabilities::salve::fixer::security_group::IngressRule>) -> BoxFuture<'_, Result<(), AwsError>> {
+    fn revoke_ingress(
+        &self,
+        _: Vec<salve::capabilities::salve::fixer::security_group::IngressRule>,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async { Ok(()) })
     }
-    fn authorize_ingress(&self, _: Vec<salve::capabilities::salve::fixer::security_group::IngressRule>) -> BoxFuture<'_, Result<(), AwsError>> {
+    fn authorize_ingress(
+        &self,
+        _: Vec<salve::capabilities::salve::fixer::security_group::IngressRule>,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -203,17 +256,25 @@ async fn the_wall_clock_limit_covers_host_calls() {
     let p = pipeline(
         &[fixer("sg-close-admin-ports")],
         limits,
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(Arc::new(HangingGroup)))),
+        Box::new(FixedBackend(ResourceBackend::SecurityGroup(Arc::new(
+            HangingGroup,
+        )))),
         &audit,
         no_settings(),
     );
     let processed = p
-        .process_payload(sg_finding("hang", GROUP, "x").as_bytes(), ProcessOptions::default())
+        .process_payload(
+            sg_finding("hang", GROUP, "x").as_bytes(),
+            ProcessOptions::default(),
+        )
         .await
         .unwrap();
     let record: Value = serde_json::from_str(&processed.sealed.line).unwrap();
     assert_eq!(status(&record), "failed");
-    assert_eq!(reason(&record), "check: wall-clock limit of 500 ms exceeded during check");
+    assert_eq!(
+        reason(&record),
+        "check: wall-clock limit of 500 ms exceeded during check"
+    );
 }
 
 #[tokio::test]
@@ -221,10 +282,16 @@ async fn malformed_payloads_are_rejected_with_a_reason_and_a_digest() {
     let (p, _) = hostile_pipeline("malformed", open_ssh_group());
     for (payload, expected) in [
         (&b"{not json"[..], "payload is not a canonical finding"),
-        (&b"{\"id\":\"x\"}"[..], "payload is not a canonical finding: missing field"),
+        (
+            &b"{\"id\":\"x\"}"[..],
+            "payload is not a canonical finding: missing field",
+        ),
         (&b"\xff\xfe"[..], "payload is not a canonical finding"),
     ] {
-        let processed = p.process_payload(payload, ProcessOptions::default()).await.unwrap();
+        let processed = p
+            .process_payload(payload, ProcessOptions::default())
+            .await
+            .unwrap();
         let record: Value = serde_json::from_str(&processed.sealed.line).unwrap();
         assert_eq!(status(&record), "rejected");
         assert!(reason(&record).starts_with(expected), "{}", reason(&record));

@@ -32,17 +32,24 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
-    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/fixers/s3-block-public-access.wasm");
-    let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}; run scripts/build-fixers.sh", wasm.display()));
+    let wasm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/fixers/s3-block-public-access.wasm");
+    let bytes = std::fs::read(&wasm)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/build-fixers.sh", wasm.display()));
     let cache = std::env::temp_dir().join(format!("salve-bench-cache-{}", std::process::id()));
     let runtime = Runtime::new(RuntimeLimits::default(), Some(cache.clone())).expect("runtime");
-    let fixer = runtime.load(&bytes).expect("first load compiles and caches");
+    let fixer = runtime
+        .load(&bytes)
+        .expect("first load compiles and caches");
     let finding = Finding::from_canonical_json(
         br#"{"id":"bench","control_id":"S3.8","severity":"HIGH","resource":{"arn":"arn:aws:s3:::bench-bucket",
         "type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1"}}"#,
     )
     .expect("finding");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
 
     let mut load = Vec::with_capacity(ITERATIONS / 10);
     for i in 0..(ITERATIONS / 10 + WARMUP / 10) {
@@ -57,7 +64,13 @@ fn main() {
     }
 
     let caps = |backend: Arc<InMemoryS3Bucket>| {
-        Capabilities::new(&finding, BTreeMap::new(), ResourceBackend::S3Bucket(backend), 256, 64 * 1024)
+        Capabilities::new(
+            &finding,
+            BTreeMap::new(),
+            ResourceBackend::S3Bucket(backend),
+            256,
+            64 * 1024,
+        )
     };
     let mut instantiate = Vec::with_capacity(ITERATIONS);
     let mut per_finding = Vec::with_capacity(ITERATIONS);
@@ -65,7 +78,10 @@ fn main() {
         for i in 0..(ITERATIONS + WARMUP) {
             let backend = Arc::new(InMemoryS3Bucket::with(None));
             let t = Instant::now();
-            let mut sandbox = runtime.start(&fixer, caps(backend.clone())).await.expect("start");
+            let mut sandbox = runtime
+                .start(&fixer, caps(backend.clone()))
+                .await
+                .expect("start");
             let started = t.elapsed();
             assert!(!sandbox.check(Phase::Check).await.expect("check"));
             let plan = sandbox.plan().await.expect("plan");

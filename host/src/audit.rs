@@ -106,7 +106,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Seconds since the epoch as RFC 3339 UTC with milliseconds.
 pub fn rfc3339(time: std::time::SystemTime) -> String {
-    let since = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil-from-days (Howard Hinnant), valid for any date after 1970.
@@ -153,9 +155,9 @@ impl AuditLog {
         if !existed {
             // The new file's directory entry must be durable too, or a crash can lose the log.
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir).and_then(|d| d.sync_all()).with_context(|| {
-                    format!("syncing audit log directory {}", dir.display())
-                })?;
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .with_context(|| format!("syncing audit log directory {}", dir.display()))?;
             }
         }
         Ok(AuditLog { path, file })
@@ -205,7 +207,10 @@ impl AuditLog {
             bail!("audit entry did not serialise to an object");
         };
         record.insert("sequence".into(), sequence.into());
-        record.insert("timestamp".into(), rfc3339(std::time::SystemTime::now()).into());
+        record.insert(
+            "timestamp".into(),
+            rfc3339(std::time::SystemTime::now()).into(),
+        );
         record.insert("previous_hash".into(), previous_hash.into());
         let hash = record_hash(&record);
         record.insert("record_hash".into(), hash.clone().into());
@@ -242,7 +247,9 @@ fn last_line(file: &mut File) -> Result<Option<String>> {
         end = start;
         let trimmed = tail.strip_suffix(b"\n").unwrap_or(&tail);
         if let Some(pos) = trimmed.iter().rposition(|&b| b == b'\n') {
-            return Ok(Some(String::from_utf8_lossy(&trimmed[pos + 1..]).into_owned()));
+            return Ok(Some(
+                String::from_utf8_lossy(&trimmed[pos + 1..]).into_owned(),
+            ));
         }
     }
     let trimmed = tail.strip_suffix(b"\n").unwrap_or(&tail);

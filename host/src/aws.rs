@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
 
 use crate::actions;
@@ -40,7 +40,11 @@ where
         _ => None,
     };
     let (code, message, retryable) = match &err {
-        SdkError::TimeoutError(_) => ("Timeout".to_string(), "the request timed out".to_string(), true),
+        SdkError::TimeoutError(_) => (
+            "Timeout".to_string(),
+            "the request timed out".to_string(),
+            true,
+        ),
         SdkError::DispatchFailure(d) => (
             "DispatchFailure".to_string(),
             format!("the request could not be sent: {d:?}"),
@@ -112,7 +116,8 @@ impl AwsBackends {
         clients
             .entry(region.to_string())
             .or_insert_with(|| {
-                let mut b = aws_sdk_s3::config::Builder::from(&self.config).region(Region::new(region.to_string()));
+                let mut b = aws_sdk_s3::config::Builder::from(&self.config)
+                    .region(Region::new(region.to_string()));
                 if self.options.endpoint_url.is_some() {
                     // Local stand-ins serve buckets by path, not by virtual host.
                     b = b.force_path_style(true);
@@ -127,7 +132,8 @@ impl AwsBackends {
         clients
             .entry(region.to_string())
             .or_insert_with(|| {
-                let b = aws_sdk_ec2::config::Builder::from(&self.config).region(Region::new(region.to_string()));
+                let b = aws_sdk_ec2::config::Builder::from(&self.config)
+                    .region(Region::new(region.to_string()));
                 aws_sdk_ec2::Client::from_conf(b.build())
             })
             .clone()
@@ -137,10 +143,9 @@ impl AwsBackends {
     pub fn bind(&self, finding: &Finding) -> Result<ResourceBackend> {
         let r = &finding.resource;
         match r.resource_type.as_str() {
-            t if t == actions::S3_BUCKET.name => Ok(ResourceBackend::S3Bucket(Arc::new(AwsS3Bucket::new(
-                self.s3_client(&r.region),
-                r.name.clone(),
-            )))),
+            t if t == actions::S3_BUCKET.name => Ok(ResourceBackend::S3Bucket(Arc::new(
+                AwsS3Bucket::new(self.s3_client(&r.region), r.name.clone()),
+            ))),
             t if t == actions::SECURITY_GROUP.name => Ok(ResourceBackend::SecurityGroup(Arc::new(
                 AwsSecurityGroup::new(self.ec2_client(&r.region), r.name.clone()),
             ))),

@@ -49,7 +49,10 @@ fn plan_actions_allowed(fixer: &LoadedFixer, plan: &Plan) -> Check {
         name: "every proposed action allowed",
         passed: refused.is_empty(),
         detail: if refused.is_empty() {
-            format!("proposed {proposed:?}; all are write capabilities of {} the fixer imports", fixer.resource_type.name)
+            format!(
+                "proposed {proposed:?}; all are write capabilities of {} the fixer imports",
+                fixer.resource_type.name
+            )
         } else {
             format!(
                 "plan proposes {refused:?}, which are not write capabilities of {} that the fixer imports",
@@ -69,7 +72,11 @@ pub fn decide(fixer: &LoadedFixer, plan: &Plan) -> Decision {
             checks,
         };
     }
-    let reason = failed.iter().map(|c| c.detail.as_str()).collect::<Vec<_>>().join("; ");
+    let reason = failed
+        .iter()
+        .map(|c| c.detail.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
     Decision {
         verdict: Verdict::Review,
         reason: Some(reason),

@@ -122,7 +122,9 @@ pub fn parse_arn(arn: &str) -> Result<Arn<'_>, String> {
     let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
         (next(), next(), next(), next(), next(), next())
     else {
-        return Err(format!("{arn:?} is not an ARN (arn:partition:service:region:account:resource)"));
+        return Err(format!(
+            "{arn:?} is not an ARN (arn:partition:service:region:account:resource)"
+        ));
     };
     if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
         return Err(format!("{arn:?} has unknown partition {partition:?}"));
@@ -147,27 +149,48 @@ fn is_region(s: &str) -> bool {
     // e.g. us-east-1, eu-central-2, us-gov-west-1
     let parts: Vec<_> = s.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Checks that the ARN names a resource of `resource_type` and returns its short name.
-fn resource_name(arn: &Arn<'_>, resource_type: &str, account: &str, region: &str) -> Result<String, FindingError> {
+fn resource_name(
+    arn: &Arn<'_>,
+    resource_type: &str,
+    account: &str,
+    region: &str,
+) -> Result<String, FindingError> {
     let name = match resource_type {
         t if t == actions::S3_BUCKET.name => {
             if arn.service != "s3" || arn.resource.contains('/') {
-                return Err(invalid("resource.arn", "an AWS::S3::Bucket ARN looks like arn:aws:s3:::bucket-name"));
+                return Err(invalid(
+                    "resource.arn",
+                    "an AWS::S3::Bucket ARN looks like arn:aws:s3:::bucket-name",
+                ));
             }
             let valid = (3..=63).contains(&arn.resource.len())
-                && arn.resource.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+                && arn.resource.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                });
             if !valid {
-                return Err(invalid("resource.arn", format!("{:?} is not a valid bucket name", arn.resource)));
+                return Err(invalid(
+                    "resource.arn",
+                    format!("{:?} is not a valid bucket name", arn.resource),
+                ));
             }
             arn.resource
         }
         t if t == actions::SECURITY_GROUP.name => {
             let id = arn.resource.strip_prefix("security-group/").filter(|id| {
-                id.strip_prefix("sg-").is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                id.strip_prefix("sg-").is_some_and(|hex| {
+                    !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                })
             });
             let Some(id) = id else {
                 return Err(invalid(
@@ -176,18 +199,37 @@ fn resource_name(arn: &Arn<'_>, resource_type: &str, account: &str, region: &str
                 ));
             };
             if arn.service != "ec2" {
-                return Err(invalid("resource.arn", format!("service {:?} is not ec2", arn.service)));
+                return Err(invalid(
+                    "resource.arn",
+                    format!("service {:?} is not ec2", arn.service),
+                ));
             }
             if arn.account != account {
-                return Err(invalid("resource.arn", format!("account {} differs from resource.account_id {account}", arn.account)));
+                return Err(invalid(
+                    "resource.arn",
+                    format!(
+                        "account {} differs from resource.account_id {account}",
+                        arn.account
+                    ),
+                ));
             }
             if arn.region != region {
-                return Err(invalid("resource.arn", format!("region {} differs from resource.region {region}", arn.region)));
+                return Err(invalid(
+                    "resource.arn",
+                    format!(
+                        "region {} differs from resource.region {region}",
+                        arn.region
+                    ),
+                ));
             }
             id
         }
         // Types without a fixer are still valid findings; triage skips them.
-        _ => arn.resource.rsplit(['/', ':']).next().unwrap_or(arn.resource),
+        _ => arn
+            .resource
+            .rsplit(['/', ':'])
+            .next()
+            .unwrap_or(arn.resource),
     };
     Ok(name.to_string())
 }
@@ -197,7 +239,10 @@ fn non_empty(field: &'static str, value: String, max: usize) -> Result<String, F
         return Err(invalid(field, "must not be empty"));
     }
     if value.len() > max {
-        return Err(invalid(field, format!("is {} bytes, over the limit of {max}", value.len())));
+        return Err(invalid(
+            field,
+            format!("is {} bytes, over the limit of {max}", value.len()),
+        ));
     }
     if value.chars().any(char::is_control) {
         return Err(invalid(field, "must not contain control characters"));
@@ -209,7 +254,9 @@ impl Finding {
     /// Parses and validates salve's canonical finding JSON.
     pub fn from_canonical_json(payload: &[u8]) -> Result<Finding, FindingError> {
         if payload.len() > MAX_FINDING_BYTES {
-            return Err(FindingError::TooLarge { size: payload.len() });
+            return Err(FindingError::TooLarge {
+                size: payload.len(),
+            });
         }
         let raw: RawFinding =
             serde_json::from_slice(payload).map_err(|e| FindingError::Malformed(e.to_string()))?;
@@ -221,10 +268,16 @@ impl Finding {
         let control_id = non_empty("control_id", raw.control_id, 256)?;
         let r = raw.resource;
         if !is_account_id(&r.account_id) {
-            return Err(invalid("resource.account_id", format!("{:?} is not a 12-digit AWS account ID", r.account_id)));
+            return Err(invalid(
+                "resource.account_id",
+                format!("{:?} is not a 12-digit AWS account ID", r.account_id),
+            ));
         }
         if !is_region(&r.region) {
-            return Err(invalid("resource.region", format!("{:?} is not an AWS region", r.region)));
+            return Err(invalid(
+                "resource.region",
+                format!("{:?} is not an AWS region", r.region),
+            ));
         }
         let resource_type = non_empty("resource.type", r.resource_type, 256)?;
         let arn = parse_arn(&r.arn).map_err(|e| invalid("resource.arn", e))?;
@@ -273,10 +326,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_arns_precisely() {
-        let err = Finding::from_canonical_json(s3_json("arn:aws:s3:::Bad_Bucket").as_bytes()).unwrap_err();
-        assert_eq!(err.to_string(), "field resource.arn: \"Bad_Bucket\" is not a valid bucket name");
+        let err = Finding::from_canonical_json(s3_json("arn:aws:s3:::Bad_Bucket").as_bytes())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field resource.arn: \"Bad_Bucket\" is not a valid bucket name"
+        );
         let err = Finding::from_canonical_json(s3_json("not-an-arn").as_bytes()).unwrap_err();
-        assert!(err.to_string().starts_with("field resource.arn: \"not-an-arn\" is not an ARN"));
+        assert!(err
+            .to_string()
+            .starts_with("field resource.arn: \"not-an-arn\" is not an ARN"));
     }
 
     #[test]
@@ -294,9 +353,15 @@ mod tests {
     #[test]
     fn rejects_unknown_severity_and_fields() {
         let json = s3_json("arn:aws:s3:::b-1").replace("HIGH", "SEVERE");
-        assert!(matches!(Finding::from_canonical_json(json.as_bytes()), Err(FindingError::Malformed(_))));
+        assert!(matches!(
+            Finding::from_canonical_json(json.as_bytes()),
+            Err(FindingError::Malformed(_))
+        ));
         let json = s3_json("arn:aws:s3:::b-1").replace("\"id\"", "\"extra\":1,\"id\"");
-        assert!(matches!(Finding::from_canonical_json(json.as_bytes()), Err(FindingError::Malformed(_))));
+        assert!(matches!(
+            Finding::from_canonical_json(json.as_bytes()),
+            Err(FindingError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -304,7 +369,9 @@ mod tests {
         let big = vec![b' '; MAX_FINDING_BYTES + 1];
         assert_eq!(
             Finding::from_canonical_json(&big),
-            Err(FindingError::TooLarge { size: MAX_FINDING_BYTES + 1 })
+            Err(FindingError::TooLarge {
+                size: MAX_FINDING_BYTES + 1
+            })
         );
     }
 }

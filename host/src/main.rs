@@ -18,7 +18,11 @@ use salve::report;
 use salve::runtime::{Runtime, RuntimeLimits};
 
 #[derive(Parser)]
-#[command(name = "salve", version, about = "Closes cloud security findings with sandboxed WebAssembly fixers")]
+#[command(
+    name = "salve",
+    version,
+    about = "Closes cloud security findings with sandboxed WebAssembly fixers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -98,7 +102,10 @@ impl LimitArgs {
             bail!("--memory-mib, --cpu-ms and --wall-ms must be greater than zero");
         }
         Ok(RuntimeLimits {
-            memory_bytes: self.memory_mib.checked_mul(1024 * 1024).context("--memory-mib is too large")?,
+            memory_bytes: self
+                .memory_mib
+                .checked_mul(1024 * 1024)
+                .context("--memory-mib is too large")?,
             cpu_time: Duration::from_millis(self.cpu_ms),
             wall_time: Duration::from_millis(self.wall_ms),
             ..RuntimeLimits::default()
@@ -109,9 +116,16 @@ impl LimitArgs {
 fn parse_settings(raw: &[String]) -> Result<FixerSettings> {
     let mut settings: FixerSettings = BTreeMap::new();
     for s in raw {
-        let (key, value) = s.split_once('=').with_context(|| format!("--setting {s:?} is not FIXER.KEY=VALUE"))?;
-        let (fixer, key) = key.split_once('.').with_context(|| format!("--setting {s:?} is not FIXER.KEY=VALUE"))?;
-        settings.entry(fixer.to_string()).or_default().insert(key.to_string(), value.to_string());
+        let (key, value) = s
+            .split_once('=')
+            .with_context(|| format!("--setting {s:?} is not FIXER.KEY=VALUE"))?;
+        let (fixer, key) = key
+            .split_once('.')
+            .with_context(|| format!("--setting {s:?} is not FIXER.KEY=VALUE"))?;
+        settings
+            .entry(fixer.to_string())
+            .or_default()
+            .insert(key.to_string(), value.to_string());
     }
     Ok(settings)
 }
@@ -120,7 +134,10 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
     let limit = salve::finding::MAX_FINDING_BYTES as u64 + 1;
     let mut bytes = Vec::new();
     if input == "-" {
-        std::io::stdin().take(limit).read_to_end(&mut bytes).context("reading the finding from stdin")?;
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .context("reading the finding from stdin")?;
     } else {
         std::fs::File::open(input)
             .and_then(|f| f.take(limit).read_to_end(&mut bytes))
@@ -141,11 +158,19 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
     .await;
     let pipeline = Pipeline::new(runtime, registry, Box::new(backends), settings, audit);
     let processed = pipeline
-        .process_payload(&payload, ProcessOptions { dry_run: args.dry_run })
+        .process_payload(
+            &payload,
+            ProcessOptions {
+                dry_run: args.dry_run,
+            },
+        )
         .await?;
     match args.output {
         Output::Json => println!("{}", processed.sealed.line),
-        Output::Human => print!("{}", report::render_processed(&processed.entry, &processed.sealed)),
+        Output::Human => print!(
+            "{}",
+            report::render_processed(&processed.entry, &processed.sealed)
+        ),
     }
     Ok(match processed.entry.status {
         Some(Status::Failed) => ExitCode::from(3),
@@ -158,15 +183,23 @@ fn verify(file: PathBuf, output: Output) -> Result<ExitCode> {
     let report = audit::verify(&file)?;
     match output {
         Output::Json => println!("{}", serde_json::to_string(&report)?),
-        Output::Human => print!("{}", report::render_verify(&file.display().to_string(), &report)),
+        Output::Human => print!(
+            "{}",
+            report::render_verify(&file.display().to_string(), &report)
+        ),
     }
-    Ok(if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if report.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SALVE_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SALVE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

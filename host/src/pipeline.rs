@@ -78,7 +78,11 @@ impl Pipeline {
 
     /// Processes one raw payload and returns once its audit record is durable. The `Err` case is
     /// only for a failure to write the audit record itself.
-    pub async fn process_payload(&self, payload: &[u8], options: ProcessOptions) -> Result<Processed> {
+    pub async fn process_payload(
+        &self,
+        payload: &[u8],
+        options: ProcessOptions,
+    ) -> Result<Processed> {
         let started = Instant::now();
         let mut entry = AuditEntry {
             payload_sha256: Some(sha256_hex(payload)),
@@ -102,7 +106,12 @@ impl Pipeline {
         Ok(Processed { entry, sealed })
     }
 
-    async fn process_finding(&self, finding: &Finding, options: ProcessOptions, entry: &mut AuditEntry) {
+    async fn process_finding(
+        &self,
+        finding: &Finding,
+        options: ProcessOptions,
+        entry: &mut AuditEntry,
+    ) {
         entry.finding_id = Some(finding.id.clone());
         entry.correlation_id = Some(finding.correlation_id.clone());
         entry.resource_arn = Some(finding.resource.arn.clone());
@@ -112,12 +121,18 @@ impl Pipeline {
             Selection::Ready(f) => f,
             Selection::Refused(r) => {
                 entry.status = Some(Status::Failed);
-                entry.reason = Some(format!("the fixer for {} was refused at load: {}", finding.resource.resource_type, r.error));
+                entry.reason = Some(format!(
+                    "the fixer for {} was refused at load: {}",
+                    finding.resource.resource_type, r.error
+                ));
                 return;
             }
             Selection::None => {
                 entry.status = Some(Status::Skipped);
-                entry.reason = Some(format!("no fixer for resource type {}", finding.resource.resource_type));
+                entry.reason = Some(format!(
+                    "no fixer for resource type {}",
+                    finding.resource.resource_type
+                ));
                 return;
             }
         };
@@ -126,13 +141,26 @@ impl Pipeline {
             Ok(b) => b,
             Err(e) => {
                 entry.status = Some(Status::Failed);
-                entry.reason = Some(format!("binding capabilities to {}: {e:#}", finding.resource.arn));
+                entry.reason = Some(format!(
+                    "binding capabilities to {}: {e:#}",
+                    finding.resource.arn
+                ));
                 return;
             }
         };
-        let settings = self.settings.get(&fixer.manifest.name).cloned().unwrap_or_default();
+        let settings = self
+            .settings
+            .get(&fixer.manifest.name)
+            .cloned()
+            .unwrap_or_default();
         let limits = self.runtime.limits();
-        let capabilities = Capabilities::new(finding, settings, backend, limits.max_capability_calls, limits.log_bytes);
+        let capabilities = Capabilities::new(
+            finding,
+            settings,
+            backend,
+            limits.max_capability_calls,
+            limits.log_bytes,
+        );
         let started = Instant::now();
         let mut sandbox = match self.runtime.start(fixer, capabilities).await {
             Ok(s) => s,
@@ -142,11 +170,18 @@ impl Pipeline {
                 return;
             }
         };
-        entry.durations_us.insert("instantiate".into(), micros(started));
+        entry
+            .durations_us
+            .insert("instantiate".into(), micros(started));
         let (status, reason) = run_phases(fixer, &mut sandbox, options, entry).await;
         entry.status = Some(status);
         entry.reason = reason;
-        entry.calls = sandbox.gate().calls().iter().filter_map(|c| serde_json::to_value(c).ok()).collect();
+        entry.calls = sandbox
+            .gate()
+            .calls()
+            .iter()
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .collect();
         entry.fixer_output = serde_json::to_value(sandbox.output()).ok();
         tracing::info!(status = status.as_str(), "finding processed");
     }
@@ -154,7 +189,9 @@ impl Pipeline {
 
 fn phase_failure(phase: &str, e: &SandboxError) -> (Status, Option<String>) {
     let reason = match e {
-        SandboxError::Fixer(f) => format!("{phase}: the fixer reported {}", describe_fixer_error(f)),
+        SandboxError::Fixer(f) => {
+            format!("{phase}: the fixer reported {}", describe_fixer_error(f))
+        }
         SandboxError::Contained(r) => format!("{phase}: {r}"),
     };
     (Status::Failed, Some(reason))
@@ -180,7 +217,10 @@ async fn run_phases(
     };
     entry.evidence = Some(json!({ "compliant_before": compliant_before }));
     if compliant_before {
-        return (Status::AlreadyCompliant, Some("check() found the resource compliant".into()));
+        return (
+            Status::AlreadyCompliant,
+            Some("check() found the resource compliant".into()),
+        );
     }
 
     let t = Instant::now();
@@ -206,7 +246,10 @@ async fn run_phases(
         Verdict::Skip => return (Status::Skipped, decision.reason),
     }
     if options.dry_run {
-        return (Status::Planned, Some("dry run: stopped after the plan; nothing was changed".into()));
+        return (
+            Status::Planned,
+            Some("dry run: stopped after the plan; nothing was changed".into()),
+        );
     }
 
     let t = Instant::now();
@@ -234,7 +277,10 @@ async fn run_phases(
         Ok(true) => (Status::Remediated, None),
         Ok(false) => (
             Status::Failed,
-            Some("verify: apply() finished but check() still finds the resource non-compliant".into()),
+            Some(
+                "verify: apply() finished but check() still finds the resource non-compliant"
+                    .into(),
+            ),
         ),
         Err(e) => phase_failure("verify", &e),
     }

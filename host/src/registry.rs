@@ -70,7 +70,11 @@ impl FixerRegistry {
         if let Some(f) = self.ready.iter().find(|f| f.resource_type.name == wanted) {
             return Selection::Ready(f);
         }
-        match self.refused.iter().find(|r| r.resource_type.as_deref() == Some(wanted)) {
+        match self
+            .refused
+            .iter()
+            .find(|r| r.resource_type.as_deref() == Some(wanted))
+        {
             Some(r) => Selection::Refused(r),
             None => Selection::None,
         }

@@ -23,14 +23,28 @@ pub fn render_processed(entry: &AuditEntry, sealed: &SealedRecord) -> String {
         let _ = writeln!(out, "resource  {arn}");
     }
     if let Some(f) = &entry.fixer {
-        let _ = writeln!(out, "fixer     {} {} (sha256 {})", f.name, f.version, short(&f.sha256));
+        let _ = writeln!(
+            out,
+            "fixer     {} {} (sha256 {})",
+            f.name,
+            f.version,
+            short(&f.sha256)
+        );
     }
     if let Some(plan) = &entry.plan {
         let summary = plan.get("summary").and_then(Value::as_str).unwrap_or("");
         let _ = writeln!(out, "plan      {summary}");
-        for change in plan.get("changes").and_then(Value::as_array).into_iter().flatten() {
+        for change in plan
+            .get("changes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let action = change.get("action").and_then(Value::as_str).unwrap_or("?");
-            let desc = change.get("description").and_then(Value::as_str).unwrap_or("");
+            let desc = change
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let _ = writeln!(out, "            {action}: {desc}");
         }
     }
@@ -43,8 +57,17 @@ pub fn render_processed(entry: &AuditEntry, sealed: &SealedRecord) -> String {
         .iter()
         .filter(|c| c.get("access").and_then(Value::as_str) == Some("write"))
         .count();
-    let _ = writeln!(out, "calls     {} capability call(s), {writes} write(s)", entry.calls.len());
-    let _ = writeln!(out, "audit     record #{} (hash {})", sealed.sequence, short(&sealed.record_hash));
+    let _ = writeln!(
+        out,
+        "calls     {} capability call(s), {writes} write(s)",
+        entry.calls.len()
+    );
+    let _ = writeln!(
+        out,
+        "audit     record #{} (hash {})",
+        sealed.sequence,
+        short(&sealed.record_hash)
+    );
     out
 }
 
@@ -58,7 +81,12 @@ pub fn render_verify(path: &str, report: &VerifyReport) -> String {
             report.head_hash.as_deref().unwrap_or("(empty)")
         );
     } else {
-        let _ = writeln!(out, "{path}: TAMPERED, {} problem(s) in {} record(s)", report.problems.len(), report.records);
+        let _ = writeln!(
+            out,
+            "{path}: TAMPERED, {} problem(s) in {} record(s)",
+            report.problems.len(),
+            report.records
+        );
         for p in &report.problems {
             let _ = writeln!(out, "  line {}: {:?}: {}", p.line, p.kind, p.message);
         }

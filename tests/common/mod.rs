@@ -18,7 +18,10 @@ pub fn repo_root() -> PathBuf {
 }
 
 fn built(kind: &str, name: &str) -> PathBuf {
-    let path = repo_root().join("build").join(kind).join(format!("{name}.wasm"));
+    let path = repo_root()
+        .join("build")
+        .join(kind)
+        .join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: run scripts/build-fixers.sh (scripts/test.sh does this for you)",
@@ -64,7 +67,13 @@ pub fn pipeline(
     for f in fixers {
         registry.add_file(&runtime, f);
     }
-    Pipeline::new(runtime, registry, binder, settings, AuditLog::open(audit).expect("audit log"))
+    Pipeline::new(
+        runtime,
+        registry,
+        binder,
+        settings,
+        AuditLog::open(audit).expect("audit log"),
+    )
 }
 
 pub fn no_settings() -> FixerSettings {

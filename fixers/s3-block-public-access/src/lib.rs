@@ -27,7 +27,9 @@ impl Fixer for BlockPublicAccess {
     fn plan() -> Result<Plan> {
         let current = s3_bucket::get_public_access_block()?;
         if is_compliant(&current) {
-            return Ok(Plan::compliant("all four public access block settings are already on"));
+            return Ok(Plan::compliant(
+                "all four public access block settings are already on",
+            ));
         }
         Ok(Plan::new("block all public access to the bucket").with(
             Change::new(
@@ -42,7 +44,11 @@ impl Fixer for BlockPublicAccess {
     fn apply(plan: Plan) -> Result<Outcome> {
         // Read again rather than trusting the plan's `before`: the bucket may have changed since.
         let previous = s3_bucket::get_public_access_block()?;
-        if plan.changes_for(s3_bucket::PUT_PUBLIC_ACCESS_BLOCK).next().is_some() {
+        if plan
+            .changes_for(s3_bucket::PUT_PUBLIC_ACCESS_BLOCK)
+            .next()
+            .is_some()
+        {
             s3_bucket::put_public_access_block(BLOCK_ALL)?;
         }
         // Naming the field makes `null` read as "the bucket had no configuration".

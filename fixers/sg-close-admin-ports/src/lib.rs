@@ -57,7 +57,11 @@ fn exposed_admin_ports(rule: &IngressRule, admin: &[i32]) -> Result<Vec<i32>> {
     let (Some(from), Some(to)) = (rule.from_port, rule.to_port) else {
         return Ok(Vec::new());
     };
-    Ok(admin.iter().copied().filter(|p| (from..=to).contains(p)).collect())
+    Ok(admin
+        .iter()
+        .copied()
+        .filter(|p| (from..=to).contains(p))
+        .collect())
 }
 
 fn source_text(source: &RuleSource) -> &str {
@@ -133,7 +137,9 @@ impl Fixer for CloseAdminPorts {
     fn plan() -> Result<Plan> {
         let found = inspect()?;
         if found.revoke.is_empty() {
-            return Ok(Plan::compliant("no administration port is open to the internet"));
+            return Ok(Plan::compliant(
+                "no administration port is open to the internet",
+            ));
         }
         let mut plan = Plan::new(format!(
             "revoke {} world-open rule(s) to administration ports",

@@ -158,7 +158,9 @@ impl CallGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::{S3_GET_PUBLIC_ACCESS_BLOCK, S3_PUT_PUBLIC_ACCESS_BLOCK, SG_REVOKE_INGRESS};
+    use crate::actions::{
+        S3_GET_PUBLIC_ACCESS_BLOCK, S3_PUT_PUBLIC_ACCESS_BLOCK, SG_REVOKE_INGRESS,
+    };
     use crate::capabilities::Change;
 
     fn plan_with(actions: &[&str]) -> Plan {
@@ -205,7 +207,14 @@ mod tests {
     #[test]
     fn the_call_limit_applies_to_reads_too() {
         let mut gate = CallGate::new(1);
-        gate.record(&S3_GET_PUBLIC_ACCESS_BLOCK, CallResult::Ok, None, None, None, Duration::ZERO);
+        gate.record(
+            &S3_GET_PUBLIC_ACCESS_BLOCK,
+            CallResult::Ok,
+            None,
+            None,
+            None,
+            Duration::ZERO,
+        );
         assert_eq!(
             gate.authorize(&S3_GET_PUBLIC_ACCESS_BLOCK),
             Err("s3:GetBucketPublicAccessBlock denied: the fixer reached the limit of 1 capability calls".into())

@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use super::s3_bucket::S3BucketBackend;
 use super::salve::fixer::s3_bucket::PublicAccessBlock;
 use super::salve::fixer::security_group::IngressRule;
-use super::s3_bucket::S3BucketBackend;
 use super::security_group::SecurityGroupBackend;
 use super::{AwsError, BoxFuture};
 
@@ -39,11 +39,16 @@ fn poisoned() -> AwsError {
 }
 
 impl S3BucketBackend for InMemoryS3Bucket {
-    fn get_public_access_block(&self) -> BoxFuture<'_, Result<Option<PublicAccessBlock>, AwsError>> {
-        Box::pin(async move { Ok(self.config.lock().map_err(|_| poisoned())?.clone()) })
+    fn get_public_access_block(
+        &self,
+    ) -> BoxFuture<'_, Result<Option<PublicAccessBlock>, AwsError>> {
+        Box::pin(async move { Ok(*self.config.lock().map_err(|_| poisoned())?) })
     }
 
-    fn put_public_access_block(&self, config: PublicAccessBlock) -> BoxFuture<'_, Result<(), AwsError>> {
+    fn put_public_access_block(
+        &self,
+        config: PublicAccessBlock,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async move {
             self.writes.fetch_add(1, Ordering::SeqCst);
             *self.config.lock().map_err(|_| poisoned())? = Some(config);
@@ -69,7 +74,10 @@ impl InMemorySecurityGroup {
 
 fn same_rule(a: &IngressRule, b: &IngressRule) -> bool {
     // EC2 matches revokes on protocol, ports and source; descriptions do not count.
-    a.protocol == b.protocol && a.from_port == b.from_port && a.to_port == b.to_port && a.source == b.source
+    a.protocol == b.protocol
+        && a.from_port == b.from_port
+        && a.to_port == b.to_port
+        && a.source == b.source
 }
 
 impl SecurityGroupBackend for InMemorySecurityGroup {

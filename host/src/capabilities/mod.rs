@@ -104,8 +104,14 @@ impl Capabilities {
     ) -> Result<T, FixerError> {
         let request = request.map(bounded_json);
         if let Err(denial) = self.gate.authorize(function) {
-            self.gate
-                .record(function, CallResult::Denied, Some(denial.clone()), request, None, Duration::ZERO);
+            self.gate.record(
+                function,
+                CallResult::Denied,
+                Some(denial.clone()),
+                request,
+                None,
+                Duration::ZERO,
+            );
             return Err(FixerError::Denied(denial));
         }
         let started = Instant::now();
@@ -120,8 +126,14 @@ impl Capabilities {
             }
             Err(e) => {
                 let detail = format!("{}: {}", e.code, e.message);
-                self.gate
-                    .record(function, CallResult::AwsError, Some(detail), request, None, elapsed);
+                self.gate.record(
+                    function,
+                    CallResult::AwsError,
+                    Some(detail),
+                    request,
+                    None,
+                    elapsed,
+                );
             }
         }
         result.map_err(FixerError::Aws)
@@ -158,7 +170,12 @@ fn to_wit_finding(f: &crate::finding::Finding) -> salve::fixer::types::Finding {
             account_id: f.resource.account_id.clone(),
             region: f.resource.region.clone(),
             name: f.resource.name.clone(),
-            tags: f.resource.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            tags: f
+                .resource
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         },
         correlation_id: f.correlation_id.clone(),
     }
@@ -176,7 +193,9 @@ pub fn add_world_to_linker<T: Send + 'static>(
     salve::fixer::types::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
     salve::fixer::context::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
     match resource_type.interface {
-        "s3-bucket" => salve::fixer::s3_bucket::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?,
+        "s3-bucket" => {
+            salve::fixer::s3_bucket::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?
+        }
         "security-group" => {
             salve::fixer::security_group::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?
         }

@@ -9,8 +9,12 @@ use crate::aws::to_aws_error;
 
 /// What the capability needs from S3 for one bucket, so tests and benchmarks can swap AWS out.
 pub trait S3BucketBackend: Send + Sync {
-    fn get_public_access_block(&self) -> BoxFuture<'_, Result<Option<PublicAccessBlock>, AwsError>>;
-    fn put_public_access_block(&self, config: PublicAccessBlock) -> BoxFuture<'_, Result<(), AwsError>>;
+    fn get_public_access_block(&self)
+        -> BoxFuture<'_, Result<Option<PublicAccessBlock>, AwsError>>;
+    fn put_public_access_block(
+        &self,
+        config: PublicAccessBlock,
+    ) -> BoxFuture<'_, Result<(), AwsError>>;
 }
 
 /// The real backend: the AWS SDK's S3 client and the one bucket it may touch.
@@ -26,16 +30,25 @@ impl AwsS3Bucket {
 }
 
 impl S3BucketBackend for AwsS3Bucket {
-    fn get_public_access_block(&self) -> BoxFuture<'_, Result<Option<PublicAccessBlock>, AwsError>> {
+    fn get_public_access_block(
+        &self,
+    ) -> BoxFuture<'_, Result<Option<PublicAccessBlock>, AwsError>> {
         Box::pin(async move {
-            let result = self.client.get_public_access_block().bucket(&self.bucket).send().await;
+            let result = self
+                .client
+                .get_public_access_block()
+                .bucket(&self.bucket)
+                .send()
+                .await;
             match result {
-                Ok(out) => Ok(out.public_access_block_configuration().map(|c| PublicAccessBlock {
-                    block_public_acls: c.block_public_acls().unwrap_or(false),
-                    ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
-                    block_public_policy: c.block_public_policy().unwrap_or(false),
-                    restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
-                })),
+                Ok(out) => Ok(out
+                    .public_access_block_configuration()
+                    .map(|c| PublicAccessBlock {
+                        block_public_acls: c.block_public_acls().unwrap_or(false),
+                        ignore_public_acls: c.ignore_public_acls().unwrap_or(false),
+                        block_public_policy: c.block_public_policy().unwrap_or(false),
+                        restrict_public_buckets: c.restrict_public_buckets().unwrap_or(false),
+                    })),
                 Err(e) => {
                     let error = to_aws_error(e);
                     // A bucket that never had a configuration answers with this code, not with
@@ -50,7 +63,10 @@ impl S3BucketBackend for AwsS3Bucket {
         })
     }
 
-    fn put_public_access_block(&self, config: PublicAccessBlock) -> BoxFuture<'_, Result<(), AwsError>> {
+    fn put_public_access_block(
+        &self,
+        config: PublicAccessBlock,
+    ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async move {
             let configuration = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
                 .block_public_acls(config.block_public_acls)
@@ -76,7 +92,9 @@ impl Capabilities {
             ResourceBackend::S3Bucket(b) => Ok(b.clone()),
             // Unreachable through the linker, which only links a fixer's own world; trapping keeps
             // it contained if that ever changes.
-            _ => Err(wasmtime::format_err!("s3-bucket called on a finding that is not an S3 bucket")),
+            _ => Err(wasmtime::format_err!(
+                "s3-bucket called on a finding that is not an S3 bucket"
+            )),
         }
     }
 }
@@ -87,7 +105,11 @@ impl Host for Capabilities {
     ) -> wasmtime::Result<Result<Option<PublicAccessBlock>, FixerError>> {
         let backend = self.s3_bucket()?;
         Ok(self
-            .call(&S3_GET_PUBLIC_ACCESS_BLOCK, None, backend.get_public_access_block())
+            .call(
+                &S3_GET_PUBLIC_ACCESS_BLOCK,
+                None,
+                backend.get_public_access_block(),
+            )
             .await)
     }
 
@@ -98,7 +120,11 @@ impl Host for Capabilities {
         let backend = self.s3_bucket()?;
         let request = json!(config);
         Ok(self
-            .call(&S3_PUT_PUBLIC_ACCESS_BLOCK, Some(request), backend.put_public_access_block(config))
+            .call(
+                &S3_PUT_PUBLIC_ACCESS_BLOCK,
+                Some(request),
+                backend.put_public_access_block(config),
+            )
             .await)
     }
 }

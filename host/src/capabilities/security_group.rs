@@ -41,22 +41,34 @@ pub fn flatten_permissions(permissions: &[IpPermission]) -> Vec<IngressRule> {
         };
         for r in p.ip_ranges() {
             if let Some(cidr) = r.cidr_ip() {
-                rules.push(rule(RuleSource::Ipv4Cidr(cidr.to_string()), r.description()));
+                rules.push(rule(
+                    RuleSource::Ipv4Cidr(cidr.to_string()),
+                    r.description(),
+                ));
             }
         }
         for r in p.ipv6_ranges() {
             if let Some(cidr) = r.cidr_ipv6() {
-                rules.push(rule(RuleSource::Ipv6Cidr(cidr.to_string()), r.description()));
+                rules.push(rule(
+                    RuleSource::Ipv6Cidr(cidr.to_string()),
+                    r.description(),
+                ));
             }
         }
         for r in p.user_id_group_pairs() {
             if let Some(group) = r.group_id() {
-                rules.push(rule(RuleSource::SecurityGroup(group.to_string()), r.description()));
+                rules.push(rule(
+                    RuleSource::SecurityGroup(group.to_string()),
+                    r.description(),
+                ));
             }
         }
         for r in p.prefix_list_ids() {
             if let Some(list) = r.prefix_list_id() {
-                rules.push(rule(RuleSource::PrefixList(list.to_string()), r.description()));
+                rules.push(rule(
+                    RuleSource::PrefixList(list.to_string()),
+                    r.description(),
+                ));
             }
         }
     }
@@ -74,16 +86,30 @@ pub fn to_permissions(rules: &[IngressRule]) -> Vec<IpPermission> {
             }
             let description = r.description.clone();
             match &r.source {
-                RuleSource::Ipv4Cidr(c) => p.ip_ranges(IpRange::builder().cidr_ip(c).set_description(description).build()),
-                RuleSource::Ipv6Cidr(c) => {
-                    p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).set_description(description).build())
-                }
-                RuleSource::SecurityGroup(g) => {
-                    p.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).set_description(description).build())
-                }
-                RuleSource::PrefixList(l) => {
-                    p.prefix_list_ids(PrefixListId::builder().prefix_list_id(l).set_description(description).build())
-                }
+                RuleSource::Ipv4Cidr(c) => p.ip_ranges(
+                    IpRange::builder()
+                        .cidr_ip(c)
+                        .set_description(description)
+                        .build(),
+                ),
+                RuleSource::Ipv6Cidr(c) => p.ipv6_ranges(
+                    Ipv6Range::builder()
+                        .cidr_ipv6(c)
+                        .set_description(description)
+                        .build(),
+                ),
+                RuleSource::SecurityGroup(g) => p.user_id_group_pairs(
+                    UserIdGroupPair::builder()
+                        .group_id(g)
+                        .set_description(description)
+                        .build(),
+                ),
+                RuleSource::PrefixList(l) => p.prefix_list_ids(
+                    PrefixListId::builder()
+                        .prefix_list_id(l)
+                        .set_description(description)
+                        .build(),
+                ),
             }
             .build()
         })
@@ -155,7 +181,9 @@ impl Capabilities {
 impl Host for Capabilities {
     async fn describe_ingress(&mut self) -> wasmtime::Result<Result<Vec<IngressRule>, FixerError>> {
         let backend = self.security_group()?;
-        Ok(self.call(&SG_DESCRIBE_INGRESS, None, backend.describe_ingress()).await)
+        Ok(self
+            .call(&SG_DESCRIBE_INGRESS, None, backend.describe_ingress())
+            .await)
     }
 
     async fn revoke_ingress(
@@ -164,7 +192,13 @@ impl Host for Capabilities {
     ) -> wasmtime::Result<Result<(), FixerError>> {
         let backend = self.security_group()?;
         let request = json!(rules);
-        Ok(self.call(&SG_REVOKE_INGRESS, Some(request), backend.revoke_ingress(rules)).await)
+        Ok(self
+            .call(
+                &SG_REVOKE_INGRESS,
+                Some(request),
+                backend.revoke_ingress(rules),
+            )
+            .await)
     }
 
     async fn authorize_ingress(
@@ -173,6 +207,12 @@ impl Host for Capabilities {
     ) -> wasmtime::Result<Result<(), FixerError>> {
         let backend = self.security_group()?;
         let request = json!(rules);
-        Ok(self.call(&SG_AUTHORIZE_INGRESS, Some(request), backend.authorize_ingress(rules)).await)
+        Ok(self
+            .call(
+                &SG_AUTHORIZE_INGRESS,
+                Some(request),
+                backend.authorize_ingress(rules),
+            )
+            .await)
     }
 }

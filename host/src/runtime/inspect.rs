@@ -18,7 +18,13 @@ pub const MANIFEST_SECTION: &str = "salve-fixer-manifest";
 
 /// WASI interfaces a fixer may import. They are linked to an empty context: no preopened
 /// directories, no environment, no sockets.
-const ALLOWED_WASI_PREFIXES: &[&str] = &["wasi:io/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/"];
+const ALLOWED_WASI_PREFIXES: &[&str] = &[
+    "wasi:io/",
+    "wasi:cli/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FixerManifest {
@@ -82,7 +88,11 @@ pub struct Imports {
 }
 
 /// The link-time check: refuses any import outside `resource_type`'s world.
-pub fn check_imports(engine: &Engine, component: &Component, resource_type: &ResourceType) -> Result<Imports> {
+pub fn check_imports(
+    engine: &Engine,
+    component: &Component,
+    resource_type: &ResourceType,
+) -> Result<Imports> {
     let own = actions::qualified_interface(resource_type.interface);
     let common: Vec<String> = actions::COMMON_INTERFACES
         .iter()
@@ -92,7 +102,9 @@ pub fn check_imports(engine: &Engine, component: &Component, resource_type: &Res
     let mut functions = Vec::new();
     for (name, item) in component.component_type().imports(engine) {
         interfaces.push(name.to_string());
-        if common.iter().any(|c| c == name) || ALLOWED_WASI_PREFIXES.iter().any(|p| name.starts_with(p)) {
+        if common.iter().any(|c| c == name)
+            || ALLOWED_WASI_PREFIXES.iter().any(|p| name.starts_with(p))
+        {
             continue;
         }
         if name != own {
@@ -110,14 +122,18 @@ pub fn check_imports(engine: &Engine, component: &Component, resource_type: &Res
             if !matches!(export.ty, ComponentItem::ComponentFunc(_)) {
                 continue;
             }
-            let known = actions::functions_of(resource_type.interface).find(|f| f.function == function);
+            let known =
+                actions::functions_of(resource_type.interface).find(|f| f.function == function);
             let Some(known) = known else {
                 bail!("fixer imports {name}#{function}, which this host does not implement");
             };
             functions.push(known);
         }
     }
-    Ok(Imports { interfaces, functions })
+    Ok(Imports {
+        interfaces,
+        functions,
+    })
 }
 
 #[cfg(test)]
@@ -126,7 +142,9 @@ mod tests {
 
     #[test]
     fn parses_the_sdk_manifest_format() {
-        let m = parse_manifest("name=x\nversion=0.1.0\nresource-type=AWS::S3::Bucket\ncontrol=S3.8\n").unwrap();
+        let m =
+            parse_manifest("name=x\nversion=0.1.0\nresource-type=AWS::S3::Bucket\ncontrol=S3.8\n")
+                .unwrap();
         assert_eq!(m.controls, vec!["S3.8"]);
         assert_eq!(m.resource_type, "AWS::S3::Bucket");
     }
@@ -146,6 +164,9 @@ mod tests {
     #[test]
     fn a_core_module_is_not_a_fixer() {
         let err = read_manifest(b"\0asm\x01\0\0\0").unwrap_err();
-        assert!(err.to_string().contains("no salve-fixer-manifest section"), "{err}");
+        assert!(
+            err.to_string().contains("no salve-fixer-manifest section"),
+            "{err}"
+        );
     }
 }

@@ -15,12 +15,18 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::actions::{self, ResourceType};
 use crate::audit::{sha256_hex, FixerIdentity};
-use crate::capabilities::{self, AllCapabilities, AllCapabilitiesPre, CallGate, Capabilities, FixerError, FixerLog, Outcome, Phase, Plan};
+use crate::capabilities::{
+    self, AllCapabilities, AllCapabilitiesPre, CallGate, Capabilities, FixerError, FixerLog,
+    Outcome, Phase, Plan,
+};
 use inspect::{FixerManifest, Imports};
 use output::BoundedOutput;
 
@@ -103,7 +109,10 @@ impl WasiView for SandboxState {
 
 impl SandboxState {
     fn guest_cpu(&self) -> Duration {
-        let host = self.capabilities.host_time().saturating_sub(self.cpu.host_time_at_start);
+        let host = self
+            .capabilities
+            .host_time()
+            .saturating_sub(self.cpu.host_time_at_start);
         self.cpu.phase_started.elapsed().saturating_sub(host)
     }
 }
@@ -130,11 +139,23 @@ impl ArtifactCache {
     fn path(&self, engine: &Engine, sha256: &str) -> Option<PathBuf> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        self.dir.as_ref().map(|d| d.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
     }
 
-    fn get_or_compile(&self, engine: &Engine, sha256: &str, bytes: &[u8]) -> Result<(Component, ArtifactSource)> {
-        if let Some(c) = self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(sha256) {
+    fn get_or_compile(
+        &self,
+        engine: &Engine,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> Result<(Component, ArtifactSource)> {
+        if let Some(c) = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(sha256)
+        {
             return Ok((c.clone(), ArtifactSource::MemoryCache));
         }
         let path = self.path(engine, sha256);
@@ -149,13 +170,16 @@ impl ArtifactCache {
                     component = Some(c);
                     source = ArtifactSource::DiskCache;
                 }
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e:#}")
+                }
             }
         }
         let component = match component {
             Some(c) => c,
             None => {
-                let c = wt(Component::new(engine, bytes)).context("compiling the fixer component")?;
+                let c =
+                    wt(Component::new(engine, bytes)).context("compiling the fixer component")?;
                 if let Some(path) = &path {
                     if let Err(e) = write_artifact(path, &c) {
                         tracing::warn!(path = %path.display(), "could not cache compiled fixer: {e:#}");
@@ -237,7 +261,11 @@ impl LoadedFixer {
 
     /// The IAM actions this fixer can ever ask for, from its imports.
     pub fn actions(&self) -> Vec<&'static str> {
-        self.imports.functions.iter().map(|f| f.iam_action).collect()
+        self.imports
+            .functions
+            .iter()
+            .map(|f| f.iam_action)
+            .collect()
     }
 }
 
@@ -274,7 +302,11 @@ impl Runtime {
         for resource_type in actions::RESOURCE_TYPES {
             let mut linker = Linker::new(&engine);
             wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("linking WASI")?;
-            capabilities::add_world_to_linker(&mut linker, resource_type, |s: &mut SandboxState| &mut s.capabilities)?;
+            capabilities::add_world_to_linker(
+                &mut linker,
+                resource_type,
+                |s: &mut SandboxState| &mut s.capabilities,
+            )?;
             linkers.push((*resource_type, linker));
         }
         let _ticker = EpochTicker::start(&engine);
@@ -293,7 +325,11 @@ impl Runtime {
     /// Forgets compiled components held in memory, so the next load reads the disk cache. Used
     /// to measure a cold process's load path without starting one.
     pub fn clear_memory_cache(&self) {
-        self.cache.compiled.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.cache
+            .compiled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub fn limits(&self) -> &RuntimeLimits {
@@ -305,14 +341,19 @@ impl Runtime {
     }
 
     pub fn load_file(&self, path: &Path) -> Result<LoadedFixer> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading fixer {}", path.display()))?;
-        self.load(&bytes).with_context(|| format!("loading fixer {}", path.display()))
+        let bytes =
+            std::fs::read(path).with_context(|| format!("reading fixer {}", path.display()))?;
+        self.load(&bytes)
+            .with_context(|| format!("loading fixer {}", path.display()))
     }
 
     /// Checks and compiles (or fetches from the cache) a fixer component.
     pub fn load(&self, bytes: &[u8]) -> Result<LoadedFixer> {
         if bytes.len() > MAX_COMPONENT_BYTES {
-            bail!("the component is {} bytes, over the {MAX_COMPONENT_BYTES}-byte limit", bytes.len());
+            bail!(
+                "the component is {} bytes, over the {MAX_COMPONENT_BYTES}-byte limit",
+                bytes.len()
+            );
         }
         let sha256 = sha256_hex(bytes);
         let manifest = inspect::read_manifest(bytes)?;
@@ -331,9 +372,13 @@ impl Runtime {
             .find(|(t, _)| t.name == resource_type.name)
             .map(|(_, l)| l)
             .context("no linker for the fixer's resource type")?;
-        let pre = wt(linker.instantiate_pre(&component)).with_context(|| format!("linking fixer {}", manifest.name))?;
+        let pre = wt(linker.instantiate_pre(&component))
+            .with_context(|| format!("linking fixer {}", manifest.name))?;
         let pre = wt(AllCapabilitiesPre::new(pre)).with_context(|| {
-            format!("fixer {} does not export salve:fixer/fixer@0.1.0", manifest.name)
+            format!(
+                "fixer {} does not export salve:fixer/fixer@0.1.0",
+                manifest.name
+            )
         })?;
         Ok(LoadedFixer {
             manifest,
@@ -422,7 +467,11 @@ impl std::fmt::Display for SandboxError {
 pub fn describe_fixer_error(e: &FixerError) -> String {
     match e {
         FixerError::Aws(a) => {
-            let id = a.request_id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default();
+            let id = a
+                .request_id
+                .as_deref()
+                .map(|r| format!(" (request {r})"))
+                .unwrap_or_default();
             format!("AWS error {}: {}{id}", a.code, a.message)
         }
         FixerError::Denied(m) => format!("denied: {m}"),
@@ -456,7 +505,9 @@ type CallOutcome<T> = Result<wasmtime::Result<Result<T, FixerError>>, tokio::tim
 impl Sandbox {
     fn begin(&mut self, phase: Phase) -> Result<Duration, SandboxError> {
         if let Some(reason) = &self.contained {
-            return Err(SandboxError::Contained(format!("not run: the fixer was already stopped ({reason})")));
+            return Err(SandboxError::Contained(format!(
+                "not run: the fixer was already stopped ({reason})"
+            )));
         }
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -496,18 +547,28 @@ impl Sandbox {
     fn trap_reason(&self, phase: Phase, error: &wasmtime::Error) -> String {
         let phase = phase.as_str();
         if let Some(cpu) = error.downcast_ref::<CpuLimitExceeded>() {
-            return format!("CPU time limit of {} ms exceeded during {phase}", cpu.0.as_millis());
+            return format!(
+                "CPU time limit of {} ms exceeded during {phase}",
+                cpu.0.as_millis()
+            );
         }
         let text = format!("{error:?}");
         if text.contains("forcing trap when growing memory") {
-            return format!("memory limit of {} bytes exceeded during {phase}", self.limits.memory_bytes);
+            return format!(
+                "memory limit of {} bytes exceeded during {phase}",
+                self.limits.memory_bytes
+            );
         }
         let (stderr, _) = self.store.data().stderr.contents();
         let tail: String = {
             let chars: Vec<char> = stderr.trim().chars().collect();
             chars[chars.len().saturating_sub(400)..].iter().collect()
         };
-        let stderr_note = if tail.is_empty() { String::new() } else { format!("; stderr: {tail}") };
+        let stderr_note = if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; stderr: {tail}")
+        };
         match error.downcast_ref::<Trap>() {
             Some(Trap::StackOverflow) => format!("stack overflow during {phase}"),
             Some(Trap::Interrupt) => format!("CPU time limit exceeded during {phase}"),
@@ -534,7 +595,11 @@ impl Sandbox {
     /// Runs `plan()` (read only).
     pub async fn plan(&mut self) -> Result<Plan, SandboxError> {
         let remaining = self.begin(Phase::Plan)?;
-        self.store.data_mut().capabilities.gate_mut().enter(Phase::Plan);
+        self.store
+            .data_mut()
+            .capabilities
+            .gate_mut()
+            .enter(Phase::Plan);
         let guest = self.bindings.salve_fixer_fixer();
         let outcome = tokio::time::timeout(remaining, guest.call_plan(&mut self.store)).await;
         let plan = self.finish(Phase::Plan, outcome)?;
@@ -545,9 +610,14 @@ impl Sandbox {
     /// Runs `apply(plan)`; only the actions `approved` lists pass the gate.
     pub async fn apply(&mut self, approved: &Plan) -> Result<Outcome, SandboxError> {
         let remaining = self.begin(Phase::Apply)?;
-        self.store.data_mut().capabilities.gate_mut().enter_apply(approved);
+        self.store
+            .data_mut()
+            .capabilities
+            .gate_mut()
+            .enter_apply(approved);
         let guest = self.bindings.salve_fixer_fixer();
-        let outcome = tokio::time::timeout(remaining, guest.call_apply(&mut self.store, approved)).await;
+        let outcome =
+            tokio::time::timeout(remaining, guest.call_apply(&mut self.store, approved)).await;
         let result = self.finish(Phase::Apply, outcome)?;
         check_size("outcome", &result).map_err(|m| self.contain(m))?;
         Ok(result)
@@ -572,9 +642,13 @@ impl Sandbox {
 }
 
 fn check_size<T: Serialize>(what: &str, value: &T) -> Result<(), String> {
-    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(value)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_PLAN_JSON_BYTES {
-        return Err(format!("the fixer's {what} is {size} bytes as JSON, over the {MAX_PLAN_JSON_BYTES}-byte limit"));
+        return Err(format!(
+            "the fixer's {what} is {size} bytes as JSON, over the {MAX_PLAN_JSON_BYTES}-byte limit"
+        ));
     }
     Ok(())
 }
