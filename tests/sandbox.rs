@@ -39,11 +39,12 @@ fn tight_limits() -> RuntimeLimits {
 fn hostile_pipeline(
     name: &str,
     group: Arc<InMemorySecurityGroup>,
+    limits: RuntimeLimits,
 ) -> (Pipeline, std::path::PathBuf) {
     let audit = scratch(name).join("audit.jsonl");
     let p = pipeline(
         &[fixture("hostile-fixer")],
-        tight_limits(),
+        limits,
         Box::new(FixedBackend(ResourceBackend::SecurityGroup(group))),
         &audit,
         no_settings(),
@@ -73,7 +74,7 @@ fn reason(r: &Value) -> &str {
 #[tokio::test]
 async fn hostile_fixers_are_contained_and_the_host_carries_on() {
     let group = open_ssh_group();
-    let (p, audit) = hostile_pipeline("contained", group.clone());
+    let (p, audit) = hostile_pipeline("contained", group.clone(), tight_limits());
     let cases = [
         ("loop", "check: CPU time limit of 300 ms exceeded during check"),
         ("memory", "check: memory limit of 16777216 bytes exceeded during check"),
@@ -112,7 +113,7 @@ async fn hostile_fixers_are_contained_and_the_host_carries_on() {
 #[tokio::test]
 async fn a_write_during_plan_is_denied_and_never_reaches_the_backend() {
     let group = open_ssh_group();
-    let (p, _) = hostile_pipeline("write-in-plan", group.clone());
+    let (p, _) = hostile_pipeline("write-in-plan", group.clone(), tight_limits());
     let record = run(&p, "w", "write-in-plan").await;
     assert_eq!(status(&record), "failed");
     assert_eq!(
@@ -133,7 +134,7 @@ async fn a_write_during_plan_is_denied_and_never_reaches_the_backend() {
 #[tokio::test]
 async fn an_action_missing_from_the_plan_is_denied_during_apply() {
     let group = open_ssh_group();
-    let (p, _) = hostile_pipeline("unplanned", group.clone());
+    let (p, _) = hostile_pipeline("unplanned", group.clone(), tight_limits());
     let record = run(&p, "u", "unplanned-write").await;
     assert_eq!(status(&record), "failed");
     assert_eq!(
@@ -279,7 +280,7 @@ async fn the_wall_clock_limit_covers_host_calls() {
 
 #[tokio::test]
 async fn malformed_payloads_are_rejected_with_a_reason_and_a_digest() {
-    let (p, _) = hostile_pipeline("malformed", open_ssh_group());
+    let (p, _) = hostile_pipeline("malformed", open_ssh_group(), tight_limits());
     for (payload, expected) in [
         (&b"{not json"[..], "payload is not a canonical finding"),
         (
