@@ -75,11 +75,11 @@ async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {
 }
 
 async fn process(p: &Pipeline, payload: &str, dry_run: bool) -> Value {
-    let processed = p
-        .process_payload(payload.as_bytes(), ProcessOptions { dry_run })
-        .await
-        .unwrap();
-    serde_json::from_str(&processed.sealed.line).unwrap()
+    let options = ProcessOptions {
+        dry_run,
+        explain: false,
+    };
+    process_one(p, payload.as_bytes(), options).await
 }
 
 async fn public_access_block(client: &aws_sdk_s3::Client, bucket: &str) -> Option<[bool; 4]> {

@@ -53,14 +53,12 @@ fn hostile_pipeline(
 }
 
 async fn run(p: &Pipeline, id: &str, behaviour: &str) -> Value {
-    let processed = p
-        .process_payload(
-            sg_finding(id, GROUP, behaviour).as_bytes(),
-            ProcessOptions::default(),
-        )
-        .await
-        .expect("audit record written");
-    serde_json::from_str(&processed.sealed.line).unwrap()
+    process_one(
+        &p,
+        sg_finding(id, GROUP, behaviour).as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await
 }
 
 fn status(r: &Value) -> &str {
@@ -201,14 +199,12 @@ async fn a_fixer_importing_another_resource_types_interface_is_refused_before_it
         "{}",
         refused[0].error
     );
-    let processed = p
-        .process_payload(
-            s3_finding("forbidden", "some-bucket").as_bytes(),
-            ProcessOptions::default(),
-        )
-        .await
-        .unwrap();
-    let record: Value = serde_json::from_str(&processed.sealed.line).unwrap();
+    let record: Value = process_one(
+        &p,
+        s3_finding("forbidden", "some-bucket").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
     assert_eq!(status(&record), "failed");
     assert!(
         reason(&record).contains("outside the s3-bucket-fixer world"),
@@ -245,6 +241,9 @@ impl SecurityGroupBackend for HangingGroup {
     ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async { Ok(()) })
     }
+    fn tags(&self) -> BoxFuture<'_, Result<salve::capabilities::Tags, AwsError>> {
+        Box::pin(async { Ok(Default::default()) })
+    }
 }
 
 #[tokio::test]
@@ -263,14 +262,12 @@ async fn the_wall_clock_limit_covers_host_calls() {
         &audit,
         no_settings(),
     );
-    let processed = p
-        .process_payload(
-            sg_finding("hang", GROUP, "x").as_bytes(),
-            ProcessOptions::default(),
-        )
-        .await
-        .unwrap();
-    let record: Value = serde_json::from_str(&processed.sealed.line).unwrap();
+    let record: Value = process_one(
+        &p,
+        sg_finding("hang", GROUP, "x").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
     assert_eq!(status(&record), "failed");
     assert_eq!(
         reason(&record),
@@ -282,18 +279,11 @@ async fn the_wall_clock_limit_covers_host_calls() {
 async fn malformed_payloads_are_rejected_with_a_reason_and_a_digest() {
     let (p, _) = hostile_pipeline("malformed", open_ssh_group(), tight_limits());
     for (payload, expected) in [
-        (&b"{not json"[..], "payload is not a canonical finding"),
-        (
-            &b"{\"id\":\"x\"}"[..],
-            "payload is not a canonical finding: missing field",
-        ),
-        (&b"\xff\xfe"[..], "payload is not a canonical finding"),
+        (&b"{not json"[..], "payload is not JSON"),
+        (&b"{\"id\":\"x\"}"[..], "unrecognised payload"),
+        (&b"\xff\xfe"[..], "payload is not JSON"),
     ] {
-        let processed = p
-            .process_payload(payload, ProcessOptions::default())
-            .await
-            .unwrap();
-        let record: Value = serde_json::from_str(&processed.sealed.line).unwrap();
+        let record: Value = process_one(&p, payload, ProcessOptions::default()).await;
         assert_eq!(status(&record), "rejected");
         assert!(reason(&record).starts_with(expected), "{}", reason(&record));
         assert_eq!(record["payload_sha256"], salve::audit::sha256_hex(payload));

@@ -31,6 +31,9 @@ pub struct ResourceType {
     pub world: &'static str,
     /// The capability interface of this type (its only resource-bound import).
     pub interface: &'static str,
+    /// The read-only IAM action the host itself uses to read the resource's tags (for the
+    /// eligibility metadata); not a capability a fixer can call.
+    pub tags_action: &'static str,
 }
 
 /// The WIT package every salve interface belongs to.
@@ -45,12 +48,14 @@ pub const S3_BUCKET: ResourceType = ResourceType {
     name: "AWS::S3::Bucket",
     world: "s3-bucket-fixer",
     interface: "s3-bucket",
+    tags_action: "s3:GetBucketTagging",
 };
 
 pub const SECURITY_GROUP: ResourceType = ResourceType {
     name: "AWS::EC2::SecurityGroup",
     world: "security-group-fixer",
     interface: "security-group",
+    tags_action: "ec2:DescribeSecurityGroups",
 };
 
 pub const RESOURCE_TYPES: &[&ResourceType] = &[&S3_BUCKET, &SECURITY_GROUP];

@@ -65,6 +65,23 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     /// SHA-256 of the raw payload, so a rejected payload can be matched to its source.
     pub payload_sha256: Option<String>,
+    /// The recognised source: canonical, wiz or security-hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Value>,
+    /// The envelopes the finding arrived in, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envelope: Vec<String>,
+    /// The normalised finding, as decided on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Value>,
+    /// Environment, owner, exception, classification and exposure, each with where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// The resource's own tags as read by the host, or why they could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_tags: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Value>,
     pub fixer: Option<FixerIdentity>,
     pub dry_run: bool,
     pub plan: Option<Value>,
@@ -78,6 +95,9 @@ pub struct AuditEntry {
     pub durations_us: BTreeMap<String, u64>,
     /// The fixer's own log lines and captured stdout/stderr, bounded.
     pub fixer_output: Option<Value>,
+    /// Every notifier delivery for this finding, including failed ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Value>,
 }
 
 /// A record as written: its position in the chain and its hash.

@@ -111,6 +111,11 @@ impl AwsBackends {
         }
     }
 
+    /// The platform's own AWS configuration (for the notifier's SNS topics).
+    pub fn sdk_config(&self) -> &SdkConfig {
+        &self.config
+    }
+
     fn s3_client(&self, region: &str) -> aws_sdk_s3::Client {
         let mut clients = self.s3.lock().unwrap_or_else(|p| p.into_inner());
         clients

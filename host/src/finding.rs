@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actions;
 
-/// Payloads larger than this are rejected before parsing.
+/// A canonical finding larger than this is rejected before parsing.
 pub const MAX_FINDING_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,6 +51,13 @@ pub struct Finding {
     pub id: String,
     pub source: String,
     pub control_id: String,
+    /// Other identifiers of the same check, such as a Wiz cloud-configuration rule ID. Fixers
+    /// are routed by `control_id` or any of these.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub control_aliases: Vec<String>,
+    /// Wiz projects, when the sender names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<String>,
     pub title: String,
     pub severity: Severity,
     pub resource: Resource,
@@ -68,31 +75,37 @@ pub enum FindingError {
     Invalid { field: &'static str, reason: String },
 }
 
+/// The unvalidated fields of a finding. Every source normalises into this, and
+/// [`Finding::validate`] is the one place they are checked.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawResource {
-    arn: String,
+pub(crate) struct RawResource {
+    pub(crate) arn: String,
     #[serde(rename = "type")]
-    resource_type: String,
-    account_id: String,
-    region: String,
+    pub(crate) resource_type: String,
+    pub(crate) account_id: String,
+    pub(crate) region: String,
     #[serde(default)]
-    tags: BTreeMap<String, String>,
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFinding {
-    id: String,
+pub(crate) struct RawFinding {
+    pub(crate) id: String,
     #[serde(default = "default_source")]
-    source: String,
-    control_id: String,
+    pub(crate) source: String,
+    pub(crate) control_id: String,
     #[serde(default)]
-    title: String,
-    severity: Severity,
-    resource: RawResource,
+    pub(crate) control_aliases: Vec<String>,
     #[serde(default)]
-    correlation_id: Option<String>,
+    pub(crate) projects: Vec<String>,
+    #[serde(default)]
+    pub(crate) title: String,
+    pub(crate) severity: Severity,
+    pub(crate) resource: RawResource,
+    #[serde(default)]
+    pub(crate) correlation_id: Option<String>,
 }
 
 fn default_source() -> String {
@@ -263,9 +276,36 @@ impl Finding {
         Self::validate(raw)
     }
 
-    fn validate(raw: RawFinding) -> Result<Finding, FindingError> {
+    /// Validates a canonical finding that ingest has already parsed as JSON.
+    pub fn from_canonical_value(value: serde_json::Value) -> Result<Finding, FindingError> {
+        let raw: RawFinding =
+            serde_json::from_value(value).map_err(|e| FindingError::Malformed(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    /// Every identifier a fixer may declare to handle this finding.
+    pub fn control_ids(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.control_id.as_str())
+            .chain(self.control_aliases.iter().map(String::as_str))
+    }
+
+    pub(crate) fn validate(raw: RawFinding) -> Result<Finding, FindingError> {
         let id = non_empty("id", raw.id, 512)?;
         let control_id = non_empty("control_id", raw.control_id, 256)?;
+        let mut control_aliases = Vec::with_capacity(raw.control_aliases.len());
+        for alias in raw.control_aliases.into_iter().take(16) {
+            control_aliases.push(non_empty("control_aliases", alias, 256)?);
+        }
+        let mut projects = Vec::with_capacity(raw.projects.len());
+        for project in raw.projects.into_iter().take(64) {
+            projects.push(non_empty("projects", project, 256)?);
+        }
+        if raw.title.len() > 4096 {
+            return Err(invalid("title", "is over the limit of 4096 bytes"));
+        }
+        if raw.resource.tags.len() > 128 {
+            return Err(invalid("resource.tags", "has more than 128 tags"));
+        }
         let r = raw.resource;
         if !is_account_id(&r.account_id) {
             return Err(invalid(
@@ -290,6 +330,8 @@ impl Finding {
             id,
             source: non_empty("source", raw.source, 256)?,
             control_id,
+            control_aliases,
+            projects,
             title: raw.title,
             severity: raw.severity,
             resource: Resource {

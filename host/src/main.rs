@@ -1,9 +1,8 @@
 //! The `salve` command line. Everything it does lives in the library; this file only parses
 //! arguments and prints.
 
-use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +11,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use salve::audit::{self, AuditLog, Status};
 use salve::aws::{AwsBackends, AwsOptions};
-use salve::pipeline::{FixerSettings, Pipeline, ProcessOptions};
+use salve::config::SalveConfig;
+use salve::notify::Notifier;
+use salve::pipeline::{FixerSettings, Pipeline, PipelineConfig, ProcessOptions, Processed};
 use salve::registry::FixerRegistry;
 use salve::report;
 use salve::runtime::{Runtime, RuntimeLimits};
@@ -30,8 +31,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Process one finding in salve's canonical JSON, from a file or `-` for stdin.
+    /// Process a payload (a finding in any supported format or envelope), from a file or `-`.
     Process(ProcessArgs),
+    /// Show how a payload would be decided, without changing anything or writing an audit
+    /// record: the source, the normalised finding, every check and Rego rule, the risk score,
+    /// the chosen fixer and its plan (a dry run, so read calls do reach AWS).
+    Explain(ExplainArgs),
     /// Work with the audit log.
     Audit {
         #[command(subcommand)]
@@ -57,26 +62,48 @@ enum Output {
 
 #[derive(Args)]
 struct ProcessArgs {
-    /// The finding: a file path, or `-` for stdin.
+    /// The payload: a file path, or `-` for stdin.
     input: String,
     /// Stop after the plan and record it; change nothing.
     #[arg(long)]
     dry_run: bool,
     #[arg(long, value_enum, default_value_t = Output::Human)]
     output: Output,
-    /// Directory of fixer components (*.wasm).
-    #[arg(long, env = "SALVE_FIXERS", default_value = ".salve/fixers")]
-    fixers: PathBuf,
     /// The audit log (JSON Lines, appended and fsynced).
     #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
     audit_log: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    /// The payload: a file path, or `-` for stdin.
+    input: String,
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    output: Output,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// What every command that runs fixers needs.
+#[derive(Args)]
+struct HostArgs {
+    /// The config file. Without one, ./salve.toml is used if it exists, else the defaults,
+    /// which allowlist no account.
+    #[arg(long, env = "SALVE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory of fixer components (*.wasm).
+    #[arg(long, env = "SALVE_FIXERS", default_value = ".salve/fixers")]
+    fixers: PathBuf,
     /// Where compiled fixers are cached, keyed by their SHA-256.
     #[arg(long, env = "SALVE_CACHE_DIR", default_value = ".salve/cache")]
     cache_dir: PathBuf,
     /// Send every AWS call to this endpoint (a local stand-in such as moto).
     #[arg(long, env = "SALVE_ENDPOINT_URL")]
     endpoint_url: Option<String>,
-    /// A fixer setting, as `<fixer>.<key>=<value>` (e.g. `sg-close-admin-ports.admin-ports=22,3389`).
+    /// A fixer setting, as `<fixer>.<key>=<value>` (e.g. `sg-close-admin-ports.admin-ports=22,3389`);
+    /// overrides the config file's `[fixers.<fixer>]`.
     #[arg(long = "setting", value_name = "FIXER.KEY=VALUE")]
     settings: Vec<String>,
     #[command(flatten)]
@@ -113,8 +140,7 @@ impl LimitArgs {
     }
 }
 
-fn parse_settings(raw: &[String]) -> Result<FixerSettings> {
-    let mut settings: FixerSettings = BTreeMap::new();
+fn parse_settings(raw: &[String], mut settings: FixerSettings) -> Result<FixerSettings> {
     for s in raw {
         let (key, value) = s
             .split_once('=')
@@ -131,7 +157,7 @@ fn parse_settings(raw: &[String]) -> Result<FixerSettings> {
 }
 
 fn read_input(input: &str) -> Result<Vec<u8>> {
-    let limit = salve::finding::MAX_FINDING_BYTES as u64 + 1;
+    let limit = salve::ingest::MAX_PAYLOAD_BYTES as u64 + 1;
     let mut bytes = Vec::new();
     if input == "-" {
         std::io::stdin()
@@ -146,37 +172,96 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-async fn process(args: ProcessArgs) -> Result<ExitCode> {
-    let payload = read_input(&args.input)?;
-    let settings = parse_settings(&args.settings)?;
-    let runtime = Runtime::new(args.limits.to_limits()?, Some(args.cache_dir.clone()))?;
-    let registry = FixerRegistry::load_dir(&runtime, &args.fixers)?;
-    let audit = AuditLog::open(&args.audit_log)?;
+fn load_config(path: Option<&Path>) -> Result<SalveConfig> {
+    match path {
+        Some(p) => SalveConfig::load(p),
+        None if Path::new("salve.toml").exists() => SalveConfig::load(Path::new("salve.toml")),
+        None => {
+            tracing::warn!("no salve.toml: using the defaults, which allowlist no account");
+            Ok(SalveConfig::default())
+        }
+    }
+}
+
+async fn build_pipeline(host: &HostArgs, audit: Option<AuditLog>) -> Result<Pipeline> {
+    let config = load_config(host.config.as_deref())?;
+    let runtime = Runtime::new(host.limits.to_limits()?, Some(host.cache_dir.clone()))?;
+    let registry = FixerRegistry::load_dir(&runtime, &host.fixers)?;
     let backends = AwsBackends::load(AwsOptions {
-        endpoint_url: args.endpoint_url.clone(),
+        endpoint_url: host.endpoint_url.clone(),
     })
     .await;
-    let pipeline = Pipeline::new(runtime, registry, Box::new(backends), settings, audit);
-    let processed = pipeline
-        .process_payload(
-            &payload,
-            ProcessOptions {
-                dry_run: args.dry_run,
-            },
-        )
-        .await?;
-    match args.output {
-        Output::Json => println!("{}", processed.sealed.line),
-        Output::Human => print!(
-            "{}",
-            report::render_processed(&processed.entry, &processed.sealed)
-        ),
+    let notifier = Notifier::new(config.notify.clone(), Some(backends.sdk_config().clone()));
+    let mut pipeline_config = PipelineConfig::from_config(&config, notifier)?;
+    pipeline_config.settings = parse_settings(&host.settings, pipeline_config.settings)?;
+    Ok(Pipeline::new(
+        runtime,
+        registry,
+        Box::new(backends),
+        audit,
+        pipeline_config,
+    ))
+}
+
+/// The exit code for a batch: the most serious outcome wins.
+fn exit_code(processed: &[Processed]) -> ExitCode {
+    let statuses: Vec<Option<Status>> = processed.iter().map(|p| p.entry.status).collect();
+    if statuses.contains(&Some(Status::Failed)) {
+        ExitCode::from(3)
+    } else if statuses.contains(&Some(Status::Rejected)) {
+        ExitCode::from(4)
+    } else {
+        ExitCode::SUCCESS
     }
-    Ok(match processed.entry.status {
-        Some(Status::Failed) => ExitCode::from(3),
-        Some(Status::Rejected) => ExitCode::from(4),
-        _ => ExitCode::SUCCESS,
-    })
+}
+
+async fn process(args: ProcessArgs) -> Result<ExitCode> {
+    let payload = read_input(&args.input)?;
+    let audit = AuditLog::open(&args.audit_log)?;
+    let pipeline = build_pipeline(&args.host, Some(audit)).await?;
+    let options = ProcessOptions {
+        dry_run: args.dry_run,
+        explain: false,
+    };
+    let processed = pipeline.process_payload(&payload, options).await?;
+    for (i, p) in processed.iter().enumerate() {
+        match args.output {
+            Output::Json => {
+                if let Some(sealed) = &p.sealed {
+                    println!("{}", sealed.line);
+                }
+            }
+            Output::Human => {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", report::render_processed(&p.entry, p.sealed.as_ref()));
+            }
+        }
+    }
+    Ok(exit_code(&processed))
+}
+
+async fn explain(args: ExplainArgs) -> Result<ExitCode> {
+    let payload = read_input(&args.input)?;
+    let pipeline = build_pipeline(&args.host, None).await?;
+    let options = ProcessOptions {
+        dry_run: true,
+        explain: true,
+    };
+    let processed = pipeline.process_payload(&payload, options).await?;
+    for (i, p) in processed.iter().enumerate() {
+        match args.output {
+            Output::Json => println!("{}", serde_json::to_string(&p.entry)?),
+            Output::Human => {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", report::render_explanation(&p.entry));
+            }
+        }
+    }
+    Ok(exit_code(&processed))
 }
 
 fn verify(file: PathBuf, output: Output) -> Result<ExitCode> {
@@ -195,6 +280,14 @@ fn verify(file: PathBuf, output: Output) -> Result<ExitCode> {
     })
 }
 
+fn block_on(job: impl std::future::Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(job)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -205,11 +298,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Process(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")
-            .and_then(|rt| rt.block_on(process(args))),
+        Command::Process(args) => block_on(process(args)),
+        Command::Explain(args) => block_on(explain(args)),
         Command::Audit {
             command: AuditCommand::Verify { file, output },
         } => verify(file, output),

@@ -1,6 +1,7 @@
-//! The path of one finding: parse → pick a fixer → check → plan → decide → apply → verify → audit.
+//! The path of one payload: ingest → triage → pick a fixer → check → plan → read tags → decide →
+//! apply → verify → notify → audit.
 //!
-//! Every path through here, including every error, ends in exactly one audit record, and the
+//! Every message in a payload, including every error, ends in exactly one audit record, and the
 //! record is on disk before the caller hears the outcome.
 
 use std::collections::BTreeMap;
@@ -12,8 +13,13 @@ use serde_json::{json, Value};
 
 use crate::audit::{sha256_hex, AuditEntry, AuditLog, SealedRecord, Status};
 use crate::capabilities::{Capabilities, Phase, Plan, ResourceBackend};
-use crate::decide::{decide, Verdict};
+use crate::config::SalveConfig;
 use crate::finding::Finding;
+use crate::ingest::{self, IngestConfig, IngestOutcome, Ingested};
+use crate::notify::{Notice, Notifier, Trigger};
+use crate::policy::metadata::Metadata;
+use crate::policy::risk::{self, RiskScore};
+use crate::policy::{Decision, DecisionInput, EligibilityPolicy, Verdict};
 use crate::registry::{FixerRegistry, Selection};
 use crate::runtime::{describe_fixer_error, LoadedFixer, Runtime, Sandbox, SandboxError};
 
@@ -32,27 +38,62 @@ impl BackendBinder for crate::aws::AwsBackends {
 pub struct ProcessOptions {
     /// Stop after the plan and record it; change nothing.
     pub dry_run: bool,
+    /// `salve explain`: a dry run that writes no audit record and notifies nobody.
+    pub explain: bool,
 }
 
 /// Per-fixer settings from the operator, by fixer name.
 pub type FixerSettings = BTreeMap<String, BTreeMap<String, String>>;
 
+/// Everything the pipeline decides with, built from `salve.toml`.
+pub struct PipelineConfig {
+    pub settings: FixerSettings,
+    pub policy: EligibilityPolicy,
+    pub ingest: IngestConfig,
+    pub notifier: Notifier,
+}
+
+impl PipelineConfig {
+    pub fn from_config(config: &SalveConfig, notifier: Notifier) -> Result<PipelineConfig> {
+        Ok(PipelineConfig {
+            settings: config.fixers.clone(),
+            policy: config.eligibility_policy()?,
+            ingest: config.ingest.clone(),
+            notifier,
+        })
+    }
+}
+
 pub struct Pipeline {
     runtime: Runtime,
     registry: FixerRegistry,
     backends: Box<dyn BackendBinder>,
-    settings: FixerSettings,
-    audit: Mutex<AuditLog>,
+    config: PipelineConfig,
+    /// `None` only for `salve explain`, which must not write anything.
+    audit: Option<Mutex<AuditLog>>,
 }
 
-/// The audit entry as written, and where it sits in the chain.
+/// The audit entry of one message, and where it sits in the chain (`None` for `explain`).
 pub struct Processed {
     pub entry: AuditEntry,
-    pub sealed: SealedRecord,
+    pub sealed: Option<SealedRecord>,
 }
 
 fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros().min(u64::MAX as u128) as u64
+}
+
+fn set(entry: &mut AuditEntry, status: Status, reason: impl Into<String>) {
+    entry.status = Some(status);
+    entry.reason = Some(reason.into());
+}
+
+fn decision_json(decision: &Decision, stage: &str) -> Option<Value> {
+    let mut v = serde_json::to_value(decision).ok()?;
+    if let Value::Object(map) = &mut v {
+        map.insert("stage".into(), Value::String(stage.into()));
+    }
+    Some(v)
 }
 
 impl Pipeline {
@@ -60,15 +101,15 @@ impl Pipeline {
         runtime: Runtime,
         registry: FixerRegistry,
         backends: Box<dyn BackendBinder>,
-        settings: FixerSettings,
-        audit: AuditLog,
+        audit: Option<AuditLog>,
+        config: PipelineConfig,
     ) -> Pipeline {
         Pipeline {
             runtime,
             registry,
             backends,
-            settings,
-            audit: Mutex::new(audit),
+            config,
+            audit: audit.map(Mutex::new),
         }
     }
 
@@ -76,34 +117,128 @@ impl Pipeline {
         &self.registry
     }
 
-    /// Processes one raw payload and returns once its audit record is durable. The `Err` case is
-    /// only for a failure to write the audit record itself.
+    pub fn policy(&self) -> &EligibilityPolicy {
+        &self.config.policy
+    }
+
+    /// Processes one raw payload (which may hold several findings) and returns once every
+    /// audit record is durable. The `Err` case is only for a failure to write an audit record.
     pub async fn process_payload(
         &self,
         payload: &[u8],
         options: ProcessOptions,
-    ) -> Result<Processed> {
-        let started = Instant::now();
-        let mut entry = AuditEntry {
-            payload_sha256: Some(sha256_hex(payload)),
-            dry_run: options.dry_run,
-            ..AuditEntry::default()
-        };
-        match Finding::from_canonical_json(payload) {
-            Ok(finding) => self.process_finding(&finding, options, &mut entry).await,
-            Err(e) => {
-                entry.status = Some(Status::Rejected);
-                entry.reason = Some(e.to_string());
+    ) -> Result<Vec<Processed>> {
+        let payload_sha256 = sha256_hex(payload);
+        let mut out = Vec::new();
+        for item in ingest::ingest(payload, &self.config.ingest) {
+            let started = Instant::now();
+            let mut entry = AuditEntry {
+                payload_sha256: Some(payload_sha256.clone()),
+                dry_run: options.dry_run || options.explain,
+                ..AuditEntry::default()
+            };
+            self.process_item(item, options, &mut entry).await;
+            if !options.explain {
+                self.notify(&mut entry).await;
             }
+            entry.durations_us.insert("total".into(), micros(started));
+            out.push(if options.explain {
+                Processed {
+                    entry,
+                    sealed: None,
+                }
+            } else {
+                self.record(entry)?
+            });
         }
-        entry.durations_us.insert("total".into(), micros(started));
-        self.record(entry)
+        Ok(out)
     }
 
     fn record(&self, entry: AuditEntry) -> Result<Processed> {
-        let mut log = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let audit = self
+            .audit
+            .as_ref()
+            .context("this pipeline has no audit log, so it can only explain")?;
+        let mut log = audit.lock().unwrap_or_else(|p| p.into_inner());
         let sealed = log.append(&entry).context("writing the audit record")?;
-        Ok(Processed { entry, sealed })
+        Ok(Processed {
+            entry,
+            sealed: Some(sealed),
+        })
+    }
+
+    async fn process_item(&self, item: Ingested, options: ProcessOptions, entry: &mut AuditEntry) {
+        entry.source = item.source.and_then(|s| serde_json::to_value(s).ok());
+        entry.envelope = item.envelope;
+        match item.outcome {
+            IngestOutcome::Rejected { reason } => set(entry, Status::Rejected, reason),
+            IngestOutcome::NotActionable { finding_id, reason } => {
+                entry.finding_id = Some(finding_id);
+                set(entry, Status::Skipped, reason);
+            }
+            IngestOutcome::Finding(finding) => self.process_finding(&finding, options, entry).await,
+        }
+    }
+
+    /// Review and failed findings, and urgent ones whatever their outcome, go to the notifier;
+    /// each delivery, failed or not, lands in the record.
+    async fn notify(&self, entry: &mut AuditEntry) {
+        if !self.config.notifier.has_routes() {
+            return;
+        }
+        let mut triggers = Vec::new();
+        match entry.status {
+            Some(Status::Review) => triggers.push(Trigger::Review),
+            Some(Status::Failed) => triggers.push(Trigger::Failed),
+            _ => {}
+        }
+        let urgent = entry
+            .risk
+            .as_ref()
+            .and_then(|r| r.get("urgent"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if urgent {
+            triggers.push(Trigger::Urgent);
+        }
+        if triggers.is_empty() {
+            return;
+        }
+        let notice = Notice {
+            triggers,
+            status: entry
+                .status
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            finding_id: entry.finding_id.clone().unwrap_or_default(),
+            correlation_id: entry.correlation_id.clone().unwrap_or_default(),
+            resource_arn: entry.resource_arn.clone().unwrap_or_default(),
+            reason: entry.reason.clone(),
+            priority: entry
+                .risk
+                .as_ref()
+                .and_then(|r| r.get("priority"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        };
+        entry.notifications = self
+            .config
+            .notifier
+            .notify(&notice)
+            .await
+            .into_iter()
+            .filter_map(|d| serde_json::to_value(d).ok())
+            .collect();
+    }
+
+    fn risk(&self, finding: &Finding, metadata: &Metadata, entry: &mut AuditEntry) -> RiskScore {
+        let score = risk::score(
+            finding.severity,
+            metadata.exposure.value.as_deref(),
+            metadata.data_classification.value.as_deref(),
+        );
+        entry.risk = serde_json::to_value(&score).ok();
+        score
     }
 
     async fn process_finding(
@@ -115,24 +250,35 @@ impl Pipeline {
         entry.finding_id = Some(finding.id.clone());
         entry.correlation_id = Some(finding.correlation_id.clone());
         entry.resource_arn = Some(finding.resource.arn.clone());
+        entry.finding = serde_json::to_value(finding).ok();
         let span = tracing::info_span!("finding", finding_id = %finding.id, correlation_id = %finding.correlation_id);
         let _enter = span.enter();
+
+        // Triage: no AWS call happens unless every check here passes.
+        let policy = &self.config.policy;
+        let payload_metadata = Metadata::from_tags(policy.tag_keys(), &finding.resource.tags, None);
+        self.risk(finding, &payload_metadata, entry);
+        let triage = policy.triage(finding);
+        entry.decision = decision_json(&triage, "triage");
+        if triage.verdict != Verdict::Remediate {
+            set(entry, Status::Skipped, triage.reason.unwrap_or_default());
+            return;
+        }
         let fixer = match self.registry.select(finding) {
             Selection::Ready(f) => f,
             Selection::Refused(r) => {
-                entry.status = Some(Status::Failed);
-                entry.reason = Some(format!(
-                    "the fixer for {} was refused at load: {}",
-                    finding.resource.resource_type, r.error
-                ));
+                set(
+                    entry,
+                    Status::Failed,
+                    format!(
+                        "the fixer for {} was refused at load: {}",
+                        finding.resource.resource_type, r.error
+                    ),
+                );
                 return;
             }
-            Selection::None => {
-                entry.status = Some(Status::Skipped);
-                entry.reason = Some(format!(
-                    "no fixer for resource type {}",
-                    finding.resource.resource_type
-                ));
+            Selection::None(reason) => {
+                set(entry, Status::Skipped, reason);
                 return;
             }
         };
@@ -140,15 +286,16 @@ impl Pipeline {
         let backend = match self.backends.bind(finding) {
             Ok(b) => b,
             Err(e) => {
-                entry.status = Some(Status::Failed);
-                entry.reason = Some(format!(
-                    "binding capabilities to {}: {e:#}",
-                    finding.resource.arn
-                ));
+                set(
+                    entry,
+                    Status::Failed,
+                    format!("binding capabilities to {}: {e:#}", finding.resource.arn),
+                );
                 return;
             }
         };
         let settings = self
+            .config
             .settings
             .get(&fixer.manifest.name)
             .cloned()
@@ -157,7 +304,7 @@ impl Pipeline {
         let capabilities = Capabilities::new(
             finding,
             settings,
-            backend,
+            backend.clone(),
             limits.max_capability_calls,
             limits.log_bytes,
         );
@@ -165,15 +312,21 @@ impl Pipeline {
         let mut sandbox = match self.runtime.start(fixer, capabilities).await {
             Ok(s) => s,
             Err(e) => {
-                entry.status = Some(Status::Failed);
-                entry.reason = Some(format!("starting the fixer: {e:#}"));
+                set(entry, Status::Failed, format!("starting the fixer: {e:#}"));
                 return;
             }
         };
         entry
             .durations_us
             .insert("instantiate".into(), micros(started));
-        let (status, reason) = run_phases(fixer, &mut sandbox, options, entry).await;
+        let run = FindingRun {
+            pipeline: self,
+            finding,
+            fixer,
+            backend: &backend,
+            payload_metadata,
+        };
+        let (status, reason) = run.phases(&mut sandbox, options, entry).await;
         entry.status = Some(status);
         entry.reason = reason;
         entry.calls = sandbox
@@ -201,87 +354,142 @@ fn plan_json(plan: &Plan) -> Value {
     serde_json::to_value(plan).unwrap_or(Value::Null)
 }
 
-/// check → plan → decide → apply → verify, recording as it goes.
-async fn run_phases(
-    fixer: &LoadedFixer,
-    sandbox: &mut Sandbox,
-    options: ProcessOptions,
-    entry: &mut AuditEntry,
-) -> (Status, Option<String>) {
-    let t = Instant::now();
-    let compliant_before = sandbox.check(Phase::Check).await;
-    entry.durations_us.insert("check".into(), micros(t));
-    let compliant_before = match compliant_before {
-        Ok(c) => c,
-        Err(e) => return phase_failure("check", &e),
-    };
-    entry.evidence = Some(json!({ "compliant_before": compliant_before }));
-    if compliant_before {
-        return (
-            Status::AlreadyCompliant,
-            Some("check() found the resource compliant".into()),
-        );
+/// One finding between triage and the audit record.
+struct FindingRun<'a> {
+    pipeline: &'a Pipeline,
+    finding: &'a Finding,
+    fixer: &'a LoadedFixer,
+    backend: &'a ResourceBackend,
+    payload_metadata: Metadata,
+}
+
+impl FindingRun<'_> {
+    /// The metadata, completed from the resource's own tags when the payload lacks some. The
+    /// read goes through the read-only tag capability, in the plan phase.
+    async fn metadata(&self, entry: &mut AuditEntry) -> (Metadata, Option<String>) {
+        let keys = self.pipeline.config.policy.tag_keys();
+        if !self.payload_metadata.incomplete() {
+            return (self.payload_metadata.clone(), None);
+        }
+        let t = Instant::now();
+        let tags = self.backend.read_tags().await;
+        entry.durations_us.insert("read_tags".into(), micros(t));
+        let action = self.fixer.resource_type.tags_action;
+        match tags {
+            Ok(tags) => {
+                entry.resource_tags = Some(json!({ "action": action, "tags": tags }));
+                let m = Metadata::from_tags(keys, &self.finding.resource.tags, Some(&tags));
+                (m, None)
+            }
+            Err(e) => {
+                let error = format!(
+                    "{action}: {}: {}{}",
+                    e.code,
+                    e.message,
+                    e.request_id
+                        .as_deref()
+                        .map(|r| format!(" (request ID {r})"))
+                        .unwrap_or_default()
+                );
+                entry.resource_tags = Some(json!({ "action": action, "error": error }));
+                (self.payload_metadata.clone(), Some(error))
+            }
+        }
     }
 
-    let t = Instant::now();
-    let plan = sandbox.plan().await;
-    entry.durations_us.insert("plan".into(), micros(t));
-    let plan = match plan {
-        Ok(p) => p,
-        Err(e) => return phase_failure("plan", &e),
-    };
-    entry.plan = Some(plan_json(&plan));
-    if plan.changes.is_empty() {
-        return (
-            Status::AlreadyCompliant,
-            Some("check() reported non-compliant but plan() proposes no change".into()),
-        );
-    }
+    /// check → plan → read tags → decide → apply → verify, recording as it goes.
+    async fn phases(
+        &self,
+        sandbox: &mut Sandbox,
+        options: ProcessOptions,
+        entry: &mut AuditEntry,
+    ) -> (Status, Option<String>) {
+        let t = Instant::now();
+        let compliant_before = sandbox.check(Phase::Check).await;
+        entry.durations_us.insert("check".into(), micros(t));
+        let compliant_before = match compliant_before {
+            Ok(c) => c,
+            Err(e) => return phase_failure("check", &e),
+        };
+        entry.evidence = Some(json!({ "compliant_before": compliant_before }));
+        if compliant_before {
+            return (
+                Status::AlreadyCompliant,
+                Some("check() found the resource compliant".into()),
+            );
+        }
 
-    let decision = decide(fixer, &plan);
-    entry.decision = serde_json::to_value(&decision).ok();
-    match decision.verdict {
-        Verdict::Remediate => {}
-        Verdict::Review => return (Status::Review, decision.reason),
-        Verdict::Skip => return (Status::Skipped, decision.reason),
-    }
-    if options.dry_run {
-        return (
-            Status::Planned,
-            Some("dry run: stopped after the plan; nothing was changed".into()),
-        );
-    }
+        let t = Instant::now();
+        let plan = sandbox.plan().await;
+        entry.durations_us.insert("plan".into(), micros(t));
+        let plan = match plan {
+            Ok(p) => p,
+            Err(e) => return phase_failure("plan", &e),
+        };
+        entry.plan = Some(plan_json(&plan));
+        if plan.changes.is_empty() {
+            return (
+                Status::AlreadyCompliant,
+                Some("check() reported non-compliant but plan() proposes no change".into()),
+            );
+        }
 
-    let t = Instant::now();
-    let outcome = sandbox.apply(&plan).await;
-    entry.durations_us.insert("apply".into(), micros(t));
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => return phase_failure("apply", &e),
-    };
-    entry.rollback = outcome
-        .rollback
-        .as_deref()
-        .map(|r| serde_json::from_str(r).unwrap_or_else(|_| Value::String(r.to_string())));
+        let (metadata, tag_read_error) = self.metadata(entry).await;
+        entry.metadata = serde_json::to_value(&metadata).ok();
+        let risk = self.pipeline.risk(self.finding, &metadata, entry);
+        let t = Instant::now();
+        let decision = self.pipeline.config.policy.decide(DecisionInput {
+            finding: self.finding,
+            fixer: self.fixer,
+            plan: &plan,
+            metadata: &metadata,
+            risk: &risk,
+            tag_read_error: tag_read_error.as_deref(),
+        });
+        entry.durations_us.insert("decide".into(), micros(t));
+        entry.decision = decision_json(&decision, "decide");
+        match decision.verdict {
+            Verdict::Remediate => {}
+            Verdict::Review => return (Status::Review, decision.reason),
+            Verdict::Skip => return (Status::Skipped, decision.reason),
+        }
+        if options.dry_run || options.explain {
+            return (
+                Status::Planned,
+                Some("dry run: stopped after the plan; nothing was changed".into()),
+            );
+        }
 
-    let t = Instant::now();
-    let compliant_after = sandbox.check(Phase::Verify).await;
-    entry.durations_us.insert("verify".into(), micros(t));
-    let evidence = json!({
-        "compliant_before": compliant_before,
-        "compliant_after": compliant_after.as_ref().ok(),
-        "applied": outcome.applied,
-    });
-    entry.evidence = Some(evidence);
-    match compliant_after {
-        Ok(true) => (Status::Remediated, None),
-        Ok(false) => (
-            Status::Failed,
-            Some(
-                "verify: apply() finished but check() still finds the resource non-compliant"
-                    .into(),
+        let t = Instant::now();
+        let outcome = sandbox.apply(&plan).await;
+        entry.durations_us.insert("apply".into(), micros(t));
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => return phase_failure("apply", &e),
+        };
+        entry.rollback = outcome
+            .rollback
+            .as_deref()
+            .map(|r| serde_json::from_str(r).unwrap_or_else(|_| Value::String(r.to_string())));
+
+        let t = Instant::now();
+        let compliant_after = sandbox.check(Phase::Verify).await;
+        entry.durations_us.insert("verify".into(), micros(t));
+        entry.evidence = Some(json!({
+            "compliant_before": compliant_before,
+            "compliant_after": compliant_after.as_ref().ok(),
+            "applied": outcome.applied,
+        }));
+        match compliant_after {
+            Ok(true) => (Status::Remediated, None),
+            Ok(false) => (
+                Status::Failed,
+                Some(
+                    "verify: apply() finished but check() still finds the resource non-compliant"
+                        .into(),
+                ),
             ),
-        ),
-        Err(e) => phase_failure("verify", &e),
+            Err(e) => phase_failure("verify", &e),
+        }
     }
 }

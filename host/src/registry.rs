@@ -13,15 +13,24 @@ use crate::runtime::{LoadedFixer, Runtime};
 #[derive(Debug, Clone)]
 pub struct RefusedFixer {
     pub path: PathBuf,
-    /// The declared resource type, when the manifest could be read.
+    /// The declared resource type and controls, when the manifest could be read.
     pub resource_type: Option<String>,
+    pub controls: Vec<String>,
     pub error: String,
 }
 
 pub enum Selection<'a> {
     Ready(&'a LoadedFixer),
     Refused(&'a RefusedFixer),
-    None,
+    /// No fixer handles the finding; the reason says which part did not match.
+    None(String),
+}
+
+fn handles(resource_type: &str, controls: &[String], finding: &Finding) -> bool {
+    resource_type == finding.resource.resource_type
+        && finding
+            .control_ids()
+            .any(|id| controls.iter().any(|c| c == id))
 }
 
 #[derive(Default)]
@@ -50,33 +59,47 @@ impl FixerRegistry {
         match runtime.load_file(path) {
             Ok(fixer) => self.ready.push(fixer),
             Err(e) => {
-                let resource_type = std::fs::read(path)
+                let manifest = std::fs::read(path)
                     .ok()
-                    .and_then(|b| read_manifest(&b).ok())
-                    .map(|m| m.resource_type);
+                    .and_then(|b| read_manifest(&b).ok());
                 tracing::warn!(path = %path.display(), "fixer refused: {e:#}");
                 self.refused.push(RefusedFixer {
                     path: path.to_path_buf(),
-                    resource_type,
+                    resource_type: manifest.as_ref().map(|m| m.resource_type.clone()),
+                    controls: manifest.map(|m| m.controls).unwrap_or_default(),
                     error: format!("{e:#}"),
                 });
             }
         }
     }
 
-    /// The fixer for a finding's resource type. A ready fixer wins over a refused one.
+    /// The fixer that declares the finding's resource type and one of its control IDs. A ready
+    /// fixer wins over a refused one, so one broken file cannot shadow a working fixer.
     pub fn select(&self, finding: &Finding) -> Selection<'_> {
-        let wanted = finding.resource.resource_type.as_str();
-        if let Some(f) = self.ready.iter().find(|f| f.resource_type.name == wanted) {
+        if let Some(f) = self
+            .ready
+            .iter()
+            .find(|f| handles(f.resource_type.name, &f.manifest.controls, finding))
+        {
             return Selection::Ready(f);
         }
-        match self
-            .refused
-            .iter()
-            .find(|r| r.resource_type.as_deref() == Some(wanted))
-        {
-            Some(r) => Selection::Refused(r),
-            None => Selection::None,
+        if let Some(r) = self.refused.iter().find(|r| {
+            r.resource_type
+                .as_deref()
+                .is_some_and(|t| handles(t, &r.controls, finding))
+        }) {
+            return Selection::Refused(r);
         }
+        let wanted = &finding.resource.resource_type;
+        let ids: Vec<&str> = finding.control_ids().collect();
+        let reason = if self.ready.iter().any(|f| f.resource_type.name == wanted) {
+            format!(
+                "no fixer: no fixer for {wanted} handles control {}",
+                ids.join(" / ")
+            )
+        } else {
+            format!("no fixer: no fixer handles resource type {wanted}")
+        };
+        Selection::None(reason)
     }
 }

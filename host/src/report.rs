@@ -11,7 +11,7 @@ fn short(hash: &str) -> &str {
 }
 
 /// A few lines a person can read; `--output json` gives the full record.
-pub fn render_processed(entry: &AuditEntry, sealed: &SealedRecord) -> String {
+pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> String {
     let mut out = String::new();
     let status = entry.status.map(|s| s.as_str()).unwrap_or("unknown");
     let _ = writeln!(
@@ -19,8 +19,25 @@ pub fn render_processed(entry: &AuditEntry, sealed: &SealedRecord) -> String {
         "finding   {}",
         entry.finding_id.as_deref().unwrap_or("(unparsed payload)")
     );
+    let source = entry
+        .source
+        .as_ref()
+        .and_then(Value::as_str)
+        .unwrap_or("unrecognised");
+    if entry.envelope.is_empty() {
+        let _ = writeln!(out, "source    {source}");
+    } else {
+        let _ = writeln!(
+            out,
+            "source    {source} (in {})",
+            entry.envelope.join(" > ")
+        );
+    }
     if let Some(arn) = &entry.resource_arn {
         let _ = writeln!(out, "resource  {arn}");
+    }
+    if let Some(risk) = &entry.risk {
+        let _ = writeln!(out, "risk      {}", describe_risk(risk));
     }
     if let Some(f) = &entry.fixer {
         let _ = writeln!(
@@ -62,12 +79,136 @@ pub fn render_processed(entry: &AuditEntry, sealed: &SealedRecord) -> String {
         "calls     {} capability call(s), {writes} write(s)",
         entry.calls.len()
     );
+    for n in &entry.notifications {
+        let route = n.get("route").and_then(Value::as_str).unwrap_or("?");
+        let target = n.get("target").and_then(Value::as_str).unwrap_or("?");
+        match n.get("error").and_then(Value::as_str) {
+            None => {
+                let _ = writeln!(out, "notified  {route}: {target}");
+            }
+            Some(e) => {
+                let _ = writeln!(out, "notified  {route}: {target} FAILED: {e}");
+            }
+        }
+    }
+    if let Some(sealed) = sealed {
+        let _ = writeln!(
+            out,
+            "audit     record #{} (hash {})",
+            sealed.sequence,
+            short(&sealed.record_hash)
+        );
+    }
+    out
+}
+
+fn describe_risk(risk: &Value) -> String {
+    let text = |k: &str| {
+        risk.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    let known = |k: &str| risk.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let mut s = format!(
+        "{} (score {}: severity {} x exposure {}{} x data {}{})",
+        text("priority"),
+        risk.get("score").and_then(Value::as_u64).unwrap_or(0),
+        text("severity"),
+        text("exposure"),
+        if known("exposure_known") {
+            ""
+        } else {
+            " assumed"
+        },
+        text("sensitivity"),
+        if known("sensitivity_known") {
+            ""
+        } else {
+            " assumed"
+        },
+    );
+    if known("urgent") {
+        s.push_str("; URGENT");
+    }
+    if known("suggest_exception") {
+        s.push_str("; low on every factor: consider documenting an exception instead");
+    }
+    s
+}
+
+/// `salve explain`: everything that went into the decision, without changing anything.
+pub fn render_explanation(entry: &AuditEntry) -> String {
+    let mut out = String::new();
     let _ = writeln!(
         out,
-        "audit     record #{} (hash {})",
-        sealed.sequence,
-        short(&sealed.record_hash)
+        "source     {}",
+        entry
+            .source
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or("unrecognised")
     );
+    if !entry.envelope.is_empty() {
+        let _ = writeln!(out, "envelope   {}", entry.envelope.join(" > "));
+    }
+    if let Some(f) = &entry.finding {
+        let _ = writeln!(
+            out,
+            "finding    {}",
+            serde_json::to_string_pretty(f)
+                .unwrap_or_default()
+                .replace('\n', "\n           ")
+        );
+    }
+    if let Some(m) = &entry.metadata {
+        let _ = writeln!(out, "metadata");
+        for (k, v) in m.as_object().into_iter().flatten() {
+            let value = v
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or("(missing)");
+            let from = v.get("source").and_then(Value::as_str).unwrap_or("");
+            let _ = writeln!(out, "  {k:<20} {value} ({from})");
+        }
+    }
+    if let Some(d) = &entry.decision {
+        let stage = d.get("stage").and_then(Value::as_str).unwrap_or("?");
+        let _ = writeln!(out, "checks ({stage})");
+        for c in d
+            .get("checks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let passed = c.get("passed").and_then(Value::as_bool).unwrap_or(false);
+            let _ = writeln!(
+                out,
+                "  [{}] {:<30} {}",
+                if passed { "pass" } else { "FAIL" },
+                c.get("name").and_then(Value::as_str).unwrap_or("?"),
+                c.get("detail").and_then(Value::as_str).unwrap_or("")
+            );
+        }
+        if let Some(p) = d.get("policy") {
+            let _ = writeln!(out, "rego rules that fired");
+            let mut any = false;
+            for set in ["skip", "review", "require_approval"] {
+                for r in p.get(set).and_then(Value::as_array).into_iter().flatten() {
+                    any = true;
+                    let _ = writeln!(out, "  {set:<17} {}", r.as_str().unwrap_or("?"));
+                }
+            }
+            if let Some(e) = p.get("error").and_then(Value::as_str) {
+                any = true;
+                let _ = writeln!(out, "  error             {e}");
+            }
+            if !any {
+                let _ = writeln!(out, "  (none)");
+            }
+        }
+    }
+    out.push_str(&render_processed(entry, None));
     out
 }
 

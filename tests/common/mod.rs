@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use salve::audit::AuditLog;
 use salve::capabilities::ResourceBackend;
+use salve::config::SalveConfig;
 use salve::finding::Finding;
-use salve::pipeline::{BackendBinder, FixerSettings, Pipeline};
+use salve::notify::Notifier;
+use salve::pipeline::{BackendBinder, FixerSettings, Pipeline, PipelineConfig, ProcessOptions};
 use salve::registry::FixerRegistry;
 use salve::runtime::{Runtime, RuntimeLimits};
 
@@ -54,12 +56,34 @@ impl BackendBinder for FixedBackend {
     }
 }
 
+/// The account every test finding lives in, allowlisted by [`test_config`].
+pub const ACCOUNT: &str = "123456789012";
+
+/// A config that allowlists [`ACCOUNT`], plus whatever TOML a test adds.
+pub fn test_config(extra: &str) -> SalveConfig {
+    let text = format!("[accounts.\"{ACCOUNT}\"]\nname = \"test\"\n{extra}");
+    SalveConfig::parse(&text, "test salve.toml", &repo_root()).expect("test config")
+}
+
 pub fn pipeline(
     fixers: &[PathBuf],
     limits: RuntimeLimits,
     binder: Box<dyn BackendBinder>,
     audit: &Path,
     settings: FixerSettings,
+) -> Pipeline {
+    let mut config = test_config("");
+    config.fixers = settings;
+    pipeline_with(fixers, limits, binder, audit, &config, Notifier::disabled())
+}
+
+pub fn pipeline_with(
+    fixers: &[PathBuf],
+    limits: RuntimeLimits,
+    binder: Box<dyn BackendBinder>,
+    audit: &Path,
+    config: &SalveConfig,
+    notifier: Notifier,
 ) -> Pipeline {
     let runtime = Runtime::new(limits, None).expect("runtime");
     let mut registry = FixerRegistry::default();
@@ -70,9 +94,24 @@ pub fn pipeline(
         runtime,
         registry,
         binder,
-        settings,
-        AuditLog::open(audit).expect("audit log"),
+        Some(AuditLog::open(audit).expect("audit log")),
+        PipelineConfig::from_config(config, notifier).expect("pipeline config"),
     )
+}
+
+/// Processes a payload that holds exactly one message and returns its audit record as written.
+pub async fn process_one(
+    p: &Pipeline,
+    payload: &[u8],
+    options: ProcessOptions,
+) -> serde_json::Value {
+    let mut processed = p
+        .process_payload(payload, options)
+        .await
+        .expect("audit write");
+    assert_eq!(processed.len(), 1, "expected one message in the payload");
+    let sealed = processed.remove(0).sealed.expect("a sealed record");
+    serde_json::from_str(&sealed.line).expect("record JSON")
 }
 
 pub fn no_settings() -> FixerSettings {
@@ -82,7 +121,8 @@ pub fn no_settings() -> FixerSettings {
 pub fn s3_finding(id: &str, bucket: &str) -> String {
     format!(
         r#"{{"id":"{id}","source":"test","control_id":"S3.8","title":"public bucket","severity":"HIGH",
-        "resource":{{"arn":"arn:aws:s3:::{bucket}","type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1"}}}}"#
+        "resource":{{"arn":"arn:aws:s3:::{bucket}","type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1",
+        "tags":{{"owner":"platform-team","environment":"dev"}}}}}}"#
     )
 }
 
@@ -90,7 +130,7 @@ pub fn sg_finding(id: &str, group_id: &str, title: &str) -> String {
     format!(
         r#"{{"id":"{id}","source":"test","control_id":"EC2.13","title":"{title}","severity":"CRITICAL",
         "resource":{{"arn":"arn:aws:ec2:us-east-1:123456789012:security-group/{group_id}","type":"AWS::EC2::SecurityGroup",
-        "account_id":"123456789012","region":"us-east-1"}}}}"#
+        "account_id":"123456789012","region":"us-east-1","tags":{{"owner":"platform-team","environment":"dev"}}}}}}"#
     )
 }
 

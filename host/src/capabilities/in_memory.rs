@@ -8,12 +8,13 @@ use super::s3_bucket::S3BucketBackend;
 use super::salve::fixer::s3_bucket::PublicAccessBlock;
 use super::salve::fixer::security_group::IngressRule;
 use super::security_group::SecurityGroupBackend;
-use super::{AwsError, BoxFuture};
+use super::{AwsError, BoxFuture, Tags};
 
 #[derive(Default)]
 pub struct InMemoryS3Bucket {
     pub config: Mutex<Option<PublicAccessBlock>>,
     pub writes: AtomicUsize,
+    pub tags: Tags,
 }
 
 impl InMemoryS3Bucket {
@@ -21,6 +22,7 @@ impl InMemoryS3Bucket {
         InMemoryS3Bucket {
             config: Mutex::new(config),
             writes: AtomicUsize::new(0),
+            tags: Tags::new(),
         }
     }
 
@@ -55,12 +57,17 @@ impl S3BucketBackend for InMemoryS3Bucket {
             Ok(())
         })
     }
+
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone()) })
+    }
 }
 
 #[derive(Default)]
 pub struct InMemorySecurityGroup {
     pub rules: Mutex<Vec<IngressRule>>,
     pub writes: AtomicUsize,
+    pub tags: Tags,
 }
 
 impl InMemorySecurityGroup {
@@ -68,6 +75,7 @@ impl InMemorySecurityGroup {
         InMemorySecurityGroup {
             rules: Mutex::new(rules),
             writes: AtomicUsize::new(0),
+            tags: Tags::new(),
         }
     }
 }
@@ -81,6 +89,10 @@ fn same_rule(a: &IngressRule, b: &IngressRule) -> bool {
 }
 
 impl SecurityGroupBackend for InMemorySecurityGroup {
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone()) })
+    }
+
     fn describe_ingress(&self) -> BoxFuture<'_, Result<Vec<IngressRule>, AwsError>> {
         Box::pin(async move { Ok(self.rules.lock().map_err(|_| poisoned())?.clone()) })
     }

@@ -39,11 +39,25 @@ pub use salve::fixer::types::{AwsError, Change, FixerError, Outcome, Plan};
 /// A boxed future, so backends can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A resource's tags, key to value.
+pub type Tags = BTreeMap<String, String>;
+
 /// The backend of the one resource a finding names.
 #[derive(Clone)]
 pub enum ResourceBackend {
     S3Bucket(Arc<dyn s3_bucket::S3BucketBackend>),
     SecurityGroup(Arc<dyn security_group::SecurityGroupBackend>),
+}
+
+impl ResourceBackend {
+    /// The read-only context capability: the bound resource's own tags, for the eligibility
+    /// metadata. The host calls it during the plan phase; fixers cannot.
+    pub async fn read_tags(&self) -> Result<Tags, AwsError> {
+        match self {
+            ResourceBackend::S3Bucket(b) => b.tags().await,
+            ResourceBackend::SecurityGroup(g) => g.tags().await,
+        }
+    }
 }
 
 /// Responses and requests kept in the audit record are cut at this size.

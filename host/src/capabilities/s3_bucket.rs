@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::salve::fixer::s3_bucket::{Host, PublicAccessBlock};
-use super::{AwsError, BoxFuture, Capabilities, FixerError, ResourceBackend};
+use super::{AwsError, BoxFuture, Capabilities, FixerError, ResourceBackend, Tags};
 use crate::actions::{S3_GET_PUBLIC_ACCESS_BLOCK, S3_PUT_PUBLIC_ACCESS_BLOCK};
 use crate::aws::to_aws_error;
 
@@ -15,6 +15,8 @@ pub trait S3BucketBackend: Send + Sync {
         &self,
         config: PublicAccessBlock,
     ) -> BoxFuture<'_, Result<(), AwsError>>;
+    /// The bucket's tags (s3:GetBucketTagging), read by the host for eligibility metadata.
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
 }
 
 /// The real backend: the AWS SDK's S3 client and the one bucket it may touch.
@@ -82,6 +84,33 @@ impl S3BucketBackend for AwsS3Bucket {
                 .await
                 .map(|_| ())
                 .map_err(to_aws_error)
+        })
+    }
+
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async move {
+            match self
+                .client
+                .get_bucket_tagging()
+                .bucket(&self.bucket)
+                .send()
+                .await
+            {
+                Ok(out) => Ok(out
+                    .tag_set()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect()),
+                Err(e) => {
+                    let error = to_aws_error(e);
+                    // An untagged bucket answers with this code rather than an empty set.
+                    if error.code == "NoSuchTagSet" {
+                        Ok(Tags::new())
+                    } else {
+                        Err(error)
+                    }
+                }
+            }
         })
     }
 }

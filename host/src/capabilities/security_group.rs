@@ -4,7 +4,7 @@ use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdG
 use serde_json::json;
 
 use super::salve::fixer::security_group::{Host, IngressRule, RuleSource};
-use super::{AwsError, BoxFuture, Capabilities, FixerError, ResourceBackend};
+use super::{AwsError, BoxFuture, Capabilities, FixerError, ResourceBackend, Tags};
 use crate::actions::{SG_AUTHORIZE_INGRESS, SG_DESCRIBE_INGRESS, SG_REVOKE_INGRESS};
 use crate::aws::to_aws_error;
 
@@ -13,6 +13,8 @@ pub trait SecurityGroupBackend: Send + Sync {
     fn describe_ingress(&self) -> BoxFuture<'_, Result<Vec<IngressRule>, AwsError>>;
     fn revoke_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>>;
     fn authorize_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>>;
+    /// The group's tags (ec2:DescribeSecurityGroups), read by the host for eligibility metadata.
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
 }
 
 /// The real backend: the AWS SDK's EC2 client and the one group it may touch.
@@ -116,27 +118,47 @@ pub fn to_permissions(rules: &[IngressRule]) -> Vec<IpPermission> {
         .collect()
 }
 
+impl AwsSecurityGroup {
+    async fn describe(&self) -> Result<aws_sdk_ec2::types::SecurityGroup, AwsError> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .group_ids(&self.group_id)
+            .send()
+            .await
+            .map_err(to_aws_error)?;
+        out.security_groups()
+            .iter()
+            .find(|g| g.group_id() == Some(self.group_id.as_str()))
+            .cloned()
+            .ok_or_else(|| AwsError {
+                code: "InvalidGroup.NotFound".into(),
+                message: format!("security group {} was not in the response", self.group_id),
+                request_id: None,
+                retryable: false,
+            })
+    }
+}
+
 impl SecurityGroupBackend for AwsSecurityGroup {
     fn describe_ingress(&self) -> BoxFuture<'_, Result<Vec<IngressRule>, AwsError>> {
+        Box::pin(async move { Ok(flatten_permissions(self.describe().await?.ip_permissions())) })
+    }
+
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async move {
-            let out = self
-                .client
-                .describe_security_groups()
-                .group_ids(&self.group_id)
-                .send()
-                .await
-                .map_err(to_aws_error)?;
-            let group = out
-                .security_groups()
+            Ok(self
+                .describe()
+                .await?
+                .tags()
                 .iter()
-                .find(|g| g.group_id() == Some(self.group_id.as_str()))
-                .ok_or_else(|| AwsError {
-                    code: "InvalidGroup.NotFound".into(),
-                    message: format!("security group {} was not in the response", self.group_id),
-                    request_id: None,
-                    retryable: false,
-                })?;
-            Ok(flatten_permissions(group.ip_permissions()))
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect())
         })
     }
 

@@ -1,0 +1,208 @@
+//! `salve.toml`: the one configuration file, validated on load.
+//!
+//! Unknown keys and wrong types are errors that name the key and the line (toml's spans);
+//! values with a shape (account IDs, JSON pointers, dates) are checked while parsing so their
+//! errors carry the line too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::ingest::IngestConfig;
+use crate::notify::NotifyConfig;
+use crate::policy::exceptions::Exceptions;
+use crate::policy::metadata::TagKeys;
+use crate::policy::{EligibilityConfig, EligibilityPolicy};
+
+/// A 12-digit AWS account ID.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccountId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(AccountId(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "{s:?} is not a 12-digit AWS account ID"
+            )))
+        }
+    }
+}
+
+/// One customer account salve may act in. Being listed is what allowlists it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AccountConfig {
+    /// A human name for reports.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicyConfig {
+    /// Extra `.rego` files or directories of them, added to the shipped default policy.
+    pub files: Vec<PathBuf>,
+    /// The exceptions register (TOML, `[[exception]]` entries).
+    pub exceptions: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetadataConfig {
+    pub tag_keys: TagKeys,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SalveConfig {
+    pub accounts: BTreeMap<AccountId, AccountConfig>,
+    pub eligibility: EligibilityConfig,
+    pub metadata: MetadataConfig,
+    pub policy: PolicyConfig,
+    pub ingest: IngestConfig,
+    pub notify: NotifyConfig,
+    /// Per-fixer settings, by fixer name: `[fixers.sg-close-admin-ports] admin-ports = "22"`.
+    pub fixers: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl SalveConfig {
+    /// Parses a config; `origin` names it in errors. Relative paths inside are resolved
+    /// against `base_dir`.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<SalveConfig> {
+        let mut config: SalveConfig =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        for file in &mut config.policy.files {
+            *file = base_dir.join(&*file);
+        }
+        if let Some(e) = &mut config.policy.exceptions {
+            *e = base_dir.join(&*e);
+        }
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<SalveConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        SalveConfig::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Checks that need the whole file; each error names its key.
+    fn validate(&self, origin: &str) -> Result<()> {
+        let e = &self.eligibility;
+        if e.severities.is_empty() {
+            anyhow::bail!("{origin}: eligibility.severities is empty, so no finding could ever be fixed; list at least one severity");
+        }
+        for action in &e.allowed_actions {
+            if !action.contains(':') {
+                anyhow::bail!("{origin}: eligibility.allowed-actions: {action:?} is not an IAM action like \"s3:PutBucketPublicAccessBlock\"");
+            }
+        }
+        for (name, route) in &self.notify.routes {
+            route
+                .validate()
+                .map_err(|msg| anyhow::anyhow!("{origin}: notify.routes.{name}: {msg}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn accounts(&self) -> BTreeSet<String> {
+        self.accounts
+            .keys()
+            .map(|a| a.as_str().to_string())
+            .collect()
+    }
+
+    /// The eligibility policy this config describes: guardrails, exceptions and Rego files.
+    pub fn eligibility_policy(&self) -> Result<EligibilityPolicy> {
+        let exceptions = match &self.policy.exceptions {
+            Some(path) => Exceptions::load(path).context("policy.exceptions")?,
+            None => Exceptions::default(),
+        };
+        EligibilityPolicy::new(
+            self.eligibility.clone(),
+            self.accounts(),
+            self.metadata.tag_keys.clone(),
+            exceptions,
+            &self.policy.files,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SalveConfig> {
+        SalveConfig::parse(text, "salve.toml", Path::new("."))
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        let err = parse("[eligibility]\nseverities = [\"HIGH\"]\nrestricted-envs = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("restricted-envs"), "{err}");
+
+        let err = parse("[accounts.\"12345\"]\n").unwrap_err().to_string();
+        assert!(err.contains("line 1"), "{err}");
+        assert!(
+            err.contains("\"12345\" is not a 12-digit AWS account ID"),
+            "{err}"
+        );
+
+        let err = parse("[eligibility]\nseverities = [\"SEVERE\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("SEVERE"), "{err}");
+
+        let err = parse("[ingest.wiz.fields]\nissue-id = \"issue.id\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("not a JSON pointer"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_file_is_the_safe_default() {
+        let c = parse("").unwrap();
+        assert!(
+            c.accounts.is_empty(),
+            "no account is allowlisted by default"
+        );
+        assert_eq!(
+            c.eligibility.restricted_environments,
+            ["restricted-production"]
+        );
+    }
+
+    #[test]
+    fn empty_severities_are_refused() {
+        let err = parse("[eligibility]\nseverities = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("eligibility.severities is empty"), "{err}");
+    }
+}

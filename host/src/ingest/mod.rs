@@ -1,0 +1,160 @@
+//! Ingest: unwrap envelopes, recognise the source, normalise to one [`Finding`].
+//!
+//! `ingest` never fails and never panics: every message in a payload comes out as a finding,
+//! a not-actionable note (a resolved Wiz issue, a passed Security Hub control), or a rejection
+//! with a precise reason. The pipeline turns each into exactly one audit record.
+
+pub mod envelope;
+pub mod security_hub;
+pub mod wiz;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::finding::Finding;
+
+/// A payload larger than this is rejected before parsing: 6 MiB is the largest event Lambda
+/// delivers.
+pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// Findings from one payload beyond this are rejected as a whole.
+const MAX_FINDINGS_PER_PAYLOAD: usize = 1000;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IngestConfig {
+    pub wiz: wiz::WizConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Canonical,
+    Wiz,
+    SecurityHub,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestOutcome {
+    Finding(Box<Finding>),
+    /// A well-formed finding that says there is nothing to do (resolved, passed, suppressed).
+    NotActionable {
+        finding_id: String,
+        reason: String,
+    },
+    Rejected {
+        reason: String,
+    },
+}
+
+impl IngestOutcome {
+    pub(crate) fn rejected(reason: String) -> IngestOutcome {
+        IngestOutcome::Rejected { reason }
+    }
+}
+
+/// One message of a payload, normalised.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// The envelopes it was found in, outermost first (`lambda-sqs-record[0]`, `sns-notification`).
+    pub envelope: Vec<String>,
+    /// The recognised source; `None` when the message was not recognised at all.
+    pub source: Option<Source>,
+    pub outcome: IngestOutcome,
+}
+
+fn describe_unrecognised(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let keys: Vec<&str> = map.keys().take(8).map(String::as_str).collect();
+            format!(
+                "unrecognised payload: not a canonical finding, a Wiz automation-rule payload or a Security Hub finding (top-level keys: {})",
+                keys.join(", ")
+            )
+        }
+        other => format!(
+            "unrecognised payload: a JSON {} is not a finding",
+            match other {
+                Value::Null => "null",
+                Value::Bool(_) => "boolean",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            }
+        ),
+    }
+}
+
+fn is_canonical(v: &Value) -> bool {
+    v.get("control_id").is_some() && v.pointer("/resource/arn").is_some()
+}
+
+fn recognise(body: Value, cfg: &IngestConfig) -> Vec<(Option<Source>, IngestOutcome)> {
+    if is_canonical(&body) {
+        let outcome = match Finding::from_canonical_value(body) {
+            Ok(f) => IngestOutcome::Finding(Box::new(f)),
+            Err(e) => IngestOutcome::rejected(e.to_string()),
+        };
+        return vec![(Some(Source::Canonical), outcome)];
+    }
+    if security_hub::is_event(&body) {
+        return security_hub::normalise_event(&body)
+            .into_iter()
+            .map(|o| (Some(Source::SecurityHub), o))
+            .collect();
+    }
+    if security_hub::is_asff(&body) {
+        return vec![(Some(Source::SecurityHub), security_hub::normalise(&body))];
+    }
+    if wiz::recognise(&body, &cfg.wiz) {
+        return vec![(Some(Source::Wiz), wiz::normalise(&body, &cfg.wiz))];
+    }
+    vec![(None, IngestOutcome::rejected(describe_unrecognised(&body)))]
+}
+
+/// Every message in `payload`, normalised. Never empty: a payload with nothing usable yields one
+/// rejection that says why.
+pub fn ingest(payload: &[u8], cfg: &IngestConfig) -> Vec<Ingested> {
+    let whole = |outcome| {
+        vec![Ingested {
+            envelope: Vec::new(),
+            source: None,
+            outcome,
+        }]
+    };
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return whole(IngestOutcome::rejected(format!(
+            "payload is {} bytes, over the {MAX_PAYLOAD_BYTES}-byte limit",
+            payload.len()
+        )));
+    }
+    let value: Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(e) => return whole(IngestOutcome::rejected(format!("payload is not JSON: {e}"))),
+    };
+    let mut out = Vec::new();
+    for message in envelope::unwrap(value) {
+        match message.body {
+            Ok(body) => {
+                for (source, outcome) in recognise(body, cfg) {
+                    out.push(Ingested {
+                        envelope: message.envelope.clone(),
+                        source,
+                        outcome,
+                    });
+                }
+            }
+            Err(reason) => out.push(Ingested {
+                envelope: message.envelope,
+                source: None,
+                outcome: IngestOutcome::rejected(reason),
+            }),
+        }
+        if out.len() > MAX_FINDINGS_PER_PAYLOAD {
+            return whole(IngestOutcome::rejected(format!(
+                "payload holds more than {MAX_FINDINGS_PER_PAYLOAD} findings"
+            )));
+        }
+    }
+    out
+}

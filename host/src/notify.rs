@@ -1,0 +1,324 @@
+//! The notifier: review, failed and urgent findings go to humans, through an SNS topic and/or a
+//! Slack-compatible webhook, configured per route.
+//!
+//! A delivery failure is returned to the caller, which writes it into the finding's audit
+//! record; nothing here drops a notification silently.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// How long one delivery may take before it is recorded as failed.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    Review,
+    Failed,
+    Urgent,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RouteConfig {
+    pub on: Vec<Trigger>,
+    #[serde(default)]
+    pub sns_topic_arn: Option<String>,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+impl RouteConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.on.is_empty() {
+            return Err("`on` is empty; list review, failed and/or urgent".into());
+        }
+        if self.sns_topic_arn.is_none() && self.webhook_url.is_none() {
+            return Err("set sns-topic-arn, webhook-url, or both".into());
+        }
+        if let Some(arn) = &self.sns_topic_arn {
+            let parsed = crate::finding::parse_arn(arn)?;
+            if parsed.service != "sns" || parsed.region.is_empty() {
+                return Err(format!("sns-topic-arn {arn:?} is not an SNS topic ARN"));
+            }
+        }
+        if let Some(url) = &self.webhook_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!(
+                    "webhook-url {url:?} must start with https:// or http://"
+                ));
+            }
+            url.parse::<hyper::Uri>()
+                .map_err(|e| format!("webhook-url {url:?}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NotifyConfig {
+    pub routes: BTreeMap<String, RouteConfig>,
+}
+
+/// What a human needs to act on one finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notice {
+    pub triggers: Vec<Trigger>,
+    pub status: String,
+    pub finding_id: String,
+    pub correlation_id: String,
+    pub resource_arn: String,
+    pub reason: Option<String>,
+    pub priority: Option<String>,
+}
+
+impl Notice {
+    fn text(&self) -> String {
+        let urgent = if self.triggers.contains(&Trigger::Urgent) {
+            "URGENT "
+        } else {
+            ""
+        };
+        format!(
+            "{urgent}salve: {} {} on {}{}{}",
+            self.status,
+            self.finding_id,
+            self.resource_arn,
+            self.priority
+                .as_deref()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default(),
+            self.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// One delivery attempt, as recorded in the audit record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub route: String,
+    pub target: String,
+    pub delivered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+pub struct Notifier {
+    routes: BTreeMap<String, RouteConfig>,
+    sdk: Option<SdkConfig>,
+    sns: Mutex<BTreeMap<String, aws_sdk_sns::Client>>,
+    http: Mutex<Option<HttpsClient>>,
+}
+
+impl Notifier {
+    /// `sdk` is the platform's own AWS config (topics live in the platform account); it is only
+    /// needed when a route has an SNS topic.
+    pub fn new(config: NotifyConfig, sdk: Option<SdkConfig>) -> Notifier {
+        Notifier {
+            routes: config.routes,
+            sdk,
+            sns: Mutex::new(BTreeMap::new()),
+            http: Mutex::new(None),
+        }
+    }
+
+    pub fn disabled() -> Notifier {
+        Notifier::new(NotifyConfig::default(), None)
+    }
+
+    pub fn has_routes(&self) -> bool {
+        !self.routes.is_empty()
+    }
+
+    /// Sends `notice` on every route whose triggers match. Returns one entry per attempt.
+    pub async fn notify(&self, notice: &Notice) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        for (name, route) in &self.routes {
+            if !route.on.iter().any(|t| notice.triggers.contains(t)) {
+                continue;
+            }
+            if let Some(topic) = &route.sns_topic_arn {
+                let result = self.publish_sns(topic, notice).await;
+                out.push(delivery(name, topic, result));
+            }
+            if let Some(url) = &route.webhook_url {
+                let result = self.post_webhook(url, notice).await;
+                out.push(delivery(name, &redact_url(url), result));
+            }
+        }
+        for d in out.iter().filter(|d| !d.delivered) {
+            tracing::error!(route = %d.route, target = %d.target, "notification failed: {}", d.error.as_deref().unwrap_or(""));
+        }
+        out
+    }
+
+    fn sns_client(&self, region: &str) -> Result<aws_sdk_sns::Client, String> {
+        let sdk = self
+            .sdk
+            .as_ref()
+            .ok_or("no AWS configuration for the SNS notifier")?;
+        let mut clients = self.sns.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let conf = aws_sdk_sns::config::Builder::from(sdk)
+                    .region(aws_config::Region::new(region.to_string()))
+                    .build();
+                aws_sdk_sns::Client::from_conf(conf)
+            })
+            .clone())
+    }
+
+    async fn publish_sns(&self, topic: &str, notice: &Notice) -> Result<(), String> {
+        let region = crate::finding::parse_arn(topic)?.region.to_string();
+        let client = self.sns_client(&region)?;
+        let subject: String = format!("salve: {} {}", notice.status, notice.finding_id)
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .take(100)
+            .collect();
+        let message = json!({ "text": notice.text(), "salve": notice }).to_string();
+        let send = client
+            .publish()
+            .topic_arn(topic)
+            .subject(subject)
+            .message(message)
+            .send();
+        match tokio::time::timeout(DELIVERY_TIMEOUT, send).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                let e = crate::aws::to_aws_error(e);
+                Err(format!(
+                    "SNS Publish failed: {}: {}{}",
+                    e.code,
+                    e.message,
+                    e.request_id
+                        .map(|r| format!(" (request ID {r})"))
+                        .unwrap_or_default()
+                ))
+            }
+            Err(_) => Err(format!("SNS Publish timed out after {DELIVERY_TIMEOUT:?}")),
+        }
+    }
+
+    fn http_client(&self) -> Result<HttpsClient, String> {
+        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("loading the system's TLS roots: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn post_webhook(&self, url: &str, notice: &Notice) -> Result<(), String> {
+        let client = self.http_client()?;
+        let body = json!({ "text": notice.text(), "salve": notice }).to_string();
+        let request = hyper::Request::post(url)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("building the webhook request: {e}"))?;
+        let response = match tokio::time::timeout(DELIVERY_TIMEOUT, client.request(request)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return Err(format!("webhook request failed: {e}")),
+            Err(_) => return Err(format!("webhook timed out after {DELIVERY_TIMEOUT:?}")),
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = tokio::time::timeout(DELIVERY_TIMEOUT, response.into_body().collect())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|b| {
+                String::from_utf8_lossy(&b.to_bytes())
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        Err(format!("webhook answered HTTP {status}: {body}"))
+    }
+}
+
+fn delivery(route: &str, target: &str, result: Result<(), String>) -> Delivery {
+    Delivery {
+        route: route.to_string(),
+        target: target.to_string(),
+        delivered: result.is_ok(),
+        error: result.err(),
+    }
+}
+
+/// Webhook URLs carry their secret in the path (Slack's do); the audit record keeps only the
+/// scheme and host.
+fn redact_url(url: &str) -> String {
+    match url.parse::<hyper::Uri>() {
+        Ok(uri) => format!(
+            "{}://{}/…",
+            uri.scheme_str().unwrap_or("https"),
+            uri.authority().map(|a| a.as_str()).unwrap_or("")
+        ),
+        Err(_) => "(webhook)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_secrets_stay_out_of_the_record() {
+        assert_eq!(
+            redact_url("https://hooks.example.com/services/T000/B000/XXXXSECRET"),
+            "https://hooks.example.com/…"
+        );
+    }
+
+    #[test]
+    fn routes_need_a_target_and_a_trigger() {
+        let route = RouteConfig {
+            on: vec![Trigger::Review],
+            sns_topic_arn: None,
+            webhook_url: None,
+        };
+        assert_eq!(
+            route.validate(),
+            Err("set sns-topic-arn, webhook-url, or both".into())
+        );
+        let route = RouteConfig {
+            on: vec![Trigger::Review],
+            sns_topic_arn: Some("arn:aws:s3:::bucket".into()),
+            webhook_url: None,
+        };
+        assert!(route
+            .validate()
+            .unwrap_err()
+            .contains("is not an SNS topic ARN"));
+    }
+}

@@ -1,0 +1,416 @@
+//! Eligibility: may this finding be fixed automatically?
+//!
+//! Two stages. `triage` runs before any AWS call: account, severity, resource type, registered
+//! exception. `decide` runs after the plan, with the resource's tags: every guardrail again,
+//! then the Rego policies. Each check is recorded with its inputs and result. The built-in
+//! checks are a floor the policies cannot lower; anything that errors goes to review.
+
+pub mod exceptions;
+pub mod metadata;
+pub mod rego;
+pub mod risk;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::actions::{self, Access};
+use crate::capabilities::Plan;
+use crate::finding::{Finding, Severity};
+use crate::runtime::LoadedFixer;
+use exceptions::{Date, ExceptionStatus, Exceptions};
+use metadata::{Metadata, TagKeys};
+use rego::{PolicyVerdict, RegoPolicy};
+use risk::RiskScore;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EligibilityConfig {
+    pub severities: Vec<Severity>,
+    pub restricted_environments: Vec<String>,
+    pub resource_types: Vec<String>,
+    pub allowed_actions: Vec<String>,
+}
+
+impl Default for EligibilityConfig {
+    fn default() -> Self {
+        EligibilityConfig {
+            severities: vec![Severity::High, Severity::Critical],
+            restricted_environments: vec!["restricted-production".into()],
+            resource_types: actions::RESOURCE_TYPES
+                .iter()
+                .map(|t| t.name.to_string())
+                .collect(),
+            allowed_actions: actions::CAPABILITY_FUNCTIONS
+                .iter()
+                .filter(|f| f.access == Access::Write)
+                .map(|f| f.iam_action.to_string())
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Remediate,
+    Review,
+    Skip,
+}
+
+/// What a failed check does to the finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFail {
+    Skip,
+    Review,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub passed: bool,
+    pub inputs: Value,
+    /// The reason when it failed; what it established when it passed.
+    pub detail: String,
+    pub on_fail: OnFail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub checks: Vec<Check>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyVerdict>,
+    pub requires_approval: bool,
+}
+
+impl Decision {
+    /// Combines the checks and the policy verdict. Precedence: a policy error is review (fail
+    /// closed); then skip; then review or approval; only a clean sheet is remediate.
+    fn from_parts(checks: Vec<Check>, policy: Option<PolicyVerdict>) -> Decision {
+        let mut skip: Vec<String> = Vec::new();
+        let mut review: Vec<String> = Vec::new();
+        let push = |list: &mut Vec<String>, r: &str| {
+            if !list.iter().any(|x| x == r) {
+                list.push(r.to_string());
+            }
+        };
+        for c in checks.iter().filter(|c| !c.passed) {
+            match c.on_fail {
+                OnFail::Skip => push(&mut skip, &c.detail),
+                OnFail::Review => push(&mut review, &c.detail),
+            }
+        }
+        let mut requires_approval = false;
+        if let Some(p) = &policy {
+            if let Some(e) = &p.error {
+                return Decision {
+                    verdict: Verdict::Review,
+                    reason: Some(format!("policy error, failing closed: {e}")),
+                    checks,
+                    policy,
+                    requires_approval: false,
+                };
+            }
+            p.skip.iter().for_each(|r| push(&mut skip, r));
+            p.review.iter().for_each(|r| push(&mut review, r));
+            for r in &p.require_approval {
+                requires_approval = true;
+                push(&mut review, &format!("approval required: {r}"));
+            }
+        }
+        let (verdict, reasons) = if !skip.is_empty() {
+            (Verdict::Skip, skip)
+        } else if !review.is_empty() {
+            (Verdict::Review, review)
+        } else {
+            (Verdict::Remediate, Vec::new())
+        };
+        Decision {
+            verdict,
+            reason: (!reasons.is_empty()).then(|| reasons.join("; ")),
+            checks,
+            policy,
+            requires_approval,
+        }
+    }
+}
+
+/// Everything `decide` weighs, gathered by the pipeline.
+pub struct DecisionInput<'a> {
+    pub finding: &'a Finding,
+    pub fixer: &'a LoadedFixer,
+    pub plan: &'a Plan,
+    pub metadata: &'a Metadata,
+    pub risk: &'a RiskScore,
+    /// Why the resource's tags could not be read, if they could not.
+    pub tag_read_error: Option<&'a str>,
+}
+
+pub struct EligibilityPolicy {
+    config: EligibilityConfig,
+    accounts: BTreeSet<String>,
+    tag_keys: TagKeys,
+    exceptions: Exceptions,
+    rego: RegoPolicy,
+}
+
+fn check(
+    name: &'static str,
+    passed: bool,
+    inputs: Value,
+    detail: String,
+    on_fail: OnFail,
+) -> Check {
+    Check {
+        name,
+        passed,
+        inputs,
+        detail,
+        on_fail,
+    }
+}
+
+impl EligibilityPolicy {
+    pub fn new(
+        config: EligibilityConfig,
+        accounts: BTreeSet<String>,
+        tag_keys: TagKeys,
+        exceptions: Exceptions,
+        policy_paths: &[PathBuf],
+    ) -> Result<EligibilityPolicy> {
+        let data = json!({
+            "severities": config.severities,
+            "restricted_environments": config.restricted_environments,
+            "resource_types": config.resource_types,
+            "allowed_actions": config.allowed_actions,
+            "accounts": accounts,
+        });
+        let rego = RegoPolicy::load(policy_paths, data)?;
+        Ok(EligibilityPolicy {
+            config,
+            accounts,
+            tag_keys,
+            exceptions,
+            rego,
+        })
+    }
+
+    pub fn tag_keys(&self) -> &TagKeys {
+        &self.tag_keys
+    }
+
+    pub fn policy_files(&self) -> &[String] {
+        self.rego.files()
+    }
+
+    fn severity_check(&self, f: &Finding) -> Check {
+        let eligible: Vec<String> = self
+            .config
+            .severities
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let passed = self.config.severities.contains(&f.severity);
+        check(
+            "severity eligible",
+            passed,
+            json!({ "severity": f.severity, "eligible": eligible }),
+            if passed {
+                format!("severity {} is eligible", f.severity)
+            } else {
+                format!(
+                    "severity {} is not eligible (eligible: {})",
+                    f.severity,
+                    eligible.join(", ")
+                )
+            },
+            OnFail::Skip,
+        )
+    }
+
+    fn account_check(&self, f: &Finding) -> Check {
+        let account = &f.resource.account_id;
+        let passed = self.accounts.contains(account);
+        check(
+            "account allowlisted",
+            passed,
+            json!({ "account_id": account, "allowlisted_accounts": self.accounts.len() }),
+            if passed {
+                format!("account {account} is allowlisted")
+            } else {
+                "account not allowlisted".into()
+            },
+            OnFail::Skip,
+        )
+    }
+
+    fn resource_type_check(&self, f: &Finding) -> Check {
+        let t = &f.resource.resource_type;
+        let passed = self.config.resource_types.iter().any(|a| a == t);
+        check(
+            "resource type approved",
+            passed,
+            json!({ "resource_type": t, "approved": self.config.resource_types }),
+            if passed {
+                format!("resource type {t} is approved")
+            } else {
+                format!("resource type {t} is not approved")
+            },
+            OnFail::Skip,
+        )
+    }
+
+    fn exception_status(&self, f: &Finding, metadata_exception: Option<&str>) -> ExceptionStatus {
+        self.exceptions
+            .status(f, metadata_exception, &Date::today())
+    }
+
+    fn exception_check(status: &ExceptionStatus) -> Check {
+        let (passed, detail) = match status {
+            ExceptionStatus::Approved {
+                source,
+                owner,
+                reason,
+                ..
+            } => (
+                false,
+                format!("exception approved ({source}, owner {owner}): {reason}"),
+            ),
+            ExceptionStatus::Expired { expires, owner, .. } => (
+                true,
+                format!("an exception (owner {owner}) expired on {expires} and no longer counts"),
+            ),
+            ExceptionStatus::NotApproved { tag_value } => (
+                true,
+                format!("the exception tag says {tag_value:?}, not approved"),
+            ),
+            ExceptionStatus::None => (true, "no exception registered".into()),
+        };
+        check(
+            "exception not approved",
+            passed,
+            serde_json::to_value(status).unwrap_or(Value::Null),
+            detail,
+            OnFail::Skip,
+        )
+    }
+
+    /// The checks that need no AWS call. A failure here means the finding is skipped before
+    /// salve ever assumes a role.
+    pub fn triage(&self, finding: &Finding) -> Decision {
+        let payload_meta = Metadata::from_tags(&self.tag_keys, &finding.resource.tags, None);
+        let exception = self.exception_status(finding, payload_meta.exception.value.as_deref());
+        let checks = vec![
+            self.account_check(finding),
+            self.severity_check(finding),
+            self.resource_type_check(finding),
+            Self::exception_check(&exception),
+        ];
+        Decision::from_parts(checks, None)
+    }
+
+    fn metadata_checks(&self, m: &Metadata, tag_read_error: Option<&str>) -> Vec<Check> {
+        let missing = |what: &str| match tag_read_error {
+            Some(e) => format!("missing {what} (the resource's tags could not be read: {e})"),
+            None => format!("missing {what}"),
+        };
+        let env = m.environment.value.as_deref();
+        let restricted =
+            env.is_some_and(|e| self.config.restricted_environments.iter().any(|r| r == e));
+        vec![
+            check(
+                "environment not restricted",
+                env.is_some() && !restricted,
+                json!({ "environment": m.environment, "restricted": self.config.restricted_environments }),
+                match env {
+                    None => missing("environment"),
+                    Some(e) if restricted => format!("environment {e} is restricted"),
+                    Some(e) => format!("environment {e} is not restricted"),
+                },
+                OnFail::Review,
+            ),
+            check(
+                "owner present",
+                m.owner.value.is_some(),
+                json!({ "owner": m.owner }),
+                match &m.owner.value {
+                    Some(o) => format!("owner is {o}"),
+                    None => missing("owner"),
+                },
+                OnFail::Review,
+            ),
+        ]
+    }
+
+    fn actions_check(&self, fixer: &LoadedFixer, plan: &Plan) -> Check {
+        let imported = fixer.actions();
+        let proposed: Vec<&str> = plan.changes.iter().map(|c| c.action.as_str()).collect();
+        let refused: Vec<&str> = proposed
+            .iter()
+            .copied()
+            .filter(|action| {
+                let known = actions::function_for_action(fixer.resource_type, action);
+                let writable = matches!(known, Some(f) if f.access == Access::Write && imported.contains(&f.iam_action));
+                !writable || !self.config.allowed_actions.iter().any(|a| a == action)
+            })
+            .collect();
+        check(
+            "every proposed action allowed",
+            refused.is_empty(),
+            json!({ "proposed": proposed, "allowed": self.config.allowed_actions, "fixer_imports": imported }),
+            if refused.is_empty() {
+                format!(
+                    "proposed {}; all are allowed write capabilities the fixer imports",
+                    proposed.join(", ")
+                )
+            } else {
+                refused
+                    .iter()
+                    .map(|a| format!("action {a} is not allowed"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+            OnFail::Review,
+        )
+    }
+
+    /// The input the Rego policies see.
+    fn policy_input(&self, input: &DecisionInput<'_>, exception: &ExceptionStatus) -> Value {
+        json!({
+            "finding": input.finding,
+            "metadata": input.metadata.values(),
+            "exception": exception,
+            "plan": input.plan,
+            "fixer": {
+                "name": input.fixer.manifest.name,
+                "version": input.fixer.manifest.version,
+                "resource_type": input.fixer.resource_type.name,
+                "controls": input.fixer.manifest.controls,
+            },
+            "risk": input.risk,
+        })
+    }
+
+    /// Every guardrail with the full metadata, then the policies.
+    pub fn decide(&self, input: DecisionInput<'_>) -> Decision {
+        let exception =
+            self.exception_status(input.finding, input.metadata.exception.value.as_deref());
+        let mut checks = vec![
+            self.account_check(input.finding),
+            self.severity_check(input.finding),
+            self.resource_type_check(input.finding),
+            Self::exception_check(&exception),
+        ];
+        checks.extend(self.metadata_checks(input.metadata, input.tag_read_error));
+        checks.push(self.actions_check(input.fixer, input.plan));
+        let verdict = self.rego.evaluate(&self.policy_input(&input, &exception));
+        Decision::from_parts(checks, Some(verdict))
+    }
+}

@@ -1,0 +1,163 @@
+//! Policy-as-code: Rego evaluated in-process with regorus.
+//!
+//! Every policy lives in package `salve.eligibility` and adds reasons to three sets: `skip`,
+//! `review` and `require_approval`. An error anywhere (a file that does not parse, a rule that
+//! fails at evaluation) fails closed: the finding goes to review and the error is recorded.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The shipped default policy: the guardrails, written in Rego.
+pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.rego");
+const PACKAGE: &str = "data.salve.eligibility";
+const RULES: [&str; 3] = ["skip", "review", "require_approval"];
+
+/// What the policies said about one finding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PolicyVerdict {
+    pub skip: Vec<String>,
+    pub review: Vec<String>,
+    pub require_approval: Vec<String>,
+    /// Set when evaluation failed; the decision is then review, whatever the sets say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub struct RegoPolicy {
+    /// Loaded and prepared once; regorus engines are not shared across threads mid-evaluation,
+    /// and one evaluation takes microseconds, so a lock costs less than a clone per finding.
+    engine: Mutex<regorus::Engine>,
+    files: Vec<String>,
+    /// A file that failed to load. Kept, not fatal, so every decision says why it went to review.
+    load_error: Option<String>,
+}
+
+/// Every `.rego` file named, directories expanded in name order.
+fn rego_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading policy directory {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "rego"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
+impl RegoPolicy {
+    /// The default policy plus the user's files. `config` becomes `data.salve.config`.
+    pub fn load(user_paths: &[PathBuf], config: Value) -> Result<RegoPolicy> {
+        let mut engine = regorus::Engine::new();
+        engine.set_strict_builtin_errors(true);
+        engine
+            .add_policy("default.rego".into(), DEFAULT_POLICY.into())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("the shipped default policy does not compile")?;
+        engine
+            .add_data(regorus::Value::from(
+                serde_json::json!({ "salve": { "config": config } }),
+            ))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("loading the policy configuration")?;
+        let mut files = vec!["default.rego (shipped)".to_string()];
+        let mut load_error = None;
+        for path in rego_files(user_paths)? {
+            let name = path.display().to_string();
+            let loaded = std::fs::read_to_string(&path)
+                .map_err(|e| format!("reading {name}: {e}"))
+                .and_then(|text| {
+                    engine
+                        .add_policy(name.clone(), text)
+                        .map_err(|e| format!("{name}: {e}"))
+                });
+            match loaded {
+                Ok(package) if package == PACKAGE => files.push(name),
+                Ok(package) => {
+                    load_error = Some(format!(
+                        "{name}: package {} is not salve.eligibility, so its rules would never run",
+                        package.trim_start_matches("data.")
+                    ));
+                    break;
+                }
+                Err(e) => {
+                    load_error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = &load_error {
+            tracing::error!("policy failed to load; every finding will go to review: {e}");
+        }
+        Ok(RegoPolicy {
+            engine: Mutex::new(engine),
+            files,
+            load_error,
+        })
+    }
+
+    pub fn files(&self) -> &[String] {
+        &self.files
+    }
+
+    pub fn evaluate(&self, input: &Value) -> PolicyVerdict {
+        if let Some(e) = &self.load_error {
+            return PolicyVerdict {
+                error: Some(format!("policy did not load: {e}")),
+                ..PolicyVerdict::default()
+            };
+        }
+        let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        engine.set_input(regorus::Value::from(input.clone()));
+        let mut verdict = PolicyVerdict::default();
+        for rule in RULES {
+            let reasons = engine
+                .eval_rule(format!("{PACKAGE}.{rule}"))
+                .map_err(|e| format!("evaluating {rule}: {e}"))
+                .and_then(|v| reasons(rule, &v));
+            match reasons {
+                Ok(r) => match rule {
+                    "skip" => verdict.skip = r,
+                    "review" => verdict.review = r,
+                    _ => verdict.require_approval = r,
+                },
+                Err(e) => {
+                    verdict.error = Some(e);
+                    break;
+                }
+            }
+        }
+        verdict
+    }
+}
+
+/// A rule's value as reasons: a set of strings (other values are shown as JSON, so nothing a
+/// policy says is lost). Undefined means no reasons.
+fn reasons(rule: &str, value: &regorus::Value) -> Result<Vec<String>, String> {
+    if *value == regorus::Value::Undefined {
+        return Ok(Vec::new());
+    }
+    let json = serde_json::to_value(value).map_err(|e| format!("{rule}: {e}"))?;
+    match json {
+        Value::Array(items) => Ok(items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect()),
+        other => Err(format!(
+            "{rule} must be a set of reasons, but a policy made it {other}"
+        )),
+    }
+}
