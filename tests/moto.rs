@@ -6,33 +6,11 @@
 mod common;
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
-use aws_sdk_s3::config::Credentials;
 use common::*;
 use salve::aws::{AwsBackends, AwsOptions};
 use salve::pipeline::{Pipeline, ProcessOptions};
 use salve::runtime::RuntimeLimits;
 use serde_json::Value;
-
-fn endpoint() -> String {
-    std::env::var("SALVE_MOTO_ENDPOINT").expect(
-        "SALVE_MOTO_ENDPOINT is not set: run scripts/test.sh, which starts moto server and sets it",
-    )
-}
-
-async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .credentials_provider(Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "salve-tests",
-        ))
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint())
-        .load()
-        .await
-}
 
 async fn s3() -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(&sdk_config().await)
@@ -43,14 +21,6 @@ async fn s3() -> aws_sdk_s3::Client {
 
 async fn ec2() -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&sdk_config().await)
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {

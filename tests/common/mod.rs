@@ -141,3 +141,35 @@ pub fn read_records(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("record"))
         .collect()
 }
+
+/// moto's address; scripts/test.sh starts moto and sets it.
+pub fn endpoint() -> String {
+    std::env::var("SALVE_MOTO_ENDPOINT").expect(
+        "SALVE_MOTO_ENDPOINT is not set: run scripts/test.sh, which starts moto server and sets it",
+    )
+}
+
+/// The SDK pointed at moto with its fixed test credentials.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "salve-tests",
+        ))
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint())
+        .load()
+        .await
+}
+
+/// A name no earlier test run used, so tests against a long-lived moto do not collide.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
