@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The demo: starts moto server, creates a public bucket and an SSH-open security group, processes
-# one finding for each with salve, and shows the audit trail.
+# The demo: starts moto server, creates a public bucket and an SSH-open security group, feeds salve
+# a Wiz payload through SNS, a Security Hub event and a malformed message, and shows the audit trail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-fixers.sh
@@ -32,25 +32,64 @@ print(g)
 PY
 )"
 
-cat >"$work/bucket-finding.json" <<JSON
-{"id":"demo-s3-public","source":"demo","control_id":"S3.8","title":"S3 bucket allows public access",
- "severity":"HIGH","resource":{"arn":"arn:aws:s3:::demo-public-bucket","type":"AWS::S3::Bucket",
- "account_id":"123456789012","region":"us-east-1"}}
-JSON
-cat >"$work/sg-finding.json" <<JSON
-{"id":"demo-sg-ssh","source":"demo","control_id":"EC2.13","title":"Security group allows SSH from the internet",
- "severity":"CRITICAL","resource":{"arn":"arn:aws:ec2:us-east-1:123456789012:security-group/$group_id",
- "type":"AWS::EC2::SecurityGroup","account_id":"123456789012","region":"us-east-1"}}
-JSON
+cat >"$work/salve.toml" <<'TOML'
+# Only this account may be changed; everything else is skipped before any AWS call.
+[accounts."123456789012"]
+name = "demo"
 
-echo; echo "== dry run: the bucket finding, plan only"
-"$salve" process --dry-run "$work/bucket-finding.json"
-echo; echo "== the bucket finding"
-"$salve" process "$work/bucket-finding.json"
-echo; echo "== the security group finding"
-"$salve" process "$work/sg-finding.json"
+[eligibility]
+severities = ["HIGH", "CRITICAL"]
+restricted-environments = ["restricted-production"]
+
+[metadata.tag-keys]
+owner = "owner"
+environment = "environment"
+TOML
+export SALVE_CONFIG="$work/salve.toml"
+
+# A Wiz automation-rule payload (the default SNS body template) for the bucket, delivered through
+# SNS without raw delivery, so the Wiz JSON is the notification's Message string.
+.venv/bin/python - "$work" "$group_id" <<'PY'
+import json, sys
+work, group_id = sys.argv[1], sys.argv[2]
+wiz = {
+  "trigger": {"source": "CLOUD_EVENTS", "type": "Created", "ruleId": "demo-rule", "ruleName": "salve"},
+  "issue": {"id": "demo-wiz-bucket", "status": "OPEN", "severity": "HIGH", "created": "2021-07-01M01:01:01Z", "projects": None},
+  "resource": {"id": "demo-public-bucket", "name": "demo-public-bucket", "type": "BUCKET", "cloudPlatform": "AWS",
+               "subscriptionId": "123456789012", "subscriptionName": "demo", "region": "us-east-1",
+               "tags": {"owner": "platform-team", "environment": "dev"}},
+  "control": {"id": "S3.8", "name": "S3 general purpose buckets should block public access", "severity": "HIGH"},
+}
+sns = {"Type": "Notification", "MessageId": "demo-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:findings",
+       "Message": json.dumps(wiz), "Timestamp": "2026-11-23T00:00:00.000Z"}
+json.dump(sns, open(f"{work}/wiz-bucket-via-sns.json", "w"))
+def asff(fid, control, sev, tags):
+    return {"SchemaVersion": "2018-10-08", "Id": fid, "GeneratorId": f"security-control/{control}",
+            "AwsAccountId": "123456789012", "Title": f"{control} failed", "Severity": {"Label": sev},
+            "Resources": [{"Type": "AwsEc2SecurityGroup", "Region": "us-east-1", "Tags": tags,
+                           "Id": f"arn:aws:ec2:us-east-1:123456789012:security-group/{group_id}"}],
+            "Compliance": {"Status": "FAILED", "SecurityControlId": control},
+            "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE"}
+event = {"version": "0", "id": "demo-2", "detail-type": "Security Hub Findings - Imported", "source": "aws.securityhub",
+         "account": "123456789012", "region": "us-east-1", "detail": {"findings": [
+             asff("demo-sh-ssh", "EC2.13", "CRITICAL", {"owner": "net-team", "environment": "dev"}),
+             asff("demo-sh-low", "EC2.13", "LOW", {"owner": "net-team", "environment": "dev"}),
+             asff("demo-sh-no-owner", "EC2.13", "HIGH", {"environment": "dev"}),
+         ]}}
+json.dump(event, open(f"{work}/securityhub-event.json", "w"))
+open(f"{work}/malformed.json", "w").write('{"Records": [{"eventSource": "aws:sqs", "body": "{not json"}]}')
+PY
+
+echo; echo "== explain: how the Wiz bucket finding would be decided (changes nothing, records nothing)"
+"$salve" explain "$work/wiz-bucket-via-sns.json"
+echo; echo "== the Wiz bucket finding, through SNS"
+"$salve" process "$work/wiz-bucket-via-sns.json"
+echo; echo "== a Security Hub event with three findings: fixable, too low, no owner"
+"$salve" process "$work/securityhub-event.json"
+echo; echo "== a malformed Lambda SQS event"
+"$salve" process "$work/malformed.json" || echo "(exit code $?: rejected)"
 echo; echo "== the bucket finding again (redelivery)"
-"$salve" process "$work/bucket-finding.json"
+"$salve" process "$work/wiz-bucket-via-sns.json"
 
 echo; echo "== what AWS (moto) says now"
 .venv/bin/python - "$group_id" <<'PY'
@@ -70,7 +109,8 @@ import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
     writes = [c["action"] for c in r["calls"] if c["access"] == "write"]
-    print(f'#{r["sequence"]} {r["finding_id"]:<16} {r["status"]:<18} writes={writes} prev={r["previous_hash"][:12]} hash={r["record_hash"][:12]}')
+    fid = r.get("finding_id") or "(malformed)"
+    print(f'#{r["sequence"]} {fid:<18} {r["status"]:<18} writes={writes} prev={r["previous_hash"][:12]} hash={r["record_hash"][:12]}')
 PY
 echo
 "$salve" audit verify "$SALVE_AUDIT_LOG"

@@ -9,4 +9,6 @@ source scripts/moto.sh
 start_moto
 # The fixer crates are wasm components only (their export names do not link natively), so the
 # host and the SDK are what runs here; the fixers run inside the host's tests.
+# The ingest property tests run a bounded number of cases, so CI time stays predictable.
+export PROPTEST_CASES="${PROPTEST_CASES:-2000}"
 cargo test -p salve -p salve-sdk

@@ -332,7 +332,7 @@ async fn a_broken_policy_fails_closed() {
     assert_eq!(r["status"], "review");
     let reason = r["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with("policy error, failing closed: evaluating review: "),
+        reason.starts_with("policy error, failing closed: evaluating the policy: "),
         "{reason}"
     );
     assert_eq!(writes, 0);

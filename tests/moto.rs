@@ -214,3 +214,81 @@ async fn sg_close_admin_ports_revokes_only_world_open_admin_rules() {
     assert_eq!(second["status"], "already-compliant");
     assert!(salve::audit::verify(&audit).unwrap().is_intact());
 }
+
+#[tokio::test]
+async fn explain_shows_the_decision_and_changes_nothing() {
+    let client = s3().await;
+    let bucket = unique("explain");
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let dir = scratch("explain-cli");
+    let payload = serde_json::json!({
+        "trigger": {"source": "CLOUD_EVENTS", "type": "Created", "ruleId": "r", "ruleName": "r"},
+        "issue": {"id": "explain-1", "status": "OPEN", "severity": "HIGH", "created": "2021-07-01M01:01:01Z", "projects": null},
+        "resource": {"id": bucket, "type": "BUCKET", "cloudPlatform": "AWS", "subscriptionId": ACCOUNT,
+                     "region": "us-east-1", "tags": {"owner": "team", "environment": "dev"}},
+        "control": {"id": "S3.8", "name": "block public access", "severity": "HIGH"}
+    });
+    std::fs::write(dir.join("finding.json"), payload.to_string()).unwrap();
+    std::fs::write(
+        dir.join("salve.toml"),
+        format!("[accounts.\"{ACCOUNT}\"]\n"),
+    )
+    .unwrap();
+    let run = |output: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+            .current_dir(&dir)
+            .args([
+                "explain",
+                "finding.json",
+                "--config",
+                "salve.toml",
+                "--output",
+                output,
+            ])
+            .arg("--fixers")
+            .arg(repo_root().join("build/fixers"))
+            .args(["--cache-dir", "cache", "--endpoint-url", &endpoint()])
+            .output()
+            .expect("running salve explain")
+    };
+
+    let out = run("json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["source"], "wiz");
+    assert_eq!(
+        record["finding"]["resource"]["arn"],
+        format!("arn:aws:s3:::{bucket}")
+    );
+    assert_eq!(record["status"], "planned");
+    assert_eq!(record["fixer"]["name"], "s3-block-public-access");
+    assert_eq!(
+        record["plan"]["changes"][0]["action"],
+        "s3:PutBucketPublicAccessBlock"
+    );
+    assert_eq!(record["decision"]["checks"].as_array().unwrap().len(), 7);
+    assert_eq!(record["risk"]["priority"], "P2");
+
+    let out = run("human");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "source     wiz",
+        "[pass] severity eligible",
+        "rego rules that fired",
+        "risk      P2",
+        "status    planned",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    assert_eq!(
+        public_access_block(&client, &bucket).await,
+        None,
+        "explain changed the bucket"
+    );
+    assert!(!dir.join(".salve").exists(), "explain wrote an audit log");
+}

@@ -54,7 +54,7 @@ fn hostile_pipeline(
 
 async fn run(p: &Pipeline, id: &str, behaviour: &str) -> Value {
     process_one(
-        &p,
+        p,
         sg_finding(id, GROUP, behaviour).as_bytes(),
         ProcessOptions::default(),
     )

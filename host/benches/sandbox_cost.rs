@@ -10,26 +10,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use salve::capabilities::in_memory::InMemoryS3Bucket;
 use salve::capabilities::{Capabilities, Phase, ResourceBackend};
 use salve::finding::Finding;
 use salve::runtime::{Runtime, RuntimeLimits};
 
+mod support;
+use support::report;
+
 const ITERATIONS: usize = 5_000;
 const WARMUP: usize = 200;
-
-fn report(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)];
-    println!(
-        "{name:<22} median {:>8.1} µs   p99 {:>8.1} µs   ({} runs)",
-        pct(0.5).as_secs_f64() * 1e6,
-        pct(0.99).as_secs_f64() * 1e6,
-        samples.len()
-    );
-}
 
 fn main() {
     let wasm =

@@ -10,6 +10,10 @@
 #          allowed_actions, accounts)
 package salve.eligibility
 
+# The one rule the host evaluates: every reason, by what it does. One evaluation per finding
+# instead of three.
+verdict := {"skip": skip, "review": review, "require_approval": require_approval}
+
 config := data.salve.config
 
 skip contains sprintf("severity %s is not eligible (eligible: %s)", [input.finding.severity, concat(", ", config.severities)]) if {

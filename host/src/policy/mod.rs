@@ -410,7 +410,7 @@ impl EligibilityPolicy {
         ];
         checks.extend(self.metadata_checks(input.metadata, input.tag_read_error));
         checks.push(self.actions_check(input.fixer, input.plan));
-        let verdict = self.rego.evaluate(&self.policy_input(&input, &exception));
+        let verdict = self.rego.evaluate(self.policy_input(&input, &exception));
         Decision::from_parts(checks, Some(verdict))
     }
 }

@@ -14,7 +14,9 @@ use serde_json::Value;
 /// The shipped default policy: the guardrails, written in Rego.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.rego");
 const PACKAGE: &str = "data.salve.eligibility";
-const RULES: [&str; 3] = ["skip", "review", "require_approval"];
+/// The default policy's rule that gathers the three sets.
+const VERDICT_RULE: &str = "data.salve.eligibility.verdict";
+const SETS: [&str; 3] = ["skip", "review", "require_approval"];
 
 /// What the policies said about one finding.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -110,7 +112,7 @@ impl RegoPolicy {
         &self.files
     }
 
-    pub fn evaluate(&self, input: &Value) -> PolicyVerdict {
+    pub fn evaluate(&self, input: Value) -> PolicyVerdict {
         if let Some(e) = &self.load_error {
             return PolicyVerdict {
                 error: Some(format!("policy did not load: {e}")),
@@ -118,15 +120,26 @@ impl RegoPolicy {
             };
         }
         let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
-        engine.set_input(regorus::Value::from(input.clone()));
+        engine.set_input(regorus::Value::from(input));
+        let value = match engine.eval_rule(VERDICT_RULE.to_string()) {
+            Ok(v) => v,
+            Err(e) => {
+                return PolicyVerdict {
+                    error: Some(format!("evaluating the policy: {e}")),
+                    ..PolicyVerdict::default()
+                }
+            }
+        };
         let mut verdict = PolicyVerdict::default();
-        for rule in RULES {
-            let reasons = engine
-                .eval_rule(format!("{PACKAGE}.{rule}"))
-                .map_err(|e| format!("evaluating {rule}: {e}"))
-                .and_then(|v| reasons(rule, &v));
+        for set in SETS {
+            let reasons = match &value {
+                regorus::Value::Object(fields) => fields
+                    .get(&regorus::Value::from(set))
+                    .map_or(Ok(Vec::new()), |v| reasons(set, v)),
+                other => Err(format!("{VERDICT_RULE} is {other}, not an object")),
+            };
             match reasons {
-                Ok(r) => match rule {
+                Ok(r) => match set {
                     "skip" => verdict.skip = r,
                     "review" => verdict.review = r,
                     _ => verdict.require_approval = r,
