@@ -16,7 +16,7 @@ cp build/fixers/*.wasm "$work/fixers/"
 export SALVE_FIXERS="$work/fixers" SALVE_AUDIT_LOG="$work/audit.jsonl" SALVE_CACHE_DIR="$work/cache"
 export SALVE_ENDPOINT_URL="$SALVE_MOTO_ENDPOINT"
 
-group_id="$(.venv/bin/python - <<'PY'
+read -r group_id second_group_id < <(.venv/bin/python - <<'PY'
 import os, boto3
 ep = os.environ["SALVE_MOTO_ENDPOINT"]
 s3 = boto3.client("s3", endpoint_url=ep)
@@ -28,9 +28,13 @@ ec2.authorize_security_group_ingress(GroupId=g, IpPermissions=[
      "IpRanges": [{"CidrIp": "0.0.0.0/0"}, {"CidrIp": "10.0.0.0/8", "Description": "office VPN"}]},
     {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
 ])
-print(g)
+g2 = ec2.create_security_group(GroupName="demo-ssh-open-unowned", Description="salve demo")["GroupId"]
+ec2.authorize_security_group_ingress(GroupId=g2, IpPermissions=[
+    {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+])
+print(g, g2)
 PY
-)"
+)
 
 cat >"$work/salve.toml" <<'TOML'
 # Only this account may be changed; everything else is skipped before any AWS call.
@@ -49,9 +53,9 @@ export SALVE_CONFIG="$work/salve.toml"
 
 # A Wiz automation-rule payload (the default SNS body template) for the bucket, delivered through
 # SNS without raw delivery, so the Wiz JSON is the notification's Message string.
-.venv/bin/python - "$work" "$group_id" <<'PY'
+.venv/bin/python - "$work" "$group_id" "$second_group_id" <<'PY'
 import json, sys
-work, group_id = sys.argv[1], sys.argv[2]
+work, group_id, second_group_id = sys.argv[1], sys.argv[2], sys.argv[3]
 wiz = {
   "trigger": {"source": "CLOUD_EVENTS", "type": "Created", "ruleId": "demo-rule", "ruleName": "salve"},
   "issue": {"id": "demo-wiz-bucket", "status": "OPEN", "severity": "HIGH", "created": "2021-07-01M01:01:01Z", "projects": None},
@@ -63,18 +67,18 @@ wiz = {
 sns = {"Type": "Notification", "MessageId": "demo-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:findings",
        "Message": json.dumps(wiz), "Timestamp": "2026-11-23T00:00:00.000Z"}
 json.dump(sns, open(f"{work}/wiz-bucket-via-sns.json", "w"))
-def asff(fid, control, sev, tags):
+def asff(fid, control, sev, tags, group=group_id):
     return {"SchemaVersion": "2018-10-08", "Id": fid, "GeneratorId": f"security-control/{control}",
             "AwsAccountId": "123456789012", "Title": f"{control} failed", "Severity": {"Label": sev},
             "Resources": [{"Type": "AwsEc2SecurityGroup", "Region": "us-east-1", "Tags": tags,
-                           "Id": f"arn:aws:ec2:us-east-1:123456789012:security-group/{group_id}"}],
+                           "Id": f"arn:aws:ec2:us-east-1:123456789012:security-group/{group}"}],
             "Compliance": {"Status": "FAILED", "SecurityControlId": control},
             "Workflow": {"Status": "NEW"}, "RecordState": "ACTIVE"}
 event = {"version": "0", "id": "demo-2", "detail-type": "Security Hub Findings - Imported", "source": "aws.securityhub",
          "account": "123456789012", "region": "us-east-1", "detail": {"findings": [
              asff("demo-sh-ssh", "EC2.13", "CRITICAL", {"owner": "net-team", "environment": "dev"}),
              asff("demo-sh-low", "EC2.13", "LOW", {"owner": "net-team", "environment": "dev"}),
-             asff("demo-sh-no-owner", "EC2.13", "HIGH", {"environment": "dev"}),
+             asff("demo-sh-no-owner", "EC2.13", "HIGH", {"environment": "dev"}, second_group_id),
          ]}}
 json.dump(event, open(f"{work}/securityhub-event.json", "w"))
 open(f"{work}/malformed.json", "w").write('{"Records": [{"eventSource": "aws:sqs", "body": "{not json"}]}')
