@@ -1,7 +1,8 @@
 //! The one table that maps every capability function to the IAM action it performs.
 //!
-//! The link-time import check, the call-time gate, plan validation and (later) the session
-//! policies all read from here, so a capability cannot be added without saying what it may do.
+//! The link-time import check, the call-time gate, plan validation and the IAM session policies
+//! all read from here, so a capability cannot be added without saying what it may do and on
+//! which IAM resource.
 
 /// Whether a capability function only reads or also changes the resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -9,6 +10,18 @@
 pub enum Access {
     Read,
     Write,
+}
+
+/// Which IAM resource an action is granted on in a session policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceScope {
+    /// The finding's own resource ARN.
+    FindingResource,
+    /// `"*"`: the action has no resource-level permissions in IAM (EC2's `Describe*` calls), so
+    /// the session policy cannot narrow it. The capability itself is still bound to the one
+    /// resource, so the runtime narrows what IAM cannot.
+    AllResources,
 }
 
 /// One function of one capability interface.
@@ -20,6 +33,7 @@ pub struct CapabilityFunction {
     pub function: &'static str,
     pub iam_action: &'static str,
     pub access: Access,
+    pub scope: ResourceScope,
 }
 
 /// A resource type salve can remediate, and the capability interface bound to it.
@@ -34,6 +48,7 @@ pub struct ResourceType {
     /// The read-only IAM action the host itself uses to read the resource's tags (for the
     /// eligibility metadata); not a capability a fixer can call.
     pub tags_action: &'static str,
+    pub tags_scope: ResourceScope,
 }
 
 /// The WIT package every salve interface belongs to.
@@ -49,6 +64,7 @@ pub const S3_BUCKET: ResourceType = ResourceType {
     world: "s3-bucket-fixer",
     interface: "s3-bucket",
     tags_action: "s3:GetBucketTagging",
+    tags_scope: ResourceScope::FindingResource,
 };
 
 pub const SECURITY_GROUP: ResourceType = ResourceType {
@@ -56,6 +72,7 @@ pub const SECURITY_GROUP: ResourceType = ResourceType {
     world: "security-group-fixer",
     interface: "security-group",
     tags_action: "ec2:DescribeSecurityGroups",
+    tags_scope: ResourceScope::AllResources,
 };
 
 pub const RESOURCE_TYPES: &[&ResourceType] = &[&S3_BUCKET, &SECURITY_GROUP];
@@ -65,6 +82,7 @@ pub const S3_GET_PUBLIC_ACCESS_BLOCK: CapabilityFunction = CapabilityFunction {
     function: "get-public-access-block",
     iam_action: "s3:GetBucketPublicAccessBlock",
     access: Access::Read,
+    scope: ResourceScope::FindingResource,
 };
 
 pub const S3_PUT_PUBLIC_ACCESS_BLOCK: CapabilityFunction = CapabilityFunction {
@@ -72,6 +90,7 @@ pub const S3_PUT_PUBLIC_ACCESS_BLOCK: CapabilityFunction = CapabilityFunction {
     function: "put-public-access-block",
     iam_action: "s3:PutBucketPublicAccessBlock",
     access: Access::Write,
+    scope: ResourceScope::FindingResource,
 };
 
 pub const SG_DESCRIBE_INGRESS: CapabilityFunction = CapabilityFunction {
@@ -79,6 +98,7 @@ pub const SG_DESCRIBE_INGRESS: CapabilityFunction = CapabilityFunction {
     function: "describe-ingress",
     iam_action: "ec2:DescribeSecurityGroups",
     access: Access::Read,
+    scope: ResourceScope::AllResources,
 };
 
 pub const SG_REVOKE_INGRESS: CapabilityFunction = CapabilityFunction {
@@ -86,6 +106,7 @@ pub const SG_REVOKE_INGRESS: CapabilityFunction = CapabilityFunction {
     function: "revoke-ingress",
     iam_action: "ec2:RevokeSecurityGroupIngress",
     access: Access::Write,
+    scope: ResourceScope::FindingResource,
 };
 
 pub const SG_AUTHORIZE_INGRESS: CapabilityFunction = CapabilityFunction {
@@ -93,6 +114,7 @@ pub const SG_AUTHORIZE_INGRESS: CapabilityFunction = CapabilityFunction {
     function: "authorize-ingress",
     iam_action: "ec2:AuthorizeSecurityGroupIngress",
     access: Access::Write,
+    scope: ResourceScope::FindingResource,
 };
 
 /// Every capability function the host implements.

@@ -53,6 +53,15 @@ pub struct AccountConfig {
     /// A human name for reports.
     #[serde(default)]
     pub name: Option<String>,
+    /// The role salve assumes in this account.
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// Where the external ID comes from: an environment variable, or a file. The value itself
+    /// never appears in the config, the logs or the audit log.
+    #[serde(default)]
+    pub external_id_env: Option<String>,
+    #[serde(default)]
+    pub external_id_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -89,6 +98,11 @@ impl SalveConfig {
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<SalveConfig> {
         let mut config: SalveConfig =
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        for account in config.accounts.values_mut() {
+            if let Some(f) = &mut account.external_id_file {
+                *f = base_dir.join(&*f);
+            }
+        }
         for file in &mut config.policy.files {
             *file = base_dir.join(&*file);
         }
@@ -115,6 +129,28 @@ impl SalveConfig {
         for action in &e.allowed_actions {
             if !action.contains(':') {
                 anyhow::bail!("{origin}: eligibility.allowed-actions: {action:?} is not an IAM action like \"s3:PutBucketPublicAccessBlock\"");
+            }
+        }
+        for (id, account) in &self.accounts {
+            if account.external_id_env.is_some() && account.external_id_file.is_some() {
+                anyhow::bail!(
+                    "{origin}: accounts.{id}: set external-id-env or external-id-file, not both"
+                );
+            }
+            if let Some(arn) = &account.role_arn {
+                let parsed = crate::finding::parse_arn(arn)
+                    .map_err(|e| anyhow::anyhow!("{origin}: accounts.{id}.role-arn: {e}"))?;
+                if parsed.service != "iam" || !parsed.resource.starts_with("role/") {
+                    anyhow::bail!(
+                        "{origin}: accounts.{id}.role-arn: {arn:?} is not an IAM role ARN"
+                    );
+                }
+                if parsed.account != id.as_str() {
+                    anyhow::bail!(
+                        "{origin}: accounts.{id}.role-arn: the role is in account {}, not {id}",
+                        parsed.account
+                    );
+                }
             }
         }
         for (name, route) in &self.notify.routes {

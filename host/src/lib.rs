@@ -6,6 +6,7 @@ pub mod audit;
 pub mod aws;
 pub mod capabilities;
 pub mod config;
+pub mod credentials;
 pub mod finding;
 pub mod ingest;
 pub mod notify;

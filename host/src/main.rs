@@ -42,6 +42,49 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Print IAM policies (JSON that AWS accepts) for permission reviews.
+    Iam {
+        #[command(subcommand)]
+        command: IamCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IamCommand {
+    /// The customer-account role: the union of the installed fixers' actions, and a trust policy
+    /// that admits only the platform role with the external ID.
+    CustomerRole {
+        /// Directory of fixer components (*.wasm).
+        #[arg(long, env = "SALVE_FIXERS", default_value = ".salve/fixers")]
+        fixers: PathBuf,
+        #[arg(long, env = "SALVE_CACHE_DIR", default_value = ".salve/cache")]
+        cache_dir: PathBuf,
+        /// The role salve itself runs as (the trust policy's principal).
+        #[arg(long)]
+        platform_role_arn: String,
+        /// Read the external ID from this environment variable; without it the trust policy holds
+        /// the placeholder `<external-id>`.
+        #[arg(long)]
+        external_id_env: Option<String>,
+        /// Print only one document, exactly as `aws iam` takes it.
+        #[arg(long, value_enum)]
+        only: Option<PolicyPart>,
+    },
+    /// The platform role salve runs as: AssumeRole on the configured customer roles, its queues,
+    /// its notification topics, and logs.
+    PlatformRole {
+        #[arg(long, env = "SALVE_CONFIG")]
+        config: Option<PathBuf>,
+        /// A queue salve consumes (repeatable).
+        #[arg(long = "queue-arn")]
+        queue_arns: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum PolicyPart {
+    Permissions,
+    Trust,
 }
 
 #[derive(Subcommand)]
@@ -264,6 +307,63 @@ async fn explain(args: ExplainArgs) -> Result<ExitCode> {
     Ok(exit_code(&processed))
 }
 
+fn iam(command: IamCommand) -> Result<ExitCode> {
+    use salve::credentials::iam;
+    let document = match command {
+        IamCommand::CustomerRole {
+            fixers,
+            cache_dir,
+            platform_role_arn,
+            external_id_env,
+            only,
+        } => {
+            let runtime = Runtime::new(RuntimeLimits::default(), Some(cache_dir))?;
+            let registry = FixerRegistry::load_dir(&runtime, &fixers)?;
+            if let Some(r) = registry.refused.first() {
+                bail!(
+                    "fixer {} was refused, so its actions cannot be reviewed: {}",
+                    r.path.display(),
+                    r.error
+                );
+            }
+            if registry.ready.is_empty() {
+                bail!("no fixers in {}", fixers.display());
+            }
+            let external_id = match external_id_env {
+                Some(var) => std::env::var(&var)
+                    .with_context(|| format!("reading the external ID from ${var}"))?,
+                None => "<external-id>".to_string(),
+            };
+            let permissions = iam::customer_role_policy(&registry.ready);
+            let trust = iam::customer_trust_policy(&platform_role_arn, &external_id);
+            match only {
+                Some(PolicyPart::Permissions) => permissions,
+                Some(PolicyPart::Trust) => trust,
+                None => {
+                    serde_json::json!({ "permissions_policy": permissions, "trust_policy": trust })
+                }
+            }
+        }
+        IamCommand::PlatformRole { config, queue_arns } => {
+            let config = load_config(config.as_deref())?;
+            let roles: Vec<String> = config
+                .accounts
+                .values()
+                .filter_map(|a| a.role_arn.clone())
+                .collect();
+            let topics: Vec<String> = config
+                .notify
+                .routes
+                .values()
+                .filter_map(|r| r.sns_topic_arn.clone())
+                .collect();
+            iam::platform_role_policy(&roles, &queue_arns, &topics)
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&document)?);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verify(file: PathBuf, output: Output) -> Result<ExitCode> {
     let report = audit::verify(&file)?;
     match output {
@@ -300,6 +400,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Process(args) => block_on(process(args)),
         Command::Explain(args) => block_on(explain(args)),
+        Command::Iam { command } => iam(command),
         Command::Audit {
             command: AuditCommand::Verify { file, output },
         } => verify(file, output),

@@ -1,0 +1,13 @@
+//! AWS credentials for the customer accounts: traceable session names, per-phase session
+//! policies, and the IAM policies `salve iam` prints for permission reviews.
+//!
+//! The session policies are the IAM half of least privilege: the read session can only read the
+//! one resource, the write session can only make the plan's writes to it, so AWS itself refuses
+//! anything the plan did not say.
+
+pub mod iam;
+pub mod session_name;
+pub mod session_policy;
+
+pub use session_name::session_name;
+pub use session_policy::{read_policy, write_policy, SessionPolicy};

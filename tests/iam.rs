@@ -1,0 +1,169 @@
+//! The IAM documents, compared as exact JSON: moto does not enforce IAM, so the JSON is the
+//! proof of what AWS would allow.
+
+mod common;
+
+use serde_json::{json, Value};
+
+use common::*;
+use salve::capabilities::{Change, Plan};
+use salve::credentials::{iam, read_policy, write_policy};
+use salve::runtime::{LoadedFixer, Runtime, RuntimeLimits};
+
+const BUCKET_ARN: &str = "arn:aws:s3:::acme-assets";
+const GROUP_ARN: &str = "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123456789abcdef0";
+
+fn load(name: &str) -> LoadedFixer {
+    let runtime = Runtime::new(RuntimeLimits::default(), None).unwrap();
+    runtime.load_file(&fixer(name)).unwrap()
+}
+
+fn plan(actions: &[&str]) -> Plan {
+    Plan {
+        summary: "test".into(),
+        changes: actions
+            .iter()
+            .map(|a| Change {
+                action: a.to_string(),
+                description: String::new(),
+                before: None,
+                after: None,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn s3_fixer_session_policies() {
+    let f = load("s3-block-public-access");
+    assert_eq!(
+        read_policy(&f, BUCKET_ARN).document,
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "SalveRead", "Effect": "Allow",
+            "Action": ["s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging"],
+            "Resource": BUCKET_ARN
+        }]})
+    );
+    assert_eq!(
+        write_policy(&f, &plan(&["s3:PutBucketPublicAccessBlock"]), BUCKET_ARN).document,
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "SalveWrite", "Effect": "Allow",
+            "Action": ["s3:PutBucketPublicAccessBlock"],
+            "Resource": BUCKET_ARN
+        }]})
+    );
+}
+
+#[test]
+fn security_group_fixer_session_policies() {
+    let f = load("sg-close-admin-ports");
+    // EC2's Describe calls have no resource-level permissions, so IAM cannot narrow the read
+    // session; the capability, bound to the one group, does.
+    assert_eq!(
+        read_policy(&f, GROUP_ARN).document,
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "SalveReadUnscoped", "Effect": "Allow",
+            "Action": ["ec2:DescribeSecurityGroups"],
+            "Resource": "*"
+        }]})
+    );
+    assert_eq!(
+        write_policy(&f, &plan(&["ec2:RevokeSecurityGroupIngress"]), GROUP_ARN).document,
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "SalveWrite", "Effect": "Allow",
+            "Action": ["ec2:RevokeSecurityGroupIngress"],
+            "Resource": GROUP_ARN
+        }]})
+    );
+    let both = plan(&[
+        "ec2:RevokeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroupIngress",
+        "ec2:RevokeSecurityGroupIngress",
+    ]);
+    assert_eq!(
+        write_policy(&f, &both, GROUP_ARN).document["Statement"][0]["Action"],
+        json!([
+            "ec2:AuthorizeSecurityGroupIngress",
+            "ec2:RevokeSecurityGroupIngress"
+        ])
+    );
+}
+
+#[test]
+fn a_write_outside_the_resource_type_is_never_granted() {
+    let f = load("s3-block-public-access");
+    let sneaky = plan(&["ec2:RevokeSecurityGroupIngress", "s3:DeleteBucket"]);
+    assert_eq!(
+        write_policy(&f, &sneaky, BUCKET_ARN).document,
+        json!({"Version": "2012-10-17", "Statement": []})
+    );
+}
+
+#[test]
+fn customer_role_is_the_union_of_the_fixers() {
+    let fixers = [load("s3-block-public-access"), load("sg-close-admin-ports")];
+    assert_eq!(
+        iam::customer_role_policy(&fixers),
+        json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "SalveFixers", "Effect": "Allow",
+            "Action": [
+                "ec2:AuthorizeSecurityGroupIngress",
+                "ec2:DescribeSecurityGroups",
+                "ec2:RevokeSecurityGroupIngress",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetBucketTagging",
+                "s3:PutBucketPublicAccessBlock"
+            ],
+            "Resource": "*"
+        }]})
+    );
+}
+
+#[test]
+fn trust_and_platform_policies() {
+    let platform = "arn:aws:iam::111111111111:role/salve";
+    let trust = iam::customer_trust_policy(platform, "ext-123");
+    assert_eq!(trust["Statement"][0]["Principal"], json!({"AWS": platform}));
+    assert_eq!(
+        trust["Statement"][0]["Condition"],
+        json!({"StringEquals": {"sts:ExternalId": "ext-123"}})
+    );
+    let roles = vec!["arn:aws:iam::123456789012:role/salve-remediation".to_string()];
+    let queues = vec!["arn:aws:sqs:us-east-1:111111111111:salve-findings".to_string()];
+    let policy = iam::platform_role_policy(&roles, &queues, &[]);
+    let sids: Vec<&str> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sids,
+        ["AssumeCustomerRoles", "ConsumeFindingQueues", "WriteLogs"]
+    );
+    assert_eq!(policy["Statement"][0]["Resource"], json!(roles));
+}
+
+#[test]
+fn the_cli_prints_a_document_aws_takes() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["iam", "customer-role", "--only", "permissions"])
+        .arg("--fixers")
+        .arg(repo_root().join("build/fixers"))
+        .arg("--cache-dir")
+        .arg(scratch("iam-cli").join("cache"))
+        .args([
+            "--platform-role-arn",
+            "arn:aws:iam::111111111111:role/salve",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fixers = [load("s3-block-public-access"), load("sg-close-admin-ports")];
+    assert_eq!(printed, iam::customer_role_policy(&fixers));
+}
