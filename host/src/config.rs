@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use crate::credentials::{AccountRole, ExternalIdSource};
 use crate::ingest::IngestConfig;
 use crate::notify::NotifyConfig;
 use crate::policy::exceptions::Exceptions;
@@ -165,6 +166,29 @@ impl SalveConfig {
         self.accounts
             .keys()
             .map(|a| a.as_str().to_string())
+            .collect()
+    }
+
+    /// The roles to assume, by account. Accounts without a `role-arn` are absent, so salve can
+    /// never act in them with any other credentials.
+    pub fn account_roles(&self) -> BTreeMap<String, AccountRole> {
+        self.accounts
+            .iter()
+            .filter_map(|(id, a)| {
+                let role_arn = a.role_arn.clone()?;
+                let external_id = match (&a.external_id_env, &a.external_id_file) {
+                    (Some(var), _) => Some(ExternalIdSource::Env(var.clone())),
+                    (None, Some(path)) => Some(ExternalIdSource::File(path.clone())),
+                    (None, None) => None,
+                };
+                Some((
+                    id.as_str().to_string(),
+                    AccountRole {
+                        role_arn,
+                        external_id,
+                    },
+                ))
+            })
             .collect()
     }
 

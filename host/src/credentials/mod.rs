@@ -5,9 +5,11 @@
 //! one resource, the write session can only make the plan's writes to it, so AWS itself refuses
 //! anything the plan did not say.
 
+pub mod assume;
 pub mod iam;
 pub mod session_name;
 pub mod session_policy;
 
+pub use assume::{AccountRole, AssumeRoleFailure, ExternalIdSource, RoleAssumer, SessionRequest};
 pub use session_name::session_name;
 pub use session_policy::{read_policy, write_policy, SessionPolicy};

@@ -11,6 +11,20 @@ fn allowed(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
 }
 
+/// `s` with every character STS does not allow in a session name or source identity replaced
+/// by `-`, clipped to 64 characters.
+pub fn clean(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if allowed(c) { c } else { '-' })
+        .take(MAX_LEN)
+        .collect();
+    while out.len() < 2 {
+        out.push('-');
+    }
+    out
+}
+
 /// The session name for a finding. Forbidden characters become `-`. An ID too long to fit keeps
 /// its start and ends in 12 hex digits of its SHA-256, so two long IDs that share a prefix (as
 /// Security Hub's ARN-shaped IDs do) still get different names.

@@ -1,0 +1,245 @@
+//! STS AssumeRole into customer accounts, called directly (aws-config's `AssumeRoleProvider`
+//! cannot set a source identity), with a credential cache keyed by account, role and session
+//! policy.
+//!
+//! There is no fallback: an account without a role, or a failed AssumeRole, is an error the
+//! pipeline records. The host's own credentials never touch a customer resource.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
+use serde::Serialize;
+
+use super::session_name;
+use super::SessionPolicy;
+use crate::audit::sha256_hex;
+
+/// Sessions are asked for this long; the cache hands one out only while it has at least
+/// `REFRESH_BEFORE` left, so a fixer never starts with credentials about to expire.
+const SESSION_SECONDS: i32 = 900;
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+/// Attempts per AssumeRole, throttling and 5xx included (the SDK's standard retry: exponential
+/// backoff with jitter).
+const MAX_ATTEMPTS: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub enum ExternalIdSource {
+    Env(String),
+    File(PathBuf),
+}
+
+impl ExternalIdSource {
+    /// The external ID. Errors name where it was looked for, never the value.
+    fn read(&self) -> Result<String, String> {
+        let value = match self {
+            ExternalIdSource::Env(var) => std::env::var(var)
+                .map_err(|_| format!("the external ID variable ${var} is not set"))?,
+            ExternalIdSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("reading the external ID file {}: {e}", path.display()))?,
+        };
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            return Err("the external ID is empty".into());
+        }
+        Ok(value)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountRole {
+    pub role_arn: String,
+    pub external_id: Option<ExternalIdSource>,
+}
+
+pub struct SessionRequest<'a> {
+    pub account_id: &'a str,
+    pub finding_id: &'a str,
+    pub correlation_id: &'a str,
+    pub policy: &'a SessionPolicy,
+}
+
+/// Why no session could be had, as the audit record says it. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AssumeRoleFailure {
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Worth another delivery from the queue (throttling, 5xx, timeouts).
+    pub retryable: bool,
+}
+
+fn failure(reason: &str, message: String) -> AssumeRoleFailure {
+    AssumeRoleFailure {
+        reason: reason.into(),
+        code: None,
+        message,
+        request_id: None,
+        retryable: false,
+    }
+}
+
+/// Session tag values allow letters, digits, spaces and `_.:/=+-@`, up to 256 characters.
+fn tag_value(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(256)
+        .collect()
+}
+
+type CacheKey = (String, String, String);
+
+pub struct RoleAssumer {
+    sts: aws_sdk_sts::Client,
+    source_identity: String,
+    accounts: BTreeMap<String, AccountRole>,
+    cache: Mutex<HashMap<CacheKey, Credentials>>,
+    sts_calls: AtomicUsize,
+}
+
+impl RoleAssumer {
+    /// `sdk` carries the platform's own credentials, used only to call STS.
+    pub fn new(
+        sdk: &SdkConfig,
+        source_identity: &str,
+        accounts: BTreeMap<String, AccountRole>,
+    ) -> RoleAssumer {
+        let conf = aws_sdk_sts::config::Builder::from(sdk)
+            .retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS),
+            )
+            .build();
+        RoleAssumer {
+            sts: aws_sdk_sts::Client::from_conf(conf),
+            source_identity: session_name::clean(source_identity),
+            accounts,
+            cache: Mutex::new(HashMap::new()),
+            sts_calls: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many AssumeRole calls reached STS (for tests and metrics).
+    pub fn sts_calls(&self) -> usize {
+        self.sts_calls.load(Ordering::SeqCst)
+    }
+
+    pub async fn credentials(
+        &self,
+        request: &SessionRequest<'_>,
+    ) -> Result<Credentials, AssumeRoleFailure> {
+        let Some(account) = self.accounts.get(request.account_id) else {
+            return Err(failure(
+                "account not allowlisted",
+                format!("account {} has no role configured", request.account_id),
+            ));
+        };
+        let key = (
+            request.account_id.to_string(),
+            account.role_arn.clone(),
+            sha256_hex(request.policy.json().as_bytes()),
+        );
+        if let Some(cached) = self.cached(&key) {
+            return Ok(cached);
+        }
+        let external_id = match &account.external_id {
+            Some(source) => Some(
+                source
+                    .read()
+                    .map_err(|m| failure("external ID unavailable", m))?,
+            ),
+            None => None,
+        };
+        let tags = [
+            ("salve:finding-id", request.finding_id),
+            ("salve:correlation-id", request.correlation_id),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| {
+            aws_sdk_sts::types::Tag::builder()
+                .key(k)
+                .value(tag_value(v))
+                .build()
+                .ok()
+        })
+        .collect();
+        self.sts_calls.fetch_add(1, Ordering::SeqCst);
+        let result = self
+            .sts
+            .assume_role()
+            .role_arn(&account.role_arn)
+            .role_session_name(session_name(request.finding_id))
+            .set_external_id(external_id)
+            .source_identity(&self.source_identity)
+            .set_tags(Some(tags))
+            .policy(request.policy.json())
+            .duration_seconds(SESSION_SECONDS)
+            .send()
+            .await;
+        let output = result.map_err(|e| classify(crate::aws::to_aws_error(e)))?;
+        let c = output.credentials().ok_or_else(|| {
+            failure(
+                "assume-role failed",
+                "STS answered without credentials".into(),
+            )
+        })?;
+        let expiry = SystemTime::try_from(*c.expiration()).ok();
+        let credentials = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expiry,
+            "salve-assume-role",
+        );
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(key, credentials.clone());
+        Ok(credentials)
+    }
+
+    fn cached(&self, key: &CacheKey) -> Option<Credentials> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = cache.get(key).is_some_and(|c| {
+            c.expiry()
+                .and_then(|e| e.duration_since(SystemTime::now()).ok())
+                .is_some_and(|left| left > REFRESH_BEFORE)
+        });
+        if fresh {
+            cache.get(key).cloned()
+        } else {
+            cache.remove(key);
+            None
+        }
+    }
+}
+
+/// Names the failure the way an operator thinks about it. STS answers `AccessDenied` for a
+/// denied trust policy, a wrong external ID and a role that does not exist alike.
+fn classify(e: crate::capabilities::AwsError) -> AssumeRoleFailure {
+    let reason = match e.code.as_str() {
+        "AccessDenied" => "assume-role denied",
+        "ExpiredToken" | "ExpiredTokenException" => "platform credentials expired",
+        "InvalidClientTokenId" | "SignatureDoesNotMatch" => "platform credentials rejected",
+        "NoSuchEntity" => "assume-role denied: the role does not exist",
+        _ if e.retryable => "assume-role unavailable after retries",
+        _ => "assume-role failed",
+    };
+    AssumeRoleFailure {
+        reason: reason.into(),
+        code: Some(e.code),
+        message: e.message,
+        request_id: e.request_id,
+        retryable: e.retryable,
+    }
+}

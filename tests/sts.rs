@@ -1,0 +1,173 @@
+//! AssumeRole against moto's STS with two customer accounts: the session is in the right
+//! account, acts in that account only, is cached per session policy, and an account that is not
+//! allowlisted never reaches STS. Nothing secret ends up in the failure records.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use serde_json::json;
+
+use common::*;
+use salve::credentials::{
+    AccountRole, ExternalIdSource, RoleAssumer, SessionPolicy, SessionRequest,
+};
+
+const ACCOUNT_A: &str = "111111111111";
+const ACCOUNT_B: &str = "222222222222";
+
+fn roles() -> BTreeMap<String, AccountRole> {
+    std::env::set_var("SALVE_TEST_EXTERNAL_ID", "ext-secret-7f3a");
+    [ACCOUNT_A, ACCOUNT_B]
+        .into_iter()
+        .map(|a| {
+            (
+                a.to_string(),
+                AccountRole {
+                    role_arn: format!("arn:aws:iam::{a}:role/salve-remediation"),
+                    external_id: Some(ExternalIdSource::Env("SALVE_TEST_EXTERNAL_ID".into())),
+                },
+            )
+        })
+        .collect()
+}
+
+fn policy(bucket: &str) -> SessionPolicy {
+    SessionPolicy {
+        document: json!({"Version": "2012-10-17", "Statement": [{
+            "Sid": "SalveRead", "Effect": "Allow", "Action": ["s3:GetBucketPublicAccessBlock"],
+            "Resource": format!("arn:aws:s3:::{bucket}")
+        }]}),
+    }
+}
+
+async fn as_session(credentials: Credentials) -> aws_config::SdkConfig {
+    sdk_config()
+        .await
+        .into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build()
+}
+
+fn request<'a>(
+    account: &'a str,
+    finding: &'a str,
+    policy: &'a SessionPolicy,
+) -> SessionRequest<'a> {
+    SessionRequest {
+        account_id: account,
+        finding_id: finding,
+        correlation_id: "corr-1",
+        policy,
+    }
+}
+
+#[tokio::test]
+async fn each_session_is_in_its_own_account_and_acts_only_there() {
+    let assumer = RoleAssumer::new(&sdk_config().await, "salve-tests", roles());
+    let p = policy("b");
+    let a = assumer
+        .credentials(&request(ACCOUNT_A, "sts-a", &p))
+        .await
+        .unwrap();
+    let b = assumer
+        .credentials(&request(ACCOUNT_B, "sts-b", &p))
+        .await
+        .unwrap();
+
+    for (creds, account) in [(a.clone(), ACCOUNT_A), (b.clone(), ACCOUNT_B)] {
+        let sts = aws_sdk_sts::Client::new(&as_session(creds).await);
+        let who = sts.get_caller_identity().send().await.unwrap();
+        assert_eq!(who.account(), Some(account));
+        assert!(
+            who.arn()
+                .unwrap()
+                .contains("assumed-role/salve-remediation/salve-sts-"),
+            "{:?}",
+            who.arn()
+        );
+    }
+
+    // A bucket made in account A is not there for account B's session.
+    let bucket = unique("sts-only-a");
+    let s3 = |conf: aws_config::SdkConfig| {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&conf)
+                .force_path_style(true)
+                .build(),
+        )
+    };
+    let in_a = s3(as_session(a).await);
+    let in_b = s3(as_session(b).await);
+    in_a.create_bucket().bucket(&bucket).send().await.unwrap();
+    let listed = |out: aws_sdk_s3::operation::list_buckets::ListBucketsOutput| {
+        out.buckets()
+            .iter()
+            .any(|x| x.name() == Some(bucket.as_str()))
+    };
+    assert!(listed(in_a.list_buckets().send().await.unwrap()));
+    assert!(!listed(in_b.list_buckets().send().await.unwrap()));
+}
+
+#[tokio::test]
+async fn sessions_are_cached_per_policy() {
+    let assumer = RoleAssumer::new(&sdk_config().await, "salve-tests", roles());
+    let (p1, p2) = (policy("one"), policy("two"));
+    assumer
+        .credentials(&request(ACCOUNT_A, "cache-1", &p1))
+        .await
+        .unwrap();
+    assumer
+        .credentials(&request(ACCOUNT_A, "cache-2", &p1))
+        .await
+        .unwrap();
+    assert_eq!(
+        assumer.sts_calls(),
+        1,
+        "same account, role and policy: cached"
+    );
+    assumer
+        .credentials(&request(ACCOUNT_A, "cache-3", &p2))
+        .await
+        .unwrap();
+    assert_eq!(
+        assumer.sts_calls(),
+        2,
+        "a different session policy is a different session"
+    );
+}
+
+#[tokio::test]
+async fn an_account_that_is_not_allowlisted_makes_no_sts_call() {
+    let assumer = RoleAssumer::new(&sdk_config().await, "salve-tests", roles());
+    let p = policy("b");
+    let err = assumer
+        .credentials(&request("333333333333", "nope", &p))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "account not allowlisted");
+    assert_eq!(assumer.sts_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_missing_external_id_fails_without_naming_a_secret() {
+    let mut r = roles();
+    r.get_mut(ACCOUNT_A).unwrap().external_id =
+        Some(ExternalIdSource::Env("SALVE_TEST_NO_SUCH_VARIABLE".into()));
+    let assumer = RoleAssumer::new(&sdk_config().await, "salve-tests", r);
+    let p = policy("b");
+    let err = assumer
+        .credentials(&request(ACCOUNT_A, "x", &p))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "external ID unavailable");
+    assert_eq!(
+        err.message,
+        "the external ID variable $SALVE_TEST_NO_SUCH_VARIABLE is not set"
+    );
+    assert_eq!(assumer.sts_calls(), 0);
+    let text = serde_json::to_string(&err).unwrap();
+    assert!(!text.contains("ext-secret-7f3a"));
+}
