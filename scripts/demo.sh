@@ -38,8 +38,12 @@ PY
 
 cat >"$work/salve.toml" <<'TOML'
 # Only this account may be changed; everything else is skipped before any AWS call.
+deployment = "salve-demo"
+
 [accounts."123456789012"]
 name = "demo"
+role-arn = "arn:aws:iam::123456789012:role/salve-remediation"
+external-id-env = "SALVE_DEMO_EXTERNAL_ID"
 
 [eligibility]
 severities = ["HIGH", "CRITICAL"]
@@ -49,7 +53,7 @@ restricted-environments = ["restricted-production"]
 owner = "owner"
 environment = "environment"
 TOML
-export SALVE_CONFIG="$work/salve.toml"
+export SALVE_CONFIG="$work/salve.toml" SALVE_DEMO_EXTERNAL_ID="demo-external-id"
 
 # A Wiz automation-rule payload (the default SNS body template) for the bucket, delivered through
 # SNS without raw delivery, so the Wiz JSON is the notification's Message string.

@@ -30,6 +30,8 @@ async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {
         AwsOptions {
             endpoint_url: Some(endpoint()),
         },
+        "salve-tests",
+        test_config("").account_roles(),
     );
     let p = pipeline(
         &[
@@ -231,7 +233,7 @@ async fn explain_shows_the_decision_and_changes_nothing() {
     std::fs::write(dir.join("finding.json"), payload.to_string()).unwrap();
     std::fs::write(
         dir.join("salve.toml"),
-        format!("[accounts.\"{ACCOUNT}\"]\n"),
+        format!("[accounts.\"{ACCOUNT}\"]\nrole-arn = \"arn:aws:iam::{ACCOUNT}:role/salve-remediation\"\n"),
     )
     .unwrap();
     let run = |output: &str| {
@@ -291,4 +293,90 @@ async fn explain_shows_the_decision_and_changes_nothing() {
         "explain changed the bucket"
     );
     assert!(!dir.join(".salve").exists(), "explain wrote an audit log");
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_audit_log_or_the_logs() {
+    let client = s3().await;
+    let bucket = unique("secrets");
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let dir = scratch("secrets-cli");
+    std::fs::write(dir.join("finding.json"), s3_finding("secrets-1", &bucket)).unwrap();
+    std::fs::write(
+        dir.join("salve.toml"),
+        format!(
+            "[accounts.\"{ACCOUNT}\"]\nrole-arn = \"arn:aws:iam::{ACCOUNT}:role/salve-remediation\"\nexternal-id-env = \"SALVE_SECRET_TEST_EXTERNAL_ID\"\n"
+        ),
+    )
+    .unwrap();
+    let external_id = "ext-id-must-not-leak-8c1f";
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .current_dir(&dir)
+        .args([
+            "process",
+            "finding.json",
+            "--config",
+            "salve.toml",
+            "--output",
+            "json",
+        ])
+        .args(["--audit-log", "audit.jsonl", "--cache-dir", "cache"])
+        .arg("--fixers")
+        .arg(repo_root().join("build/fixers"))
+        .args(["--endpoint-url", &endpoint()])
+        .env("SALVE_SECRET_TEST_EXTERNAL_ID", external_id)
+        .env("SALVE_LOG", "debug")
+        .output()
+        .expect("running salve process");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    let record: Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
+    assert_eq!(record["status"], "remediated");
+    assert_eq!(record["sessions"][0]["phase"], "read");
+    assert_eq!(record["sessions"][0]["session_name"], "salve-secrets-1");
+    assert_eq!(record["sessions"][1]["phase"], "write");
+    assert_eq!(
+        record["sessions"][1]["policy"]["Statement"][0]["Action"],
+        serde_json::json!(["s3:PutBucketPublicAccessBlock"])
+    );
+
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        logs.contains("finding processed"),
+        "debug logs were on: {logs}"
+    );
+    for (name, text) in [
+        ("audit log", audit.as_str()),
+        ("logs", &logs),
+        ("stdout", &stdout),
+    ] {
+        assert!(
+            !text.contains(external_id),
+            "the external ID is in the {name}"
+        );
+        // The SDK's debug logs name credentials only with the secret redacted and without the
+        // token; STS's raw answer (with both) must never be logged.
+        let unredacted = text
+            .match_indices("secret_access_key")
+            .any(|(i, _)| !text[i..].starts_with("secret_access_key: \"** redacted **\""));
+        assert!(!unredacted, "a secret access key is in the {name}");
+        for field in [
+            "<SecretAccessKey>",
+            "<SessionToken>",
+            "session_token",
+            "SessionToken\"",
+        ] {
+            assert!(!text.contains(field), "{field} is in the {name}");
+        }
+    }
+    // The audit log names sessions, never their credentials, not even the access key ID.
+    assert!(
+        !audit.contains("ASIA"),
+        "an access key ID is in the audit log"
+    );
 }

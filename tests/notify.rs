@@ -7,7 +7,6 @@ mod common;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use common::*;
@@ -135,55 +134,10 @@ async fn a_missing_topic_is_recorded_not_dropped() {
     );
 }
 
-/// Serves `count` HTTP requests with `status`, and returns the request bodies it saw.
-async fn webhook_server(
-    status: u16,
-    count: usize,
-) -> (String, tokio::task::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "http://{}/services/T0/B0/SECRET",
-        listener.local_addr().unwrap()
-    );
-    let handle = tokio::spawn(async move {
-        let mut bodies = Vec::new();
-        for _ in 0..count {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Read the headers, then exactly content-length bytes of body.
-            let body = loop {
-                let n = socket.read(&mut chunk).await.unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length: usize = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= end + 4 + length {
-                        break text[end + 4..end + 4 + length].to_string();
-                    }
-                }
-                assert!(n > 0, "connection closed mid-request");
-            };
-            bodies.push(body);
-            let response =
-                format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-            socket.write_all(response.as_bytes()).await.unwrap();
-        }
-        bodies
-    });
-    (url, handle)
-}
-
 #[tokio::test]
 async fn review_and_urgent_findings_reach_the_webhook() {
-    let (url, server) = webhook_server(200, 2).await;
+    let (addr, server) = serve_http(vec![(200, "ok".into()); 2]).await;
+    let url = format!("http://{addr}/services/T0/B0/SECRET");
     let p = notifying_pipeline(
         "webhook",
         &format!("[notify.routes.slack]\non = [\"review\", \"urgent\"]\nwebhook-url = {url:?}\n"),
@@ -226,7 +180,8 @@ async fn review_and_urgent_findings_reach_the_webhook() {
 
 #[tokio::test]
 async fn webhook_failures_are_recorded() {
-    let (url, server) = webhook_server(500, 1).await;
+    let (addr, server) = serve_http(vec![(500, "ok".into())]).await;
+    let url = format!("http://{addr}/services/T0/B0/SECRET");
     let p = notifying_pipeline(
         "webhook-500",
         &format!("[notify.routes.slack]\non = [\"review\"]\nwebhook-url = {url:?}\n"),

@@ -171,3 +171,152 @@ async fn a_missing_external_id_fails_without_naming_a_secret() {
     let text = serde_json::to_string(&err).unwrap();
     assert!(!text.contains("ext-secret-7f3a"));
 }
+
+fn sts_error(code: &str, request_id: &str) -> String {
+    format!(
+        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{code} from the test</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+}
+
+const STS_OK: &str = "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIATESTONLY</AccessKeyId><SecretAccessKey>not-a-secret</SecretAccessKey><SessionToken>not-a-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::111111111111:assumed-role/salve-remediation/salve-x</Arn><AssumedRoleId>AROATEST:salve-x</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>req-ok</RequestId></ResponseMetadata></AssumeRoleResponse>";
+
+/// A RoleAssumer whose STS is a local server answering with `responses` in turn.
+async fn fake_sts(
+    responses: Vec<(u16, String)>,
+) -> (RoleAssumer, tokio::task::JoinHandle<Vec<String>>) {
+    let (addr, server) = serve_http(responses).await;
+    let conf = sdk_config()
+        .await
+        .into_builder()
+        .endpoint_url(format!("http://{addr}"))
+        .build();
+    (RoleAssumer::new(&conf, "salve-tests", roles()), server)
+}
+
+#[tokio::test]
+async fn access_denied_is_recorded_with_its_code_and_request_id_and_not_retried() {
+    let (assumer, server) = fake_sts(vec![(403, sts_error("AccessDenied", "req-denied-1"))]).await;
+    let p = policy("b");
+    let err = assumer
+        .credentials(&request(ACCOUNT_A, "sts-denied", &p))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "assume-role denied");
+    assert_eq!(err.code.as_deref(), Some("AccessDenied"));
+    assert_eq!(err.request_id.as_deref(), Some("req-0"));
+    assert!(!err.retryable);
+    let requests = server.await.unwrap();
+    assert_eq!(requests.len(), 1);
+    // What the session asked for: the external ID, a traceable name, source identity, tags and
+    // the session policy.
+    let sent = &requests[0];
+    for part in [
+        "Action=AssumeRole",
+        "RoleSessionName=salve-sts-denied",
+        "ExternalId=ext-secret-7f3a",
+        "SourceIdentity=salve-tests",
+        "Tags.member.1.Key=salve%3Afinding-id",
+        "Tags.member.1.Value=sts-denied",
+        "Tags.member.2.Key=salve%3Acorrelation-id",
+        "Policy=",
+    ] {
+        assert!(sent.contains(part), "{part} missing from {sent}");
+    }
+    assert!(!serde_json::to_string(&err)
+        .unwrap()
+        .contains("ext-secret-7f3a"));
+}
+
+#[tokio::test]
+async fn expired_platform_credentials_are_named() {
+    let (assumer, _server) = fake_sts(vec![(403, sts_error("ExpiredToken", "req-exp"))]).await;
+    let p = policy("b");
+    let err = assumer
+        .credentials(&request(ACCOUNT_A, "x", &p))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "platform credentials expired");
+    assert_eq!(err.request_id.as_deref(), Some("req-0"));
+}
+
+#[tokio::test]
+async fn throttling_is_retried_with_a_bound_then_marked_retryable() {
+    let (assumer, server) = fake_sts(vec![(400, sts_error("Throttling", "req-throttle")); 4]).await;
+    let p = policy("b");
+    let err = assumer
+        .credentials(&request(ACCOUNT_A, "x", &p))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason, "assume-role unavailable after retries");
+    assert_eq!(err.code.as_deref(), Some("Throttling"));
+    assert!(err.retryable);
+    assert_eq!(
+        server.await.unwrap().len(),
+        4,
+        "four attempts, then give up"
+    );
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_and_can_succeed() {
+    let (assumer, server) = fake_sts(vec![
+        (503, sts_error("ServiceUnavailable", "req-503")),
+        (200, STS_OK.to_string()),
+    ])
+    .await;
+    let p = policy("b");
+    let creds = assumer
+        .credentials(&request(ACCOUNT_A, "x", &p))
+        .await
+        .unwrap();
+    assert_eq!(creds.access_key_id(), "ASIATESTONLY");
+    assert_eq!(server.await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_denied_read_session_fails_the_finding_with_the_code_and_request_id() {
+    let (addr, server) = serve_http(vec![(403, sts_error("AccessDenied", "ignored"))]).await;
+    let conf = sdk_config()
+        .await
+        .into_builder()
+        .endpoint_url(format!("http://{addr}"))
+        .build();
+    let config = test_config("");
+    let backends = salve::aws::AwsBackends::from_config(
+        conf,
+        salve::aws::AwsOptions {
+            endpoint_url: Some(format!("http://{addr}")),
+        },
+        "salve-tests",
+        config.account_roles(),
+    );
+    let audit = scratch("sts-denied-pipeline").join("audit.jsonl");
+    let p = pipeline_with(
+        &[fixer("s3-block-public-access")],
+        salve::runtime::RuntimeLimits::default(),
+        Box::new(backends),
+        &audit,
+        &config,
+        salve::notify::Notifier::disabled(),
+    );
+    let record = process_one(
+        &p,
+        s3_finding("denied-1", "acme-assets").as_bytes(),
+        salve::pipeline::ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(record["status"], "failed");
+    assert_eq!(
+        record["reason"],
+        "read session: assume-role denied: AccessDenied from the test (AccessDenied, request ID req-0)"
+    );
+    let failure = &record["sessions"][0]["failure"];
+    assert_eq!(failure["code"], "AccessDenied");
+    assert_eq!(failure["retryable"], false);
+    assert_eq!(
+        record["calls"].as_array().map_or(0, Vec::len),
+        0,
+        "the fixer never ran"
+    );
+    assert_eq!(server.await.unwrap().len(), 1);
+}

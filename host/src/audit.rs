@@ -95,6 +95,10 @@ pub struct AuditEntry {
     pub durations_us: BTreeMap<String, u64>,
     /// The fixer's own log lines and captured stdout/stderr, bounded.
     pub fixer_output: Option<Value>,
+    /// The assumed-role sessions: phase, session name and the exact session policy, or why the
+    /// session could not be had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<Value>,
     /// Every notifier delivery for this finding, including failed ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<Value>,

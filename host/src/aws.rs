@@ -1,10 +1,10 @@
 //! AWS clients for the capabilities, and the translation of SDK errors into the WIT `aws-error`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use anyhow::{bail, Result};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::RequestId;
@@ -13,6 +13,9 @@ use crate::actions;
 use crate::capabilities::s3_bucket::AwsS3Bucket;
 use crate::capabilities::security_group::AwsSecurityGroup;
 use crate::capabilities::{AwsError, ResourceBackend};
+use crate::credentials::{
+    AccountRole, AssumeRoleFailure, RoleAssumer, SessionPolicy, SessionRequest,
+};
 use crate::finding::Finding;
 
 /// Error codes AWS uses for throttling; the queue retries these later.
@@ -84,30 +87,41 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
 }
 
-/// Builds capability backends bound to a finding's resource, with one client per region.
+/// Builds capability backends bound to a finding's resource, each with the credentials of one
+/// assumed-role session. There is no other way to get a backend: the host's own credentials are
+/// used only to call STS.
 pub struct AwsBackends {
     config: SdkConfig,
     options: AwsOptions,
-    s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
-    ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
+    assumer: RoleAssumer,
 }
 
 impl AwsBackends {
-    /// Loads credentials from the default chain (environment, profile, instance role).
-    pub async fn load(options: AwsOptions) -> AwsBackends {
+    /// Loads the platform's credentials from the default chain (environment, profile, instance
+    /// role); they are used for STS and the notifier only.
+    pub async fn load(
+        options: AwsOptions,
+        source_identity: &str,
+        roles: BTreeMap<String, AccountRole>,
+    ) -> AwsBackends {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(url) = &options.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        AwsBackends::from_config(loader.load().await, options)
+        AwsBackends::from_config(loader.load().await, options, source_identity, roles)
     }
 
-    pub fn from_config(config: SdkConfig, options: AwsOptions) -> AwsBackends {
+    pub fn from_config(
+        config: SdkConfig,
+        options: AwsOptions,
+        source_identity: &str,
+        roles: BTreeMap<String, AccountRole>,
+    ) -> AwsBackends {
+        let assumer = RoleAssumer::new(&config, source_identity, roles);
         AwsBackends {
             config,
             options,
-            s3: Mutex::new(HashMap::new()),
-            ec2: Mutex::new(HashMap::new()),
+            assumer,
         }
     }
 
@@ -116,45 +130,60 @@ impl AwsBackends {
         &self.config
     }
 
-    fn s3_client(&self, region: &str) -> aws_sdk_s3::Client {
-        let mut clients = self.s3.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let mut b = aws_sdk_s3::config::Builder::from(&self.config)
-                    .region(Region::new(region.to_string()));
+    pub fn assumer(&self) -> &RoleAssumer {
+        &self.assumer
+    }
+
+    /// A backend that can touch exactly the finding's resource, through a session limited by
+    /// `policy`.
+    pub async fn bind_session(
+        &self,
+        finding: &Finding,
+        policy: &SessionPolicy,
+    ) -> Result<ResourceBackend, AssumeRoleFailure> {
+        let r = &finding.resource;
+        let credentials = self
+            .assumer
+            .credentials(&SessionRequest {
+                account_id: &r.account_id,
+                finding_id: &finding.id,
+                correlation_id: &finding.correlation_id,
+                policy,
+            })
+            .await?;
+        let session = self
+            .config
+            .clone()
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .region(Region::new(r.region.clone()))
+            .build();
+        match r.resource_type.as_str() {
+            t if t == actions::S3_BUCKET.name => {
+                let mut b = aws_sdk_s3::config::Builder::from(&session);
                 if self.options.endpoint_url.is_some() {
                     // Local stand-ins serve buckets by path, not by virtual host.
                     b = b.force_path_style(true);
                 }
-                aws_sdk_s3::Client::from_conf(b.build())
-            })
-            .clone()
-    }
-
-    fn ec2_client(&self, region: &str) -> aws_sdk_ec2::Client {
-        let mut clients = self.ec2.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let b = aws_sdk_ec2::config::Builder::from(&self.config)
-                    .region(Region::new(region.to_string()));
-                aws_sdk_ec2::Client::from_conf(b.build())
-            })
-            .clone()
-    }
-
-    /// A backend that can touch exactly the finding's resource.
-    pub fn bind(&self, finding: &Finding) -> Result<ResourceBackend> {
-        let r = &finding.resource;
-        match r.resource_type.as_str() {
-            t if t == actions::S3_BUCKET.name => Ok(ResourceBackend::S3Bucket(Arc::new(
-                AwsS3Bucket::new(self.s3_client(&r.region), r.name.clone()),
-            ))),
-            t if t == actions::SECURITY_GROUP.name => Ok(ResourceBackend::SecurityGroup(Arc::new(
-                AwsSecurityGroup::new(self.ec2_client(&r.region), r.name.clone()),
-            ))),
-            other => bail!("no capability backend for resource type {other}"),
+                let client = aws_sdk_s3::Client::from_conf(b.build());
+                Ok(ResourceBackend::S3Bucket(Arc::new(AwsS3Bucket::new(
+                    client,
+                    r.name.clone(),
+                ))))
+            }
+            t if t == actions::SECURITY_GROUP.name => {
+                let client = aws_sdk_ec2::Client::new(&session);
+                Ok(ResourceBackend::SecurityGroup(Arc::new(
+                    AwsSecurityGroup::new(client, r.name.clone()),
+                )))
+            }
+            other => Err(AssumeRoleFailure {
+                reason: "no capability backend".into(),
+                code: None,
+                message: format!("no capability backend for resource type {other}"),
+                request_id: None,
+                retryable: false,
+            }),
         }
     }
 }

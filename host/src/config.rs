@@ -80,9 +80,12 @@ pub struct MetadataConfig {
     pub tag_keys: TagKeys,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SalveConfig {
+    /// This deployment's name: the STS source identity of every session, so the customer's
+    /// CloudTrail says which salve acted.
+    pub deployment: String,
     pub accounts: BTreeMap<AccountId, AccountConfig>,
     pub eligibility: EligibilityConfig,
     pub metadata: MetadataConfig,
@@ -91,6 +94,21 @@ pub struct SalveConfig {
     pub notify: NotifyConfig,
     /// Per-fixer settings, by fixer name: `[fixers.sg-close-admin-ports] admin-ports = "22"`.
     pub fixers: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Default for SalveConfig {
+    fn default() -> Self {
+        SalveConfig {
+            deployment: "salve".into(),
+            accounts: BTreeMap::new(),
+            eligibility: EligibilityConfig::default(),
+            metadata: MetadataConfig::default(),
+            policy: PolicyConfig::default(),
+            ingest: IngestConfig::default(),
+            notify: NotifyConfig::default(),
+            fixers: BTreeMap::new(),
+        }
+    }
 }
 
 impl SalveConfig {

@@ -230,9 +230,13 @@ async fn build_pipeline(host: &HostArgs, audit: Option<AuditLog>) -> Result<Pipe
     let config = load_config(host.config.as_deref())?;
     let runtime = Runtime::new(host.limits.to_limits()?, Some(host.cache_dir.clone()))?;
     let registry = FixerRegistry::load_dir(&runtime, &host.fixers)?;
-    let backends = AwsBackends::load(AwsOptions {
-        endpoint_url: host.endpoint_url.clone(),
-    })
+    let backends = AwsBackends::load(
+        AwsOptions {
+            endpoint_url: host.endpoint_url.clone(),
+        },
+        &config.deployment,
+        config.account_roles(),
+    )
     .await;
     let notifier = Notifier::new(config.notify.clone(), Some(backends.sdk_config().clone()));
     let mut pipeline_config = PipelineConfig::from_config(&config, notifier)?;

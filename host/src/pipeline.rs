@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::audit::{sha256_hex, AuditEntry, AuditLog, SealedRecord, Status};
-use crate::capabilities::{Capabilities, Phase, Plan, ResourceBackend};
+use crate::capabilities::{BoxFuture, Capabilities, Phase, Plan, ResourceBackend};
 use crate::config::SalveConfig;
+use crate::credentials::{read_policy, write_policy, AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
 use crate::ingest::{self, IngestConfig, IngestOutcome, Ingested};
 use crate::notify::{Notice, Notifier, Trigger};
@@ -23,15 +24,55 @@ use crate::policy::{Decision, DecisionInput, EligibilityPolicy, Verdict};
 use crate::registry::{FixerRegistry, Selection};
 use crate::runtime::{describe_fixer_error, LoadedFixer, Runtime, Sandbox, SandboxError};
 
-/// Binds capability backends to a finding's resource (AWS in production).
+/// Binds capability backends to a finding's resource, through a session limited by one phase's
+/// policy (AWS in production: an assumed role with that session policy).
 pub trait BackendBinder: Send + Sync {
-    fn bind(&self, finding: &Finding) -> Result<ResourceBackend>;
+    fn bind<'a>(
+        &'a self,
+        finding: &'a Finding,
+        policy: &'a SessionPolicy,
+    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>>;
 }
 
 impl BackendBinder for crate::aws::AwsBackends {
-    fn bind(&self, finding: &Finding) -> Result<ResourceBackend> {
-        crate::aws::AwsBackends::bind(self, finding)
+    fn bind<'a>(
+        &'a self,
+        finding: &'a Finding,
+        policy: &'a SessionPolicy,
+    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+        Box::pin(self.bind_session(finding, policy))
     }
+}
+
+/// One session as the audit record keeps it: its phase, name and exact policy, or why it could
+/// not be had. Credentials and the external ID never appear here.
+fn session_record(
+    phase: &str,
+    finding: &Finding,
+    policy: &SessionPolicy,
+    failure: Option<&AssumeRoleFailure>,
+) -> Value {
+    let mut v = json!({
+        "phase": phase,
+        "session_name": crate::credentials::session_name(&finding.id),
+        "policy": policy.document,
+    });
+    if let Some(f) = failure {
+        v["failure"] = serde_json::to_value(f).unwrap_or(Value::Null);
+    }
+    v
+}
+
+fn session_failure(phase: &str, f: &AssumeRoleFailure) -> (Status, Option<String>) {
+    let mut reason = format!("{phase} session: {}: {}", f.reason, f.message);
+    if let Some(code) = &f.code {
+        reason.push_str(&format!(" ({code}"));
+        if let Some(id) = &f.request_id {
+            reason.push_str(&format!(", request ID {id}"));
+        }
+        reason.push(')');
+    }
+    (Status::Failed, Some(reason))
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -283,14 +324,22 @@ impl Pipeline {
             }
         };
         entry.fixer = Some(fixer.identity());
-        let backend = match self.backends.bind(finding) {
+        let policy = read_policy(fixer, &finding.resource.arn);
+        let t = Instant::now();
+        let bound = self.backends.bind(finding, &policy).await;
+        entry.durations_us.insert("read_session".into(), micros(t));
+        entry.sessions.push(session_record(
+            "read",
+            finding,
+            &policy,
+            bound.as_ref().err(),
+        ));
+        let backend = match bound {
             Ok(b) => b,
-            Err(e) => {
-                set(
-                    entry,
-                    Status::Failed,
-                    format!("binding capabilities to {}: {e:#}", finding.resource.arn),
-                );
+            Err(f) => {
+                let (status, reason) = session_failure("read", &f);
+                entry.status = Some(status);
+                entry.reason = reason;
                 return;
             }
         };
@@ -460,9 +509,26 @@ impl FindingRun<'_> {
             );
         }
 
+        let policy = write_policy(self.fixer, &plan, &self.finding.resource.arn);
+        let t = Instant::now();
+        let bound = self.pipeline.backends.bind(self.finding, &policy).await;
+        entry.durations_us.insert("write_session".into(), micros(t));
+        entry.sessions.push(session_record(
+            "write",
+            self.finding,
+            &policy,
+            bound.as_ref().err(),
+        ));
+        let write_backend = match bound {
+            Ok(b) => b,
+            Err(f) => return session_failure("write", &f),
+        };
+        sandbox.rebind(write_backend);
         let t = Instant::now();
         let outcome = sandbox.apply(&plan).await;
         entry.durations_us.insert("apply".into(), micros(t));
+        // Verify reads through the read session again; the write session is not used after apply.
+        sandbox.rebind(self.backend.clone());
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => return phase_failure("apply", &e),

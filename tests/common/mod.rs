@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use salve::audit::AuditLog;
-use salve::capabilities::ResourceBackend;
+use salve::capabilities::{BoxFuture, ResourceBackend};
 use salve::config::SalveConfig;
+use salve::credentials::{AssumeRoleFailure, SessionPolicy};
 use salve::finding::Finding;
 use salve::notify::Notifier;
 use salve::pipeline::{BackendBinder, FixerSettings, Pipeline, PipelineConfig, ProcessOptions};
@@ -51,8 +52,12 @@ pub fn scratch(name: &str) -> PathBuf {
 pub struct FixedBackend(pub ResourceBackend);
 
 impl BackendBinder for FixedBackend {
-    fn bind(&self, _finding: &Finding) -> anyhow::Result<ResourceBackend> {
-        Ok(self.0.clone())
+    fn bind<'a>(
+        &'a self,
+        _finding: &'a Finding,
+        _policy: &'a SessionPolicy,
+    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+        Box::pin(async move { Ok(self.0.clone()) })
     }
 }
 
@@ -61,7 +66,9 @@ pub const ACCOUNT: &str = "123456789012";
 
 /// A config that allowlists [`ACCOUNT`], plus whatever TOML a test adds.
 pub fn test_config(extra: &str) -> SalveConfig {
-    let text = format!("[accounts.\"{ACCOUNT}\"]\nname = \"test\"\n{extra}");
+    let text = format!(
+        "deployment = \"salve-tests\"\n[accounts.\"{ACCOUNT}\"]\nname = \"test\"\nrole-arn = \"arn:aws:iam::{ACCOUNT}:role/salve-remediation\"\n{extra}"
+    );
     SalveConfig::parse(&text, "test salve.toml", &repo_root()).expect("test config")
 }
 
@@ -172,4 +179,51 @@ pub fn unique(prefix: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// A tiny HTTP/1.1 server for tests: answers one request per connection with each of
+/// `responses` (status, body) in turn, then returns the request bodies it saw. Like AWS, it
+/// names each response with an `x-amzn-requestid` header: `req-0`, `req-1`, ...
+pub async fn serve_http(
+    responses: Vec<(u16, String)>,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = tokio::spawn(async move {
+        let mut bodies = Vec::new();
+        for (i, (status, body)) in responses.into_iter().enumerate() {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read the headers, then exactly content-length bytes of body.
+            let request_body = loop {
+                let n = socket.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= end + 4 + length {
+                        break text[end + 4..end + 4 + length].to_string();
+                    }
+                }
+                assert!(n > 0, "connection closed mid-request");
+            };
+            bodies.push(request_body);
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: text/xml\r\nx-amzn-requestid: req-{i}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+        }
+        bodies
+    });
+    (addr, handle)
 }

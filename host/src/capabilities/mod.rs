@@ -96,6 +96,10 @@ impl Capabilities {
         &self.gate
     }
 
+    pub fn set_backend(&mut self, backend: ResourceBackend) {
+        self.backend = backend;
+    }
+
     pub fn gate_mut(&mut self) -> &mut CallGate {
         &mut self.gate
     }

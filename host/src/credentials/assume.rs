@@ -119,7 +119,9 @@ impl RoleAssumer {
     ) -> RoleAssumer {
         let conf = aws_sdk_sts::config::Builder::from(sdk)
             .retry_config(
-                aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS),
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(200)),
             )
             .build();
         RoleAssumer {

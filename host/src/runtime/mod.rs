@@ -25,7 +25,7 @@ use crate::actions::{self, ResourceType};
 use crate::audit::{sha256_hex, FixerIdentity};
 use crate::capabilities::{
     self, AllCapabilities, AllCapabilitiesPre, CallGate, Capabilities, FixerError, FixerLog,
-    Outcome, Phase, Plan,
+    Outcome, Phase, Plan, ResourceBackend,
 };
 use inspect::{FixerManifest, Imports};
 use output::BoundedOutput;
@@ -625,6 +625,12 @@ impl Sandbox {
 
     pub fn gate(&self) -> &CallGate {
         self.store.data().capabilities.gate()
+    }
+
+    /// Binds the capabilities to another session's backend (the write session for `apply`, the
+    /// read session again for `verify`). The gate and its record carry over.
+    pub fn rebind(&mut self, backend: ResourceBackend) {
+        self.store.data_mut().capabilities.set_backend(backend);
     }
 
     pub fn output(&self) -> FixerOutput {
