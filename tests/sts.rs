@@ -320,3 +320,128 @@ async fn a_denied_read_session_fails_the_finding_with_the_code_and_request_id() 
     );
     assert_eq!(server.await.unwrap().len(), 1);
 }
+
+async fn two_account_pipeline(
+    name: &str,
+) -> (
+    salve::pipeline::Pipeline,
+    std::sync::Arc<salve::aws::AwsBackends>,
+) {
+    let config = salve::config::SalveConfig::parse(
+        &format!(
+            "[accounts.\"{ACCOUNT_A}\"]\nrole-arn = \"arn:aws:iam::{ACCOUNT_A}:role/salve-remediation\"\n\
+             [accounts.\"{ACCOUNT_B}\"]\nrole-arn = \"arn:aws:iam::{ACCOUNT_B}:role/salve-remediation\"\n"
+        ),
+        "test",
+        std::path::Path::new("."),
+    )
+    .unwrap();
+    let backends = std::sync::Arc::new(salve::aws::AwsBackends::from_config(
+        sdk_config().await,
+        salve::aws::AwsOptions {
+            endpoint_url: Some(endpoint()),
+        },
+        "salve-tests",
+        config.account_roles(),
+    ));
+    let p = pipeline_with(
+        &[fixer("sg-close-admin-ports")],
+        salve::runtime::RuntimeLimits::default(),
+        Box::new(backends.clone()),
+        &scratch(name).join("audit.jsonl"),
+        &config,
+        salve::notify::Notifier::disabled(),
+    );
+    (p, backends)
+}
+
+fn sg_finding_in(id: &str, account: &str, group: &str) -> Vec<u8> {
+    json!({
+        "id": id, "control_id": "EC2.13", "severity": "CRITICAL",
+        "resource": {"arn": format!("arn:aws:ec2:us-east-1:{account}:security-group/{group}"),
+                     "type": "AWS::EC2::SecurityGroup", "account_id": account, "region": "us-east-1",
+                     "tags": {"owner": "net", "environment": "dev"}}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn the_fixer_acts_in_the_findings_account_only() {
+    // An SSH-open group in account A, made through A's own session.
+    let assumer = RoleAssumer::new(&sdk_config().await, "salve-tests", roles());
+    let p = policy("setup");
+    let a = assumer
+        .credentials(&request(ACCOUNT_A, "setup", &p))
+        .await
+        .unwrap();
+    let ec2_a = aws_sdk_ec2::Client::new(&as_session(a).await);
+    let group = ec2_a
+        .create_security_group()
+        .group_name(unique("two-accounts"))
+        .description("salve test")
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    ec2_a
+        .authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .unwrap();
+    let open_in_a = || async {
+        ec2_a
+            .describe_security_groups()
+            .group_ids(&group)
+            .send()
+            .await
+            .unwrap()
+            .security_groups()[0]
+            .ip_permissions()
+            .len()
+    };
+
+    let (pipeline, _) = two_account_pipeline("two-accounts").await;
+    // The same group ID claimed for account B: B's session cannot see A's group.
+    let record = process_one(
+        &pipeline,
+        &sg_finding_in("in-b", ACCOUNT_B, &group),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(
+        open_in_a().await,
+        1,
+        "account B's session changed account A"
+    );
+    // The finding for account A fixes A's group.
+    let record = process_one(
+        &pipeline,
+        &sg_finding_in("in-a", ACCOUNT_A, &group),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(record["status"], "remediated", "{record}");
+    assert_eq!(open_in_a().await, 0);
+}
+
+#[tokio::test]
+async fn a_finding_for_an_unlisted_account_never_reaches_sts() {
+    let (pipeline, backends) = two_account_pipeline("unlisted").await;
+    let record = process_one(
+        &pipeline,
+        &sg_finding_in("unlisted", "333333333333", "sg-0123456789abcdef0"),
+        Default::default(),
+    )
+    .await;
+    assert_eq!(record["status"], "skipped");
+    assert_eq!(record["reason"], "account not allowlisted");
+    assert_eq!(backends.assumer().sts_calls(), 0);
+}

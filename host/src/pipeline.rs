@@ -44,6 +44,17 @@ impl BackendBinder for crate::aws::AwsBackends {
     }
 }
 
+/// So a caller can keep a handle on the binder it gives the pipeline (to read its STS counters).
+impl<T: BackendBinder> BackendBinder for std::sync::Arc<T> {
+    fn bind<'a>(
+        &'a self,
+        finding: &'a Finding,
+        policy: &'a SessionPolicy,
+    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+        (**self).bind(finding, policy)
+    }
+}
+
 /// One session as the audit record keeps it: its phase, name and exact policy, or why it could
 /// not be had. Credentials and the external ID never appear here.
 fn session_record(

@@ -65,6 +65,33 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
             let _ = writeln!(out, "            {action}: {desc}");
         }
     }
+    for s in &entry.sessions {
+        let phase = s.get("phase").and_then(Value::as_str).unwrap_or("?");
+        let name = s.get("session_name").and_then(Value::as_str).unwrap_or("?");
+        let actions: Vec<&str> = s
+            .pointer("/policy/Statement")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|st| {
+                st.get("Action")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+            })
+            .filter_map(Value::as_str)
+            .collect();
+        let failed = s
+            .pointer("/failure/reason")
+            .and_then(Value::as_str)
+            .map(|r| format!(" FAILED: {r}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "session   {phase} {name} allows {}{failed}",
+            actions.join(", ")
+        );
+    }
     let _ = writeln!(out, "status    {status}");
     if let Some(reason) = &entry.reason {
         let _ = writeln!(out, "reason    {reason}");
