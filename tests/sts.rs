@@ -147,7 +147,7 @@ async fn an_account_that_is_not_allowlisted_makes_no_sts_call() {
         .credentials(&request("333333333333", "nope", &p))
         .await
         .unwrap_err();
-    assert_eq!(err.reason, "account not allowlisted");
+    assert_eq!(err.reason, "no role for the account");
     assert_eq!(assumer.sts_calls(), 0);
 }
 

@@ -144,8 +144,11 @@ impl RoleAssumer {
     ) -> Result<Credentials, AssumeRoleFailure> {
         let Some(account) = self.accounts.get(request.account_id) else {
             return Err(failure(
-                "account not allowlisted",
-                format!("account {} has no role configured", request.account_id),
+                "no role for the account",
+                format!(
+                    "account {} has no role-arn in salve.toml, and salve never uses its own credentials on a customer resource",
+                    request.account_id
+                ),
             ));
         };
         let key = (
