@@ -42,10 +42,26 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Work with fixer components.
+    Fixer {
+        #[command(subcommand)]
+        command: FixerCommand,
+    },
     /// Print IAM policies (JSON that AWS accepts) for permission reviews.
     Iam {
         #[command(subcommand)]
         command: IamCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FixerCommand {
+    /// Shows a fixer's world, imports, declared resource type and controls, IAM actions and
+    /// SHA-256, and whether it passes the link-time least-privilege check (exit 2 if not).
+    Inspect {
+        fixer: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Human)]
+        output: Output,
     },
 }
 
@@ -311,6 +327,29 @@ async fn explain(args: ExplainArgs) -> Result<ExitCode> {
     Ok(exit_code(&processed))
 }
 
+fn fixer(command: FixerCommand) -> Result<ExitCode> {
+    match command {
+        FixerCommand::Inspect { fixer, output } => {
+            let bytes =
+                std::fs::read(&fixer).with_context(|| format!("reading {}", fixer.display()))?;
+            // No cache: inspection compiles afresh, so it reports on exactly these bytes.
+            let runtime = Runtime::new(RuntimeLimits::default(), None)?;
+            let report = runtime
+                .inspect(&bytes)
+                .with_context(|| format!("inspecting {}", fixer.display()))?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Output::Human => print!("{}", report::render_fixer(&report)),
+            }
+            Ok(if report.least_privilege_check.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+    }
+}
+
 fn iam(command: IamCommand) -> Result<ExitCode> {
     use salve::credentials::iam;
     let document = match command {
@@ -405,6 +444,7 @@ fn main() -> ExitCode {
         Command::Process(args) => block_on(process(args)),
         Command::Explain(args) => block_on(explain(args)),
         Command::Iam { command } => iam(command),
+        Command::Fixer { command } => fixer(command),
         Command::Audit {
             command: AuditCommand::Verify { file, output },
         } => verify(file, output),

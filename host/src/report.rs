@@ -261,3 +261,46 @@ pub fn render_verify(path: &str, report: &VerifyReport) -> String {
     }
     out
 }
+
+/// `salve fixer inspect`, for a person reviewing a fixer before installing it.
+pub fn render_fixer(r: &crate::runtime::inspect::FixerReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "fixer          {} {}", r.name, r.version);
+    let _ = writeln!(out, "sha256         {}", r.sha256);
+    let _ = writeln!(out, "resource type  {}", r.resource_type);
+    let _ = writeln!(
+        out,
+        "world          {}",
+        r.world
+            .unwrap_or("(none: this host has no world for the type)")
+    );
+    let _ = writeln!(out, "controls       {}", r.controls.join(", "));
+    let _ = writeln!(out, "capabilities   {}", r.capability_interfaces.join(", "));
+    for a in &r.actions {
+        let access = match a.access {
+            crate::actions::Access::Read => "read",
+            crate::actions::Access::Write => "write",
+        };
+        let _ = writeln!(
+            out,
+            "  {:<5} {:<36} {}#{}",
+            access, a.iam_action, a.interface, a.function
+        );
+    }
+    let _ = writeln!(
+        out,
+        "imports        {}",
+        r.imports.join("\n               ")
+    );
+    let verdict = if r.least_privilege_check.passed {
+        "PASS"
+    } else {
+        "FAIL"
+    };
+    let _ = writeln!(
+        out,
+        "link check     {verdict}: {}",
+        r.least_privilege_check.detail
+    );
+    out
+}

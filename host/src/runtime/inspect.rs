@@ -136,6 +136,75 @@ pub fn check_imports(
     })
 }
 
+/// One capability function a fixer imports, as `salve fixer inspect` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedAction {
+    pub interface: &'static str,
+    pub function: &'static str,
+    pub iam_action: &'static str,
+    pub access: actions::Access,
+}
+
+/// What `salve fixer inspect` prints: everything a reviewer needs before installing a fixer.
+#[derive(Debug, Clone, Serialize)]
+pub struct FixerReport {
+    pub sha256: String,
+    pub name: String,
+    pub version: String,
+    pub resource_type: String,
+    /// The WIT world the fixer is checked against; `None` for a resource type with no world.
+    pub world: Option<&'static str>,
+    pub controls: Vec<String>,
+    /// Every import, WASI included.
+    pub imports: Vec<String>,
+    /// The salve capability interfaces among the imports.
+    pub capability_interfaces: Vec<String>,
+    /// The capability functions it imports, with their IAM actions.
+    pub actions: Vec<ImportedAction>,
+    /// Whether the link-time least-privilege check passes for its resource type.
+    pub least_privilege_check: LinkCheck,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkCheck {
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// Every import of `component`, and the salve capability functions among them, whether or not
+/// they fit the fixer's world: a refused fixer is reported in full, not just refused.
+pub fn list_imports(engine: &Engine, component: &Component) -> (Vec<String>, Vec<ImportedAction>) {
+    let mut names = Vec::new();
+    let mut found = Vec::new();
+    for (name, item) in component.component_type().imports(engine) {
+        names.push(name.to_string());
+        let Some(interface) = actions::RESOURCE_TYPES
+            .iter()
+            .map(|t| t.interface)
+            .find(|i| actions::qualified_interface(i) == name)
+        else {
+            continue;
+        };
+        let ComponentItem::ComponentInstance(instance) = item.ty else {
+            continue;
+        };
+        for (function, export) in instance.exports(engine) {
+            if !matches!(export.ty, ComponentItem::ComponentFunc(_)) {
+                continue;
+            }
+            if let Some(f) = actions::functions_of(interface).find(|f| f.function == function) {
+                found.push(ImportedAction {
+                    interface: f.interface,
+                    function: f.function,
+                    iam_action: f.iam_action,
+                    access: f.access,
+                });
+            }
+        }
+    }
+    (names, found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -340,6 +340,48 @@ impl Runtime {
         &self.engine
     }
 
+    /// Inspects a fixer for review: its manifest, digest, imports and actions, and whether it
+    /// passes the link-time check. Fails only when the file is not a salve fixer at all.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<inspect::FixerReport> {
+        let manifest = inspect::read_manifest(bytes)?;
+        let component =
+            wt(Component::new(&self.engine, bytes)).context("compiling the fixer component")?;
+        let (imports, actions) = inspect::list_imports(&self.engine, &component);
+        let salve_prefix = format!("{}/", actions::PACKAGE);
+        let capability_interfaces = imports
+            .iter()
+            .filter(|i| i.starts_with(&salve_prefix))
+            .filter(|i| {
+                !actions::COMMON_INTERFACES
+                    .iter()
+                    .any(|c| actions::qualified_interface(c) == **i)
+            })
+            .cloned()
+            .collect();
+        let check = match self.load(bytes) {
+            Ok(_) => inspect::LinkCheck {
+                passed: true,
+                detail: "every import is inside the fixer's world".into(),
+            },
+            Err(e) => inspect::LinkCheck {
+                passed: false,
+                detail: format!("{e:#}"),
+            },
+        };
+        Ok(inspect::FixerReport {
+            sha256: sha256_hex(bytes),
+            world: actions::resource_type(&manifest.resource_type).map(|t| t.world),
+            name: manifest.name,
+            version: manifest.version,
+            resource_type: manifest.resource_type,
+            controls: manifest.controls,
+            imports,
+            capability_interfaces,
+            actions,
+            least_privilege_check: check,
+        })
+    }
+
     pub fn load_file(&self, path: &Path) -> Result<LoadedFixer> {
         let bytes =
             std::fs::read(path).with_context(|| format!("reading fixer {}", path.display()))?;
