@@ -99,6 +99,9 @@ pub struct AuditEntry {
     /// session could not be had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<Value>,
+    /// The failure is worth another delivery (throttling, 5xx): the queue retries the message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
     /// Every notifier delivery for this finding, including failed ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<Value>,

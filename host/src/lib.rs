@@ -9,6 +9,7 @@ pub mod config;
 pub mod credentials;
 pub mod finding;
 pub mod ingest;
+pub mod modes;
 pub mod notify;
 pub mod pipeline;
 pub mod policy;

@@ -42,6 +42,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run as an AWS Lambda function behind an SQS event source mapping (also chosen
+    /// automatically when AWS_LAMBDA_RUNTIME_API is set, so the binary can be the `bootstrap`).
+    Lambda(LambdaArgs),
     /// Work with fixer components.
     Fixer {
         #[command(subcommand)]
@@ -131,6 +134,22 @@ struct ProcessArgs {
     /// The audit log (JSON Lines, appended and fsynced).
     #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
     audit_log: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Args)]
+struct LambdaArgs {
+    /// The audit log (JSON Lines, appended and fsynced).
+    #[arg(
+        long,
+        env = "SALVE_AUDIT_LOG",
+        default_value = "/tmp/salve/audit.jsonl"
+    )]
+    audit_log: PathBuf,
+    /// Messages of one batch processed at the same time.
+    #[arg(long, env = "SALVE_MAX_CONCURRENCY", default_value_t = 4)]
+    max_concurrency: usize,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -305,6 +324,13 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
     Ok(exit_code(&processed))
 }
 
+async fn lambda(args: LambdaArgs) -> Result<ExitCode> {
+    let audit = AuditLog::open(&args.audit_log)?;
+    let pipeline = std::sync::Arc::new(build_pipeline(&args.host, Some(audit)).await?);
+    salve::modes::lambda::run(pipeline, args.max_concurrency).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn explain(args: ExplainArgs) -> Result<ExitCode> {
     let payload = read_input(&args.input)?;
     let pipeline = build_pipeline(&args.host, None).await?;
@@ -439,10 +465,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    // As a Lambda `bootstrap` the binary gets no arguments; the runtime API variable says where
+    // it is.
+    let cli =
+        if std::env::args_os().len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            Cli::parse_from(["salve", "lambda"])
+        } else {
+            Cli::parse()
+        };
     let result = match cli.command {
         Command::Process(args) => block_on(process(args)),
         Command::Explain(args) => block_on(explain(args)),
+        Command::Lambda(args) => block_on(lambda(args)),
         Command::Iam { command } => iam(command),
         Command::Fixer { command } => fixer(command),
         Command::Audit {

@@ -10,9 +10,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use crate::audit::{sha256_hex, AuditEntry, AuditLog, SealedRecord, Status};
-use crate::capabilities::{BoxFuture, Capabilities, Phase, Plan, ResourceBackend};
+use crate::capabilities::{BoxFuture, Capabilities, FixerError, Phase, Plan, ResourceBackend};
 use crate::config::SalveConfig;
 use crate::credentials::{read_policy, write_policy, AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
@@ -228,7 +229,13 @@ impl Pipeline {
                 entry.finding_id = Some(finding_id);
                 set(entry, Status::Skipped, reason);
             }
-            IngestOutcome::Finding(finding) => self.process_finding(&finding, options, entry).await,
+            IngestOutcome::Finding(finding) => {
+                // Every log line of the finding carries its IDs.
+                let span = tracing::info_span!("finding", finding_id = %finding.id, correlation_id = %finding.correlation_id);
+                self.process_finding(&finding, options, entry)
+                    .instrument(span)
+                    .await
+            }
         }
     }
 
@@ -303,8 +310,6 @@ impl Pipeline {
         entry.correlation_id = Some(finding.correlation_id.clone());
         entry.resource_arn = Some(finding.resource.arn.clone());
         entry.finding = serde_json::to_value(finding).ok();
-        let span = tracing::info_span!("finding", finding_id = %finding.id, correlation_id = %finding.correlation_id);
-        let _enter = span.enter();
 
         // Triage: no AWS call happens unless every check here passes.
         let policy = &self.config.policy;
@@ -351,6 +356,7 @@ impl Pipeline {
                 let (status, reason) = session_failure("read", &f);
                 entry.status = Some(status);
                 entry.reason = reason;
+                entry.retryable = f.retryable;
                 return;
             }
         };
@@ -400,7 +406,16 @@ impl Pipeline {
     }
 }
 
-fn phase_failure(phase: &str, e: &SandboxError) -> (Status, Option<String>) {
+/// A failed phase; a fixer error that carries a retryable AWS error (throttling, 5xx) marks the
+/// record retryable, so the queue delivers the message again.
+fn phase_failure(
+    phase: &str,
+    e: &SandboxError,
+    entry: &mut AuditEntry,
+) -> (Status, Option<String>) {
+    if let SandboxError::Fixer(FixerError::Aws(aws)) = e {
+        entry.retryable |= aws.retryable;
+    }
     let reason = match e {
         SandboxError::Fixer(f) => {
             format!("{phase}: the fixer reported {}", describe_fixer_error(f))
@@ -469,7 +484,7 @@ impl FindingRun<'_> {
         entry.durations_us.insert("check".into(), micros(t));
         let compliant_before = match compliant_before {
             Ok(c) => c,
-            Err(e) => return phase_failure("check", &e),
+            Err(e) => return phase_failure("check", &e, entry),
         };
         entry.evidence = Some(json!({ "compliant_before": compliant_before }));
         if compliant_before {
@@ -484,7 +499,7 @@ impl FindingRun<'_> {
         entry.durations_us.insert("plan".into(), micros(t));
         let plan = match plan {
             Ok(p) => p,
-            Err(e) => return phase_failure("plan", &e),
+            Err(e) => return phase_failure("plan", &e, entry),
         };
         entry.plan = Some(plan_json(&plan));
         if plan.changes.is_empty() {
@@ -532,7 +547,10 @@ impl FindingRun<'_> {
         ));
         let write_backend = match bound {
             Ok(b) => b,
-            Err(f) => return session_failure("write", &f),
+            Err(f) => {
+                entry.retryable = f.retryable;
+                return session_failure("write", &f);
+            }
         };
         sandbox.rebind(write_backend);
         let t = Instant::now();
@@ -542,7 +560,7 @@ impl FindingRun<'_> {
         sandbox.rebind(self.backend.clone());
         let outcome = match outcome {
             Ok(o) => o,
-            Err(e) => return phase_failure("apply", &e),
+            Err(e) => return phase_failure("apply", &e, entry),
         };
         entry.rollback = outcome
             .rollback
@@ -566,7 +584,7 @@ impl FindingRun<'_> {
                         .into(),
                 ),
             ),
-            Err(e) => phase_failure("verify", &e),
+            Err(e) => phase_failure("verify", &e, entry),
         }
     }
 }

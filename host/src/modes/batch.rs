@@ -1,0 +1,116 @@
+//! One batch of queue messages, processed concurrently with a bound. A message is acknowledged
+//! only after the audit record of every finding in it is durable; it is retried only when a
+//! failure was retryable (throttling, 5xx) or its records could not be written. Malformed and
+//! ineligible messages are recorded and acknowledged: delivering them again cannot help.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::audit::Status;
+use crate::pipeline::{Pipeline, ProcessOptions};
+
+/// A message as a queue delivers it.
+#[derive(Debug, Clone)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Every finding in it has its terminal record on disk; delete it.
+    Ack,
+    /// Leave it on the queue (or report it as a batch item failure) so it comes back.
+    Retry { reason: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct MessageResult {
+    pub id: String,
+    pub disposition: Disposition,
+    pub statuses: Vec<Status>,
+}
+
+/// Processes `messages` with at most `max_concurrency` in flight, and returns one result per
+/// message in the order given.
+pub async fn process_batch(
+    pipeline: Arc<Pipeline>,
+    messages: Vec<QueueMessage>,
+    max_concurrency: usize,
+) -> Vec<MessageResult> {
+    let permits = Arc::new(Semaphore::new(max_concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+    for (index, message) in messages.into_iter().enumerate() {
+        let pipeline = pipeline.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (index, process_message(&pipeline, message).await)
+        });
+    }
+    let mut results: Vec<Option<MessageResult>> = vec![None; ids.len()];
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((index, result)) => results[index] = Some(result),
+            // A panic inside one message must not take the batch down; the message comes back.
+            Err(e) => tracing::error!("a message task ended abnormally: {e}"),
+        }
+    }
+    results
+        .into_iter()
+        .zip(ids)
+        .map(|(r, id)| {
+            r.unwrap_or(MessageResult {
+                id,
+                disposition: Disposition::Retry {
+                    reason: "processing ended abnormally before the audit record was written"
+                        .into(),
+                },
+                statuses: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+async fn process_message(pipeline: &Pipeline, message: QueueMessage) -> MessageResult {
+    let processed = pipeline
+        .process_payload(&message.body, ProcessOptions::default())
+        .await;
+    match processed {
+        Err(e) => MessageResult {
+            id: message.id,
+            disposition: Disposition::Retry {
+                reason: format!("the audit record could not be written: {e:#}"),
+            },
+            statuses: Vec::new(),
+        },
+        Ok(records) => {
+            let statuses = records.iter().filter_map(|p| p.entry.status).collect();
+            let retryable: Vec<String> = records
+                .iter()
+                .filter(|p| p.entry.retryable)
+                .map(|p| {
+                    format!(
+                        "{}: {}",
+                        p.entry.finding_id.as_deref().unwrap_or("?"),
+                        p.entry.reason.as_deref().unwrap_or("retryable failure")
+                    )
+                })
+                .collect();
+            MessageResult {
+                id: message.id,
+                disposition: if retryable.is_empty() {
+                    Disposition::Ack
+                } else {
+                    Disposition::Retry {
+                        reason: retryable.join("; "),
+                    }
+                },
+                statuses,
+            }
+        }
+    }
+}

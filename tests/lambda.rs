@@ -1,0 +1,140 @@
+//! The Lambda handler, invoked directly with a real-format SQS event: a good record, a malformed
+//! one, and one that fails with a retryable error. Only the retryable one is a batch item
+//! failure, and every record has its audit record.
+
+mod common;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::json;
+
+use common::*;
+use salve::capabilities::in_memory::InMemoryS3Bucket;
+use salve::capabilities::s3_bucket::S3BucketBackend;
+use salve::capabilities::salve::fixer::s3_bucket::PublicAccessBlock;
+use salve::capabilities::{AwsError, BoxFuture, ResourceBackend, Tags};
+use salve::credentials::{AssumeRoleFailure, SessionPolicy};
+use salve::finding::Finding;
+use salve::notify::Notifier;
+use salve::pipeline::BackendBinder;
+use salve::runtime::RuntimeLimits;
+
+/// A bucket whose every call is throttled.
+struct ThrottledBucket;
+
+fn throttled() -> AwsError {
+    AwsError {
+        code: "SlowDown".into(),
+        message: "Please reduce your request rate.".into(),
+        request_id: Some("req-throttled".into()),
+        retryable: true,
+    }
+}
+
+impl S3BucketBackend for ThrottledBucket {
+    fn get_public_access_block(
+        &self,
+    ) -> BoxFuture<'_, Result<Option<PublicAccessBlock>, AwsError>> {
+        Box::pin(async { Err(throttled()) })
+    }
+    fn put_public_access_block(&self, _: PublicAccessBlock) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async { Err(throttled()) })
+    }
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async { Err(throttled()) })
+    }
+}
+
+/// Throttles the bucket named "throttled-bucket"; every other bucket is a good in-memory one.
+struct ByBucket {
+    good: Arc<InMemoryS3Bucket>,
+}
+
+impl BackendBinder for ByBucket {
+    fn bind<'a>(
+        &'a self,
+        finding: &'a Finding,
+        _: &'a SessionPolicy,
+    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+        Box::pin(async move {
+            Ok(if finding.resource.name == "throttled-bucket" {
+                ResourceBackend::S3Bucket(Arc::new(ThrottledBucket))
+            } else {
+                ResourceBackend::S3Bucket(self.good.clone())
+            })
+        })
+    }
+}
+
+fn record(id: &str, body: &str) -> serde_json::Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1545082649183",
+                       "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1545082649185"},
+        "messageAttributes": {},
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:salve-findings",
+        "awsRegion": "us-east-1"
+    })
+}
+
+#[tokio::test]
+async fn only_retryable_failures_are_batch_item_failures() {
+    let good = Arc::new(InMemoryS3Bucket::with(None));
+    let audit = scratch("lambda-batch").join("audit.jsonl");
+    let pipeline = Arc::new(pipeline_with(
+        &[fixer("s3-block-public-access")],
+        RuntimeLimits::default(),
+        Box::new(ByBucket { good: good.clone() }),
+        &audit,
+        &test_config(""),
+        Notifier::disabled(),
+    ));
+    let event: SqsEvent = serde_json::from_value(json!({"Records": [
+        record("msg-good", &s3_finding("lambda-good", "good-bucket")),
+        record("msg-malformed", "{not json"),
+        record("msg-throttled", &s3_finding("lambda-throttled", "throttled-bucket")),
+    ]}))
+    .unwrap();
+
+    let response = salve::modes::lambda::handle(pipeline, event, 4).await;
+    let failures: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failures, ["msg-throttled"]);
+    assert_eq!(good.writes(), 1);
+
+    let records = read_records(&audit);
+    assert_eq!(
+        records.len(),
+        3,
+        "every message has its record before the response"
+    );
+    let by_status = |s: &str| records.iter().filter(|r| r["status"] == s).count();
+    assert_eq!(
+        (
+            by_status("remediated"),
+            by_status("rejected"),
+            by_status("failed")
+        ),
+        (1, 1, 1)
+    );
+    let failed = records.iter().find(|r| r["status"] == "failed").unwrap();
+    assert_eq!(failed["retryable"], true);
+    assert!(
+        failed["reason"].as_str().unwrap().contains("SlowDown"),
+        "{failed}"
+    );
+    let rejected = records.iter().find(|r| r["status"] == "rejected").unwrap();
+    assert_eq!(
+        rejected.get("retryable"),
+        None,
+        "a malformed message is never retried"
+    );
+}
