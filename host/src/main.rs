@@ -458,13 +458,6 @@ fn block_on(job: impl std::future::Future<Output = Result<ExitCode>>) -> Result<
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SALVE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     // As a Lambda `bootstrap` the binary gets no arguments; the runtime API variable says where
     // it is.
     let cli =
@@ -473,6 +466,19 @@ fn main() -> ExitCode {
         } else {
             Cli::parse()
         };
+    // Machine-read logs (CloudWatch) get JSON, one object per line with the finding's span
+    // fields, at info; a terminal gets the human format, at warn.
+    let lambda_mode = matches!(cli.command, Command::Lambda(_));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SALVE_LOG")
+        .unwrap_or_else(|_| if lambda_mode { "info" } else { "warn" }.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if lambda_mode {
+        logs.json().with_current_span(true).init();
+    } else {
+        logs.init();
+    }
     let result = match cli.command {
         Command::Process(args) => block_on(process(args)),
         Command::Explain(args) => block_on(explain(args)),
