@@ -32,6 +32,16 @@ const THROTTLING_CODES: &[&str] = &[
     "RequestTimeoutException",
 ];
 
+/// `code: message (request ID …)`, the way records and reasons name an AWS error.
+pub fn describe_aws_error(e: &AwsError) -> String {
+    let id = e
+        .request_id
+        .as_deref()
+        .map(|r| format!(" (request ID {r})"))
+        .unwrap_or_default();
+    format!("{}: {}{id}", e.code, e.message)
+}
+
 /// Converts any SDK error into the WIT error, keeping the code and request ID for the audit log.
 pub fn to_aws_error<E>(err: SdkError<E, HttpResponse>) -> AwsError
 where
@@ -87,6 +97,24 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
 }
 
+/// The HTTPS client the SDK would build by default (rustls with aws-lc, proxy settings from the
+/// environment), built once so its connection pool is shared by every session's clients.
+fn shared_https_client() -> aws_sdk_sts::config::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
 /// Builds capability backends bound to a finding's resource, each with the credentials of one
 /// assumed-role session. There is no other way to get a backend: the host's own credentials are
 /// used only to call STS.
@@ -117,6 +145,16 @@ impl AwsBackends {
         source_identity: &str,
         roles: BTreeMap<String, AccountRole>,
     ) -> AwsBackends {
+        // Every session builds its own clients; without one shared HTTP client each would get
+        // a fresh connection pool, and every finding would pay new TLS handshakes.
+        let config = if config.http_client().is_some() {
+            config
+        } else {
+            config
+                .into_builder()
+                .http_client(shared_https_client())
+                .build()
+        };
         let assumer = RoleAssumer::new(&config, source_identity, roles);
         AwsBackends {
             config,
