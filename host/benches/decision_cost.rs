@@ -53,9 +53,9 @@ fn main() {
         let IngestOutcome::Finding(finding) = &items[0].outcome else {
             panic!("the bench payload must ingest");
         };
-        let triage = policy.triage(finding);
-        let t2 = Instant::now();
         let metadata = Metadata::from_tags(policy.tag_keys(), &finding.resource.tags, None);
+        let triage = policy.triage(finding, &metadata);
+        let t2 = Instant::now();
         let risk = risk::score(
             finding.severity,
             metadata.exposure.value.as_deref(),

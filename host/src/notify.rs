@@ -205,12 +205,8 @@ impl Notifier {
             Ok(Err(e)) => {
                 let e = crate::aws::to_aws_error(e);
                 Err(format!(
-                    "SNS Publish failed: {}: {}{}",
-                    e.code,
-                    e.message,
-                    e.request_id
-                        .map(|r| format!(" (request ID {r})"))
-                        .unwrap_or_default()
+                    "SNS Publish failed: {}",
+                    crate::aws::describe_aws_error(&e)
                 ))
             }
             Err(_) => Err(format!("SNS Publish timed out after {DELIVERY_TIMEOUT:?}")),

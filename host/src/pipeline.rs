@@ -315,7 +315,7 @@ impl Pipeline {
         let policy = &self.config.policy;
         let payload_metadata = Metadata::from_tags(policy.tag_keys(), &finding.resource.tags, None);
         self.risk(finding, &payload_metadata, entry);
-        let triage = policy.triage(finding);
+        let triage = policy.triage(finding, &payload_metadata);
         entry.decision = decision_json(&triage, "triage");
         if triage.verdict != Verdict::Remediate {
             set(entry, Status::Skipped, triage.reason.unwrap_or_default());
@@ -457,15 +457,7 @@ impl FindingRun<'_> {
                 (m, None)
             }
             Err(e) => {
-                let error = format!(
-                    "{action}: {}: {}{}",
-                    e.code,
-                    e.message,
-                    e.request_id
-                        .as_deref()
-                        .map(|r| format!(" (request ID {r})"))
-                        .unwrap_or_default()
-                );
+                let error = format!("{action}: {}", crate::aws::describe_aws_error(&e));
                 entry.resource_tags = Some(json!({ "action": action, "error": error }));
                 (self.payload_metadata.clone(), Some(error))
             }

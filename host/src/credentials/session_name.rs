@@ -11,14 +11,15 @@ fn allowed(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
 }
 
+/// Every character STS does not allow replaced by `-`; the result is ASCII.
+fn replace_forbidden(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().map(|c| if allowed(c) { c } else { '-' })
+}
+
 /// `s` with every character STS does not allow in a session name or source identity replaced
 /// by `-`, clipped to 64 characters.
 pub fn clean(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if allowed(c) { c } else { '-' })
-        .take(MAX_LEN)
-        .collect();
+    let mut out: String = replace_forbidden(s).take(MAX_LEN).collect();
     while out.len() < 2 {
         out.push('-');
     }
@@ -29,10 +30,7 @@ pub fn clean(s: &str) -> String {
 /// its start and ends in 12 hex digits of its SHA-256, so two long IDs that share a prefix (as
 /// Security Hub's ARN-shaped IDs do) still get different names.
 pub fn session_name(finding_id: &str) -> String {
-    let cleaned: String = finding_id
-        .chars()
-        .map(|c| if allowed(c) { c } else { '-' })
-        .collect();
+    let cleaned: String = replace_forbidden(finding_id).collect();
     if PREFIX.len() + cleaned.len() <= MAX_LEN {
         return format!("{PREFIX}{cleaned}");
     }

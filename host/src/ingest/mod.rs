@@ -8,10 +8,13 @@ pub mod envelope;
 pub mod security_hub;
 pub mod wiz;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::finding::Finding;
+use crate::actions;
+use crate::finding::{Finding, Severity};
 
 /// A payload larger than this is rejected before parsing: 6 MiB is the largest event Lambda
 /// delivers.
@@ -60,6 +63,56 @@ pub struct Ingested {
     /// The recognised source; `None` when the message was not recognised at all.
     pub source: Option<Source>,
     pub outcome: IngestOutcome,
+}
+
+// Normalisation shared by every source.
+
+/// Tags as an object of strings or a list of `{key, value}` pairs; anything else is ignored.
+pub(crate) fn tags(v: Option<&Value>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    match v {
+        Some(Value::Object(map)) => {
+            for (k, v) in map {
+                if let Some(v) = v.as_str() {
+                    out.insert(k.clone(), v.to_string());
+                }
+            }
+        }
+        Some(Value::Array(items)) => {
+            for item in items {
+                let key = item.get("key").or_else(|| item.get("Key"));
+                let value = item.get("value").or_else(|| item.get("Value"));
+                if let (Some(Value::String(k)), Some(Value::String(v))) = (key, value) {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+pub(crate) fn parse_severity(raw: &str) -> Option<Severity> {
+    Some(match raw.to_ascii_uppercase().as_str() {
+        "INFORMATIONAL" | "INFO" => Severity::Informational,
+        "LOW" => Severity::Low,
+        "MEDIUM" => Severity::Medium,
+        "HIGH" => Severity::High,
+        "CRITICAL" => Severity::Critical,
+        _ => return None,
+    })
+}
+
+/// The resource type an ARN itself names, for the types salve has fixers for.
+pub(crate) fn type_from_arn(arn: &str) -> Option<&'static str> {
+    let parsed = crate::finding::parse_arn(arn).ok()?;
+    match parsed.service {
+        "s3" if !parsed.resource.contains('/') => Some(actions::S3_BUCKET.name),
+        "ec2" if parsed.resource.starts_with("security-group/") => {
+            Some(actions::SECURITY_GROUP.name)
+        }
+        _ => None,
+    }
 }
 
 fn describe_unrecognised(v: &Value) -> String {

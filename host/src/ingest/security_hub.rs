@@ -3,8 +3,7 @@
 
 use serde_json::Value;
 
-use super::wiz::{parse_severity, tags, type_from_arn};
-use super::IngestOutcome;
+use super::{parse_severity, tags, type_from_arn, IngestOutcome};
 use crate::actions;
 use crate::finding::{Finding, RawFinding, RawResource};
 

@@ -304,9 +304,9 @@ impl EligibilityPolicy {
 
     /// The checks that need no AWS call. A failure here means the finding is skipped before
     /// salve ever assumes a role.
-    pub fn triage(&self, finding: &Finding) -> Decision {
-        let payload_meta = Metadata::from_tags(&self.tag_keys, &finding.resource.tags, None);
-        let exception = self.exception_status(finding, payload_meta.exception.value.as_deref());
+    /// `payload_metadata` is what the payload's own tags say (no resource tags yet).
+    pub fn triage(&self, finding: &Finding, payload_metadata: &Metadata) -> Decision {
+        let exception = self.exception_status(finding, payload_metadata.exception.value.as_deref());
         let checks = vec![
             self.account_check(finding),
             self.severity_check(finding),
