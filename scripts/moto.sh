@@ -16,7 +16,7 @@ start_moto() {
   local port
   port="$("$salve_root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   "$salve_root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/salve-moto-$port.log" 2>&1 &
-  SALVE_MOTO_PID=$!
+  export SALVE_MOTO_PID=$!
   trap 'kill "$SALVE_MOTO_PID" 2>/dev/null || true' EXIT
   export SALVE_MOTO_ENDPOINT="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do

@@ -49,7 +49,7 @@ async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {
 async fn process(p: &Pipeline, payload: &str, dry_run: bool) -> Value {
     let options = ProcessOptions {
         dry_run,
-        explain: false,
+        ..ProcessOptions::default()
     };
     process_one(p, payload.as_bytes(), options).await
 }

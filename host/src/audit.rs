@@ -105,6 +105,13 @@ pub struct AuditEntry {
     /// Every notifier delivery for this finding, including failed ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notifications: Vec<Value>,
+    /// Finding ID plus a hash of the normalised finding; a redelivery with the same key is
+    /// recognised as already handled (see `idempotency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// A record about an operation rather than a finding (a dead-letter replay), with what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<Value>,
 }
 
 /// A record as written: its position in the chain and its hash.
@@ -218,43 +225,136 @@ impl AuditLog {
 
     /// Appends one record and returns once it is on disk (fdatasync).
     pub fn append(&mut self, entry: &AuditEntry) -> Result<SealedRecord> {
+        let mut sealed = self.append_batch(std::slice::from_ref(entry))?;
+        sealed.pop().context("the audit log sealed no record")
+    }
+
+    /// Appends records in order with one write and one fdatasync (group commit), and returns once
+    /// all of them are on disk. Either every record is written or the call fails.
+    pub fn append_batch(&mut self, entries: &[AuditEntry]) -> Result<Vec<SealedRecord>> {
         self.file
             .lock()
             .with_context(|| format!("locking audit log {}", self.path.display()))?;
-        let result = self.append_locked(entry);
+        let result = self.append_locked(entries);
         let _ = self.file.unlock();
         result
     }
 
-    fn append_locked(&mut self, entry: &AuditEntry) -> Result<SealedRecord> {
-        let (sequence, previous_hash) = self.chain_head()?;
-        let Value::Object(mut record) =
-            serde_json::to_value(entry).context("serialising audit record")?
-        else {
-            bail!("audit entry did not serialise to an object");
-        };
-        record.insert("sequence".into(), sequence.into());
-        record.insert(
-            "timestamp".into(),
-            rfc3339(std::time::SystemTime::now()).into(),
-        );
-        record.insert("previous_hash".into(), previous_hash.into());
-        let hash = record_hash(&record);
-        record.insert("record_hash".into(), hash.clone().into());
-        let line = Value::Object(record).to_string();
-        let mut bytes = line.clone().into_bytes();
-        bytes.push(b'\n');
+    fn append_locked(&mut self, entries: &[AuditEntry]) -> Result<Vec<SealedRecord>> {
+        let (mut sequence, mut previous_hash) = self.chain_head()?;
+        let timestamp = rfc3339(std::time::SystemTime::now());
+        let mut bytes = Vec::new();
+        let mut sealed = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let Value::Object(mut record) =
+                serde_json::to_value(entry).context("serialising audit record")?
+            else {
+                bail!("audit entry did not serialise to an object");
+            };
+            record.insert("sequence".into(), sequence.into());
+            record.insert("timestamp".into(), timestamp.clone().into());
+            record.insert("previous_hash".into(), previous_hash.into());
+            let hash = record_hash(&record);
+            record.insert("record_hash".into(), hash.clone().into());
+            let line = Value::Object(record).to_string();
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            previous_hash = hash.clone();
+            sealed.push(SealedRecord {
+                sequence,
+                record_hash: hash,
+                line,
+            });
+            sequence += 1;
+        }
         self.file
             .write_all(&bytes)
             .with_context(|| format!("writing audit log {}", self.path.display()))?;
         self.file
             .sync_data()
             .with_context(|| format!("fsyncing audit log {}", self.path.display()))?;
-        Ok(SealedRecord {
-            sequence,
-            record_hash: hash,
-            line,
-        })
+        Ok(sealed)
+    }
+}
+
+/// Group commit in front of an [`AuditLog`]: records handed in concurrently are written together
+/// with one fdatasync, and each caller is answered only once its record is on disk. One thread
+/// owns the file, so the chain stays in the order records were written.
+pub struct AuditWriter {
+    jobs: std::sync::mpsc::Sender<CommitJob>,
+    path: PathBuf,
+}
+
+struct CommitJob {
+    entry: AuditEntry,
+    reply: tokio::sync::oneshot::Sender<(AuditEntry, Result<SealedRecord, String>)>,
+}
+
+/// At most this many records share one fsync, which bounds how long the first one waits.
+const MAX_GROUP: usize = 512;
+
+impl AuditWriter {
+    pub fn start(mut log: AuditLog) -> Result<AuditWriter> {
+        let path = log.path.clone();
+        let (jobs, queue) = std::sync::mpsc::channel::<CommitJob>();
+        std::thread::Builder::new()
+            .name("salve-audit".into())
+            .spawn(move || {
+                // Ends when every sender is gone.
+                while let Ok(first) = queue.recv() {
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match queue.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let (entries, replies): (Vec<_>, Vec<_>) =
+                        group.into_iter().map(|j| (j.entry, j.reply)).unzip();
+                    match log.append_batch(&entries) {
+                        Ok(sealed) => {
+                            for ((entry, reply), record) in
+                                entries.into_iter().zip(replies).zip(sealed)
+                            {
+                                let _ = reply.send((entry, Ok(record)));
+                            }
+                        }
+                        Err(e) => {
+                            let message = format!("{e:#}");
+                            for (entry, reply) in entries.into_iter().zip(replies) {
+                                let _ = reply.send((entry, Err(message.clone())));
+                            }
+                        }
+                    }
+                }
+            })
+            .context("starting the audit writer thread")?;
+        Ok(AuditWriter { jobs, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Hands one record to the writer and waits until it is durable. The entry comes back either
+    /// way, so the caller still has it when the write fails.
+    pub async fn append(&self, entry: AuditEntry) -> (AuditEntry, Result<SealedRecord>) {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(CommitJob { entry, reply }) {
+            return (
+                job.entry,
+                Err(anyhow::anyhow!("the audit writer thread has stopped")),
+            );
+        }
+        match answer.await {
+            Ok((entry, result)) => (entry, result.map_err(anyhow::Error::msg)),
+            Err(_) => (
+                AuditEntry::default(),
+                Err(anyhow::anyhow!(
+                    "the audit writer thread stopped before answering"
+                )),
+            ),
+        }
     }
 }
 

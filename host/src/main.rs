@@ -45,6 +45,12 @@ enum Command {
     /// Run as an AWS Lambda function behind an SQS event source mapping (also chosen
     /// automatically when AWS_LAMBDA_RUNTIME_API is set, so the binary can be the `bootstrap`).
     Lambda(LambdaArgs),
+    /// Consume an SQS queue until SIGTERM or SIGINT: long polling, bounded concurrency,
+    /// visibility extension, delete only after the audit record is durable, /healthz and /metrics.
+    Daemon(DaemonArgs),
+    /// Take messages off a dead-letter queue: send them back to a queue (--to) or process them
+    /// here. The replay is written to the audit log.
+    Replay(ReplayArgs),
     /// Work with fixer components.
     Fixer {
         #[command(subcommand)]
@@ -155,6 +161,73 @@ struct LambdaArgs {
 }
 
 #[derive(Args)]
+struct DaemonArgs {
+    /// The queue to consume.
+    #[arg(long, env = "SALVE_QUEUE_URL")]
+    queue_url: String,
+    /// The audit log (JSON Lines, appended and fsynced).
+    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+    audit_log: PathBuf,
+    /// Messages received and not yet deleted or released.
+    #[arg(long, default_value_t = 64)]
+    max_in_flight: usize,
+    /// Messages processed at the same time.
+    #[arg(long, env = "SALVE_MAX_CONCURRENCY", default_value_t = 8)]
+    max_concurrency: usize,
+    /// Long-poll wait per receive, at most 20.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=20))]
+    wait_seconds: u64,
+    /// Visibility timeout to receive with and extend by; the queue's own when not given.
+    #[arg(long)]
+    visibility_timeout_seconds: Option<u64>,
+    /// How long in-flight messages may take to finish after SIGTERM/SIGINT before they are
+    /// released to the queue.
+    #[arg(long, default_value_t = 20)]
+    shutdown_grace_seconds: u64,
+    /// Exit (0) once the queue is empty and nothing is in flight.
+    #[arg(long)]
+    drain: bool,
+    /// Address for GET /healthz and GET /metrics; `off` serves neither.
+    #[arg(long, env = "SALVE_LISTEN", default_value = "127.0.0.1:9464")]
+    listen: String,
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
+    log_format: LogFormat,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// The dead-letter queue to take messages from.
+    #[arg(long)]
+    from: String,
+    /// Send the messages to this queue; without it they are processed here.
+    #[arg(long)]
+    to: Option<String>,
+    /// Replay at most this many messages.
+    #[arg(long, default_value_t = 100)]
+    max: usize,
+    /// List what would be replayed, leave every message where it is.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    output: Output,
+    /// The audit log (JSON Lines, appended and fsynced).
+    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+    audit_log: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum LogFormat {
+    /// JSON when stderr is not a terminal.
+    Auto,
+    Json,
+    Human,
+}
+
+#[derive(Args)]
 struct ExplainArgs {
     /// The payload: a file path, or `-` for stdin.
     input: String,
@@ -261,7 +334,11 @@ fn load_config(path: Option<&Path>) -> Result<SalveConfig> {
     }
 }
 
-async fn build_pipeline(host: &HostArgs, audit: Option<AuditLog>) -> Result<Pipeline> {
+/// The pipeline, and the platform's own AWS config (for queues), which never reaches a fixer.
+async fn build_pipeline(
+    host: &HostArgs,
+    audit: Option<AuditLog>,
+) -> Result<(Pipeline, aws_config::SdkConfig)> {
     let config = load_config(host.config.as_deref())?;
     let runtime = Runtime::new(host.limits.to_limits()?, Some(host.cache_dir.clone()))?;
     let registry = FixerRegistry::load_dir(&runtime, &host.fixers)?;
@@ -276,13 +353,15 @@ async fn build_pipeline(host: &HostArgs, audit: Option<AuditLog>) -> Result<Pipe
     let notifier = Notifier::new(config.notify.clone(), Some(backends.sdk_config().clone()));
     let mut pipeline_config = PipelineConfig::from_config(&config, notifier)?;
     pipeline_config.settings = parse_settings(&host.settings, pipeline_config.settings)?;
-    Ok(Pipeline::new(
+    let sdk_config = backends.sdk_config().clone();
+    let pipeline = Pipeline::new(
         runtime,
         registry,
         Box::new(backends),
         audit,
         pipeline_config,
-    ))
+    )?;
+    Ok((pipeline, sdk_config))
 }
 
 /// The exit code for a batch: the most serious outcome wins.
@@ -300,10 +379,10 @@ fn exit_code(processed: &[Processed]) -> ExitCode {
 async fn process(args: ProcessArgs) -> Result<ExitCode> {
     let payload = read_input(&args.input)?;
     let audit = AuditLog::open(&args.audit_log)?;
-    let pipeline = build_pipeline(&args.host, Some(audit)).await?;
+    let (pipeline, _) = build_pipeline(&args.host, Some(audit)).await?;
     let options = ProcessOptions {
         dry_run: args.dry_run,
-        explain: false,
+        ..ProcessOptions::default()
     };
     let processed = pipeline.process_payload(&payload, options).await?;
     for (i, p) in processed.iter().enumerate() {
@@ -326,17 +405,91 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
 
 async fn lambda(args: LambdaArgs) -> Result<ExitCode> {
     let audit = AuditLog::open(&args.audit_log)?;
-    let pipeline = std::sync::Arc::new(build_pipeline(&args.host, Some(audit)).await?);
+    let pipeline = std::sync::Arc::new(build_pipeline(&args.host, Some(audit)).await?.0);
     salve::modes::lambda::run(pipeline, args.max_concurrency).await?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Resolves on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM received"),
+            _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
+async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
+    use salve::modes::{daemon, status_endpoint};
+    use std::sync::Arc;
+    // Listen for signals before anything slow, so an early SIGTERM still shuts down cleanly.
+    let shutdown = shutdown_signal()?;
+    let audit = AuditLog::open(&args.audit_log)?;
+    let (pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
+    let metrics = Arc::new(salve::metrics::Metrics::default());
+    let health = Arc::new(daemon::Health::default());
+    let endpoint = if args.listen == "off" {
+        None
+    } else {
+        let listener = status_endpoint::bind(&args.listen).await?;
+        tracing::info!(address = %listener.local_addr()?, "serving /healthz and /metrics");
+        Some(tokio::spawn(status_endpoint::serve(
+            listener,
+            metrics.clone(),
+            health.clone(),
+        )))
+    };
+    let options = daemon::DaemonOptions {
+        queue_url: args.queue_url,
+        max_in_flight: args.max_in_flight,
+        max_concurrency: args.max_concurrency,
+        wait_time: Duration::from_secs(args.wait_seconds),
+        visibility_timeout: args.visibility_timeout_seconds.map(Duration::from_secs),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+        drain: args.drain,
+    };
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config);
+    daemon::run(Arc::new(pipeline), sqs, options, metrics, health, shutdown).await?;
+    if let Some(endpoint) = endpoint {
+        endpoint.abort();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn replay(args: ReplayArgs) -> Result<ExitCode> {
+    use salve::modes::replay::{self, ReplayOptions};
+    let audit = AuditLog::open(&args.audit_log)?;
+    let (pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config);
+    let options = ReplayOptions {
+        from: args.from,
+        to: args.to,
+        max: args.max,
+        dry_run: args.dry_run,
+    };
+    let report = replay::replay(std::sync::Arc::new(pipeline), &sqs, &options).await?;
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Human => print!("{}", report::render_replay(&report)),
+    }
+    Ok(if report.left > 0 && !report.dry_run {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 async fn explain(args: ExplainArgs) -> Result<ExitCode> {
     let payload = read_input(&args.input)?;
-    let pipeline = build_pipeline(&args.host, None).await?;
+    let (pipeline, _) = build_pipeline(&args.host, None).await?;
     let options = ProcessOptions {
         dry_run: true,
         explain: true,
+        ..ProcessOptions::default()
     };
     let processed = pipeline.process_payload(&payload, options).await?;
     for (i, p) in processed.iter().enumerate() {
@@ -466,15 +619,26 @@ fn main() -> ExitCode {
         } else {
             Cli::parse()
         };
-    // Machine-read logs (CloudWatch) get JSON, one object per line with the finding's span
-    // fields, at info; a terminal gets the human format, at warn.
-    let lambda_mode = matches!(cli.command, Command::Lambda(_));
+    // Services (Lambda, and the daemon unless it writes to a terminal) log JSON, one object per
+    // line with the finding's span fields, at info; interactive commands log for humans, at warn.
+    let (service, json) = match &cli.command {
+        Command::Lambda(_) => (true, true),
+        Command::Daemon(args) => (
+            true,
+            match args.log_format {
+                LogFormat::Json => true,
+                LogFormat::Human => false,
+                LogFormat::Auto => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            },
+        ),
+        _ => (false, false),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SALVE_LOG")
-        .unwrap_or_else(|_| if lambda_mode { "info" } else { "warn" }.into());
+        .unwrap_or_else(|_| if service { "info" } else { "warn" }.into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if lambda_mode {
+    if json {
         logs.json().with_current_span(true).init();
     } else {
         logs.init();
@@ -483,6 +647,8 @@ fn main() -> ExitCode {
         Command::Process(args) => block_on(process(args)),
         Command::Explain(args) => block_on(explain(args)),
         Command::Lambda(args) => block_on(lambda(args)),
+        Command::Daemon(args) => block_on(daemon(args)),
+        Command::Replay(args) => block_on(replay(args)),
         Command::Iam { command } => iam(command),
         Command::Fixer { command } => fixer(command),
         Command::Audit {

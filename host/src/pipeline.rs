@@ -5,18 +5,18 @@
 //! record is on disk before the caller hears the outcome.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::audit::{sha256_hex, AuditEntry, AuditLog, SealedRecord, Status};
+use crate::audit::{sha256_hex, AuditEntry, AuditLog, AuditWriter, SealedRecord, Status};
 use crate::capabilities::{BoxFuture, Capabilities, FixerError, Phase, Plan, ResourceBackend};
 use crate::config::SalveConfig;
 use crate::credentials::{read_policy, write_policy, AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
+use crate::idempotency::{self, Claim, Ledger};
 use crate::ingest::{self, IngestConfig, IngestOutcome, Ingested};
 use crate::notify::{Notice, Notifier, Trigger};
 use crate::policy::metadata::Metadata;
@@ -93,6 +93,10 @@ pub struct ProcessOptions {
     pub dry_run: bool,
     /// `salve explain`: a dry run that writes no audit record and notifies nobody.
     pub explain: bool,
+    /// Queue delivery: a finding whose terminal record is already in the audit log is
+    /// acknowledged without processing it again. A manual `salve process` is a deliberate
+    /// re-check, so it leaves this off.
+    pub deduplicate: bool,
 }
 
 /// Per-fixer settings from the operator, by fixer name.
@@ -123,13 +127,52 @@ pub struct Pipeline {
     backends: Box<dyn BackendBinder>,
     config: PipelineConfig,
     /// `None` only for `salve explain`, which must not write anything.
-    audit: Option<Mutex<AuditLog>>,
+    audit: Option<AuditWriter>,
+    ledger: Ledger,
 }
 
-/// The audit entry of one message, and where it sits in the chain (`None` for `explain`).
+/// The audit entry of one message, and where it sits in the chain (`None` for `explain` and for
+/// a recognised redelivery, which writes nothing).
 pub struct Processed {
     pub entry: AuditEntry,
     pub sealed: Option<SealedRecord>,
+    pub redelivery: Option<Redelivery>,
+}
+
+/// A message that was not processed because the same finding was seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// Its terminal record is already in the audit log, with this status: acknowledge it.
+    AlreadyHandled(Status),
+    /// Another delivery of it is being processed now: let the queue bring it back later.
+    InFlight,
+}
+
+/// What the caller hears about a recognised redelivery; nothing is written for it.
+fn redelivered(item: &Ingested, key: String, redelivery: Redelivery) -> Processed {
+    let finding_id = match &item.outcome {
+        IngestOutcome::Finding(f) => Some(f.id.clone()),
+        IngestOutcome::NotActionable { finding_id, .. } => Some(finding_id.clone()),
+        IngestOutcome::Rejected { .. } => None,
+    };
+    let reason = match redelivery {
+        Redelivery::AlreadyHandled(status) => format!(
+            "already handled: its terminal record ({}) is in the audit log",
+            status.as_str()
+        ),
+        Redelivery::InFlight => "another delivery of this finding is being processed".into(),
+    };
+    Processed {
+        entry: AuditEntry {
+            finding_id,
+            reason: Some(reason),
+            retryable: redelivery == Redelivery::InFlight,
+            idempotency_key: Some(key),
+            ..AuditEntry::default()
+        },
+        sealed: None,
+        redelivery: Some(redelivery),
+    }
 }
 
 fn micros(since: Instant) -> u64 {
@@ -156,14 +199,30 @@ impl Pipeline {
         backends: Box<dyn BackendBinder>,
         audit: Option<AuditLog>,
         config: PipelineConfig,
-    ) -> Pipeline {
-        Pipeline {
+    ) -> Result<Pipeline> {
+        let (audit, ledger) = match audit {
+            Some(log) => {
+                let ledger = Ledger::from_audit_log(log.path())?;
+                (Some(AuditWriter::start(log)?), ledger)
+            }
+            None => (None, Ledger::default()),
+        };
+        Ok(Pipeline {
             runtime,
             registry,
             backends,
             config,
-            audit: audit.map(Mutex::new),
-        }
+            audit,
+            ledger,
+        })
+    }
+
+    pub fn ingest_config(&self) -> &IngestConfig {
+        &self.config.ingest
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     pub fn registry(&self) -> &FixerRegistry {
@@ -183,11 +242,38 @@ impl Pipeline {
     ) -> Result<Vec<Processed>> {
         let payload_sha256 = sha256_hex(payload);
         let mut out = Vec::new();
-        for item in ingest::ingest(payload, &self.config.ingest) {
+        for (index, item) in ingest::ingest(payload, &self.config.ingest)
+            .into_iter()
+            .enumerate()
+        {
+            let key = match &item.outcome {
+                IngestOutcome::Finding(f) => idempotency::finding_key(f),
+                IngestOutcome::NotActionable { finding_id, .. } => {
+                    idempotency::payload_key(&payload_sha256, index, Some(finding_id))
+                }
+                IngestOutcome::Rejected { .. } => {
+                    idempotency::payload_key(&payload_sha256, index, None)
+                }
+            };
+            let deduplicate = options.deduplicate && !options.dry_run && !options.explain;
+            if deduplicate {
+                match self.ledger.claim(&key) {
+                    Claim::Fresh => {}
+                    Claim::Handled(status) => {
+                        out.push(redelivered(&item, key, Redelivery::AlreadyHandled(status)));
+                        continue;
+                    }
+                    Claim::InFlight => {
+                        out.push(redelivered(&item, key, Redelivery::InFlight));
+                        continue;
+                    }
+                }
+            }
             let started = Instant::now();
             let mut entry = AuditEntry {
                 payload_sha256: Some(payload_sha256.clone()),
                 dry_run: options.dry_run || options.explain,
+                idempotency_key: Some(key.clone()),
                 ..AuditEntry::default()
             };
             self.process_item(item, options, &mut entry).await;
@@ -195,28 +281,49 @@ impl Pipeline {
                 self.notify(&mut entry).await;
             }
             entry.durations_us.insert("total".into(), micros(started));
-            out.push(if options.explain {
-                Processed {
+            if options.explain {
+                out.push(Processed {
                     entry,
                     sealed: None,
+                    redelivery: None,
+                });
+                continue;
+            }
+            match self.record(entry).await {
+                Ok(processed) => {
+                    let e = &processed.entry;
+                    self.ledger.complete(&key, e.status, e.retryable, e.dry_run);
+                    out.push(processed);
                 }
-            } else {
-                self.record(entry)?
-            });
+                Err(e) => {
+                    self.ledger.release(&key);
+                    return Err(e);
+                }
+            }
         }
         Ok(out)
     }
 
-    fn record(&self, entry: AuditEntry) -> Result<Processed> {
+    /// Writes a record about an operation rather than a finding (a dead-letter replay), and
+    /// returns once it is durable.
+    pub async fn record_operation(&self, entry: AuditEntry) -> Result<SealedRecord> {
+        self.record(entry)
+            .await?
+            .sealed
+            .context("the audit log sealed no record")
+    }
+
+    async fn record(&self, entry: AuditEntry) -> Result<Processed> {
         let audit = self
             .audit
             .as_ref()
             .context("this pipeline has no audit log, so it can only explain")?;
-        let mut log = audit.lock().unwrap_or_else(|p| p.into_inner());
-        let sealed = log.append(&entry).context("writing the audit record")?;
+        let (entry, sealed) = audit.append(entry).await;
+        let sealed = sealed.context("writing the audit record")?;
         Ok(Processed {
             entry,
             sealed: Some(sealed),
+            redelivery: None,
         })
     }
 

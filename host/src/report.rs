@@ -304,3 +304,29 @@ pub fn render_fixer(r: &crate::runtime::inspect::FixerReport) -> String {
     );
     out
 }
+
+pub fn render_replay(report: &crate::modes::replay::ReplayReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", crate::modes::replay::summary(report, None));
+    for m in &report.messages {
+        let _ = write!(
+            out,
+            "  {}  {}  findings: {}",
+            m.message_id,
+            m.action,
+            if m.finding_ids.is_empty() {
+                "(none readable)".to_string()
+            } else {
+                m.finding_ids.join(", ")
+            }
+        );
+        if let Some(d) = &m.detail {
+            let _ = write!(out, "  ({d})");
+        }
+        out.push('\n');
+    }
+    if let Some(seq) = report.audit_sequence {
+        let _ = writeln!(out, "audit record {seq}");
+    }
+    out
+}

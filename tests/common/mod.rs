@@ -2,6 +2,8 @@
 //! directories, and a pipeline wired to whatever backend a test needs.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -104,6 +106,7 @@ pub fn pipeline_with(
         Some(AuditLog::open(audit).expect("audit log")),
         PipelineConfig::from_config(config, notifier).expect("pipeline config"),
     )
+    .expect("pipeline")
 }
 
 /// Processes a payload that holds exactly one message and returns its audit record as written.

@@ -4,12 +4,13 @@
 //! ineligible messages are recorded and acknowledged: delivering them again cannot help.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::audit::Status;
-use crate::pipeline::{Pipeline, ProcessOptions};
+use crate::audit::{AuditEntry, Status};
+use crate::pipeline::{Pipeline, ProcessOptions, Redelivery};
 
 /// A message as a queue delivers it.
 #[derive(Debug, Clone)]
@@ -30,7 +31,27 @@ pub enum Disposition {
 pub struct MessageResult {
     pub id: String,
     pub disposition: Disposition,
+    /// The status of every record written for it (none for a recognised redelivery).
     pub statuses: Vec<Status>,
+    /// The records written for it, as written.
+    pub records: Vec<AuditEntry>,
+    /// Deliveries recognised as already handled or in flight, and so not processed again.
+    pub redeliveries: Vec<Redelivery>,
+    /// From the start of its processing until its records were durable.
+    pub elapsed: Duration,
+}
+
+impl MessageResult {
+    fn abandoned(id: String, reason: String, elapsed: Duration) -> MessageResult {
+        MessageResult {
+            id,
+            disposition: Disposition::Retry { reason },
+            statuses: Vec::new(),
+            records: Vec::new(),
+            redeliveries: Vec::new(),
+            elapsed,
+        }
+    }
 }
 
 /// Processes `messages` with at most `max_concurrency` in flight, and returns one result per
@@ -63,54 +84,67 @@ pub async fn process_batch(
         .into_iter()
         .zip(ids)
         .map(|(r, id)| {
-            r.unwrap_or(MessageResult {
-                id,
-                disposition: Disposition::Retry {
-                    reason: "processing ended abnormally before the audit record was written"
-                        .into(),
-                },
-                statuses: Vec::new(),
+            r.unwrap_or_else(|| {
+                MessageResult::abandoned(
+                    id,
+                    "processing ended abnormally before the audit record was written".into(),
+                    Duration::ZERO,
+                )
             })
         })
         .collect()
 }
 
-async fn process_message(pipeline: &Pipeline, message: QueueMessage) -> MessageResult {
-    let processed = pipeline
-        .process_payload(&message.body, ProcessOptions::default())
-        .await;
-    match processed {
-        Err(e) => MessageResult {
-            id: message.id,
-            disposition: Disposition::Retry {
-                reason: format!("the audit record could not be written: {e:#}"),
-            },
-            statuses: Vec::new(),
+/// Processes one message; the queue-facing half of the pipeline.
+pub async fn process_message(pipeline: &Pipeline, message: QueueMessage) -> MessageResult {
+    let started = Instant::now();
+    let options = ProcessOptions {
+        deduplicate: true,
+        ..ProcessOptions::default()
+    };
+    let processed = match pipeline.process_payload(&message.body, options).await {
+        Ok(p) => p,
+        Err(e) => {
+            return MessageResult::abandoned(
+                message.id,
+                format!("the audit record could not be written: {e:#}"),
+                started.elapsed(),
+            )
+        }
+    };
+    let retryable: Vec<String> = processed
+        .iter()
+        .filter(|p| p.entry.retryable)
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p.entry.finding_id.as_deref().unwrap_or("?"),
+                p.entry.reason.as_deref().unwrap_or("retryable failure")
+            )
+        })
+        .collect();
+    let mut result = MessageResult {
+        id: message.id,
+        disposition: if retryable.is_empty() {
+            Disposition::Ack
+        } else {
+            Disposition::Retry {
+                reason: retryable.join("; "),
+            }
         },
-        Ok(records) => {
-            let statuses = records.iter().filter_map(|p| p.entry.status).collect();
-            let retryable: Vec<String> = records
-                .iter()
-                .filter(|p| p.entry.retryable)
-                .map(|p| {
-                    format!(
-                        "{}: {}",
-                        p.entry.finding_id.as_deref().unwrap_or("?"),
-                        p.entry.reason.as_deref().unwrap_or("retryable failure")
-                    )
-                })
-                .collect();
-            MessageResult {
-                id: message.id,
-                disposition: if retryable.is_empty() {
-                    Disposition::Ack
-                } else {
-                    Disposition::Retry {
-                        reason: retryable.join("; "),
-                    }
-                },
-                statuses,
+        statuses: Vec::new(),
+        records: Vec::new(),
+        redeliveries: Vec::new(),
+        elapsed: started.elapsed(),
+    };
+    for p in processed {
+        match p.redelivery {
+            Some(r) => result.redeliveries.push(r),
+            None => {
+                result.statuses.extend(p.entry.status);
+                result.records.push(p.entry);
             }
         }
     }
+    result
 }

@@ -1,0 +1,135 @@
+//! Throughput of the batch core (`process_batch`) on this machine's cores: every message is a
+//! finding the real S3 fixer remediates against its own in-memory bucket, through ingest, triage,
+//! the Rego decision, check, plan, apply and verify, and the audit record is written to a real,
+//! fsynced file before the message counts as done.
+//!
+//! Two runs in one process, so their ratio is fair on a noisy machine:
+//! - `one at a time`: concurrency 1, so every record gets its own fsync;
+//! - `concurrent, group commit`: records finishing together share one fsync, and each message
+//!   still waits for its own record to be durable.
+//!
+//! Run: `./scripts/build-fixers.sh && cargo bench -p salve --bench batch_throughput`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use salve::audit::{AuditLog, Status};
+use salve::capabilities::in_memory::InMemoryS3Bucket;
+use salve::capabilities::{BoxFuture, ResourceBackend};
+use salve::config::SalveConfig;
+use salve::credentials::{AssumeRoleFailure, SessionPolicy};
+use salve::finding::Finding;
+use salve::modes::batch::{process_batch, Disposition, QueueMessage};
+use salve::notify::Notifier;
+use salve::pipeline::{BackendBinder, Pipeline, PipelineConfig};
+use salve::registry::FixerRegistry;
+use salve::runtime::{Runtime, RuntimeLimits};
+
+mod support;
+
+/// One in-memory bucket per finding, the same one for its read and write sessions.
+#[derive(Default)]
+struct BucketPerFinding(Mutex<HashMap<String, Arc<InMemoryS3Bucket>>>);
+
+impl BackendBinder for BucketPerFinding {
+    fn bind<'a>(
+        &'a self,
+        finding: &'a Finding,
+        _policy: &'a SessionPolicy,
+    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+        let bucket = self
+            .0
+            .lock()
+            .unwrap()
+            .entry(finding.id.clone())
+            .or_insert_with(|| Arc::new(InMemoryS3Bucket::with(None)))
+            .clone();
+        Box::pin(async move { Ok(ResourceBackend::S3Bucket(bucket)) })
+    }
+}
+
+fn pipeline(audit: &Path) -> Pipeline {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = SalveConfig::parse(
+        "deployment = \"bench\"\n[accounts.\"123456789012\"]\nname = \"bench\"\nrole-arn = \"arn:aws:iam::123456789012:role/salve\"\n",
+        "bench salve.toml",
+        &root,
+    )
+    .expect("config");
+    let cache = std::env::temp_dir().join("salve-bench-fixer-cache");
+    let runtime = Runtime::new(RuntimeLimits::default(), Some(cache)).expect("runtime");
+    let mut registry = FixerRegistry::default();
+    registry.add_file(
+        &runtime,
+        &root.join("build/fixers/s3-block-public-access.wasm"),
+    );
+    assert_eq!(registry.ready.len(), 1, "run scripts/build-fixers.sh first");
+    Pipeline::new(
+        runtime,
+        registry,
+        Box::new(BucketPerFinding::default()),
+        Some(AuditLog::open(audit).expect("audit log")),
+        PipelineConfig::from_config(&config, Notifier::disabled()).expect("pipeline config"),
+    )
+    .expect("pipeline")
+}
+
+fn messages(run: &str, n: usize) -> Vec<QueueMessage> {
+    (0..n)
+        .map(|i| QueueMessage {
+            id: format!("{run}-{i}"),
+            body: format!(
+                r#"{{"id":"{run}-finding-{i}","source":"bench","control_id":"S3.8","title":"public bucket","severity":"HIGH",
+                "resource":{{"arn":"arn:aws:s3:::{run}-bucket-{i}","type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1",
+                "tags":{{"owner":"platform-team","environment":"dev"}}}}}}"#
+            )
+            .into_bytes(),
+        })
+        .collect()
+}
+
+fn run(name: &str, rt: &tokio::runtime::Runtime, n: usize, concurrency: usize) -> f64 {
+    let dir = std::env::temp_dir().join(format!("salve-bench-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let audit = dir.join(format!("{}.jsonl", name.replace(' ', "-")));
+    let _ = std::fs::remove_file(&audit);
+    let pipeline = Arc::new(pipeline(&audit));
+    // Warm the pooling allocator and the code paths.
+    rt.block_on(process_batch(
+        pipeline.clone(),
+        messages("warm", 50),
+        concurrency,
+    ));
+    let batch = messages(name, n);
+    let started = Instant::now();
+    let results = rt.block_on(process_batch(pipeline, batch, concurrency));
+    let wall = started.elapsed();
+    for r in &results {
+        assert_eq!(r.disposition, Disposition::Ack, "{}", r.id);
+        assert_eq!(r.statuses, [Status::Remediated], "{}", r.id);
+    }
+    let latencies: Vec<Duration> = results.iter().map(|r| r.elapsed).collect();
+    let rate = n as f64 / wall.as_secs_f64();
+    println!(
+        "{name:<28} {n} findings in {:.2} s = {rate:>8.0} findings/s",
+        wall.as_secs_f64()
+    );
+    support::report(&format!("{name} (latency)"), latencies);
+    let _ = std::fs::remove_dir_all(&dir);
+    rate
+}
+
+fn main() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    println!("{cores} worker threads");
+    let serial = run("one at a time", &rt, 2_000, 1);
+    let grouped = run("concurrent, group commit", &rt, 20_000, 64);
+    println!("group commit / one at a time: {:.1}x", grouped / serial);
+}

@@ -1,0 +1,231 @@
+//! The daemon draining findings from moto's SQS, in process: long polling, concurrent
+//! processing, the audit record fsynced, then DeleteMessage. moto is single-process Python, so
+//! it bounds the rate; its share is reported as the CPU time the moto process used over the wall
+//! time of the drain (100% means one core busy in moto the whole time).
+//!
+//! Two workloads:
+//! - `skipped at triage`: findings for an account that is not allowlisted, so the only AWS
+//!   calls are the queue's own (receive, delete);
+//! - `already compliant`: findings for a bucket that is already fixed, through the S3 fixer:
+//!   AssumeRole (cached per session policy), reads, verify, plus the queue calls.
+//!
+//! Run: `./scripts/bench.sh queue_drain` (starts moto; needs SALVE_MOTO_ENDPOINT and
+//! SALVE_MOTO_PID otherwise).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use salve::audit::{AuditLog, Status};
+use salve::aws::{AwsBackends, AwsOptions};
+use salve::config::SalveConfig;
+use salve::metrics::Metrics;
+use salve::modes::daemon::{self, DaemonOptions, Health};
+use salve::notify::Notifier;
+use salve::pipeline::{Pipeline, PipelineConfig};
+use salve::registry::FixerRegistry;
+use salve::runtime::{Runtime, RuntimeLimits};
+
+const FINDINGS: usize = 2_000;
+
+/// User plus system CPU seconds of a process, from /proc.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: f64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+        .unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn wiz(i: usize, account: &str, bucket: &str) -> String {
+    serde_json::json!({
+        "trigger": {"source": "CLOUD_EVENTS", "type": "Created", "ruleId": "bench", "ruleName": "salve"},
+        "issue": {"id": format!("bench-{account}-{i}-{}", std::process::id()), "status": "OPEN", "severity": "HIGH",
+                  "created": "2026-11-20T10:15:00Z"},
+        "resource": {"id": format!("arn:aws:s3:::{bucket}"), "name": bucket, "type": "BUCKET", "cloudPlatform": "AWS",
+                     "subscriptionId": account, "region": "us-east-1",
+                     "tags": {"owner": "platform-team", "environment": "dev"}},
+        "control": {"id": "S3.8", "name": "S3.8", "severity": "HIGH"},
+    })
+    .to_string()
+}
+
+async fn drain(
+    name: &str,
+    sdk: &aws_config::SdkConfig,
+    endpoint: &str,
+    moto_pid: &str,
+    account: &str,
+    bucket: &str,
+    expected: Status,
+) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!(
+            "bench-{}-{}",
+            name.replace(' ', "-"),
+            std::process::id()
+        ))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("queue URL");
+    for chunk in (0..FINDINGS).collect::<Vec<_>>().chunks(10) {
+        let entries: Vec<SendMessageBatchRequestEntry> = chunk
+            .iter()
+            .map(|i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .message_body(wiz(*i, account, bucket))
+                    .build()
+                    .expect("entry")
+            })
+            .collect();
+        sqs.send_message_batch()
+            .queue_url(&queue)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("send batch");
+    }
+
+    let config = SalveConfig::parse(
+        "deployment = \"bench\"\n[accounts.\"123456789012\"]\nname = \"bench\"\nrole-arn = \"arn:aws:iam::123456789012:role/salve\"\n",
+        "bench salve.toml",
+        &root,
+    )
+    .expect("config");
+    let runtime = Runtime::new(
+        RuntimeLimits::default(),
+        Some(std::env::temp_dir().join("salve-bench-fixer-cache")),
+    )
+    .expect("runtime");
+    let registry = FixerRegistry::load_dir(&runtime, &root.join("build/fixers")).expect("fixers");
+    let backends = AwsBackends::from_config(
+        sdk.clone(),
+        AwsOptions {
+            endpoint_url: Some(endpoint.to_string()),
+        },
+        "bench",
+        config.account_roles(),
+    );
+    let audit =
+        std::env::temp_dir().join(format!("salve-bench-drain-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&audit);
+    let pipeline = Pipeline::new(
+        runtime,
+        registry,
+        Box::new(backends),
+        Some(AuditLog::open(&audit).expect("audit log")),
+        PipelineConfig::from_config(&config, Notifier::disabled()).expect("pipeline config"),
+    )
+    .expect("pipeline");
+    let metrics = Arc::new(Metrics::default());
+    let options = DaemonOptions {
+        queue_url: queue.clone(),
+        max_in_flight: 64,
+        max_concurrency: 16,
+        wait_time: Duration::from_secs(1),
+        ..DaemonOptions::default()
+    };
+    // Stop the clock when the last message is acknowledged, not after the final empty poll.
+    let watched = metrics.clone();
+    let done = async move {
+        while watched.findings(expected) < FINDINGS as u64 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let (moto_before, own_before) = (cpu_seconds(moto_pid), cpu_seconds("self"));
+    let started = Instant::now();
+    daemon::run(
+        Arc::new(pipeline),
+        sqs.clone(),
+        options,
+        metrics.clone(),
+        Arc::new(Health::default()),
+        done,
+    )
+    .await
+    .expect("daemon");
+    let wall = started.elapsed().as_secs_f64();
+    let moto = cpu_seconds(moto_pid) - moto_before;
+    let own = cpu_seconds("self") - own_before;
+    assert_eq!(metrics.findings(expected), FINDINGS as u64);
+    println!(
+        "{name:<20} {FINDINGS} findings in {wall:.2} s = {:>6.0} findings/s   moto CPU {:>4.0}% of wall   salve CPU {:>4.0}% of wall",
+        FINDINGS as f64 / wall,
+        100.0 * moto / wall,
+        100.0 * own / wall
+    );
+    let _ = sqs.delete_queue().queue_url(&queue).send().await;
+    let _ = std::fs::remove_file(&audit);
+}
+
+fn main() {
+    let endpoint = std::env::var("SALVE_MOTO_ENDPOINT")
+        .expect("SALVE_MOTO_ENDPOINT is not set: run scripts/bench.sh, which starts moto");
+    let moto_pid = std::env::var("SALVE_MOTO_PID").expect("SALVE_MOTO_PID is not set");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        );
+        let bucket = format!("bench-compliant-{}", std::process::id());
+        s3.create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .expect("bucket");
+        s3.put_public_access_block()
+            .bucket(&bucket)
+            .public_access_block_configuration(
+                aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                    .block_public_acls(true)
+                    .ignore_public_acls(true)
+                    .block_public_policy(true)
+                    .restrict_public_buckets(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("fix the bucket");
+        drain(
+            "skipped at triage",
+            &sdk,
+            &endpoint,
+            &moto_pid,
+            "999999999999",
+            &bucket,
+            Status::Skipped,
+        )
+        .await;
+        drain(
+            "already compliant",
+            &sdk,
+            &endpoint,
+            &moto_pid,
+            "123456789012",
+            &bucket,
+            Status::AlreadyCompliant,
+        )
+        .await;
+    });
+}

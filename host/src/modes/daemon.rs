@@ -1,0 +1,444 @@
+//! The long-running SQS consumer (`salve daemon`). It long-polls, keeps at most `max_in_flight`
+//! messages received and not yet settled, extends their visibility while they are worked on,
+//! and deletes a message only after the batch core says its records are durable. On shutdown it
+//! stops receiving, lets running messages finish within a grace period, and makes every other
+//! received message visible again, so nothing waits out a visibility timeout for a dead process.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::Client as SqsClient;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::batch::{process_message, Disposition, QueueMessage};
+use crate::aws::{describe_aws_error, to_aws_error};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub queue_url: String,
+    /// Messages received and not yet deleted or released.
+    pub max_in_flight: usize,
+    /// Messages processed at the same time (each may hold several findings).
+    pub max_concurrency: usize,
+    /// Long-poll wait per receive (SQS allows at most 20 s).
+    pub wait_time: Duration,
+    /// The visibility timeout to receive with and to extend by; `None` reads the queue's own.
+    pub visibility_timeout: Option<Duration>,
+    /// How long running messages may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// Exit once a receive finds the queue empty and nothing is in flight.
+    pub drain: bool,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            queue_url: String::new(),
+            max_in_flight: 64,
+            max_concurrency: 8,
+            wait_time: Duration::from_secs(20),
+            visibility_timeout: None,
+            shutdown_grace: Duration::from_secs(20),
+            drain: false,
+        }
+    }
+}
+
+/// What a run did, for the log line at exit.
+#[derive(Debug, Default, Clone)]
+pub struct DaemonReport {
+    pub received: u64,
+    pub acknowledged: u64,
+    pub retried: u64,
+    pub released: u64,
+    pub receive_errors: u64,
+}
+
+/// Whether the daemon is serving, for `/healthz`.
+#[derive(Default)]
+pub struct Health {
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    pub fn is_serving(&self) -> bool {
+        !self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn stop(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Receipt handles of the messages this process holds, by message ID.
+type Held = Arc<Mutex<HashMap<String, String>>>;
+
+fn lock(held: &Held) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    held.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs until `shutdown` resolves (or, with `drain`, until the queue is empty).
+pub async fn run(
+    pipeline: Arc<Pipeline>,
+    sqs: SqsClient,
+    options: DaemonOptions,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<DaemonReport> {
+    let visibility = match options.visibility_timeout {
+        Some(v) => v,
+        None => queue_visibility_timeout(&sqs, &options.queue_url).await?,
+    };
+    let visibility_secs = visibility.as_secs().clamp(1, 12 * 60 * 60) as i32;
+    let wait_secs = options.wait_time.as_secs().min(20) as i32;
+    let in_flight = Arc::new(Semaphore::new(options.max_in_flight.max(1)));
+    let workers = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
+    let held: Held = Arc::default();
+    let (stopping_tx, stopping) = watch::channel(false);
+    let mut report = DaemonReport::default();
+    let mut tasks = JoinSet::new();
+
+    let extender = tokio::spawn(extend_visibility(
+        sqs.clone(),
+        options.queue_url.clone(),
+        held.clone(),
+        visibility_secs,
+    ));
+    tracing::info!(queue_url = %options.queue_url, visibility_secs, "daemon started");
+
+    tokio::pin!(shutdown);
+    let mut consecutive_errors = 0u32;
+    loop {
+        while let Some(joined) = tasks.try_join_next() {
+            tally(&mut report, joined);
+        }
+        metrics.set_in_flight(options.max_in_flight.max(1) - in_flight.available_permits());
+        let free = in_flight.available_permits();
+        if free == 0 {
+            // Wait for one message to settle before asking for more.
+            tokio::select! {
+                _ = &mut shutdown => break,
+                permit = in_flight.clone().acquire_owned() => { drop(permit); continue; }
+            }
+        }
+        let receive = sqs
+            .receive_message()
+            .queue_url(&options.queue_url)
+            .max_number_of_messages(free.min(10) as i32)
+            .wait_time_seconds(wait_secs)
+            .visibility_timeout(visibility_secs)
+            .send();
+        let received = tokio::select! {
+            _ = &mut shutdown => break,
+            r = receive => r,
+        };
+        let messages = match received {
+            Ok(out) => {
+                consecutive_errors = 0;
+                out.messages.unwrap_or_default()
+            }
+            Err(e) => {
+                metrics.receive_error();
+                report.receive_errors += 1;
+                consecutive_errors += 1;
+                let backoff = Duration::from_millis(100 << consecutive_errors.min(6));
+                tracing::warn!(
+                    "receiving from the queue failed ({}); trying again in {backoff:?}",
+                    queue_error(e)
+                );
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(backoff) => continue,
+                }
+            }
+        };
+        if messages.is_empty() {
+            // Messages waiting out a visibility timeout (a retry) still count as queued.
+            if options.drain
+                && tasks.is_empty()
+                && queue_depth(&sqs, &options.queue_url).await == Some(0)
+            {
+                tracing::info!("the queue is empty and nothing is in flight; draining is done");
+                break;
+            }
+            continue;
+        }
+        for message in messages {
+            let (Some(id), Some(receipt)) = (message.message_id, message.receipt_handle) else {
+                tracing::warn!("the queue returned a message without an ID or receipt handle");
+                continue;
+            };
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                // Never more than asked for; if it happens, hand the message straight back.
+                release(&sqs, &options.queue_url, &[(id, receipt)]).await;
+                continue;
+            };
+            report.received += 1;
+            lock(&held).insert(id.clone(), receipt.clone());
+            let job = MessageJob {
+                pipeline: pipeline.clone(),
+                sqs: sqs.clone(),
+                queue_url: options.queue_url.clone(),
+                held: held.clone(),
+                metrics: metrics.clone(),
+                message: QueueMessage {
+                    id: id.clone(),
+                    body: message.body.unwrap_or_default().into_bytes(),
+                },
+                receipt,
+            };
+            let workers = workers.clone();
+            let mut stopping = stopping.clone();
+            let span = tracing::info_span!("message", message_id = %id);
+            tasks.spawn(
+                async move {
+                    let _permit = permit;
+                    let worker = tokio::select! {
+                        w = workers.acquire_owned() => w,
+                        _ = stopping.wait_for(|s| *s) => return Settled::Unstarted,
+                    };
+                    let _worker = worker;
+                    job.run().await
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    // Shutdown: no more receives. Messages still waiting for a worker give themselves back;
+    // running ones get the grace period.
+    health.stop();
+    let _ = stopping_tx.send(true);
+    tracing::info!(
+        in_flight = lock(&held).len(),
+        "stopping: no more receives; finishing in-flight messages"
+    );
+    let finished = tokio::time::timeout(options.shutdown_grace, async {
+        while let Some(joined) = tasks.join_next().await {
+            tally(&mut report, joined);
+        }
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            "in-flight messages did not finish within {:?}; releasing them",
+            options.shutdown_grace
+        );
+        tasks.abort_all();
+        while let Some(joined) = tasks.join_next().await {
+            tally(&mut report, joined);
+        }
+    }
+    extender.abort();
+    // Whatever is still held was not settled: make it visible again now.
+    let leftover: Vec<(String, String)> = lock(&held).drain().collect();
+    if !leftover.is_empty() {
+        release(&sqs, &options.queue_url, &leftover).await;
+    }
+    report.released += leftover.len() as u64;
+    metrics.released(leftover.len());
+    metrics.set_in_flight(0);
+    tracing::info!(
+        received = report.received,
+        acknowledged = report.acknowledged,
+        retried = report.retried,
+        released = report.released,
+        "daemon stopped"
+    );
+    Ok(report)
+}
+
+enum Settled {
+    Acknowledged,
+    Retried,
+    /// Shut down before it started; still held, so it is released.
+    Unstarted,
+}
+
+fn tally(report: &mut DaemonReport, joined: Result<Settled, tokio::task::JoinError>) {
+    match joined {
+        Ok(Settled::Acknowledged) => report.acknowledged += 1,
+        Ok(Settled::Retried) => report.retried += 1,
+        Ok(Settled::Unstarted) | Err(_) => {}
+    }
+}
+
+struct MessageJob {
+    pipeline: Arc<Pipeline>,
+    sqs: SqsClient,
+    queue_url: String,
+    held: Held,
+    metrics: Arc<Metrics>,
+    message: QueueMessage,
+    receipt: String,
+}
+
+impl MessageJob {
+    async fn run(self) -> Settled {
+        let id = self.message.id.clone();
+        let result = process_message(&self.pipeline, self.message).await;
+        self.metrics.observe_message(&result);
+        // From here on the extender must leave it alone: it is either deleted or left to time out.
+        lock(&self.held).remove(&id);
+        match result.disposition {
+            Disposition::Ack => {
+                delete(&self.sqs, &self.queue_url, &id, &self.receipt).await;
+                Settled::Acknowledged
+            }
+            Disposition::Retry { reason } => {
+                tracing::warn!("message left for redelivery: {reason}");
+                Settled::Retried
+            }
+        }
+    }
+}
+
+/// Deletes a settled message, with a few attempts. If every attempt fails the message comes back
+/// after its visibility timeout and the idempotency ledger recognises it, so nothing is redone.
+async fn delete(sqs: &SqsClient, queue_url: &str, id: &str, receipt: &str) {
+    for attempt in 1..=3u32 {
+        match sqs
+            .delete_message()
+            .queue_url(queue_url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+        {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(
+                    message_id = id,
+                    attempt,
+                    "deleting a settled message failed: {}",
+                    queue_error(e)
+                );
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+        }
+    }
+}
+
+/// `code: message (request ID …)` for a failed queue call.
+pub(crate) fn queue_error<E>(
+    e: aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>,
+) -> String
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    describe_aws_error(&to_aws_error(e))
+}
+
+/// Makes messages visible again at once.
+pub(crate) async fn release(sqs: &SqsClient, queue_url: &str, messages: &[(String, String)]) {
+    change_visibility(sqs, queue_url, messages, 0).await;
+}
+
+async fn change_visibility(
+    sqs: &SqsClient,
+    queue_url: &str,
+    messages: &[(String, String)],
+    seconds: i32,
+) {
+    for chunk in messages.chunks(10) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, receipt))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .receipt_handle(receipt)
+                    .visibility_timeout(seconds)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let sent = sqs
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match sent {
+            Ok(out) if out.failed.is_empty() => {}
+            Ok(out) => tracing::warn!(
+                "changing the visibility of {} message(s) failed: {:?}",
+                out.failed.len(),
+                out.failed
+                    .iter()
+                    .map(|f| f.message.clone().unwrap_or_default())
+                    .collect::<Vec<_>>()
+            ),
+            Err(e) => tracing::warn!(
+                "changing the visibility of {} message(s) failed: {}",
+                chunk.len(),
+                queue_error(e)
+            ),
+        }
+    }
+}
+
+/// Every half visibility timeout, pushes the timeout of every held message forward, so a fix
+/// that runs long is not delivered a second time while it runs.
+async fn extend_visibility(sqs: SqsClient, queue_url: String, held: Held, visibility_secs: i32) {
+    let period = Duration::from_millis((visibility_secs as u64 * 1000 / 2).max(500));
+    let mut ticker = tokio::time::interval(period);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let messages: Vec<(String, String)> = lock(&held)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !messages.is_empty() {
+            tracing::debug!(count = messages.len(), "extending message visibility");
+            change_visibility(&sqs, &queue_url, &messages, visibility_secs).await;
+        }
+    }
+}
+
+/// Visible plus in-flight messages, or `None` if the queue cannot say.
+async fn queue_depth(sqs: &SqsClient, queue_url: &str) -> Option<u64> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .ok()?;
+    let attributes = out.attributes?;
+    let mut total = 0u64;
+    for value in attributes.values() {
+        total += value.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+async fn queue_visibility_timeout(sqs: &SqsClient, queue_url: &str) -> Result<Duration> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(queue_error(e)))
+        .with_context(|| format!("reading the visibility timeout of {queue_url}"))?;
+    let seconds = out
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(30);
+    Ok(Duration::from_secs(seconds))
+}
