@@ -1,6 +1,7 @@
 //! The Lambda handler, invoked directly with a real-format SQS event: a good record, a malformed
 //! one, and one that fails with a retryable error. Only the retryable one is a batch item
-//! failure, and every record has its audit record.
+//! failure, and every record has its audit record. With the S3 audit sink (moto), nothing is
+//! acknowledged until the records are in S3, and a failed upload is made up by the next batch.
 
 mod common;
 
@@ -101,7 +102,7 @@ async fn only_retryable_failures_are_batch_item_failures() {
     ]}))
     .unwrap();
 
-    let response = salve::modes::lambda::handle(pipeline, event, 4).await;
+    let response = salve::modes::lambda::handle(pipeline, event, 4, None).await;
     let failures: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -137,4 +138,98 @@ async fn only_retryable_failures_are_batch_item_failures() {
         None,
         "a malformed message is never retried"
     );
+}
+
+async fn sink_objects(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, String)> {
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let mut out = Vec::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body;
+        let text = String::from_utf8(body.collect().await.unwrap().to_vec()).unwrap();
+        out.push((key, text));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn nothing_is_acknowledged_before_the_records_reach_the_sink() {
+    let sdk = sdk_config().await;
+    let s3 = salve::aws::s3_client(&sdk, true);
+    let sink_bucket = unique("audit-sink");
+    let audit = scratch("lambda-sink").join("audit.jsonl");
+    let sink = salve::audit_sink::S3AuditSink::new(
+        s3.clone(),
+        &format!("s3://{sink_bucket}/salve/test"),
+        &audit,
+    )
+    .unwrap();
+    let pipeline = Arc::new(pipeline_with(
+        &[fixer("s3-block-public-access")],
+        RuntimeLimits::default(),
+        Box::new(ByBucket {
+            good: Arc::new(InMemoryS3Bucket::with(None)),
+        }),
+        &audit,
+        &test_config(""),
+        Notifier::disabled(),
+    ));
+    let event = |ids: &[(&str, &str)]| -> SqsEvent {
+        let records: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|(m, f)| record(m, &s3_finding(f, "good-bucket")))
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    };
+
+    // The sink's bucket does not exist yet: the fix is recorded locally, but not acknowledged.
+    let response = salve::modes::lambda::handle(
+        pipeline.clone(),
+        event(&[("m-1", "sink-1")]),
+        4,
+        Some(&sink),
+    )
+    .await;
+    let failures: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failures, ["m-1"]);
+    assert_eq!(read_records(&audit).len(), 1);
+
+    // The sink is back; the redelivery is recognised, and the earlier record ships with the
+    // next batch's.
+    s3.create_bucket()
+        .bucket(&sink_bucket)
+        .send()
+        .await
+        .unwrap();
+    let response = salve::modes::lambda::handle(
+        pipeline,
+        event(&[("m-1", "sink-1"), ("m-2", "sink-2")]),
+        4,
+        Some(&sink),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    let objects = sink_objects(&s3, &sink_bucket).await;
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let (key, text) = &objects[0];
+    let local = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(
+        text, &local,
+        "the sink holds every local record, byte for byte"
+    );
+    assert!(key.starts_with("salve/test/"), "{key}");
+    assert!(key.ends_with("/000000000000-000000000001.jsonl"), "{key}");
+    assert!(salve::audit::verify_text(text).is_intact());
 }

@@ -42,6 +42,16 @@ pub fn describe_aws_error(e: &AwsError) -> String {
     format!("{}: {}{id}", e.code, e.message)
 }
 
+/// An S3 client for `config`. With an endpoint override (a local stand-in), buckets are addressed
+/// by path, since stand-ins do not serve them by virtual host.
+pub fn s3_client(config: &SdkConfig, endpoint_override: bool) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(config);
+    if endpoint_override {
+        b = b.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
 /// Converts any SDK error into the WIT error, keeping the code and request ID for the audit log.
 pub fn to_aws_error<E>(err: SdkError<E, HttpResponse>) -> AwsError
 where
@@ -198,12 +208,7 @@ impl AwsBackends {
             .build();
         match r.resource_type.as_str() {
             t if t == actions::S3_BUCKET.name => {
-                let mut b = aws_sdk_s3::config::Builder::from(&session);
-                if self.options.endpoint_url.is_some() {
-                    // Local stand-ins serve buckets by path, not by virtual host.
-                    b = b.force_path_style(true);
-                }
-                let client = aws_sdk_s3::Client::from_conf(b.build());
+                let client = s3_client(&session, self.options.endpoint_url.is_some());
                 Ok(ResourceBackend::S3Bucket(Arc::new(AwsS3Bucket::new(
                     client,
                     r.name.clone(),

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod audit_sink;
 pub mod aws;
 pub mod capabilities;
 pub mod config;

@@ -156,6 +156,10 @@ struct LambdaArgs {
     /// Messages of one batch processed at the same time.
     #[arg(long, env = "SALVE_MAX_CONCURRENCY", default_value_t = 4)]
     max_concurrency: usize,
+    /// Where the audit records go to be durable (`s3://bucket/prefix`): Lambda's /tmp does not
+    /// outlive its environment. A batch is acknowledged only once its records are there.
+    #[arg(long, env = "SALVE_AUDIT_SINK")]
+    audit_sink: Option<String>,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -405,8 +409,22 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
 
 async fn lambda(args: LambdaArgs) -> Result<ExitCode> {
     let audit = AuditLog::open(&args.audit_log)?;
-    let pipeline = std::sync::Arc::new(build_pipeline(&args.host, Some(audit)).await?.0);
-    salve::modes::lambda::run(pipeline, args.max_concurrency).await?;
+    let (pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
+    let sink = match &args.audit_sink {
+        Some(url) => Some(salve::audit_sink::S3AuditSink::new(
+            salve::aws::s3_client(&sdk_config, args.host.endpoint_url.is_some()),
+            url,
+            &args.audit_log,
+        )?),
+        None => {
+            tracing::warn!(
+                "no --audit-sink: audit records stay in {}, which does not outlive this environment",
+                args.audit_log.display()
+            );
+            None
+        }
+    };
+    salve::modes::lambda::run(std::sync::Arc::new(pipeline), args.max_concurrency, sink).await?;
     Ok(ExitCode::SUCCESS)
 }
 

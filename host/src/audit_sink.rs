@@ -1,0 +1,148 @@
+//! A durable copy of the audit log in S3, for Lambda: its only writable disk is `/tmp`, which
+//! dies with the execution environment, so a record fsynced there is not yet safe. After each
+//! batch the records written since the last successful upload go to S3 as one object, and the
+//! batch's messages are acknowledged only if that upload succeeded. A failed upload is retried
+//! with the next batch (it always ships everything not yet shipped), so no record is skipped.
+//!
+//! Objects are named `<prefix><chain>/<first sequence>-<last sequence>.jsonl`, where `<chain>` is
+//! the start of the first record's hash: each execution environment writes its own chain, and
+//! every object is a run of complete, hash-linked lines that `salve audit verify` can check once
+//! the objects of one chain are concatenated in name order.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::Value;
+
+use crate::aws::{describe_aws_error, to_aws_error};
+
+pub struct S3AuditSink {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    log_path: PathBuf,
+    /// Bytes of the local log already in S3. Held across the upload so two batches finishing
+    /// together ship one object, not two overlapping ones.
+    shipped: tokio::sync::Mutex<u64>,
+}
+
+/// `s3://bucket/prefix` → (bucket, prefix ending in `/` or empty).
+pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
+    let Some(rest) = url.strip_prefix("s3://") else {
+        bail!("the audit sink {url:?} is not an s3://bucket/prefix URL");
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        bail!("the audit sink {url:?} names no bucket");
+    }
+    let mut prefix = prefix.to_string();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok((bucket.to_string(), prefix))
+}
+
+impl S3AuditSink {
+    /// `client` must use the platform's own credentials: the sink is salve's, not a customer's.
+    pub fn new(client: aws_sdk_s3::Client, url: &str, log_path: &Path) -> Result<S3AuditSink> {
+        let (bucket, prefix) = parse_s3_url(url)?;
+        Ok(S3AuditSink {
+            client,
+            bucket,
+            prefix,
+            log_path: log_path.to_path_buf(),
+            shipped: tokio::sync::Mutex::new(0),
+        })
+    }
+
+    pub fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// Uploads every complete record written since the last successful flush, and returns the
+    /// object's key (`None` when there was nothing new).
+    pub async fn flush(&self) -> Result<Option<String>> {
+        let mut shipped = self.shipped.lock().await;
+        let (pending, chain) = self.pending(*shipped)?;
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&pending);
+        let sequence = |line: Option<&str>| -> Option<u64> {
+            serde_json::from_str::<Value>(line?)
+                .ok()?
+                .get("sequence")?
+                .as_u64()
+        };
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let first =
+            sequence(lines.next()).context("the audit log's pending records have no sequence")?;
+        let last = sequence(text.lines().rfind(|l| !l.trim().is_empty())).unwrap_or(first);
+        let key = format!("{}{chain}/{first:012}-{last:012}.jsonl", self.prefix);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/x-ndjson")
+            .body(ByteStream::from(pending.clone()))
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!(describe_aws_error(&to_aws_error(e))))
+            .with_context(|| format!("uploading audit records to s3://{}/{key}", self.bucket))?;
+        *shipped += pending.len() as u64;
+        Ok(Some(key))
+    }
+
+    /// The complete lines after `from`, and the chain's name.
+    fn pending(&self, from: u64) -> Result<(Vec<u8>, String)> {
+        let mut file = std::fs::File::open(&self.log_path)
+            .with_context(|| format!("reading audit log {}", self.log_path.display()))?;
+        let mut first_line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&file), &mut first_line)
+            .with_context(|| format!("reading audit log {}", self.log_path.display()))?;
+        let chain = serde_json::from_str::<Value>(&first_line)
+            .ok()
+            .and_then(|v| {
+                v.get("record_hash")?
+                    .as_str()
+                    .map(|h| h[..16.min(h.len())].to_string())
+            })
+            .unwrap_or_else(|| "empty".to_string());
+        file.seek(SeekFrom::Start(from))
+            .with_context(|| format!("reading audit log {}", self.log_path.display()))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .with_context(|| format!("reading audit log {}", self.log_path.display()))?;
+        // Only whole lines: a record being written right now goes with the next flush.
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        bytes.truncate(complete);
+        Ok((bytes, chain))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_s3_url;
+
+    #[test]
+    fn sink_urls() {
+        assert_eq!(
+            parse_s3_url("s3://audit-bucket/salve/prod").unwrap(),
+            ("audit-bucket".to_string(), "salve/prod/".to_string())
+        );
+        assert_eq!(
+            parse_s3_url("s3://audit-bucket").unwrap(),
+            ("audit-bucket".to_string(), String::new())
+        );
+        assert_eq!(
+            parse_s3_url("audit-bucket/x").unwrap_err().to_string(),
+            "the audit sink \"audit-bucket/x\" is not an s3://bucket/prefix URL"
+        );
+        assert_eq!(
+            parse_s3_url("s3:///x").unwrap_err().to_string(),
+            "the audit sink \"s3:///x\" names no bucket"
+        );
+    }
+}
