@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: starts moto server, creates a public bucket and an SSH-open security group, feeds salve
-# a Wiz payload through SNS, a Security Hub event and a malformed message, and shows the audit trail.
+# a Wiz payload through SNS, a Security Hub event and a malformed message, then runs the daemon on
+# an SNS-fed SQS queue (with a duplicate delivery), and shows the audit trail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-fixers.sh
@@ -99,12 +100,43 @@ echo; echo "== a malformed Lambda SQS event"
 echo; echo "== the bucket finding again (redelivery)"
 "$salve" process "$work/wiz-bucket-via-sns.json"
 
+echo; echo "== as in production: Wiz -> SNS -> SQS (dead-letter queue after 3 tries) -> salve daemon"
+queue_url="$(.venv/bin/python - <<'PY'
+import json, os, boto3
+ep = os.environ["SALVE_MOTO_ENDPOINT"]
+boto3.client("s3", endpoint_url=ep).create_bucket(Bucket="demo-queued-bucket")
+sqs = boto3.client("sqs", endpoint_url=ep)
+dlq = sqs.create_queue(QueueName="demo-findings-dlq")["QueueUrl"]
+dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+queue = sqs.create_queue(QueueName="demo-findings", Attributes={
+    "VisibilityTimeout": "30",
+    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})})["QueueUrl"]
+queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+sns = boto3.client("sns", endpoint_url=ep)
+topic = sns.create_topic(Name="demo-findings")["TopicArn"]
+sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+wiz = {"trigger": {"source": "CLOUD_EVENTS", "type": "Created", "ruleId": "demo-rule", "ruleName": "salve"},
+       "issue": {"id": "demo-wiz-queued-bucket", "status": "OPEN", "severity": "HIGH", "created": "2026-11-23T09:00:00Z"},
+       "resource": {"id": "demo-queued-bucket", "name": "demo-queued-bucket", "type": "BUCKET", "cloudPlatform": "AWS",
+                    "subscriptionId": "123456789012", "region": "us-east-1",
+                    "tags": {"owner": "platform-team", "environment": "dev"}},
+       "control": {"id": "S3.8", "name": "S3 general purpose buckets should block public access", "severity": "HIGH"}}
+sns.publish(TopicArn=topic, Message=json.dumps(wiz))
+sns.publish(TopicArn=topic, Message=json.dumps(wiz))  # SNS and SQS deliver at least once
+sns.publish(TopicArn=topic, Message="not a finding {")
+print(queue)
+PY
+)"
+"$salve" daemon --queue-url "$queue_url" --drain --wait-seconds 1 --listen off --log-format human 2>&1 \
+  | sed 's/^/  daemon: /'
+
 echo; echo "== what AWS (moto) says now"
 .venv/bin/python - "$group_id" <<'PY'
 import os, sys, boto3
 ep = os.environ["SALVE_MOTO_ENDPOINT"]
-pab = boto3.client("s3", endpoint_url=ep).get_public_access_block(Bucket="demo-public-bucket")
-print("bucket public access block:", pab["PublicAccessBlockConfiguration"])
+for bucket in ("demo-public-bucket", "demo-queued-bucket"):
+    pab = boto3.client("s3", endpoint_url=ep).get_public_access_block(Bucket=bucket)
+    print(f"{bucket} public access block:", pab["PublicAccessBlockConfiguration"])
 g = boto3.client("ec2", endpoint_url=ep).describe_security_groups(GroupIds=[sys.argv[1]])["SecurityGroups"][0]
 for p in g["IpPermissions"]:
     for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", []):

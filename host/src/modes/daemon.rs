@@ -19,7 +19,10 @@ use tracing::Instrument;
 use super::batch::{process_message, Disposition, QueueMessage};
 use crate::aws::{describe_aws_error, to_aws_error};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Redelivery};
+
+/// How soon a copy of an in-flight finding comes back.
+const IN_FLIGHT_COPY_DELAY_SECS: i32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -138,9 +141,28 @@ pub async fn run(
             .wait_time_seconds(wait_secs)
             .visibility_timeout(visibility_secs)
             .send();
+        tokio::pin!(receive);
         let received = tokio::select! {
-            _ = &mut shutdown => break,
-            r = receive => r,
+            r = &mut receive => r,
+            _ = &mut shutdown => {
+                // The receive may already have taken messages off the queue. Dropping it would
+                // hide them for a whole visibility timeout, so wait for its answer (at most the
+                // long-poll wait) and hand them straight back.
+                if let Ok(out) = receive.await {
+                    let taken: Vec<(String, String)> = out
+                        .messages
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|m| Some((m.message_id?, m.receipt_handle?)))
+                        .collect();
+                    if !taken.is_empty() {
+                        release(&sqs, &options.queue_url, &taken).await;
+                        report.released += taken.len() as u64;
+                        metrics.released(taken.len());
+                    }
+                }
+                break;
+            }
         };
         let messages = match received {
             Ok(out) => {
@@ -297,6 +319,23 @@ impl MessageJob {
             }
             Disposition::Retry { reason } => {
                 tracing::warn!("message left for redelivery: {reason}");
+                // A copy of a finding another task is still working on needs no long backoff:
+                // bring it back soon, when the ledger will know the outcome.
+                let only_in_flight_copies = result.records.is_empty()
+                    && !result.redeliveries.is_empty()
+                    && result
+                        .redeliveries
+                        .iter()
+                        .all(|r| *r == Redelivery::InFlight);
+                if only_in_flight_copies {
+                    change_visibility(
+                        &self.sqs,
+                        &self.queue_url,
+                        &[(id, self.receipt)],
+                        IN_FLIGHT_COPY_DELAY_SECS,
+                    )
+                    .await;
+                }
                 Settled::Retried
             }
         }
