@@ -109,7 +109,7 @@ pub struct AwsOptions {
 
 /// The HTTPS client the SDK would build by default (rustls with aws-lc, proxy settings from the
 /// environment), built once so its connection pool is shared by every session's clients.
-fn shared_https_client() -> aws_sdk_sts::config::SharedHttpClient {
+pub(crate) fn shared_https_client() -> aws_sdk_sts::config::SharedHttpClient {
     use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
     use aws_smithy_http_client::{Builder, ConnectorBuilder};

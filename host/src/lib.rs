@@ -9,6 +9,7 @@ pub mod capabilities;
 pub mod config;
 pub mod credentials;
 pub mod finding;
+pub mod fixer_test;
 pub mod idempotency;
 pub mod ingest;
 pub mod metrics;

@@ -65,6 +65,43 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FixerCommand {
+    /// Scaffolds a fixer crate: Cargo.toml for wasm32-wasip2, src/lib.rs with check, plan and
+    /// apply stubs, and one example case that passes as it is.
+    New {
+        name: String,
+        /// AWS::S3::Bucket (s3-bucket) or AWS::EC2::SecurityGroup (security-group).
+        #[arg(long)]
+        resource_type: String,
+        /// The control ID the fixer remediates (more can be added in src/lib.rs).
+        #[arg(long, default_value = "CUSTOM.1")]
+        control: String,
+        /// Where to create the crate's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The salve-sdk crate to depend on (by default the one this salve was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Runs a fixer's cases offline: the real host and AWS SDK, the recorded HTTP traffic, the
+    /// clock pinned to the recording. With --record, runs them against a live endpoint and
+    /// writes their traffic and observed expectations.
+    Test {
+        /// A fixer component (.wasm) or a fixer crate directory (built for wasm32-wasip2 first).
+        fixer: PathBuf,
+        /// Case directories, or directories of them; by default the crate's `cases/`.
+        cases: Vec<PathBuf>,
+        /// Also write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Record the cases instead of replaying them.
+        #[arg(long)]
+        record: bool,
+        /// The endpoint to record against (default: AWS itself, with the default credentials).
+        #[arg(long, requires = "record")]
+        endpoint_url: Option<String>,
+        #[arg(long, env = "SALVE_CACHE_DIR", default_value = ".salve/cache")]
+        cache_dir: PathBuf,
+    },
     /// Shows a fixer's world, imports, declared resource type and controls, IAM actions and
     /// SHA-256, and whether it passes the link-time least-privilege check (exit 2 if not).
     Inspect {
@@ -526,6 +563,43 @@ async fn explain(args: ExplainArgs) -> Result<ExitCode> {
 
 fn fixer(command: FixerCommand) -> Result<ExitCode> {
     match command {
+        FixerCommand::New {
+            name,
+            resource_type,
+            control,
+            dir,
+            sdk,
+        } => {
+            use salve::fixer_test::scaffold::{scaffold, ScaffoldOptions};
+            let sdk = sdk.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"));
+            let created = scaffold(&ScaffoldOptions {
+                name,
+                resource_type,
+                control,
+                parent: dir,
+                sdk,
+            })?;
+            println!(
+                "created {0}\n  build: cargo build --release --target wasm32-wasip2 --manifest-path {0}/Cargo.toml\n  test:  salve fixer test {0}",
+                created.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        FixerCommand::Test {
+            fixer,
+            cases,
+            junit,
+            record,
+            endpoint_url,
+            cache_dir,
+        } => block_on(fixer_test(
+            fixer,
+            cases,
+            junit,
+            record,
+            endpoint_url,
+            cache_dir,
+        )),
         FixerCommand::Inspect { fixer, output } => {
             let bytes =
                 std::fs::read(&fixer).with_context(|| format!("reading {}", fixer.display()))?;
@@ -545,6 +619,56 @@ fn fixer(command: FixerCommand) -> Result<ExitCode> {
             })
         }
     }
+}
+
+async fn fixer_test(
+    fixer: PathBuf,
+    cases: Vec<PathBuf>,
+    junit: Option<PathBuf>,
+    record: bool,
+    endpoint_url: Option<String>,
+    cache_dir: PathBuf,
+) -> Result<ExitCode> {
+    use salve::fixer_test::{self, FixerUnderTest};
+    let (wasm, cases) = if fixer.is_dir() {
+        let wasm = fixer_test::build_crate(&fixer)?;
+        let cases = if cases.is_empty() {
+            vec![fixer.join("cases")]
+        } else {
+            cases
+        };
+        (wasm, cases)
+    } else {
+        if cases.is_empty() {
+            bail!("name the cases to run: salve fixer test <fixer.wasm> <case dir>...");
+        }
+        (fixer, cases)
+    };
+    let under_test = FixerUnderTest::load(&wasm, &cache_dir)?;
+    let mut found = fixer_test::find_cases(&cases)?;
+    if record {
+        for case in &mut found {
+            if endpoint_url.is_some() {
+                case.spec.endpoint_url = endpoint_url.clone();
+            }
+            println!("{}", under_test.record(case).await?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut results = Vec::new();
+    for case in &found {
+        results.push(under_test.replay(case).await);
+    }
+    print!("{}", fixer_test::render(&results));
+    if let Some(path) = junit {
+        std::fs::write(&path, fixer_test::junit(&under_test.name, &results))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if results.iter().all(|r| r.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn iam(command: IamCommand) -> Result<ExitCode> {
@@ -655,6 +779,7 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| if service { "info" } else { "warn" }.into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         logs.json().with_current_span(true).init();

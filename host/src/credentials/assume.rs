@@ -108,6 +108,8 @@ pub struct RoleAssumer {
     accounts: BTreeMap<String, AccountRole>,
     cache: Mutex<HashMap<CacheKey, Credentials>>,
     sts_calls: AtomicUsize,
+    /// The SDK's clock, so `salve fixer test` can pin it to a recording's time.
+    clock: aws_smithy_async::time::SharedTimeSource,
 }
 
 impl RoleAssumer {
@@ -130,6 +132,7 @@ impl RoleAssumer {
             accounts,
             cache: Mutex::new(HashMap::new()),
             sts_calls: AtomicUsize::new(0),
+            clock: sdk.time_source().unwrap_or_default(),
         }
     }
 
@@ -217,7 +220,7 @@ impl RoleAssumer {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = cache.get(key).is_some_and(|c| {
             c.expiry()
-                .and_then(|e| e.duration_since(SystemTime::now()).ok())
+                .and_then(|e| e.duration_since(self.clock.now()).ok())
                 .is_some_and(|left| left > REFRESH_BEFORE)
         });
         if fresh {

@@ -1,0 +1,265 @@
+//! `salve fixer new`: a fixer crate that builds for wasm32-wasip2 at once, with `check`, `plan`
+//! and `apply` stubs that explain themselves, and one example case (recorded against moto) that
+//! passes straight away.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// The resource types a fixer can be written for, by their CloudFormation name.
+const RESOURCE_TYPES: &[(&str, &str, &str)] = &[
+    // (type, SDK capability module, example resource ARN)
+    (
+        "AWS::S3::Bucket",
+        "s3_bucket",
+        "arn:aws:s3:::example-bucket",
+    ),
+    (
+        "AWS::EC2::SecurityGroup",
+        "security_group",
+        "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123456789abcdef0",
+    ),
+];
+
+/// The example case's traffic, recorded once against moto with `salve fixer test --record`: the
+/// read session's AssumeRole, which is all an already-compliant stub needs.
+/// Each with the time it was recorded, which the case pins the replay's clock to.
+const S3_TRAFFIC: (&str, &str) = (
+    include_str!("templates/s3-bucket-traffic.json"),
+    "2026-11-23T10:49:09.741Z",
+);
+const SG_TRAFFIC: (&str, &str) = (
+    include_str!("templates/security-group-traffic.json"),
+    "2026-11-23T10:49:49.954Z",
+);
+
+pub struct ScaffoldOptions {
+    pub name: String,
+    pub resource_type: String,
+    pub control: String,
+    /// Where the crate directory is created.
+    pub parent: PathBuf,
+    /// The salve-sdk crate to depend on.
+    pub sdk: PathBuf,
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-');
+    if !ok {
+        bail!(
+            "fixer name {name:?} must be 1-64 lower-case letters, digits and dashes, starting with a letter"
+        );
+    }
+    Ok(())
+}
+
+/// Accepts `AWS::S3::Bucket` or the WIT name `s3-bucket`.
+pub fn resource_type(given: &str) -> Result<(&'static str, &'static str, &'static str)> {
+    RESOURCE_TYPES
+        .iter()
+        .find(|(t, module, _)| *t == given || module.replace('_', "-") == given)
+        .copied()
+        .with_context(|| {
+            format!(
+                "unknown resource type {given:?}; salve has capabilities for {}",
+                RESOURCE_TYPES
+                    .iter()
+                    .map(|(t, m, _)| format!("{t} ({})", m.replace('_', "-")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+fn struct_name(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// Writes the crate and returns its directory. Refuses to write over an existing directory.
+pub fn scaffold(options: &ScaffoldOptions) -> Result<PathBuf> {
+    check_name(&options.name)?;
+    let (resource_type, module, arn) = resource_type(&options.resource_type)?;
+    let dir = options.parent.join(&options.name);
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    let sdk = options
+        .sdk
+        .canonicalize()
+        .with_context(|| format!("the salve-sdk crate at {}", options.sdk.display()))?;
+    if !sdk.join("Cargo.toml").exists() {
+        bail!(
+            "{} is not the salve-sdk crate (no Cargo.toml)",
+            sdk.display()
+        );
+    }
+    let case_dir = dir.join("cases").join("already-compliant");
+    std::fs::create_dir_all(dir.join("src"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(&case_dir)
+        .with_context(|| format!("creating {}", case_dir.display()))?;
+    let write = |path: PathBuf, text: String| -> Result<()> {
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write(dir.join("Cargo.toml"), cargo_toml(&options.name, &sdk))?;
+    write(
+        dir.join("src/lib.rs"),
+        lib_rs(&options.name, resource_type, module, &options.control),
+    )?;
+    write(dir.join(".gitignore"), "/target\n".into())?;
+    let (traffic, recorded_at) = if module == "s3_bucket" {
+        S3_TRAFFIC
+    } else {
+        SG_TRAFFIC
+    };
+    write(
+        case_dir.join("case.json"),
+        case_json(resource_type, arn, &options.control, recorded_at),
+    )?;
+    write(case_dir.join("traffic.json"), traffic.to_string())?;
+    Ok(dir)
+}
+
+fn toml_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_default()
+}
+
+fn cargo_toml(name: &str, sdk: &Path) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+# A fixer is a WebAssembly component: build with
+#   cargo build --release --target wasm32-wasip2
+# and test with
+#   salve fixer test .
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+salve-sdk = {{ path = {} }}
+
+# Its own workspace, so it builds wherever it is put.
+[workspace]
+"#,
+        toml_string(&sdk.display().to_string())
+    )
+}
+
+fn lib_rs(name: &str, resource_type: &str, module: &str, control: &str) -> String {
+    let ty = struct_name(name);
+    format!(
+        r#"//! {name}: remediates {control} on {resource_type}.
+//!
+//! The host runs this component in a sandbox, against exactly the resource named in the finding,
+//! in four steps: `check`, `plan`, `apply`, then `check` again. It can reach the resource only
+//! through `salve_sdk::{module}`, and only with the IAM actions of the functions it calls.
+
+#[allow(unused_imports)]
+use salve_sdk::{module};
+use salve_sdk::{{Fixer, Outcome, Plan, Result}};
+
+pub struct {ty};
+
+impl Fixer for {ty} {{
+    /// Read only: is the resource already compliant? Read it through `{module}::…` and compare.
+    /// The host calls this first (`true` ends the run as already compliant, nothing planned)
+    /// and again after `apply` (the finding counts as remediated only if it then says `true`).
+    fn check() -> Result<bool> {{
+        // TODO: read the resource and decide. Until then every resource counts as compliant.
+        Ok(true)
+    }}
+
+    /// Read only: which changes would make it compliant? Add one `Change` per write, naming the
+    /// IAM action that performs it (the `{module}::…` constants) with its before and after
+    /// values. The host decides on the plan and allows `apply` exactly these writes.
+    fn plan() -> Result<Plan> {{
+        Ok(Plan::compliant("nothing to change yet: plan() is still a stub"))
+    }}
+
+    /// Carry out the approved plan, and nothing else: any write the plan does not list is
+    /// refused. Return rollback data (the previous values) where the change can be reversed.
+    fn apply(plan: Plan) -> Result<Outcome> {{
+        Ok(Outcome::applied(plan))
+    }}
+}}
+
+salve_sdk::register_fixer!(
+    {ty},
+    resource_type: "{resource_type}",
+    // The Security Hub control IDs and Wiz rule IDs this fixer remediates; findings are routed
+    // to it by these.
+    controls: ["{control}"],
+);
+"#
+    )
+}
+
+fn case_json(resource_type: &str, arn: &str, control: &str, recorded_at: &str) -> String {
+    let case = serde_json::json!({
+        "description": "The stub says every resource is compliant: the finding ends as already compliant, having changed nothing. Record real cases with `salve fixer test --record --endpoint-url <url> .`",
+        "recorded_at": recorded_at,
+        "endpoint_url": "http://127.0.0.1:5000",
+        "finding": {
+            "id": "example-finding",
+            "source": "example",
+            "control_id": control,
+            "title": "an example finding",
+            "severity": "HIGH",
+            "resource": {
+                "arn": arn,
+                "type": resource_type,
+                "account_id": "123456789012",
+                "region": "us-east-1",
+                "tags": {"owner": "platform-team", "environment": "dev"}
+            }
+        },
+        "expect": {
+            "status": "already-compliant",
+            "decision": "remediate",
+            "calls": []
+        }
+    });
+    serde_json::to_string_pretty(&case).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_types() {
+        assert!(check_name("s3-deny-http").is_ok());
+        assert_eq!(
+            check_name("S3_Fixer").unwrap_err().to_string(),
+            "fixer name \"S3_Fixer\" must be 1-64 lower-case letters, digits and dashes, starting with a letter"
+        );
+        assert_eq!(struct_name("s3-deny-http"), "S3DenyHttp");
+        assert_eq!(resource_type("s3-bucket").unwrap().0, "AWS::S3::Bucket");
+        assert_eq!(
+            resource_type("AWS::EC2::SecurityGroup").unwrap().1,
+            "security_group"
+        );
+        assert!(resource_type("AWS::IAM::Role")
+            .unwrap_err()
+            .to_string()
+            .starts_with("unknown resource type \"AWS::IAM::Role\""));
+    }
+}

@@ -1,0 +1,450 @@
+//! `salve fixer test` and `salve fixer new`, through the real binary:
+//! - the shipped fixers' recorded cases pass offline (no moto needed for replay);
+//! - a wrong expectation and an unrecorded request fail with exact messages;
+//! - a scaffolded fixer builds and its example case passes;
+//! - a recording made against moto holds no access key, secret or session token.
+//!
+//! `record_shipped_fixer_cases` (ignored) is how the checked-in cases were made: it sets up moto,
+//! injects the faults through a proxy, and runs `salve fixer test --record`. Re-run it with
+//! `cargo test -p salve --test fixer_cases -- --ignored` under scripts/moto.sh.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use common::proxy::{CountingProxy, FaultRule, Injected, Seen};
+use common::*;
+use serde_json::{json, Value};
+
+const FIXERS: [&str; 2] = ["s3-block-public-access", "sg-close-admin-ports"];
+
+fn salve(args: &[&str], paths: &[&Path]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_salve"));
+    command.args(args);
+    for p in paths {
+        command.arg(p);
+    }
+    command
+        .arg("--cache-dir")
+        .arg(repo_root().join("target/test-scratch/fixer-cases-cache"))
+        .output()
+        .expect("running salve")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn cases_dir(fixer: &str) -> PathBuf {
+    repo_root().join("fixers").join(fixer).join("cases")
+}
+
+/// Copies a case into a scratch directory so a test can break it.
+fn copy_case(fixer: &str, case: &str, scratch_name: &str) -> PathBuf {
+    let from = cases_dir(fixer).join(case);
+    let to = scratch(scratch_name).join(case);
+    std::fs::create_dir_all(&to).unwrap();
+    for f in ["case.json", "traffic.json"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    to
+}
+
+#[test]
+fn shipped_fixers_pass_their_recorded_cases() {
+    for name in FIXERS {
+        let out = salve(&["fixer", "test"], &[&fixer(name), &cases_dir(name)]);
+        let report = text(&out);
+        assert!(out.status.success(), "{name}:\n{report}");
+        assert!(report.contains("4 passed, 0 failed"), "{name}:\n{report}");
+        for case in [
+            "fixed",
+            "already-compliant",
+            "access-denied-on-write",
+            "throttled-then-fixed",
+        ] {
+            assert!(
+                report.contains(&format!("PASS {case} (")),
+                "{name}: {case}\n{report}"
+            );
+        }
+    }
+}
+
+#[test]
+fn junit_report_names_every_case() {
+    let junit = scratch("fixer-cases-junit").join("report.xml");
+    let out = salve(
+        &["fixer", "test"],
+        &[
+            &fixer("s3-block-public-access"),
+            &cases_dir("s3-block-public-access"),
+            Path::new("--junit"),
+            &junit,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<testsuite name=\"salve fixer test s3-block-public-access\" tests=\"4\" failures=\"0\""), "{xml}");
+    assert!(xml.contains("name=\"throttled-then-fixed\""), "{xml}");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_readable_diff() {
+    let case = copy_case(
+        "s3-block-public-access",
+        "fixed",
+        "fixer-cases-wrong-expectation",
+    );
+    let path = case.join("case.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    spec["expect"]["status"] = json!("already-compliant");
+    spec["expect"]["calls"][0] = json!("check s3:GetBucketPublicAccessBlock denied");
+    std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    let out = salve(
+        &["fixer", "test"],
+        &[&fixer("s3-block-public-access"), &case],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let expected = "FAIL fixed (";
+    assert!(report.starts_with(expected), "{report}");
+    let body: String = report.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        body,
+        "    status differs:\n      expected: already-compliant\n      actual:   remediated\n    calls differ (- expected, + actual):\n      - check s3:GetBucketPublicAccessBlock denied\n      + check s3:GetBucketPublicAccessBlock ok\n        plan s3:GetBucketPublicAccessBlock ok\n        apply s3:GetBucketPublicAccessBlock ok\n        apply s3:PutBucketPublicAccessBlock ok\n        verify s3:GetBucketPublicAccessBlock ok\n0 passed, 1 failed"
+    );
+}
+
+#[test]
+fn an_unrecorded_request_fails_with_the_request_it_made() {
+    let case = copy_case("s3-block-public-access", "fixed", "fixer-cases-unrecorded");
+    let path = case.join("traffic.json");
+    let mut traffic: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // Drop the last exchange (the verify read): the fixer then asks for something not recorded.
+    let events = traffic["events"].as_array_mut().unwrap();
+    let last = events.last().unwrap()["connection_id"].clone();
+    events.retain(|e| e["connection_id"] != last);
+    let remaining = events
+        .iter()
+        .filter(|e| e["action"].get("Request").is_some())
+        .count();
+    std::fs::write(&path, serde_json::to_string_pretty(&traffic).unwrap()).unwrap();
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("case.json")).unwrap()).unwrap();
+    let endpoint = spec["endpoint_url"].as_str().unwrap();
+    let bucket = spec["finding"]["resource"]["arn"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("arn:aws:s3:::");
+
+    let out = salve(
+        &["fixer", "test"],
+        &[&fixer("s3-block-public-access"), &case],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let body: String = report.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        body,
+        format!(
+            "    request {} is not in the recording (it holds {remaining} request(s)):\n      actual:   GET {endpoint}/{bucket}/?publicAccessBlock\n                body: (empty)\n0 passed, 1 failed",
+            remaining + 1
+        ),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_scaffolded_fixer_builds_and_its_example_case_passes() {
+    let dir = scratch("fixer-new");
+    let created = Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args([
+            "fixer",
+            "new",
+            "sg-example",
+            "--resource-type",
+            "AWS::EC2::SecurityGroup",
+            "--control",
+            "EC2.99",
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", text(&created));
+    let crate_dir = dir.join("sg-example");
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "cases/already-compliant/case.json",
+        "cases/already-compliant/traffic.json",
+    ] {
+        assert!(crate_dir.join(f).exists(), "{f} was not written");
+    }
+    let out = salve(&["fixer", "test"], &[&crate_dir]);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("PASS already-compliant ("), "{report}");
+    assert!(report.contains("1 passed, 0 failed"), "{report}");
+    let again = Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args([
+            "fixer",
+            "new",
+            "sg-example",
+            "--resource-type",
+            "security-group",
+            "--dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+}
+
+#[test]
+fn a_recording_holds_no_credentials() {
+    // Distinctive platform credentials, so any leak is found by name.
+    const KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const TOKEN: &str = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN";
+    let case = copy_case("s3-block-public-access", "fixed", "fixer-cases-scrub");
+    let path = case.join("case.json");
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let bucket = unique("scrub");
+    spec["finding"]["resource"]["arn"] = json!(format!("arn:aws:s3:::{bucket}"));
+    std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let sdk = sdk_config().await;
+        salve::aws::s3_client(&sdk, true)
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap();
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["fixer", "test", "--record", "--endpoint-url", &endpoint()])
+        .arg(fixer("s3-block-public-access"))
+        .arg(&case)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_SESSION_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for f in ["traffic.json", "case.json"] {
+        let recorded = std::fs::read_to_string(case.join(f)).unwrap();
+        for secret in [KEY_ID, SECRET, TOKEN, "AKIA", "ASIA", "testing"] {
+            assert!(!recorded.contains(secret), "{f} holds {secret:?}");
+        }
+    }
+    let traffic = std::fs::read_to_string(case.join("traffic.json")).unwrap();
+    assert!(traffic.contains("<AccessKeyId>SCRUBBED-ACCESS-KEY-ID</AccessKeyId>"));
+    assert!(traffic.contains("<SessionToken>scrubbed-session-token</SessionToken>"));
+    // The fresh recording replays.
+    let replayed = salve(
+        &["fixer", "test"],
+        &[&fixer("s3-block-public-access"), &case],
+    );
+    assert!(replayed.status.success(), "{}", text(&replayed));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording the checked-in cases.
+
+fn write_case(dir: &Path, description: &str, finding: Value) {
+    std::fs::create_dir_all(dir).unwrap();
+    let spec = json!({
+        "description": description,
+        "recorded_at": "1970-01-01T00:00:00Z",
+        "finding": finding,
+    });
+    std::fs::write(
+        dir.join("case.json"),
+        serde_json::to_string_pretty(&spec).unwrap(),
+    )
+    .unwrap();
+}
+
+fn record(fixer_name: &str, case: &Path, proxy: &CountingProxy) {
+    let out = Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["fixer", "test", "--record", "--endpoint-url", &proxy.url])
+        .arg(fixer(fixer_name))
+        .arg(case)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn access_denied(action_marker: &'static str) -> FaultRule {
+    Arc::new(move |s: &Seen| {
+        let hit = s.path_and_query.contains(action_marker) && s.method == "PUT";
+        hit.then(|| {
+            Injected::Respond(
+                403,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>denied-1</RequestId></Error>".into(),
+            )
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "regenerates fixers/*/cases against moto"]
+async fn record_shipped_fixer_cases() {
+    let proxy = CountingProxy::start(&endpoint()).await;
+    let sdk = sdk_config().await;
+    let s3 = salve::aws::s3_client(&sdk, true);
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+
+    // S3: one bucket per case, named for it.
+    let s3_cases = cases_dir("s3-block-public-access");
+    let _ = std::fs::remove_dir_all(&s3_cases);
+    for case in [
+        "fixed",
+        "already-compliant",
+        "access-denied-on-write",
+        "throttled-then-fixed",
+    ] {
+        let bucket = format!("salve-case-{case}");
+        let _ = s3.create_bucket().bucket(&bucket).send().await;
+        let _ = s3.delete_public_access_block().bucket(&bucket).send().await;
+        if case == "already-compliant" {
+            s3.put_public_access_block()
+                .bucket(&bucket)
+                .public_access_block_configuration(
+                    aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                        .block_public_acls(true)
+                        .ignore_public_acls(true)
+                        .block_public_policy(true)
+                        .restrict_public_buckets(true)
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+        let description = match case {
+            "fixed" => "A bucket with no public access block gets all four settings.",
+            "already-compliant" => {
+                "A bucket that already blocks all public access: nothing to change."
+            }
+            "access-denied-on-write" => {
+                "PutBucketPublicAccessBlock is denied: the finding fails cleanly, not retryable."
+            }
+            _ => {
+                "The first read is throttled (503 SlowDown); the SDK retries it and the fix lands."
+            }
+        };
+        let finding: Value =
+            serde_json::from_str(&s3_finding(&format!("case-{case}"), &bucket)).unwrap();
+        let dir = s3_cases.join(case);
+        write_case(&dir, description, finding);
+        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        proxy.set_fault(match case {
+            "access-denied-on-write" => Some(access_denied("publicAccessBlock")),
+            "throttled-then-fixed" => {
+                let b = bucket.clone();
+                Some(Arc::new(move |s: &Seen| {
+                    (s.path_and_query.starts_with(&format!("/{b}/"))
+                        && s.path_and_query.contains("publicAccessBlock")
+                        && s.method == "GET"
+                        && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
+                    .then(|| {
+                        Injected::Respond(
+                            503,
+                            "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>".into(),
+                        )
+                    })
+                }))
+            }
+            _ => None,
+        });
+        record("s3-block-public-access", &dir, &proxy);
+    }
+
+    // Security groups: SSH open to the world (or not), plus a rule that must stay.
+    let sg_cases = cases_dir("sg-close-admin-ports");
+    let _ = std::fs::remove_dir_all(&sg_cases);
+    for case in [
+        "fixed",
+        "already-compliant",
+        "access-denied-on-write",
+        "throttled-then-fixed",
+    ] {
+        let group = ec2
+            .create_security_group()
+            .group_name(unique(&format!("salve-case-{case}")))
+            .description("salve fixer case")
+            .send()
+            .await
+            .unwrap()
+            .group_id
+            .unwrap();
+        let cidr = if case == "already-compliant" {
+            "10.0.0.0/8"
+        } else {
+            "0.0.0.0/0"
+        };
+        ec2.authorize_security_group_ingress()
+            .group_id(&group)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip(cidr).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let description = match case {
+            "fixed" => "SSH open to 0.0.0.0/0 is revoked.",
+            "already-compliant" => "SSH open only to 10.0.0.0/8: nothing to change.",
+            "access-denied-on-write" => "RevokeSecurityGroupIngress is denied: the finding fails cleanly, not retryable.",
+            _ => "The first DescribeSecurityGroups is throttled (RequestLimitExceeded); the SDK retries it and the fix lands.",
+        };
+        let finding: Value = serde_json::from_str(&sg_finding(
+            &format!("case-sg-{case}"),
+            &group,
+            "admin ports open",
+        ))
+        .unwrap();
+        let dir = sg_cases.join(case);
+        write_case(&dir, description, finding);
+        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        proxy.set_fault(match case {
+            "access-denied-on-write" => Some(Arc::new(|s: &Seen| {
+                s.body.contains("Action=RevokeSecurityGroupIngress").then(|| {
+                    Injected::Respond(
+                        403,
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>denied-1</RequestID></Response>".into(),
+                    )
+                })
+            })),
+            "throttled-then-fixed" => Some(Arc::new(move |s: &Seen| {
+                (s.body.contains("Action=DescribeSecurityGroups")
+                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
+                .then(|| {
+                    Injected::Respond(
+                        503,
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled-1</RequestID></Response>".into(),
+                    )
+                })
+            })),
+            _ => None,
+        });
+        record("sg-close-admin-ports", &dir, &proxy);
+    }
+}
