@@ -130,7 +130,7 @@ fn trust_and_platform_policies() {
     );
     let roles = vec!["arn:aws:iam::123456789012:role/salve-remediation".to_string()];
     let queues = vec!["arn:aws:sqs:us-east-1:111111111111:salve-findings".to_string()];
-    let policy = iam::platform_role_policy(&roles, &queues, &[]);
+    let policy = iam::platform_role_policy(&roles, &queues, &[], None);
     let sids: Vec<&str> = policy["Statement"]
         .as_array()
         .unwrap()
@@ -142,6 +142,12 @@ fn trust_and_platform_policies() {
         ["AssumeCustomerRoles", "ConsumeFindingQueues", "WriteLogs"]
     );
     assert_eq!(policy["Statement"][0]["Resource"], json!(roles));
+    let with_sink = iam::platform_role_policy(&roles, &queues, &[], Some(("audit", "salve/prod/")));
+    assert_eq!(
+        with_sink["Statement"][2],
+        json!({"Sid": "ShipAuditRecords", "Effect": "Allow", "Action": "s3:PutObject",
+               "Resource": "arn:aws:s3:::audit/salve/prod/*"})
+    );
 }
 
 #[test]

@@ -140,6 +140,9 @@ enum IamCommand {
         /// A queue salve consumes (repeatable).
         #[arg(long = "queue-arn")]
         queue_arns: Vec<String>,
+        /// The Lambda audit sink (`s3://bucket/prefix`) salve writes records to.
+        #[arg(long)]
+        audit_sink: Option<String>,
     },
 }
 
@@ -708,7 +711,11 @@ fn iam(command: IamCommand) -> Result<ExitCode> {
                 }
             }
         }
-        IamCommand::PlatformRole { config, queue_arns } => {
+        IamCommand::PlatformRole {
+            config,
+            queue_arns,
+            audit_sink,
+        } => {
             let config = load_config(config.as_deref())?;
             let roles: Vec<String> = config
                 .accounts
@@ -721,7 +728,16 @@ fn iam(command: IamCommand) -> Result<ExitCode> {
                 .values()
                 .filter_map(|r| r.sns_topic_arn.clone())
                 .collect();
-            iam::platform_role_policy(&roles, &queue_arns, &topics)
+            let sink = audit_sink
+                .as_deref()
+                .map(salve::audit_sink::parse_s3_url)
+                .transpose()?;
+            iam::platform_role_policy(
+                &roles,
+                &queue_arns,
+                &topics,
+                sink.as_ref().map(|(b, p)| (b.as_str(), p.as_str())),
+            )
         }
     };
     println!("{}", serde_json::to_string_pretty(&document)?);

@@ -59,6 +59,7 @@ pub fn platform_role_policy(
     customer_role_arns: &[String],
     queue_arns: &[String],
     topic_arns: &[String],
+    audit_sink: Option<(&str, &str)>,
 ) -> Value {
     let mut statements = Vec::new();
     if !customer_role_arns.is_empty() {
@@ -89,6 +90,14 @@ pub fn platform_role_policy(
             "Effect": "Allow",
             "Action": "sns:Publish",
             "Resource": topic_arns,
+        }));
+    }
+    if let Some((bucket, prefix)) = audit_sink {
+        statements.push(json!({
+            "Sid": "ShipAuditRecords",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": format!("arn:aws:s3:::{bucket}/{prefix}*"),
         }));
     }
     statements.push(json!({
