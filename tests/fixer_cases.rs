@@ -189,15 +189,7 @@ fn a_scaffolded_fixer_builds_and_its_example_case_passes() {
     ] {
         assert!(crate_dir.join(f).exists(), "{f} was not written");
     }
-    // Its own target directory: the cargo running this test may hold the lock on a shared one.
-    let out = Command::new(env!("CARGO_BIN_EXE_salve"))
-        .args(["fixer", "test"])
-        .arg(&crate_dir)
-        .arg("--cache-dir")
-        .arg(repo_root().join("target/test-scratch/fixer-cases-cache"))
-        .env("CARGO_TARGET_DIR", crate_dir.join("target"))
-        .output()
-        .unwrap();
+    let out = salve(&["fixer", "test"], &[&crate_dir]);
     let report = text(&out);
     assert!(out.status.success(), "{report}");
     assert!(report.contains("PASS already-compliant ("), "{report}");
