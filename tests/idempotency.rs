@@ -117,3 +117,58 @@ async fn an_updated_finding_is_handled_again() {
     assert_eq!(results[0].statuses, [Status::AlreadyCompliant]);
     assert_eq!(read_records(&audit).len(), 2);
 }
+
+/// One in-memory bucket per finding, the same one for its read and write sessions.
+#[derive(Default)]
+struct BucketPerFinding(std::sync::Mutex<std::collections::HashMap<String, Arc<InMemoryS3Bucket>>>);
+
+impl salve::pipeline::BackendBinder for BucketPerFinding {
+    fn bind<'a>(
+        &'a self,
+        finding: &'a salve::finding::Finding,
+        _policy: &'a salve::credentials::SessionPolicy,
+    ) -> salve::capabilities::BoxFuture<
+        'a,
+        Result<ResourceBackend, salve::credentials::AssumeRoleFailure>,
+    > {
+        let bucket = self
+            .0
+            .lock()
+            .unwrap()
+            .entry(finding.id.clone())
+            .or_insert_with(|| Arc::new(InMemoryS3Bucket::with(None)))
+            .clone();
+        Box::pin(async move { Ok(ResourceBackend::S3Bucket(bucket)) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_findings_at_once_than_sandbox_slots_wait_for_a_slot() {
+    let dir = scratch("idempotency-slots");
+    let limits = RuntimeLimits {
+        max_concurrent_fixers: 2,
+        ..RuntimeLimits::default()
+    };
+    let p = Arc::new(pipeline(
+        &[fixer("s3-block-public-access")],
+        limits,
+        Box::new(BucketPerFinding::default()),
+        &dir.join("audit.jsonl"),
+        no_settings(),
+    ));
+    let messages: Vec<QueueMessage> = (0..40)
+        .map(|i| QueueMessage {
+            id: format!("m{i}"),
+            body: s3_finding(&format!("slot-{i}"), &format!("bucket-{i}")).into_bytes(),
+        })
+        .collect();
+    for r in process_batch(p, messages, 16).await {
+        assert_eq!(
+            r.statuses,
+            [Status::Remediated],
+            "{}: {:?}",
+            r.id,
+            r.records.first().and_then(|e| e.reason.clone())
+        );
+    }
+}

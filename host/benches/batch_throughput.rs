@@ -93,7 +93,7 @@ fn messages(run: &str, n: usize) -> Vec<QueueMessage> {
 fn run(name: &str, rt: &tokio::runtime::Runtime, n: usize, concurrency: usize) -> f64 {
     let dir = std::env::temp_dir().join(format!("salve-bench-batch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    let audit = dir.join(format!("{}.jsonl", name.replace(' ', "-")));
+    let audit = dir.join(format!("run-{n}-{concurrency}.jsonl"));
     let _ = std::fs::remove_file(&audit);
     let pipeline = Arc::new(pipeline(&audit));
     // Warm the pooling allocator and the code paths.
@@ -102,13 +102,24 @@ fn run(name: &str, rt: &tokio::runtime::Runtime, n: usize, concurrency: usize) -
         messages("warm", 50),
         concurrency,
     ));
-    let batch = messages(name, n);
+    let slug: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
+        .collect::<String>()
+        .replace(' ', "-");
+    let batch = messages(&slug, n);
     let started = Instant::now();
     let results = rt.block_on(process_batch(pipeline, batch, concurrency));
     let wall = started.elapsed();
     for r in &results {
         assert_eq!(r.disposition, Disposition::Ack, "{}", r.id);
-        assert_eq!(r.statuses, [Status::Remediated], "{}", r.id);
+        assert_eq!(
+            r.statuses,
+            [Status::Remediated],
+            "{}: {:?}",
+            r.id,
+            r.records.first().and_then(|e| e.reason.clone())
+        );
     }
     let latencies: Vec<Duration> = results.iter().map(|r| r.elapsed).collect();
     let rate = n as f64 / wall.as_secs_f64();

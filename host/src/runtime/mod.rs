@@ -275,6 +275,9 @@ pub struct Runtime {
     linkers: Vec<(&'static ResourceType, Linker<SandboxState>)>,
     limits: RuntimeLimits,
     cache: ArtifactCache,
+    /// One permit per instance the pooling allocator holds: a finding beyond the pool waits for
+    /// a slot instead of failing to instantiate.
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
     _ticker: EpochTicker,
 }
 
@@ -318,6 +321,7 @@ impl Runtime {
                 dir: cache_dir,
                 compiled: Mutex::new(HashMap::new()),
             },
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(n as usize)),
             _ticker,
         })
     }
@@ -434,6 +438,12 @@ impl Runtime {
 
     /// A fresh store and instance for one finding.
     pub async fn start(&self, fixer: &LoadedFixer, capabilities: Capabilities) -> Result<Sandbox> {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .context("the runtime's instance slots are closed")?;
         let limits = &self.limits;
         let stdout = BoundedOutput::new(limits.output_bytes);
         let stderr = BoundedOutput::new(limits.output_bytes);
@@ -484,6 +494,7 @@ impl Runtime {
             deadline,
             limits: limits.clone(),
             contained: None,
+            _slot: slot,
         })
     }
 }
@@ -540,6 +551,8 @@ pub struct Sandbox {
     limits: RuntimeLimits,
     /// Set once the sandbox has stopped the fixer; the instance is not used again.
     contained: Option<String>,
+    /// Returned to the runtime when the sandbox is dropped.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 type CallOutcome<T> = Result<wasmtime::Result<Result<T, FixerError>>, tokio::time::error::Elapsed>;
