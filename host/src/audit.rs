@@ -131,9 +131,11 @@ pub struct AuditLog {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
     for b in digest {
-        out.push_str(&format!("{b:02x}"));
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
     }
     out
 }
@@ -254,9 +256,16 @@ impl AuditLog {
             record.insert("sequence".into(), sequence.into());
             record.insert("timestamp".into(), timestamp.clone().into());
             record.insert("previous_hash".into(), previous_hash.into());
-            let hash = record_hash(&record);
-            record.insert("record_hash".into(), hash.clone().into());
-            let line = Value::Object(record).to_string();
+            // The hash covers the record's JSON without `record_hash`, which is exactly this
+            // string; appending the field to it (rather than re-serialising a copy with it) is
+            // what `verify` reads back the same way, at a third of the cost.
+            let body = Value::Object(record).to_string();
+            let hash = sha256_hex(body.as_bytes());
+            let mut line = body;
+            line.pop();
+            line.push_str(",\"record_hash\":\"");
+            line.push_str(&hash);
+            line.push_str("\"}");
             bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
             previous_hash = hash.clone();
