@@ -107,7 +107,7 @@ impl S3AuditSink {
             .and_then(|v| {
                 v.get("record_hash")?
                     .as_str()
-                    .map(|h| h[..16.min(h.len())].to_string())
+                    .map(|h| h.chars().take(16).collect::<String>())
             })
             .unwrap_or_else(|| "empty".to_string());
         file.seek(SeekFrom::Start(from))

@@ -150,11 +150,7 @@ pub enum Redelivery {
 
 /// What the caller hears about a recognised redelivery; nothing is written for it.
 fn redelivered(item: &Ingested, key: String, redelivery: Redelivery) -> Processed {
-    let finding_id = match &item.outcome {
-        IngestOutcome::Finding(f) => Some(f.id.clone()),
-        IngestOutcome::NotActionable { finding_id, .. } => Some(finding_id.clone()),
-        IngestOutcome::Rejected { .. } => None,
-    };
+    let finding_id = item.outcome.finding_id().map(str::to_string);
     let reason = match redelivery {
         Redelivery::AlreadyHandled(status) => format!(
             "already handled: its terminal record ({}) is in the audit log",
@@ -248,12 +244,7 @@ impl Pipeline {
         {
             let key = match &item.outcome {
                 IngestOutcome::Finding(f) => idempotency::finding_key(f),
-                IngestOutcome::NotActionable { finding_id, .. } => {
-                    idempotency::payload_key(&payload_sha256, index, Some(finding_id))
-                }
-                IngestOutcome::Rejected { .. } => {
-                    idempotency::payload_key(&payload_sha256, index, None)
-                }
+                other => idempotency::payload_key(&payload_sha256, index, other.finding_id()),
             };
             let deduplicate = options.deduplicate && !options.dry_run && !options.explain;
             if deduplicate {

@@ -53,6 +53,15 @@ impl IngestOutcome {
     pub(crate) fn rejected(reason: String) -> IngestOutcome {
         IngestOutcome::Rejected { reason }
     }
+
+    /// The finding's ID, when the message held a recognisable finding.
+    pub fn finding_id(&self) -> Option<&str> {
+        match self {
+            IngestOutcome::Finding(f) => Some(&f.id),
+            IngestOutcome::NotActionable { finding_id, .. } => Some(finding_id),
+            IngestOutcome::Rejected { .. } => None,
+        }
+    }
 }
 
 /// One message of a payload, normalised.

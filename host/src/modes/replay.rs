@@ -15,7 +15,7 @@ use serde_json::json;
 use super::batch::{process_message, Disposition, QueueMessage};
 use super::daemon::{queue_error, release};
 use crate::audit::{sha256_hex, AuditEntry};
-use crate::ingest::{self, IngestOutcome};
+use crate::ingest;
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Clone)]
@@ -239,11 +239,7 @@ pub fn summary(report: &ReplayReport, receive_error: Option<&str>) -> String {
 fn finding_ids(pipeline: &Pipeline, body: &[u8]) -> Vec<String> {
     ingest::ingest(body, pipeline.ingest_config())
         .into_iter()
-        .filter_map(|i| match i.outcome {
-            IngestOutcome::Finding(f) => Some(f.id),
-            IngestOutcome::NotActionable { finding_id, .. } => Some(finding_id),
-            IngestOutcome::Rejected { .. } => None,
-        })
+        .filter_map(|i| i.outcome.finding_id().map(str::to_string))
         .collect()
 }
 
