@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::*;
 use salve::audit::Status;
-use salve::capabilities::in_memory::InMemoryS3Bucket;
+use salve::capabilities::in_memory::{BucketPerFinding, InMemoryS3Bucket};
 use salve::capabilities::ResourceBackend;
 use salve::modes::batch::{process_batch, Disposition, QueueMessage};
 use salve::pipeline::{Pipeline, Redelivery};
@@ -116,30 +116,6 @@ async fn an_updated_finding_is_handled_again() {
     let results = process_batch(p, vec![updated], 1).await;
     assert_eq!(results[0].statuses, [Status::AlreadyCompliant]);
     assert_eq!(read_records(&audit).len(), 2);
-}
-
-/// One in-memory bucket per finding, the same one for its read and write sessions.
-#[derive(Default)]
-struct BucketPerFinding(std::sync::Mutex<std::collections::HashMap<String, Arc<InMemoryS3Bucket>>>);
-
-impl salve::pipeline::BackendBinder for BucketPerFinding {
-    fn bind<'a>(
-        &'a self,
-        finding: &'a salve::finding::Finding,
-        _policy: &'a salve::credentials::SessionPolicy,
-    ) -> salve::capabilities::BoxFuture<
-        'a,
-        Result<ResourceBackend, salve::credentials::AssumeRoleFailure>,
-    > {
-        let bucket = self
-            .0
-            .lock()
-            .unwrap()
-            .entry(finding.id.clone())
-            .or_insert_with(|| Arc::new(InMemoryS3Bucket::with(None)))
-            .clone();
-        Box::pin(async move { Ok(ResourceBackend::S3Bucket(bucket)) })
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,45 +10,20 @@
 //!
 //! Run: `./scripts/build-fixers.sh && cargo bench -p salve --bench batch_throughput`.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use salve::audit::{AuditLog, Status};
-use salve::capabilities::in_memory::InMemoryS3Bucket;
-use salve::capabilities::{BoxFuture, ResourceBackend};
+use salve::capabilities::in_memory::BucketPerFinding;
 use salve::config::SalveConfig;
-use salve::credentials::{AssumeRoleFailure, SessionPolicy};
-use salve::finding::Finding;
 use salve::modes::batch::{process_batch, Disposition, QueueMessage};
 use salve::notify::Notifier;
-use salve::pipeline::{BackendBinder, Pipeline, PipelineConfig};
+use salve::pipeline::{Pipeline, PipelineConfig};
 use salve::registry::FixerRegistry;
 use salve::runtime::{Runtime, RuntimeLimits};
 
 mod support;
-
-/// One in-memory bucket per finding, the same one for its read and write sessions.
-#[derive(Default)]
-struct BucketPerFinding(Mutex<HashMap<String, Arc<InMemoryS3Bucket>>>);
-
-impl BackendBinder for BucketPerFinding {
-    fn bind<'a>(
-        &'a self,
-        finding: &'a Finding,
-        _policy: &'a SessionPolicy,
-    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
-        let bucket = self
-            .0
-            .lock()
-            .unwrap()
-            .entry(finding.id.clone())
-            .or_insert_with(|| Arc::new(InMemoryS3Bucket::with(None)))
-            .clone();
-        Box::pin(async move { Ok(ResourceBackend::S3Bucket(bucket)) })
-    }
-}
 
 fn pipeline(audit: &Path) -> Pipeline {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -1,14 +1,18 @@
 //! In-memory backends: the capability code without AWS, for benchmarks and offline tests of the
 //! sandbox. They count writes so a test can prove what reached the "resource".
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::s3_bucket::S3BucketBackend;
 use super::salve::fixer::s3_bucket::PublicAccessBlock;
 use super::salve::fixer::security_group::IngressRule;
 use super::security_group::SecurityGroupBackend;
-use super::{AwsError, BoxFuture, Tags};
+use super::{AwsError, BoxFuture, ResourceBackend, Tags};
+use crate::credentials::{AssumeRoleFailure, SessionPolicy};
+use crate::finding::Finding;
+use crate::pipeline::BackendBinder;
 
 #[derive(Default)]
 pub struct InMemoryS3Bucket {
@@ -112,5 +116,27 @@ impl SecurityGroupBackend for InMemorySecurityGroup {
             self.rules.lock().map_err(|_| poisoned())?.extend(rules);
             Ok(())
         })
+    }
+}
+
+/// Binds each finding to its own in-memory bucket with no public access block, the same bucket
+/// for its read and write sessions: many findings at once, each with a fix to make.
+#[derive(Default)]
+pub struct BucketPerFinding(Mutex<HashMap<String, Arc<InMemoryS3Bucket>>>);
+
+impl BackendBinder for BucketPerFinding {
+    fn bind<'a>(
+        &'a self,
+        finding: &'a Finding,
+        _policy: &'a SessionPolicy,
+    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+        let bucket = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(finding.id.clone())
+            .or_insert_with(|| Arc::new(InMemoryS3Bucket::with(None)))
+            .clone();
+        Box::pin(async move { Ok(ResourceBackend::S3Bucket(bucket)) })
     }
 }
