@@ -12,13 +12,6 @@ use salve::pipeline::{Pipeline, ProcessOptions};
 use salve::runtime::RuntimeLimits;
 use serde_json::Value;
 
-async fn s3() -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(&sdk_config().await)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 async fn ec2() -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&sdk_config().await)
 }
@@ -52,20 +45,6 @@ async fn process(p: &Pipeline, payload: &str, dry_run: bool) -> Value {
         ..ProcessOptions::default()
     };
     process_one(p, payload.as_bytes(), options).await
-}
-
-async fn public_access_block(client: &aws_sdk_s3::Client, bucket: &str) -> Option<[bool; 4]> {
-    match client.get_public_access_block().bucket(bucket).send().await {
-        Ok(out) => out.public_access_block_configuration().map(|c| {
-            [
-                c.block_public_acls().unwrap_or(false),
-                c.ignore_public_acls().unwrap_or(false),
-                c.block_public_policy().unwrap_or(false),
-                c.restrict_public_buckets().unwrap_or(false),
-            ]
-        }),
-        Err(_) => None,
-    }
 }
 
 #[tokio::test]

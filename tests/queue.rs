@@ -21,13 +21,6 @@ async fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(&sdk_config().await)
 }
 
-async fn s3() -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::config::Builder::from(&sdk_config().await)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
-
 struct Queues {
     main: String,
     dlq: String,
@@ -308,15 +301,6 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-async fn has_public_access_block(client: &aws_sdk_s3::Client, bucket: &str) -> bool {
-    match client.get_public_access_block().bucket(bucket).send().await {
-        Ok(out) => out.public_access_block_configuration().is_some_and(|c| {
-            c.block_public_acls() == Some(true) && c.restrict_public_buckets() == Some(true)
-        }),
-        Err(_) => false,
-    }
-}
-
 /// Writes to a bucket's public access block that reached moto, by bucket.
 fn bucket_writes(seen: &[Seen]) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
@@ -406,7 +390,7 @@ async fn daemon_fixes_findings_from_sns_and_records_each_exactly_once() {
     let exit = daemon.wait(Duration::from_secs(30)).await;
     assert_eq!(exit.code(), Some(0), "{}", daemon.log());
 
-    assert!(has_public_access_block(&s3, &bucket).await);
+    assert_eq!(public_access_block(&s3, &bucket).await, Some([true; 4]));
     let rules = ec2
         .describe_security_groups()
         .group_ids(&group)
@@ -495,7 +479,11 @@ async fn sigkill_mid_batch_loses_nothing_and_applies_no_write_twice() {
     let writes = bucket_writes(&proxy.requests());
     for b in &buckets {
         assert_eq!(writes.get(b), Some(&1), "writes to {b}");
-        assert!(has_public_access_block(&s3, b).await, "{b} is not fixed");
+        assert_eq!(
+            public_access_block(&s3, b).await,
+            Some([true; 4]),
+            "{b} is not fixed"
+        );
     }
     assert_eq!(depth(&q.main).await, 0, "messages left on the queue");
     assert_eq!(depth(&q.dlq).await, 0, "messages in the dead-letter queue");
@@ -676,7 +664,11 @@ async fn retryable_failures_reach_the_dlq_and_replay_brings_them_back() {
     assert_eq!(daemon.wait(Duration::from_secs(60)).await.code(), Some(0));
     assert_eq!(depth(&q.main).await, 0);
     for b in &buckets {
-        assert!(has_public_access_block(&s3, b).await, "{b} is not fixed");
+        assert_eq!(
+            public_access_block(&s3, b).await,
+            Some([true; 4]),
+            "{b} is not fixed"
+        );
     }
 
     let all = records(&dir);

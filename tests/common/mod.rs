@@ -175,6 +175,26 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// S3 in moto, buckets addressed by path.
+pub async fn s3() -> aws_sdk_s3::Client {
+    salve::aws::s3_client(&sdk_config().await, true)
+}
+
+/// A bucket's four public access block settings, or `None` when it has no configuration.
+pub async fn public_access_block(client: &aws_sdk_s3::Client, bucket: &str) -> Option<[bool; 4]> {
+    match client.get_public_access_block().bucket(bucket).send().await {
+        Ok(out) => out.public_access_block_configuration().map(|c| {
+            [
+                c.block_public_acls().unwrap_or(false),
+                c.ignore_public_acls().unwrap_or(false),
+                c.block_public_policy().unwrap_or(false),
+                c.restrict_public_buckets().unwrap_or(false),
+            ]
+        }),
+        Err(_) => None,
+    }
+}
+
 /// A name no earlier test run used, so tests against a long-lived moto do not collide.
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
