@@ -291,7 +291,6 @@ impl AuditLog {
 /// owns the file, so the chain stays in the order records were written.
 pub struct AuditWriter {
     jobs: std::sync::mpsc::Sender<CommitJob>,
-    path: PathBuf,
 }
 
 struct CommitJob {
@@ -304,7 +303,6 @@ const MAX_GROUP: usize = 512;
 
 impl AuditWriter {
     pub fn start(mut log: AuditLog) -> Result<AuditWriter> {
-        let path = log.path.clone();
         let (jobs, queue) = std::sync::mpsc::channel::<CommitJob>();
         std::thread::Builder::new()
             .name("salve-audit".into())
@@ -338,11 +336,7 @@ impl AuditWriter {
                 }
             })
             .context("starting the audit writer thread")?;
-        Ok(AuditWriter { jobs, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(AuditWriter { jobs })
     }
 
     /// Hands one record to the writer and waits until it is durable. The entry comes back either

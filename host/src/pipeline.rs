@@ -217,10 +217,6 @@ impl Pipeline {
         &self.config.ingest
     }
 
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
     pub fn registry(&self) -> &FixerRegistry {
         &self.registry
     }
