@@ -112,29 +112,36 @@ async fn each_session_is_in_its_own_account_and_acts_only_there() {
 }
 
 #[tokio::test]
-async fn sessions_are_cached_per_policy() {
+async fn sessions_are_cached_per_policy_and_finding() {
     let assumer = RoleAssumer::new(&sdk_config().await, "salve-tests", roles());
     let (p1, p2) = (policy("one"), policy("two"));
-    assumer
-        .credentials(&request(ACCOUNT_A, "cache-1", &p1))
-        .await
-        .unwrap();
+    for _ in 0..2 {
+        assumer
+            .credentials(&request(ACCOUNT_A, "cache-1", &p1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        assumer.sts_calls(),
+        1,
+        "same account, role, policy and finding: cached"
+    );
     assumer
         .credentials(&request(ACCOUNT_A, "cache-2", &p1))
         .await
         .unwrap();
     assert_eq!(
         assumer.sts_calls(),
-        1,
-        "same account, role and policy: cached"
+        2,
+        "another finding gets its own session, so the name CloudTrail shows is its own"
     );
     assumer
-        .credentials(&request(ACCOUNT_A, "cache-3", &p2))
+        .credentials(&request(ACCOUNT_A, "cache-1", &p2))
         .await
         .unwrap();
     assert_eq!(
         assumer.sts_calls(),
-        2,
+        3,
         "a different session policy is a different session"
     );
 }

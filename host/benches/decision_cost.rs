@@ -53,7 +53,12 @@ fn main() {
         let IngestOutcome::Finding(finding) = &items[0].outcome else {
             panic!("the bench payload must ingest");
         };
-        let metadata = Metadata::from_tags(policy.tag_keys(), &finding.resource.tags, None);
+        let metadata = Metadata::from_tags(
+            policy.tag_keys(),
+            &finding.resource.tags,
+            None,
+            policy.restricted_environments(),
+        );
         let triage = policy.triage(finding, &metadata);
         let t2 = Instant::now();
         let risk = risk::score(

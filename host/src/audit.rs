@@ -31,6 +31,10 @@ pub enum Status {
     Failed,
     /// A `--dry-run` stopped after the plan.
     Planned,
+    /// Not an outcome: written (and fsynced) after the write session is had and before the
+    /// fixer's first write call, so nothing changes in AWS that the log could not record. The
+    /// terminal record links back to it; one with no terminal record is reconciled at start.
+    Intent,
 }
 
 impl Status {
@@ -43,16 +47,21 @@ impl Status {
             Status::Rejected => "rejected",
             Status::Failed => "failed",
             Status::Planned => "planned",
+            Status::Intent => "intent",
         }
     }
 }
 
-/// The fixer that handled a finding, pinned by the digest of its component.
+/// The fixer that handled a finding. Its identity *is* the digest of its component; the name
+/// and version are what the component claims about itself, and are only labels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixerIdentity {
+    pub sha256: String,
+    /// SHA-256 of the compiled artifact that ran, which the cache authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
     pub name: String,
     pub version: String,
-    pub sha256: String,
 }
 
 /// What one audit record says about one finding. The log adds the chain fields.
@@ -112,6 +121,28 @@ pub struct AuditEntry {
     /// A record about an operation rather than a finding (a dead-letter replay), with what it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<Value>,
+    /// On a terminal record: the intent record written before its first write call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<RecordLink>,
+    /// On a record that settles an intent an earlier run left without a terminal record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciles: Option<RecordLink>,
+}
+
+/// A reference to another record of the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordLink {
+    pub sequence: u64,
+    pub record_hash: String,
+}
+
+impl SealedRecord {
+    pub fn link(&self) -> RecordLink {
+        RecordLink {
+            sequence: self.sequence,
+            record_hash: self.record_hash.clone(),
+        }
+    }
 }
 
 /// A record as written: its position in the chain and its hash.
@@ -122,18 +153,45 @@ pub struct SealedRecord {
     pub line: String,
 }
 
+/// Records larger than this (as JSON) have their bulkiest fields replaced by a digest and a
+/// size, so one record can never make the log slow or unreadable to append to.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+/// Where the chain stands: the next sequence number, the hash it links to, and the file length
+/// at which that was true. Kept in memory so appending never depends on re-reading (or parsing)
+/// the log's own last line; re-read only when another process grew the file.
+#[derive(Debug, Clone)]
+struct ChainHead {
+    next_sequence: u64,
+    previous_hash: String,
+    end: u64,
+}
+
+/// What `open` did to a torn tail: the bytes it cut, and where it kept them.
+#[derive(Debug, Clone, Serialize)]
+pub struct TailRepair {
+    pub offset: u64,
+    pub dropped_bytes: u64,
+    pub dropped_sha256: String,
+    pub saved_to: String,
+}
+
 /// An open audit log. Appends are serialised by an exclusive file lock, so two salve processes
 /// sharing one file still produce one chain.
 pub struct AuditLog {
     path: PathBuf,
     file: File,
+    head: Option<ChainHead>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    hex(&Sha256::digest(bytes))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for b in digest {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push(HEX[usize::from(b >> 4)] as char);
         out.push(HEX[usize::from(b & 15)] as char);
     }
@@ -166,15 +224,204 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
     )
 }
 
-/// The hash of a record: SHA-256 of its JSON without `record_hash`, keys sorted.
-fn record_hash(record: &Map<String, Value>) -> String {
-    let mut without = record.clone();
-    without.remove("record_hash");
-    sha256_hex(Value::Object(without).to_string().as_bytes())
+/// The part of a written line its `record_hash` covers: the writer appends
+/// `,"record_hash":"<64 hex>"}` to the hashed body, so the body is the line without that suffix,
+/// closed again. Hashing these exact bytes (not a re-serialised parse) means a line with a
+/// duplicated key, or any other byte-level edit, does not verify.
+fn hashed_body(line: &str) -> Option<(String, &str)> {
+    const TAIL: usize = r#","record_hash":""#.len() + 64 + r#""}"#.len();
+    let cut = line.len().checked_sub(TAIL)?;
+    let (body, tail) = (line.get(..cut)?, line.get(cut..)?);
+    let hash = tail
+        .strip_prefix(r#","record_hash":""#)?
+        .strip_suffix(r#""}"#)?;
+    if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some((format!("{body}}}"), hash))
+}
+
+/// The top-level fields of a record the chain depends on, read without building the whole
+/// value: a record nested deeper than a JSON parser's recursion limit must not make the chain
+/// unreadable.
+#[derive(Debug, Default)]
+struct ChainFields {
+    sequence: Option<u64>,
+    previous_hash: Option<String>,
+    record_hash: Option<String>,
+}
+
+/// Scans one JSON object's top level. Fails on anything that is not a well-formed object, and on
+/// a repeated top-level key (two readers of such a line could disagree about what it says).
+fn chain_fields(line: &str) -> Result<ChainFields, String> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && b[*i].is_ascii_whitespace() {
+            *i += 1;
+        }
+    };
+    // Returns the index just past a string that starts at `i` (which must be a quote).
+    let end_of_string = |mut i: usize| -> Result<usize, String> {
+        i += 1;
+        while i < b.len() {
+            match b[i] {
+                b'\\' => i += 2,
+                b'"' => return Ok(i + 1),
+                _ => i += 1,
+            }
+        }
+        Err("unterminated string".into())
+    };
+    skip_ws(&mut i);
+    if b.get(i) != Some(&b'{') {
+        return Err("not a JSON object".into());
+    }
+    i += 1;
+    let mut fields = ChainFields::default();
+    let mut keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    loop {
+        skip_ws(&mut i);
+        match b.get(i) {
+            Some(b'}') if keys.is_empty() => {
+                i += 1;
+                break;
+            }
+            Some(b'"') => {}
+            _ => return Err(format!("expected a key at byte {i}")),
+        }
+        let key_end = end_of_string(i)?;
+        let key = &line[i + 1..key_end - 1];
+        if !keys.insert(key) {
+            return Err(format!("key {key:?} appears twice"));
+        }
+        i = key_end;
+        skip_ws(&mut i);
+        if b.get(i) != Some(&b':') {
+            return Err(format!("expected ':' after key {key:?}"));
+        }
+        i += 1;
+        skip_ws(&mut i);
+        let value_start = i;
+        let mut depth = 0usize;
+        while i < b.len() {
+            match b[i] {
+                b'"' => {
+                    i = end_of_string(i)?;
+                    if depth == 0 {
+                        break;
+                    }
+                    continue;
+                }
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' if depth > 0 => {
+                    depth -= 1;
+                    if depth == 0 {
+                        i += 1;
+                        break;
+                    }
+                }
+                b',' | b'}' if depth == 0 => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        let value = line[value_start..i].trim();
+        match key {
+            "sequence" => fields.sequence = value.parse().ok(),
+            "previous_hash" => fields.previous_hash = unquote_hex(value),
+            "record_hash" => fields.record_hash = unquote_hex(value),
+            _ => {}
+        }
+        skip_ws(&mut i);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => {
+                i += 1;
+                break;
+            }
+            _ => return Err(format!("expected ',' or '}}' at byte {i}")),
+        }
+    }
+    skip_ws(&mut i);
+    if i != b.len() {
+        return Err("text after the record".into());
+    }
+    Ok(fields)
+}
+
+fn unquote_hex(value: &str) -> Option<String> {
+    let inner = value.strip_prefix('"')?.strip_suffix('"')?;
+    (inner.len() == 64 && inner.bytes().all(|b| b.is_ascii_hexdigit())).then(|| inner.to_string())
+}
+
+/// Keeps a record under [`MAX_RECORD_BYTES`]: the largest fields are replaced, biggest first,
+/// by their size and digest, and the record says which ones were.
+fn shrink(record: &mut Map<String, Value>) {
+    const KEEP: &[&str] = &[
+        "finding_id",
+        "correlation_id",
+        "resource_arn",
+        "status",
+        "reason",
+        "payload_sha256",
+        "idempotency_key",
+        "fixer",
+        "retryable",
+        "dry_run",
+    ];
+    let mut sizes: Vec<(String, usize)> = record
+        .iter()
+        .filter(|(k, _)| !KEEP.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.to_string().len()))
+        .collect();
+    sizes.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut total: usize = record
+        .iter()
+        .map(|(k, v)| k.len() + v.to_string().len())
+        .sum();
+    let mut omitted = Vec::new();
+    for (key, size) in sizes {
+        if total <= MAX_RECORD_BYTES - 4096 {
+            break;
+        }
+        if let Some(v) = record.get_mut(&key) {
+            let text = v.to_string();
+            *v = serde_json::json!({ "omitted": true, "bytes": size, "sha256": sha256_hex(text.as_bytes()) });
+            total = total.saturating_sub(size);
+            omitted.push(key);
+        }
+    }
+    // A reason can be long too (it may quote a fixer); cut it last.
+    if let Some(Value::String(reason)) = record.get_mut("reason") {
+        if reason.len() > 16 * 1024 {
+            *reason = format!("{}… (cut)", crate::text::clip(reason, 16 * 1024));
+        }
+    }
+    record.insert(
+        "omitted_fields".into(),
+        Value::Array(omitted.into_iter().map(Value::String).collect()),
+    );
+}
+
+/// Opens a log file the way an audit log must be opened: never through a symlink (someone
+/// who can write next to the log must not redirect it), and readable only by its owner.
+fn open_log_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 impl AuditLog {
-    /// Opens (or creates) the log for appending.
+    /// Opens (or creates) the log for appending. A torn last line (a crash, a full disk or a
+    /// file-size limit in the middle of a write) is cut off, kept beside the log for inspection,
+    /// and the repair is itself recorded as the next record; a damaged *complete* record is not
+    /// repaired: that is for `salve audit verify` to report.
     pub fn open(path: impl AsRef<Path>) -> Result<AuditLog> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -182,12 +429,12 @@ impl AuditLog {
                 .with_context(|| format!("creating audit log directory {}", dir.display()))?;
         }
         let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .with_context(|| format!("opening audit log {}", path.display()))?;
+        let file = open_log_file(&path).with_context(|| {
+            format!(
+                "opening audit log {} (it must be a regular file, not a symlink)",
+                path.display()
+            )
+        })?;
         if !existed {
             // The new file's directory entry must be durable too, or a crash can lose the log.
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -196,28 +443,120 @@ impl AuditLog {
                     .with_context(|| format!("syncing audit log directory {}", dir.display()))?;
             }
         }
-        Ok(AuditLog { path, file })
+        let mut log = AuditLog {
+            path,
+            file,
+            head: None,
+        };
+        log.file
+            .lock()
+            .with_context(|| format!("locking audit log {}", log.path.display()))?;
+        let repaired = log.repair_torn_tail();
+        let _ = log.file.unlock();
+        if let Some(repair) = repaired? {
+            tracing::warn!(
+                path = %log.path.display(),
+                dropped_bytes = repair.dropped_bytes,
+                saved_to = %repair.saved_to,
+                "the audit log ended in a torn record; it was cut off and the repair recorded"
+            );
+            log.append(&AuditEntry {
+                status: None,
+                reason: Some(format!(
+                    "audit log repair: a torn record of {} bytes at offset {} was cut off (kept in {})",
+                    repair.dropped_bytes, repair.offset, repair.saved_to
+                )),
+                operation: Some(serde_json::json!({ "kind": "audit-repair", "repair": repair })),
+                ..AuditEntry::default()
+            })?;
+        }
+        Ok(log)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The sequence number and hash the next record links to, read from the file's last line.
-    fn chain_head(&mut self) -> Result<(u64, String)> {
+    /// Cuts a last line that has no newline: the writer always ends a record with one, so such
+    /// bytes are a write that did not finish. Call with the lock held.
+    fn repair_torn_tail(&mut self) -> Result<Option<TailRepair>> {
+        let len = self.file.metadata()?.len();
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut last = [0u8; 1];
+        self.file.seek(SeekFrom::Start(len - 1))?;
+        self.file.read_exact(&mut last)?;
+        if last[0] == b'\n' {
+            return Ok(None);
+        }
+        let offset = last_newline_before(&mut self.file, len)?.map_or(0, |p| p + 1);
+        let mut torn = vec![0u8; (len - offset) as usize];
+        self.file.seek(SeekFrom::Start(offset))?;
+        self.file.read_exact(&mut torn)?;
+        let saved = self.path.with_extension(format!(
+            "torn-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis()
+        ));
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&saved)
+                .with_context(|| format!("keeping the torn tail in {}", saved.display()))?;
+            out.write_all(&torn)?;
+            out.sync_all()?;
+        }
+        self.file.set_len(offset).with_context(|| {
+            format!("cutting the torn tail of audit log {}", self.path.display())
+        })?;
+        self.file.sync_all()?;
+        Ok(Some(TailRepair {
+            offset,
+            dropped_bytes: torn.len() as u64,
+            dropped_sha256: sha256_hex(&torn),
+            saved_to: saved.display().to_string(),
+        }))
+    }
+
+    /// The chain head, from memory when the file is as this process left it, else from the
+    /// file's last line. Call with the lock held.
+    fn chain_head(&mut self) -> Result<ChainHead> {
+        let len = self.file.metadata()?.len();
+        if let Some(head) = self.head.as_ref().filter(|h| h.end == len) {
+            return Ok(head.clone());
+        }
+        if self.repair_torn_tail()?.is_some() {
+            // Another process tore its write; the next open records it. Here it is only cut.
+            tracing::warn!(path = %self.path.display(), "cut a torn record another process left");
+        }
+        let len = self.file.metadata()?.len();
         let Some(last) = last_line(&mut self.file)? else {
-            return Ok((0, GENESIS_HASH.to_string()));
+            return Ok(ChainHead {
+                next_sequence: 0,
+                previous_hash: GENESIS_HASH.to_string(),
+                end: len,
+            });
         };
-        let record: Map<String, Value> = serde_json::from_str(&last).with_context(|| {
-            format!(
-                "the last line of {} is not an audit record; run `salve audit verify` on it",
+        let fields = chain_fields(&last).map_err(|e| {
+            anyhow::anyhow!(
+                "the last line of {} is not an audit record ({e}); run `salve audit verify {}` and move the damaged log aside",
+                self.path.display(),
                 self.path.display()
             )
         })?;
-        let sequence = record.get("sequence").and_then(Value::as_u64);
-        let hash = record.get("record_hash").and_then(Value::as_str);
-        match (sequence, hash) {
-            (Some(s), Some(h)) => Ok((s + 1, h.to_string())),
+        match (fields.sequence, fields.record_hash) {
+            (Some(s), Some(h)) => Ok(ChainHead {
+                next_sequence: s.checked_add(1).context("the audit log's sequence is exhausted")?,
+                previous_hash: h,
+                end: len,
+            }),
             _ => bail!(
                 "the last record of {} has no sequence or record_hash; run `salve audit verify` on it",
                 self.path.display()
@@ -232,7 +571,8 @@ impl AuditLog {
     }
 
     /// Appends records in order with one write and one fdatasync (group commit), and returns once
-    /// all of them are on disk. Either every record is written or the call fails.
+    /// all of them are on disk. Either every record is written or the call fails, and a failed
+    /// write leaves the file as it was.
     pub fn append_batch(&mut self, entries: &[AuditEntry]) -> Result<Vec<SealedRecord>> {
         self.file
             .lock()
@@ -243,7 +583,8 @@ impl AuditLog {
     }
 
     fn append_locked(&mut self, entries: &[AuditEntry]) -> Result<Vec<SealedRecord>> {
-        let (mut sequence, mut previous_hash) = self.chain_head()?;
+        let head = self.chain_head()?;
+        let (mut sequence, mut previous_hash) = (head.next_sequence, head.previous_hash.clone());
         let timestamp = rfc3339(std::time::SystemTime::now());
         let mut bytes = Vec::new();
         let mut sealed = Vec::with_capacity(entries.len());
@@ -259,7 +600,14 @@ impl AuditLog {
             // The hash covers the record's JSON without `record_hash`, which is exactly this
             // string; appending the field to it (rather than re-serialising a copy with it) is
             // what `verify` reads back the same way, at a third of the cost.
-            let body = Value::Object(record).to_string();
+            let mut body = Value::Object(record).to_string();
+            if body.len() > MAX_RECORD_BYTES {
+                let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(&body) else {
+                    bail!("an oversized audit record could not be re-read to shrink it");
+                };
+                shrink(&mut record);
+                body = Value::Object(record).to_string();
+            }
             let hash = sha256_hex(body.as_bytes());
             let mut line = body;
             line.pop();
@@ -274,14 +622,34 @@ impl AuditLog {
                 record_hash: hash,
                 line,
             });
-            sequence += 1;
+            sequence = sequence
+                .checked_add(1)
+                .context("the audit log's sequence is exhausted")?;
         }
-        self.file
+        let written = self
+            .file
             .write_all(&bytes)
-            .with_context(|| format!("writing audit log {}", self.path.display()))?;
-        self.file
-            .sync_data()
-            .with_context(|| format!("fsyncing audit log {}", self.path.display()))?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // A short write (full disk, file-size limit) must not leave half a record behind
+            // for the next append to chain from; put the file back as it was.
+            self.head = None;
+            let _ = self
+                .file
+                .set_len(head.end)
+                .and_then(|()| self.file.sync_data());
+            return Err(e).with_context(|| {
+                format!(
+                    "writing audit log {} (nothing of this batch was kept)",
+                    self.path.display()
+                )
+            });
+        }
+        self.head = Some(ChainHead {
+            next_sequence: sequence,
+            previous_hash,
+            end: head.end + bytes.len() as u64,
+        });
         Ok(sealed)
     }
 }
@@ -361,32 +729,46 @@ impl AuditWriter {
     }
 }
 
-/// Reads the last non-empty line of a file without reading the whole file.
-fn last_line(file: &mut File) -> Result<Option<String>> {
-    let len = file.seek(SeekFrom::End(0))?;
-    let mut end = len;
-    let mut tail: Vec<u8> = Vec::new();
+/// The position of the last `\n` before `end`, reading backwards block by block.
+fn last_newline_before(file: &mut File, end: u64) -> Result<Option<u64>> {
     const BLOCK: u64 = 64 * 1024;
-    while end > 0 {
-        let start = end.saturating_sub(BLOCK);
-        let mut block = vec![0u8; (end - start) as usize];
+    let mut block = vec![0u8; BLOCK as usize];
+    let mut pos = end;
+    while pos > 0 {
+        let start = pos.saturating_sub(BLOCK);
+        let chunk = &mut block[..(pos - start) as usize];
         file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut block)?;
-        block.extend_from_slice(&tail);
-        tail = block;
-        end = start;
-        let trimmed = tail.strip_suffix(b"\n").unwrap_or(&tail);
-        if let Some(pos) = trimmed.iter().rposition(|&b| b == b'\n') {
-            return Ok(Some(
-                String::from_utf8_lossy(&trimmed[pos + 1..]).into_owned(),
-            ));
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(start + i as u64));
         }
+        pos = start;
     }
-    let trimmed = tail.strip_suffix(b"\n").unwrap_or(&tail);
-    if trimmed.is_empty() {
-        return Ok(None);
+    Ok(None)
+}
+
+/// Reads the last non-empty line of a file without reading the whole file. Each byte is read
+/// once, so a huge last line costs its length, not its length squared.
+fn last_line(file: &mut File) -> Result<Option<String>> {
+    let mut end = file.seek(SeekFrom::End(0))?;
+    // Skip trailing newlines (and blank lines) to find where the last line ends.
+    loop {
+        if end == 0 {
+            return Ok(None);
+        }
+        let mut b = [0u8; 1];
+        file.seek(SeekFrom::Start(end - 1))?;
+        file.read_exact(&mut b)?;
+        if b[0] != b'\n' {
+            break;
+        }
+        end -= 1;
     }
-    Ok(Some(String::from_utf8_lossy(trimmed).into_owned()))
+    let start = last_newline_before(file, end)?.map_or(0, |p| p + 1);
+    let mut line = vec![0u8; (end - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut line)?;
+    Ok(Some(String::from_utf8_lossy(&line).into_owned()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -428,48 +810,89 @@ struct Parsed {
     record_hash: String,
 }
 
-/// Checks the whole chain and names every record that was edited, removed, inserted or reordered.
+/// Checks the whole chain and names every record that was edited, removed, inserted or
+/// reordered. Streams the file: memory grows with the number of records (a few dozen bytes
+/// each), not with their size.
 pub fn verify(path: &Path) -> Result<VerifyReport> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading audit log {}", path.display()))?;
-    Ok(verify_text(&text))
+    let file = File::open(path).with_context(|| format!("reading audit log {}", path.display()))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut checker = Checker::default();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
+            .with_context(|| format!("reading audit log {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        let torn = buf.last() != Some(&b'\n');
+        let text = String::from_utf8_lossy(&buf);
+        checker.line(text.trim_end_matches('\n'), torn);
+    }
+    Ok(checker.finish())
 }
 
 pub fn verify_text(text: &str) -> VerifyReport {
-    let mut problems = Vec::new();
-    let mut parsed = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = index + 1;
+    let mut checker = Checker::default();
+    let mut lines = text.split_inclusive('\n').peekable();
+    while let Some(raw) = lines.next() {
+        let torn = !raw.ends_with('\n');
+        checker.line(raw.trim_end_matches('\n'), torn);
+    }
+    checker.finish()
+}
+
+#[derive(Default)]
+struct Checker {
+    line: usize,
+    problems: Vec<Problem>,
+    parsed: Vec<Parsed>,
+}
+
+impl Checker {
+    fn line(&mut self, raw: &str, torn: bool) {
+        self.line += 1;
+        let line = self.line;
         if raw.trim().is_empty() {
-            continue;
+            return;
         }
-        let record: Map<String, Value> = match serde_json::from_str(raw) {
-            Ok(r) => r,
+        if torn {
+            self.problems.push(Problem {
+                line,
+                kind: ProblemKind::Unreadable,
+                message: format!(
+                    "line {line} has no newline: a write that did not finish (a crash or a full disk); opening the log with salve cuts it off and records the repair"
+                ),
+            });
+            return;
+        }
+        let fields = match chain_fields(raw) {
+            Ok(f) => f,
             Err(e) => {
-                problems.push(Problem {
+                self.problems.push(Problem {
                     line,
                     kind: ProblemKind::Unreadable,
                     message: format!("line {line} is not a JSON audit record: {e}"),
                 });
-                continue;
+                return;
             }
         };
-        let fields = (
-            record.get("sequence").and_then(Value::as_u64),
-            record.get("previous_hash").and_then(Value::as_str),
-            record.get("record_hash").and_then(Value::as_str),
-        );
-        let (Some(sequence), Some(previous_hash), Some(stored_hash)) = fields else {
-            problems.push(Problem {
+        let (Some(sequence), Some(previous_hash), Some(stored_hash)) =
+            (fields.sequence, fields.previous_hash, fields.record_hash)
+        else {
+            self.problems.push(Problem {
                 line,
                 kind: ProblemKind::Unreadable,
                 message: format!("line {line} lacks sequence, previous_hash or record_hash"),
             });
-            continue;
+            return;
         };
-        let actual = record_hash(&record);
+        let actual = match hashed_body(raw) {
+            Some((body, _)) => sha256_hex(body.as_bytes()),
+            None => String::from("(record_hash is not the last field)"),
+        };
         if actual != stored_hash {
-            problems.push(Problem {
+            self.problems.push(Problem {
                 line,
                 kind: ProblemKind::Edited,
                 message: format!(
@@ -477,16 +900,33 @@ pub fn verify_text(text: &str) -> VerifyReport {
                 ),
             });
         }
-        parsed.push(Parsed {
+        self.parsed.push(Parsed {
             line,
             sequence,
-            previous_hash: previous_hash.to_string(),
+            previous_hash,
             record_hash: actual,
         });
     }
 
+    fn finish(self) -> VerifyReport {
+        let Checker {
+            mut problems,
+            parsed,
+            ..
+        } = self;
+        chain_problems(&parsed, &mut problems);
+        problems.sort_by_key(|p| p.line);
+        VerifyReport {
+            records: parsed.len(),
+            head_hash: parsed.last().map(|p| p.record_hash.clone()),
+            problems,
+        }
+    }
+}
+
+fn chain_problems(parsed: &[Parsed], problems: &mut Vec<Problem>) {
     let mut seen: HashMap<u64, usize> = HashMap::new();
-    for p in &parsed {
+    for p in parsed {
         if let Some(first) = seen.insert(p.sequence, p.line) {
             problems.push(Problem {
                 line: p.line,
@@ -502,7 +942,7 @@ pub fn verify_text(text: &str) -> VerifyReport {
     let mut expected_sequence = 0u64;
     let mut expected_previous = GENESIS_HASH.to_string();
     let mut previous_line: Option<usize> = None;
-    for p in &parsed {
+    for p in parsed {
         let after = previous_line.map_or("the start".to_string(), |l| format!("line {l}"));
         if p.sequence > expected_sequence {
             problems.push(Problem {
@@ -543,15 +983,9 @@ pub fn verify_text(text: &str) -> VerifyReport {
                 ),
             });
         }
-        expected_sequence = expected_sequence.max(p.sequence + 1);
+        expected_sequence = expected_sequence.max(p.sequence.saturating_add(1));
         expected_previous = p.record_hash.clone();
         previous_line = Some(p.line);
-    }
-    problems.sort_by_key(|p| p.line);
-    VerifyReport {
-        records: parsed.len(),
-        head_hash: parsed.last().map(|p| p.record_hash.clone()),
-        problems,
     }
 }
 
@@ -578,6 +1012,24 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let mut f = File::open(&path).unwrap();
         assert_eq!(last_line(&mut f).unwrap(), None);
+        std::fs::write(&path, "only\n\n").unwrap();
+        let mut f = File::open(&path).unwrap();
+        assert_eq!(last_line(&mut f).unwrap().as_deref(), Some("only"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn chain_fields_reads_the_top_level_only_and_refuses_repeated_keys() {
+        let h = "a".repeat(64);
+        let deep = "[".repeat(500) + &"]".repeat(500);
+        let line = format!(
+            r#"{{"rollback":{{"sequence":7,"x":{deep}}},"s":"a"b,}}","sequence":3,"previous_hash":"{h}","record_hash":"{h}"}}"#
+        );
+        let f = chain_fields(&line).unwrap();
+        assert_eq!(f.sequence, Some(3));
+        assert_eq!(f.record_hash.as_deref(), Some(h.as_str()));
+        let twice = format!(r#"{{"sequence":1,"sequence":2,"record_hash":"{h}"}}"#);
+        assert!(chain_fields(&twice).unwrap_err().contains("twice"));
+        assert!(chain_fields(r#"{"a":1"#).is_err());
     }
 }

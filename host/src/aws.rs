@@ -212,6 +212,7 @@ impl AwsBackends {
                 Ok(ResourceBackend::S3Bucket(Arc::new(AwsS3Bucket::new(
                     client,
                     r.name.clone(),
+                    r.account_id.clone(),
                 ))))
             }
             t if t == actions::SECURITY_GROUP.name => {

@@ -93,7 +93,12 @@ pub struct SalveConfig {
     pub ingest: IngestConfig,
     pub notify: NotifyConfig,
     /// Per-fixer settings, by fixer name: `[fixers.sg-close-admin-ports] admin-ports = "22"`.
+    /// A `sha256` key pins them to one component: any other fixer that claims the name gets
+    /// nothing, and its findings fail.
     pub fixers: BTreeMap<String, BTreeMap<String, String>>,
+    /// Which fixer handles a control that two installed fixers both claim:
+    /// `[routing] "S3.8" = "s3-block-public-access"`. Without an entry such a claim is refused.
+    pub routing: BTreeMap<String, String>,
 }
 
 impl Default for SalveConfig {
@@ -107,6 +112,7 @@ impl Default for SalveConfig {
             ingest: IngestConfig::default(),
             notify: NotifyConfig::default(),
             fixers: BTreeMap::new(),
+            routing: BTreeMap::new(),
         }
     }
 }

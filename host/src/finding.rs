@@ -181,6 +181,12 @@ fn resource_name(
 ) -> Result<String, FindingError> {
     let name = match resource_type {
         t if t == actions::S3_BUCKET.name => {
+            if !arn.region.is_empty() || !arn.account.is_empty() {
+                return Err(invalid(
+                    "resource.arn",
+                    "an AWS::S3::Bucket ARN has an empty region and account: arn:aws:s3:::bucket-name",
+                ));
+            }
             if arn.service != "s3" || arn.resource.contains('/') {
                 return Err(invalid(
                     "resource.arn",
@@ -247,6 +253,36 @@ fn resource_name(
     Ok(name.to_string())
 }
 
+/// The partition a region belongs to.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The one spelling of a known kind's ARN; `None` for kinds without a fixer, whose ARN is kept
+/// as given.
+fn canonical_arn(
+    resource_type: &str,
+    arn: &Arn<'_>,
+    name: &str,
+    account: &str,
+    region: &str,
+) -> Option<String> {
+    let p = arn.partition;
+    match resource_type {
+        t if t == actions::S3_BUCKET.name => Some(format!("arn:{p}:s3:::{name}")),
+        t if t == actions::SECURITY_GROUP.name => Some(format!(
+            "arn:{p}:ec2:{region}:{account}:security-group/{name}"
+        )),
+        _ => None,
+    }
+}
+
 fn non_empty(field: &'static str, value: String, max: usize) -> Result<String, FindingError> {
     if value.trim().is_empty() {
         return Err(invalid(field, "must not be empty"));
@@ -281,6 +317,15 @@ impl Finding {
         let raw: RawFinding =
             serde_json::from_value(value).map_err(|e| FindingError::Malformed(e.to_string()))?;
         Self::validate(raw)
+    }
+
+    /// Reads back a finding as an audit record holds it (its serialised form, which adds the
+    /// resource's `name`), validating it again like any other input.
+    pub fn from_recorded(mut value: serde_json::Value) -> Result<Finding, FindingError> {
+        if let Some(resource) = value.get_mut("resource").and_then(|r| r.as_object_mut()) {
+            resource.remove("name");
+        }
+        Self::from_canonical_value(value)
     }
 
     /// Every identifier a fixer may declare to handle this finding.
@@ -321,7 +366,20 @@ impl Finding {
         }
         let resource_type = non_empty("resource.type", r.resource_type, 256)?;
         let arn = parse_arn(&r.arn).map_err(|e| invalid("resource.arn", e))?;
+        let partition = partition_of(&r.region);
+        if arn.partition != partition {
+            return Err(invalid(
+                "resource.arn",
+                format!(
+                    "partition {} does not match region {} (which is in partition {partition})",
+                    arn.partition, r.region
+                ),
+            ));
+        }
         let name = resource_name(&arn, &resource_type, &r.account_id, &r.region)?;
+        // Every later comparison (exceptions, sessions, dedup) sees one spelling of the ARN.
+        let canonical = canonical_arn(&resource_type, &arn, &name, &r.account_id, &r.region)
+            .unwrap_or_else(|| r.arn.clone());
         let correlation_id = match raw.correlation_id {
             Some(c) => non_empty("correlation_id", c, 256)?,
             None => id.clone(),
@@ -335,7 +393,7 @@ impl Finding {
             title: raw.title,
             severity: raw.severity,
             resource: Resource {
-                arn: r.arn,
+                arn: canonical,
                 resource_type,
                 account_id: r.account_id,
                 region: r.region,
@@ -390,6 +448,23 @@ mod tests {
             err.to_string(),
             "field resource.arn: account 111111111111 differs from resource.account_id 123456789012"
         );
+    }
+
+    #[test]
+    fn s3_arns_have_no_region_or_account_and_partitions_match_regions() {
+        let err = Finding::from_canonical_json(
+            s3_json("arn:aws:s3:us-east-1:123456789012:name").as_bytes(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("empty region and account"),
+            "{err}"
+        );
+        let err =
+            Finding::from_canonical_json(s3_json("arn:aws-cn:s3:::name").as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("does not match region"), "{err}");
+        let f = Finding::from_canonical_json(s3_json("arn:aws:s3:::name").as_bytes()).unwrap();
+        assert_eq!(f.resource.arn, "arn:aws:s3:::name");
     }
 
     #[test]

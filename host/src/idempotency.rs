@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::audit::{sha256_hex, Status};
+use crate::audit::{sha256_hex, RecordLink, Status};
 use crate::finding::Finding;
 
 /// The key of a finding: its ID and a hash of everything the decision is made from, so an
@@ -57,6 +57,17 @@ pub struct Ledger {
 struct LedgerState {
     handled: HashMap<String, Status>,
     in_flight: HashSet<String>,
+    /// Intent records with no terminal record after them: a run stopped between its first
+    /// write call and its record. Keyed by idempotency key.
+    open_intents: HashMap<String, OpenIntent>,
+}
+
+/// An intent record that no terminal record settled yet.
+#[derive(Debug, Clone)]
+pub struct OpenIntent {
+    pub link: RecordLink,
+    /// The normalised finding, as the intent recorded it, so it can be re-read at start.
+    pub finding: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +78,11 @@ struct KeyFields {
     retryable: bool,
     #[serde(default)]
     dry_run: bool,
+    sequence: Option<u64>,
+    record_hash: Option<String>,
+    finding: Option<serde_json::Value>,
+    intent: Option<RecordLink>,
+    reconciles: Option<RecordLink>,
 }
 
 impl Ledger {
@@ -88,7 +104,31 @@ impl Ledger {
             let Ok(fields) = serde_json::from_str::<KeyFields>(&line) else {
                 continue;
             };
-            if let (Some(key), Some(status)) = (fields.idempotency_key, fields.status) {
+            let Some(key) = fields.idempotency_key else {
+                continue;
+            };
+            if fields.status == Some(Status::Intent) {
+                if let (Some(sequence), Some(record_hash)) = (fields.sequence, fields.record_hash) {
+                    let link = RecordLink {
+                        sequence,
+                        record_hash,
+                    };
+                    let finding = fields.finding;
+                    state.open_intents.insert(key, OpenIntent { link, finding });
+                }
+                continue;
+            }
+            let settles = |l: &Option<RecordLink>, open: &OpenIntent| {
+                l.as_ref().is_some_and(|l| l.sequence == open.link.sequence)
+            };
+            if state
+                .open_intents
+                .get(&key)
+                .is_some_and(|o| settles(&fields.intent, o) || settles(&fields.reconciles, o))
+            {
+                state.open_intents.remove(&key);
+            }
+            if let Some(status) = fields.status {
                 if is_terminal(status, fields.retryable, fields.dry_run) {
                     state.handled.insert(key, status);
                 }
@@ -127,6 +167,36 @@ impl Ledger {
         state.in_flight.remove(key);
     }
 
+    /// The intent record an earlier run of this key left without a terminal record.
+    pub fn open_intent(&self, key: &str) -> Option<RecordLink> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.open_intents.get(key).map(|o| o.link.clone())
+    }
+
+    /// Every intent still waiting for a terminal record, oldest first.
+    pub fn open_intents(&self) -> Vec<(String, OpenIntent)> {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open: Vec<_> = state
+            .open_intents
+            .iter()
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        open.sort_by_key(|(_, o)| o.link.sequence);
+        open
+    }
+
+    /// An intent record is durable; it stays open until [`Ledger::settle_intent`].
+    pub fn note_intent(&self, key: &str, intent: OpenIntent) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.open_intents.insert(key.to_string(), intent);
+    }
+
+    /// The key's terminal record is durable, so its intent is settled.
+    pub fn settle_intent(&self, key: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.open_intents.remove(key);
+    }
+
     pub fn handled_count(&self) -> usize {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.handled.len()
@@ -134,7 +204,7 @@ impl Ledger {
 }
 
 fn is_terminal(status: Status, retryable: bool, dry_run: bool) -> bool {
-    !retryable && !dry_run && status != Status::Planned
+    !retryable && !dry_run && !matches!(status, Status::Planned | Status::Intent)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use salve::pipeline::{FixerSettings, Pipeline, PipelineConfig, ProcessOptions, P
 use salve::registry::FixerRegistry;
 use salve::report;
 use salve::runtime::{Runtime, RuntimeLimits};
+use salve::text::escape_control;
 
 #[derive(Parser)]
 #[command(
@@ -99,8 +100,9 @@ enum FixerCommand {
         /// The endpoint to record against (default: AWS itself, with the default credentials).
         #[arg(long, requires = "record")]
         endpoint_url: Option<String>,
-        #[arg(long, env = "SALVE_CACHE_DIR", default_value = ".salve/cache")]
-        cache_dir: PathBuf,
+        /// Where compiled fixers are cached (default: $XDG_CACHE_HOME/salve or ~/.cache/salve).
+        #[arg(long, env = "SALVE_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Shows a fixer's world, imports, declared resource type and controls, IAM actions and
     /// SHA-256, and whether it passes the link-time least-privilege check (exit 2 if not).
@@ -119,8 +121,9 @@ enum IamCommand {
         /// Directory of fixer components (*.wasm).
         #[arg(long, env = "SALVE_FIXERS", default_value = ".salve/fixers")]
         fixers: PathBuf,
-        #[arg(long, env = "SALVE_CACHE_DIR", default_value = ".salve/cache")]
-        cache_dir: PathBuf,
+        /// Where compiled fixers are cached (default: $XDG_CACHE_HOME/salve or ~/.cache/salve).
+        #[arg(long, env = "SALVE_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
         /// The role salve itself runs as (the trust policy's principal).
         #[arg(long)]
         platform_role_arn: String,
@@ -291,9 +294,11 @@ struct HostArgs {
     /// Directory of fixer components (*.wasm).
     #[arg(long, env = "SALVE_FIXERS", default_value = ".salve/fixers")]
     fixers: PathBuf,
-    /// Where compiled fixers are cached, keyed by their SHA-256.
-    #[arg(long, env = "SALVE_CACHE_DIR", default_value = ".salve/cache")]
-    cache_dir: PathBuf,
+    /// Where compiled fixers are cached, keyed by their SHA-256 and authenticated with the key
+    /// in SALVE_CACHE_KEY_FILE (default: $XDG_CACHE_HOME/salve or ~/.cache/salve, never the
+    /// current directory).
+    #[arg(long, env = "SALVE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     /// Send every AWS call to this endpoint (a local stand-in such as moto).
     #[arg(long, env = "SALVE_ENDPOINT_URL")]
     endpoint_url: Option<String>,
@@ -333,6 +338,11 @@ impl LimitArgs {
             ..RuntimeLimits::default()
         })
     }
+}
+
+/// The cache directory asked for, else the per-user default.
+fn cache_dir(asked: &Option<PathBuf>) -> Option<PathBuf> {
+    asked.clone().or_else(salve::runtime::cache::default_dir)
 }
 
 fn parse_settings(raw: &[String], mut settings: FixerSettings) -> Result<FixerSettings> {
@@ -384,8 +394,8 @@ async fn build_pipeline(
     audit: Option<AuditLog>,
 ) -> Result<(Pipeline, aws_config::SdkConfig)> {
     let config = load_config(host.config.as_deref())?;
-    let runtime = Runtime::new(host.limits.to_limits()?, Some(host.cache_dir.clone()))?;
-    let registry = FixerRegistry::load_dir(&runtime, &host.fixers)?;
+    let runtime = Runtime::new(host.limits.to_limits()?, cache_dir(&host.cache_dir))?;
+    let registry = FixerRegistry::load_dir_routed(&runtime, &host.fixers, config.routing.clone())?;
     let backends = AwsBackends::load(
         AwsOptions {
             endpoint_url: host.endpoint_url.clone(),
@@ -398,6 +408,7 @@ async fn build_pipeline(
     let mut pipeline_config = PipelineConfig::from_config(&config, notifier)?;
     pipeline_config.settings = parse_settings(&host.settings, pipeline_config.settings)?;
     let sdk_config = backends.sdk_config().clone();
+    let reconcile = audit.is_some();
     let pipeline = Pipeline::new(
         runtime,
         registry,
@@ -405,6 +416,15 @@ async fn build_pipeline(
         audit,
         pipeline_config,
     )?;
+    if reconcile {
+        for p in pipeline.reconcile_open_intents().await? {
+            tracing::warn!(
+                finding_id = p.entry.finding_id.as_deref().unwrap_or("?"),
+                status = p.entry.status.map(Status::as_str).unwrap_or("?"),
+                "settled an intent an earlier run left without a terminal record"
+            );
+        }
+    }
     Ok((pipeline, sdk_config))
 }
 
@@ -440,7 +460,10 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
                 if i > 0 {
                     println!();
                 }
-                print!("{}", report::render_processed(&p.entry, p.sealed.as_ref()));
+                print!(
+                    "{}",
+                    escape_control(&report::render_processed(&p.entry, p.sealed.as_ref()), true)
+                );
             }
         }
     }
@@ -532,7 +555,7 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let report = replay::replay(std::sync::Arc::new(pipeline), &sqs, &options).await?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Output::Human => print!("{}", report::render_replay(&report)),
+        Output::Human => print!("{}", escape_control(&report::render_replay(&report), true)),
     }
     Ok(if report.left > 0 && !report.dry_run {
         ExitCode::from(3)
@@ -557,7 +580,10 @@ async fn explain(args: ExplainArgs) -> Result<ExitCode> {
                 if i > 0 {
                     println!();
                 }
-                print!("{}", report::render_explanation(&p.entry));
+                print!(
+                    "{}",
+                    escape_control(&report::render_explanation(&p.entry), true)
+                );
             }
         }
     }
@@ -613,7 +639,7 @@ fn fixer(command: FixerCommand) -> Result<ExitCode> {
                 .with_context(|| format!("inspecting {}", fixer.display()))?;
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                Output::Human => print!("{}", report::render_fixer(&report)),
+                Output::Human => print!("{}", escape_control(&report::render_fixer(&report), true)),
             }
             Ok(if report.least_privilege_check.passed {
                 ExitCode::SUCCESS
@@ -630,7 +656,7 @@ async fn fixer_test(
     junit: Option<PathBuf>,
     record: bool,
     endpoint_url: Option<String>,
-    cache_dir: PathBuf,
+    cache_dir: Option<PathBuf>,
 ) -> Result<ExitCode> {
     use salve::fixer_test::{self, FixerUnderTest};
     let (wasm, cases) = if fixer.is_dir() {
@@ -647,13 +673,19 @@ async fn fixer_test(
         }
         (fixer, cases)
     };
-    let under_test = FixerUnderTest::load(&wasm, &cache_dir)?;
+    let under_test = FixerUnderTest::load(&wasm, self::cache_dir(&cache_dir))?;
     let mut found = fixer_test::find_cases(&cases)?;
     if record {
         for case in &mut found {
-            if endpoint_url.is_some() {
-                case.spec.endpoint_url = endpoint_url.clone();
+            // Recording sends signed requests with a session token: they go to AWS or to the
+            // endpoint named on this command line, never to one a case file names.
+            if case.spec.endpoint_url.is_some() && endpoint_url.is_none() {
+                eprintln!(
+                    "note: {} names an endpoint; recording ignores it and records against AWS (pass --endpoint-url to record elsewhere)",
+                    case.dir.display()
+                );
             }
+            case.spec.endpoint_url = endpoint_url.clone();
             println!("{}", under_test.record(case).await?);
         }
         return Ok(ExitCode::SUCCESS);
@@ -684,7 +716,7 @@ fn iam(command: IamCommand) -> Result<ExitCode> {
             external_id_env,
             only,
         } => {
-            let runtime = Runtime::new(RuntimeLimits::default(), Some(cache_dir))?;
+            let runtime = Runtime::new(RuntimeLimits::default(), self::cache_dir(&cache_dir))?;
             let registry = FixerRegistry::load_dir(&runtime, &fixers)?;
             if let Some(r) = registry.refused.first() {
                 bail!(
@@ -769,6 +801,12 @@ fn block_on(job: impl std::future::Future<Output = Result<ExitCode>>) -> Result<
 }
 
 fn main() -> ExitCode {
+    // A file-size limit (ulimit -f) must be an EFBIG write error the audit log handles, not a
+    // signal that kills the process in the middle of a record.
+    // SAFETY: setting a signal's disposition to SIG_IGN before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     // As a Lambda `bootstrap` the binary gets no arguments; the runtime API variable says where
     // it is.
     let cli =

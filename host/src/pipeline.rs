@@ -11,12 +11,14 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tracing::Instrument;
 
-use crate::audit::{sha256_hex, AuditEntry, AuditLog, AuditWriter, SealedRecord, Status};
+use crate::audit::{
+    sha256_hex, AuditEntry, AuditLog, AuditWriter, RecordLink, SealedRecord, Status,
+};
 use crate::capabilities::{BoxFuture, Capabilities, FixerError, Phase, Plan, ResourceBackend};
 use crate::config::SalveConfig;
 use crate::credentials::{read_policy, write_policy, AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
-use crate::idempotency::{self, Claim, Ledger};
+use crate::idempotency::{self, Claim, Ledger, OpenIntent};
 use crate::ingest::{self, IngestConfig, IngestOutcome, Ingested};
 use crate::notify::{Notice, Notifier, Trigger};
 use crate::policy::metadata::Metadata;
@@ -24,6 +26,7 @@ use crate::policy::risk::{self, RiskScore};
 use crate::policy::{Decision, DecisionInput, EligibilityPolicy, Verdict};
 use crate::registry::{FixerRegistry, Selection};
 use crate::runtime::{describe_fixer_error, LoadedFixer, Runtime, Sandbox, SandboxError};
+use crate::text;
 
 /// Binds capability backends to a finding's resource, through a session limited by one phase's
 /// policy (AWS in production: an assumed role with that session policy).
@@ -97,6 +100,9 @@ pub struct ProcessOptions {
     /// acknowledged without processing it again. A manual `salve process` is a deliberate
     /// re-check, so it leaves this off.
     pub deduplicate: bool,
+    /// Settling an intent left by a run that stopped after its first write call: read the
+    /// resource and record what is in place; change nothing.
+    pub reconcile: bool,
 }
 
 /// Per-fixer settings from the operator, by fixer name.
@@ -169,6 +175,26 @@ fn redelivered(item: &Ingested, key: String, redelivery: Redelivery) -> Processe
         sealed: None,
         redelivery: Some(redelivery),
     }
+}
+
+/// Links a record to the intent it settles. A run that finds the resource already in the
+/// planned state is the earlier run's fix landing, so it is recorded as `remediated` with the
+/// intent as its evidence, not as `already-compliant`, which would understate what salve changed.
+fn settle(entry: &mut AuditEntry, link: RecordLink) {
+    if entry.status == Some(Status::AlreadyCompliant) {
+        entry.status = Some(Status::Remediated);
+        entry.reason = Some(format!(
+            "reconciled: the run that wrote intent #{} stopped before its record, and the resource is now in the planned state",
+            link.sequence
+        ));
+    } else {
+        let before = entry.reason.take().unwrap_or_default();
+        entry.reason = Some(format!(
+            "reconciles intent #{} (an earlier run stopped between its first write and its record): {before}",
+            link.sequence
+        ));
+    }
+    entry.reconciles = Some(link);
 }
 
 fn micros(since: Instant) -> u64 {
@@ -263,7 +289,13 @@ impl Pipeline {
                 idempotency_key: Some(key.clone()),
                 ..AuditEntry::default()
             };
+            let open_intent = (!options.explain && !options.dry_run)
+                .then(|| self.ledger.open_intent(&key))
+                .flatten();
             self.process_item(item, options, &mut entry).await;
+            if let Some(link) = open_intent {
+                settle(&mut entry, link);
+            }
             if !options.explain {
                 self.notify(&mut entry).await;
             }
@@ -280,6 +312,7 @@ impl Pipeline {
                 Ok(processed) => {
                     let e = &processed.entry;
                     self.ledger.complete(&key, e.status, e.retryable, e.dry_run);
+                    self.ledger.settle_intent(&key);
                     out.push(processed);
                 }
                 Err(e) => {
@@ -287,6 +320,49 @@ impl Pipeline {
                     return Err(e);
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// Settles every intent an earlier run left without a terminal record (it stopped between
+    /// its first write call and its record: a crash, SIGKILL, a full disk). Each finding is read
+    /// again through a read-only session, nothing is changed, and the record says what is in
+    /// place, linked to the intent. Call at start, before taking new work.
+    pub async fn reconcile_open_intents(&self) -> Result<Vec<Processed>> {
+        let mut out = Vec::new();
+        for (key, open) in self.ledger.open_intents() {
+            let started = Instant::now();
+            let mut entry = AuditEntry {
+                idempotency_key: Some(key.clone()),
+                ..AuditEntry::default()
+            };
+            match open.finding.map(Finding::from_recorded) {
+                Some(Ok(finding)) => {
+                    let options = ProcessOptions {
+                        reconcile: true,
+                        ..ProcessOptions::default()
+                    };
+                    self.process_finding(&finding, options, &mut entry).await;
+                }
+                Some(Err(e)) => set(
+                    &mut entry,
+                    Status::Failed,
+                    format!("the intent's finding could not be read back: {e}; check the resource by hand"),
+                ),
+                None => set(
+                    &mut entry,
+                    Status::Failed,
+                    "the intent record holds no finding; check the resource by hand",
+                ),
+            }
+            settle(&mut entry, open.link);
+            // A reconciliation is final: the change did or did not land, and the message (if it
+            // is redelivered) starts afresh.
+            entry.retryable = false;
+            entry.durations_us.insert("total".into(), micros(started));
+            let processed = self.record(entry).await?;
+            self.ledger.settle_intent(&key);
+            out.push(processed);
         }
         Ok(out)
     }
@@ -407,7 +483,12 @@ impl Pipeline {
 
         // Triage: no AWS call happens unless every check here passes.
         let policy = &self.config.policy;
-        let payload_metadata = Metadata::from_tags(policy.tag_keys(), &finding.resource.tags, None);
+        let payload_metadata = Metadata::from_tags(
+            policy.tag_keys(),
+            &finding.resource.tags,
+            None,
+            policy.restricted_environments(),
+        );
         self.risk(finding, &payload_metadata, entry);
         let triage = policy.triage(finding, &payload_metadata);
         entry.decision = decision_json(&triage, "triage");
@@ -454,12 +535,27 @@ impl Pipeline {
                 return;
             }
         };
-        let settings = self
+        let mut settings = self
             .config
             .settings
             .get(&fixer.manifest.name)
             .cloned()
             .unwrap_or_default();
+        // Settings can hold secrets; when they are pinned to a component, a fixer that only
+        // claims the name gets nothing and does not run.
+        if let Some(pinned) = settings.remove("sha256") {
+            if !pinned.eq_ignore_ascii_case(&fixer.sha256) {
+                set(
+                    entry,
+                    Status::Failed,
+                    format!(
+                        "the settings for fixer {:?} are pinned to sha256 {pinned}, but the installed component claiming that name is {}; it was not run",
+                        fixer.manifest.name, fixer.sha256
+                    ),
+                );
+                return;
+            }
+        }
         let limits = self.runtime.limits();
         let capabilities = Capabilities::new(
             finding,
@@ -500,23 +596,77 @@ impl Pipeline {
     }
 }
 
-/// A failed phase; a fixer error that carries a retryable AWS error (throttling, 5xx) marks the
-/// record retryable, so the queue delivers the message again.
+/// A failed phase. Only an AWS error the host itself received (throttling, 5xx) can make the
+/// record retryable, with the host's own flag; an `aws` error the fixer built is the fixer's
+/// error, said so, and never retried, or a fixer could have its message redelivered for ever.
 fn phase_failure(
     phase: &str,
     e: &SandboxError,
+    sandbox: &Sandbox,
     entry: &mut AuditEntry,
 ) -> (Status, Option<String>) {
-    if let SandboxError::Fixer(FixerError::Aws(aws)) = e {
-        entry.retryable |= aws.retryable;
-    }
     let reason = match e {
+        SandboxError::Fixer(f @ FixerError::Aws(aws)) => match sandbox.observed_aws_error(aws) {
+            Some(observed) => {
+                entry.retryable |= observed.retryable;
+                format!("{phase}: the fixer reported {}", describe_fixer_error(f))
+            }
+            None => format!(
+                "{phase}: the fixer reported {}, an error the host never received from AWS (the fixer's own error; not retried)",
+                describe_fixer_error(f)
+            ),
+        },
         SandboxError::Fixer(f) => {
             format!("{phase}: the fixer reported {}", describe_fixer_error(f))
         }
-        SandboxError::Contained(r) => format!("{phase}: {r}"),
+        SandboxError::Contained(r) => format!("{phase}: {}", text::bounded(r, 4096)),
     };
     (Status::Failed, Some(reason))
+}
+
+/// States plainly which writes reached AWS before a failed apply stopped.
+fn partial_change(reason: String, gate: &crate::capabilities::CallGate) -> String {
+    let writes: Vec<&str> = gate
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.phase == Phase::Apply
+                && c.access == crate::actions::Access::Write
+                && c.result == crate::capabilities::CallResult::Ok
+        })
+        .map(|c| c.action)
+        .collect();
+    if writes.is_empty() {
+        format!("{reason}; no write reached AWS before it stopped")
+    } else {
+        format!(
+            "{reason}; PARTIAL CHANGE: these writes succeeded before it stopped: {}",
+            writes.join(", ")
+        )
+    }
+}
+
+/// JSON a fixer hands the host (rollback data), kept only as bounded data: parsed when it is
+/// small and shallow, else kept as a bounded string. A record must never become too deep or
+/// too big for the log to take or for a reader to parse.
+pub fn fixer_json(text: &str) -> Value {
+    const MAX_BYTES: usize = 64 * 1024;
+    const MAX_DEPTH: usize = 16;
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            Value::Object(o) => 1 + o.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    if text.len() <= MAX_BYTES {
+        if let Ok(v) = serde_json::from_str::<Value>(text) {
+            if depth(&v) <= MAX_DEPTH {
+                return v;
+            }
+        }
+    }
+    Value::String(text::bounded(text, MAX_BYTES).into_owned())
 }
 
 fn plan_json(plan: &Plan) -> Value {
@@ -533,13 +683,12 @@ struct FindingRun<'a> {
 }
 
 impl FindingRun<'_> {
-    /// The metadata, completed from the resource's own tags when the payload lacks some. The
-    /// read goes through the read-only tag capability, in the plan phase.
+    /// The metadata from the payload's tags and the resource's own, the more restrictive
+    /// answer winning. The resource is always read (a payload's tags are only a claim), through
+    /// the read-only tag capability, in the plan phase.
     async fn metadata(&self, entry: &mut AuditEntry) -> (Metadata, Option<String>) {
-        let keys = self.pipeline.config.policy.tag_keys();
-        if !self.payload_metadata.incomplete() {
-            return (self.payload_metadata.clone(), None);
-        }
+        let policy = &self.pipeline.config.policy;
+        let keys = policy.tag_keys();
         let t = Instant::now();
         let tags = self.backend.read_tags().await;
         entry.durations_us.insert("read_tags".into(), micros(t));
@@ -547,7 +696,12 @@ impl FindingRun<'_> {
         match tags {
             Ok(tags) => {
                 entry.resource_tags = Some(json!({ "action": action, "tags": tags }));
-                let m = Metadata::from_tags(keys, &self.finding.resource.tags, Some(&tags));
+                let m = Metadata::from_tags(
+                    keys,
+                    &self.finding.resource.tags,
+                    Some(&tags),
+                    policy.restricted_environments(),
+                );
                 (m, None)
             }
             Err(e) => {
@@ -570,9 +724,19 @@ impl FindingRun<'_> {
         entry.durations_us.insert("check".into(), micros(t));
         let compliant_before = match compliant_before {
             Ok(c) => c,
-            Err(e) => return phase_failure("check", &e, entry),
+            Err(e) => return phase_failure("check", &e, sandbox, entry),
         };
         entry.evidence = Some(json!({ "compliant_before": compliant_before }));
+        if options.reconcile {
+            return if compliant_before {
+                (Status::AlreadyCompliant, None)
+            } else {
+                (
+                    Status::Failed,
+                    Some("check() finds the resource non-compliant: the planned change is not in place (it did not land, or was undone)".into()),
+                )
+            };
+        }
         if compliant_before {
             return (
                 Status::AlreadyCompliant,
@@ -585,7 +749,7 @@ impl FindingRun<'_> {
         entry.durations_us.insert("plan".into(), micros(t));
         let plan = match plan {
             Ok(p) => p,
-            Err(e) => return phase_failure("plan", &e, entry),
+            Err(e) => return phase_failure("plan", &e, sandbox, entry),
         };
         entry.plan = Some(plan_json(&plan));
         if plan.changes.is_empty() {
@@ -638,20 +802,62 @@ impl FindingRun<'_> {
                 return session_failure("write", &f);
             }
         };
+        // Nothing may change in AWS that the log could not record: the intent (the approved
+        // plan and the write session) is durable before the fixer's first write call.
+        let mut intent = entry.clone();
+        intent.status = Some(Status::Intent);
+        intent.reason = Some(
+            "the approved plan is about to be applied; the terminal record links back here".into(),
+        );
+        intent.durations_us.clear();
+        match self.pipeline.record(intent).await {
+            Ok(Processed {
+                sealed: Some(sealed),
+                ..
+            }) => {
+                let link = sealed.link();
+                if let Some(key) = &entry.idempotency_key {
+                    self.pipeline.ledger.note_intent(
+                        key,
+                        OpenIntent {
+                            link: link.clone(),
+                            finding: entry.finding.clone(),
+                        },
+                    );
+                }
+                entry.intent = Some(link);
+            }
+            Ok(_) | Err(_) => {
+                entry.retryable = true;
+                return (
+                    Status::Failed,
+                    Some("the audit log could not take the intent record, so nothing was changed; the message is retried".into()),
+                );
+            }
+        }
         sandbox.rebind(write_backend);
         let t = Instant::now();
         let outcome = sandbox.apply(&plan).await;
         entry.durations_us.insert("apply".into(), micros(t));
         // Verify reads through the read session again; the write session is not used after apply.
         sandbox.rebind(self.backend.clone());
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => return phase_failure("apply", &e, entry),
+        let (applied, apply_error) = match outcome {
+            Ok(o) => {
+                entry.rollback = o.rollback.as_deref().map(fixer_json);
+                (
+                    serde_json::to_value(&o.applied).unwrap_or(Value::Null),
+                    None,
+                )
+            }
+            Err(e) => (Value::Null, Some(e)),
         };
-        entry.rollback = outcome
-            .rollback
-            .as_deref()
-            .map(|r| serde_json::from_str(r).unwrap_or_else(|_| Value::String(r.to_string())));
+        // After an apply error the resource is read anyway: a write whose response was lost
+        // (a reset connection, then a retry that finds the change already made) is a fix, not a
+        // failure. A fixer the sandbox stopped cannot check, so its partial change is stated.
+        if let Some(e @ SandboxError::Contained(_)) = &apply_error {
+            let (status, reason) = phase_failure("apply", e, sandbox, entry);
+            return (status, reason.map(|r| partial_change(r, sandbox.gate())));
+        }
 
         let t = Instant::now();
         let compliant_after = sandbox.check(Phase::Verify).await;
@@ -659,8 +865,24 @@ impl FindingRun<'_> {
         entry.evidence = Some(json!({
             "compliant_before": compliant_before,
             "compliant_after": compliant_after.as_ref().ok(),
-            "applied": outcome.applied,
+            "applied": applied,
+            "apply_error": apply_error.as_ref().map(|e| text::bounded(&e.to_string(), 4096).into_owned()),
         }));
+        if let Some(e) = apply_error {
+            return match compliant_after {
+                Ok(true) => (
+                    Status::Remediated,
+                    Some(format!(
+                        "apply reported an error ({}), but verify finds the resource in the planned state",
+                        text::bounded(&e.to_string(), 1024)
+                    )),
+                ),
+                _ => {
+                    let (status, reason) = phase_failure("apply", &e, sandbox, entry);
+                    (status, reason.map(|r| partial_change(r, sandbox.gate())))
+                }
+            };
+        }
         match compliant_after {
             Ok(true) => (Status::Remediated, None),
             Ok(false) => (
@@ -670,7 +892,7 @@ impl FindingRun<'_> {
                         .into(),
                 ),
             ),
-            Err(e) => phase_failure("verify", &e, entry),
+            Err(e) => phase_failure("verify", &e, sandbox, entry),
         }
     }
 }

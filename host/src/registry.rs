@@ -33,15 +33,28 @@ fn handles(resource_type: &str, controls: &[String], finding: &Finding) -> bool 
             .any(|id| controls.iter().any(|c| c == id))
 }
 
+/// Control ID → the fixer name that handles it when several installed fixers claim it.
+pub type Routing = std::collections::BTreeMap<String, String>;
+
 #[derive(Default)]
 pub struct FixerRegistry {
     pub ready: Vec<LoadedFixer>,
     pub refused: Vec<RefusedFixer>,
+    routing: Routing,
 }
 
 impl FixerRegistry {
-    /// Loads every `*.wasm` file in `dir`, in name order. A bad file is refused, not fatal.
+    /// Loads every `*.wasm` file in `dir` and checks identities (see [`FixerRegistry::resolve`]).
+    /// A bad file is refused, not fatal.
     pub fn load_dir(runtime: &Runtime, dir: &Path) -> Result<FixerRegistry> {
+        Self::load_dir_routed(runtime, dir, Routing::new())
+    }
+
+    pub fn load_dir_routed(
+        runtime: &Runtime,
+        dir: &Path,
+        routing: Routing,
+    ) -> Result<FixerRegistry> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("reading fixer directory {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -52,7 +65,69 @@ impl FixerRegistry {
         for path in paths {
             registry.add_file(runtime, &path);
         }
+        registry.resolve(routing);
         Ok(registry)
+    }
+
+    /// A fixer is named by what it claims, so claims must not collide. Two fixers with one name
+    /// are both refused (settings and records are keyed by name). Two fixers claiming one
+    /// control of one resource type are both refused for it unless `routing` names the one
+    /// that handles it; never is the choice left to file names.
+    pub fn resolve(&mut self, routing: Routing) {
+        let mut refuse: Vec<(usize, String)> = Vec::new();
+        for (i, a) in self.ready.iter().enumerate() {
+            for (j, b) in self.ready.iter().enumerate().skip(i + 1) {
+                if a.manifest.name == b.manifest.name {
+                    let why = format!(
+                        "two installed fixers are named {:?} (sha256 {} and {}); a name must identify one fixer, so both are refused",
+                        a.manifest.name, a.sha256, b.sha256
+                    );
+                    refuse.push((i, why.clone()));
+                    refuse.push((j, why));
+                    continue;
+                }
+                if a.resource_type.name != b.resource_type.name {
+                    continue;
+                }
+                for control in a
+                    .manifest
+                    .controls
+                    .iter()
+                    .filter(|c| b.manifest.controls.contains(c))
+                {
+                    match routing.get(control) {
+                        Some(chosen)
+                            if *chosen == a.manifest.name || *chosen == b.manifest.name => {}
+                        _ => {
+                            let why = format!(
+                                "fixers {:?} and {:?} both claim control {control} for {}; name the one to use under [routing] in salve.toml",
+                                a.manifest.name, b.manifest.name, a.resource_type.name
+                            );
+                            refuse.push((i, why.clone()));
+                            refuse.push((j, why));
+                        }
+                    }
+                }
+            }
+        }
+        refuse.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+        refuse.dedup_by_key(|(i, _)| *i);
+        for (i, why) in refuse {
+            let f = self.ready.remove(i);
+            tracing::warn!(fixer = %f.manifest.name, "fixer refused: {why}");
+            self.refused.push(RefusedFixer {
+                path: PathBuf::from(format!("sha256:{}", f.sha256)),
+                resource_type: Some(f.resource_type.name.to_string()),
+                controls: f.manifest.controls.clone(),
+                error: why,
+            });
+        }
+        self.routing = routing;
+    }
+
+    /// The routing entries, for `fixer inspect` and reports.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
     }
 
     pub fn add_file(&mut self, runtime: &Runtime, path: &Path) {
@@ -76,11 +151,18 @@ impl FixerRegistry {
     /// The fixer that declares the finding's resource type and one of its control IDs. A ready
     /// fixer wins over a refused one, so one broken file cannot shadow a working fixer.
     pub fn select(&self, finding: &Finding) -> Selection<'_> {
-        if let Some(f) = self
+        let routed = finding
+            .control_ids()
+            .find_map(|id| self.routing.get(id).map(String::as_str));
+        let mut candidates = self
             .ready
             .iter()
-            .find(|f| handles(f.resource_type.name, &f.manifest.controls, finding))
-        {
+            .filter(|f| handles(f.resource_type.name, &f.manifest.controls, finding));
+        let chosen = match routed {
+            Some(name) => candidates.find(|f| f.manifest.name == name),
+            None => candidates.next(),
+        };
+        if let Some(f) = chosen {
             return Selection::Ready(f);
         }
         if let Some(r) = self.refused.iter().find(|r| {

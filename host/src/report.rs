@@ -7,11 +7,35 @@ use serde_json::Value;
 use crate::audit::{AuditEntry, SealedRecord, VerifyReport};
 
 fn short(hash: &str) -> &str {
-    &hash[..hash.len().min(12)]
+    crate::text::clip(hash, 12)
+}
+
+/// The entry with every string made inert for a terminal: fixer- and payload-supplied text
+/// (a plan summary, a reason, a finding title) cannot move the cursor, recolour, or start a new
+/// line that forges a `status` block.
+fn sanitized(entry: &AuditEntry) -> AuditEntry {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                if let std::borrow::Cow::Owned(escaped) = crate::text::escape_control(s, false) {
+                    *s = escaped;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            Value::Object(o) => o.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let Ok(mut v) = serde_json::to_value(entry) else {
+        return AuditEntry::default();
+    };
+    walk(&mut v);
+    serde_json::from_value(v).unwrap_or_default()
 }
 
 /// A few lines a person can read; `--output json` gives the full record.
 pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> String {
+    let entry = &sanitized(entry);
     let mut out = String::new();
     let status = entry.status.map(|s| s.as_str()).unwrap_or("unknown");
     let _ = writeln!(
@@ -166,6 +190,7 @@ fn describe_risk(risk: &Value) -> String {
 
 /// `salve explain`: everything that went into the decision, without changing anything.
 pub fn render_explanation(entry: &AuditEntry) -> String {
+    let entry = &sanitized(entry);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -267,6 +292,9 @@ pub fn render_fixer(r: &crate::runtime::inspect::FixerReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "fixer          {} {}", r.name, r.version);
     let _ = writeln!(out, "sha256         {}", r.sha256);
+    if let Some(a) = &r.artifact_sha256 {
+        let _ = writeln!(out, "artifact       {a} (compiled by this host)");
+    }
     let _ = writeln!(out, "resource type  {}", r.resource_type);
     let _ = writeln!(
         out,

@@ -12,7 +12,15 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// The fixer's log lines, kept until `max_bytes`; the rest is counted, not stored.
+/// What one kept line costs in the record besides its message: the JSON around it. Counting it
+/// is what stops a flood of empty lines, which cost no message bytes at all.
+const LINE_OVERHEAD: usize = r#"{"level":"debug","message":""},"#.len();
+
+/// At most this many lines are kept, whatever their size.
+pub const MAX_LOG_LINES: usize = 1000;
+
+/// The fixer's log lines, kept until `max_bytes` (message plus per-line overhead) or
+/// [`MAX_LOG_LINES`]; the rest is counted, not stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct FixerLog {
     pub lines: Vec<LogLine>,
@@ -36,12 +44,13 @@ impl FixerLog {
     }
 
     pub fn push(&mut self, level: &'static str, message: String) {
-        if self.bytes + message.len() > self.max_bytes {
+        let cost = message.len() + LINE_OVERHEAD;
+        if self.lines.len() >= MAX_LOG_LINES || self.bytes + cost > self.max_bytes {
             self.dropped_lines += 1;
             self.dropped_bytes += message.len() as u64;
             return;
         }
-        self.bytes += message.len();
+        self.bytes += cost;
         tracing::debug!(target: "salve::fixer", level, "{message}");
         self.lines.push(LogLine { level, message });
     }
@@ -78,11 +87,22 @@ mod tests {
 
     #[test]
     fn the_log_keeps_what_fits_and_counts_the_rest() {
-        let mut log = FixerLog::new(10);
+        let mut log = FixerLog::new(10 + 2 * LINE_OVERHEAD);
         log.push("info", "12345".into());
         log.push("info", "1234567".into());
         log.push("info", "12345".into());
         assert_eq!(log.lines.len(), 2);
         assert_eq!((log.dropped_lines, log.dropped_bytes), (1, 7));
+    }
+
+    #[test]
+    fn a_flood_of_empty_lines_is_bounded() {
+        let mut log = FixerLog::new(64 * 1024);
+        for _ in 0..1_000_000 {
+            log.push("info", String::new());
+        }
+        assert!(log.lines.len() <= MAX_LOG_LINES);
+        assert_eq!(log.dropped_lines, 1_000_000 - log.lines.len() as u64);
+        assert!(serde_json::to_string(&log).unwrap().len() < 64 * 1024 + 1024);
     }
 }

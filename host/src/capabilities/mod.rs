@@ -72,6 +72,9 @@ pub struct Capabilities {
     log: FixerLog,
     /// Time spent inside host calls; the CPU deadline counts only the guest's own time.
     host_time: Duration,
+    /// Every AWS error the host itself received and handed to the fixer. Only these can make a
+    /// record retryable: a fixer can build an `aws` error of its own, with any text and flag.
+    observed_errors: Vec<AwsError>,
 }
 
 impl Capabilities {
@@ -89,6 +92,7 @@ impl Capabilities {
             gate: CallGate::new(max_calls),
             log: FixerLog::new(max_log_bytes),
             host_time: Duration::ZERO,
+            observed_errors: Vec::new(),
         }
     }
 
@@ -110,6 +114,13 @@ impl Capabilities {
 
     pub fn host_time(&self) -> Duration {
         self.host_time
+    }
+
+    /// The host's own copy of an AWS error a fixer returns, if the host received it.
+    pub fn observed(&self, e: &AwsError) -> Option<&AwsError> {
+        self.observed_errors
+            .iter()
+            .find(|o| o.code == e.code && o.request_id == e.request_id && o.message == e.message)
     }
 
     /// Runs one capability call through the gate and records it. `call` is not polled when the
@@ -143,6 +154,9 @@ impl Capabilities {
                     .record(function, CallResult::Ok, None, request, response, elapsed);
             }
             Err(e) => {
+                if self.observed_errors.len() < 64 {
+                    self.observed_errors.push(e.clone());
+                }
                 let detail = format!("{}: {}", e.code, e.message);
                 self.gate.record(
                     function,

@@ -20,14 +20,23 @@ pub trait S3BucketBackend: Send + Sync {
 }
 
 /// The real backend: the AWS SDK's S3 client and the one bucket it may touch.
+///
+/// Every call names the account the finding says owns the bucket (`ExpectedBucketOwner`): bucket
+/// names are global, so a finding for one account must never act on a same-named bucket that
+/// another account owns, even through a session that could reach it.
 pub struct AwsS3Bucket {
     client: aws_sdk_s3::Client,
     bucket: String,
+    owner: String,
 }
 
 impl AwsS3Bucket {
-    pub fn new(client: aws_sdk_s3::Client, bucket: String) -> AwsS3Bucket {
-        AwsS3Bucket { client, bucket }
+    pub fn new(client: aws_sdk_s3::Client, bucket: String, owner: String) -> AwsS3Bucket {
+        AwsS3Bucket {
+            client,
+            bucket,
+            owner,
+        }
     }
 }
 
@@ -40,6 +49,7 @@ impl S3BucketBackend for AwsS3Bucket {
                 .client
                 .get_public_access_block()
                 .bucket(&self.bucket)
+                .expected_bucket_owner(&self.owner)
                 .send()
                 .await;
             match result {
@@ -79,6 +89,7 @@ impl S3BucketBackend for AwsS3Bucket {
             self.client
                 .put_public_access_block()
                 .bucket(&self.bucket)
+                .expected_bucket_owner(&self.owner)
                 .public_access_block_configuration(configuration)
                 .send()
                 .await
@@ -93,6 +104,7 @@ impl S3BucketBackend for AwsS3Bucket {
                 .client
                 .get_bucket_tagging()
                 .bucket(&self.bucket)
+                .expected_bucket_owner(&self.owner)
                 .send()
                 .await
             {

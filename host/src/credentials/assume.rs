@@ -1,6 +1,6 @@
 //! STS AssumeRole into customer accounts, called directly (aws-config's `AssumeRoleProvider`
-//! cannot set a source identity), with a credential cache keyed by account, role and session
-//! policy.
+//! cannot set a source identity), with a credential cache keyed by account, role, session
+//! policy and finding.
 //!
 //! There is no fallback: an account without a role, or a failed AssumeRole, is an error the
 //! pipeline records. The host's own credentials never touch a customer resource.
@@ -100,7 +100,10 @@ fn tag_value(s: &str) -> String {
         .collect()
 }
 
-type CacheKey = (String, String, String);
+/// Account, role, policy digest and finding: a session carries its finding in its name and
+/// tags, so handing it to another finding would make CloudTrail attribute that finding's calls
+/// to the first one, and the record would name a session that was never used.
+type CacheKey = (String, String, String, String);
 
 pub struct RoleAssumer {
     sts: aws_sdk_sts::Client,
@@ -158,6 +161,7 @@ impl RoleAssumer {
             request.account_id.to_string(),
             account.role_arn.clone(),
             sha256_hex(request.policy.json().as_bytes()),
+            request.finding_id.to_string(),
         );
         if let Some(cached) = self.cached(&key) {
             return Ok(cached);

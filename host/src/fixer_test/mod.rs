@@ -287,20 +287,20 @@ enum Traffic {
 pub struct FixerUnderTest {
     pub wasm: PathBuf,
     pub name: String,
-    cache_dir: PathBuf,
+    cache_dir: Option<PathBuf>,
 }
 
 impl FixerUnderTest {
     /// Loads (and compiles into `cache_dir`) the component, refusing it as production would.
-    pub fn load(wasm: &Path, cache_dir: &Path) -> Result<FixerUnderTest> {
-        let runtime = Runtime::new(RuntimeLimits::default(), Some(cache_dir.to_path_buf()))?;
+    pub fn load(wasm: &Path, cache_dir: Option<PathBuf>) -> Result<FixerUnderTest> {
+        let runtime = Runtime::new(RuntimeLimits::default(), cache_dir.clone())?;
         let fixer = runtime
             .load_file(wasm)
             .with_context(|| format!("loading {}", wasm.display()))?;
         Ok(FixerUnderTest {
             wasm: wasm.to_path_buf(),
             name: fixer.manifest.name.clone(),
-            cache_dir: cache_dir.to_path_buf(),
+            cache_dir,
         })
     }
 
@@ -316,7 +316,7 @@ impl FixerUnderTest {
             "fixer test salve.toml",
             &case.dir,
         )?;
-        let runtime = Runtime::new(RuntimeLimits::default(), Some(self.cache_dir.clone()))?;
+        let runtime = Runtime::new(RuntimeLimits::default(), self.cache_dir.clone())?;
         let mut registry = FixerRegistry::default();
         registry.ready.push(runtime.load_file(&self.wasm)?);
         let roles: BTreeMap<String, AccountRole> = BTreeMap::from([(

@@ -28,7 +28,7 @@ fn parse_embedded(text: &str, what: &str) -> Result<Value, String> {
             text.len()
         ));
     }
-    serde_json::from_str(text).map_err(|e| format!("{what} is not JSON: {e}"))
+    super::parse_strict(text.as_bytes()).map_err(|e| format!("{what} is not JSON: {e}"))
 }
 
 /// What one layer of wrapping turned out to be.

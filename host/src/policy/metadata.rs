@@ -38,10 +38,16 @@ pub enum MetadataSource {
     Missing,
 }
 
+/// One piece of metadata: the value decided with, where it came from, and what each source
+/// said, so a reviewer sees when the payload and the resource disagreed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MetadataValue {
     pub value: Option<String>,
     pub source: MetadataSource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,55 +66,73 @@ fn lookup(tags: &BTreeMap<String, String>, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// How restrictive a value is for one kind of metadata; the higher rank wins when the payload
+/// and the resource disagree. Equal ranks go to the resource, whose tags are its own truth.
+type Rank<'a> = &'a dyn Fn(&str) -> u8;
+
 fn pick(
     key: &str,
     payload: &BTreeMap<String, String>,
     resource: Option<&BTreeMap<String, String>>,
+    rank: Rank<'_>,
+    lowercase: bool,
 ) -> MetadataValue {
-    if let Some(value) = lookup(payload, key) {
-        return MetadataValue {
-            value: Some(value),
-            source: MetadataSource::PayloadTags,
-        };
-    }
-    match resource.and_then(|tags| lookup(tags, key)) {
-        Some(value) => MetadataValue {
-            value: Some(value),
-            source: MetadataSource::ResourceTags,
-        },
-        None => MetadataValue {
-            value: None,
-            source: MetadataSource::Missing,
-        },
+    let p = lookup(payload, key);
+    let r = resource.and_then(|tags| lookup(tags, key));
+    let (value, source) = match (&p, &r) {
+        (Some(p), Some(r)) if rank(p) > rank(r) => (Some(p.clone()), MetadataSource::PayloadTags),
+        (_, Some(r)) => (Some(r.clone()), MetadataSource::ResourceTags),
+        (Some(p), None) => (Some(p.clone()), MetadataSource::PayloadTags),
+        (None, None) => (None, MetadataSource::Missing),
+    };
+    // Values compare case-insensitively everywhere (`Restricted-Production` is restricted), so
+    // the policy sees them in one case.
+    let value = value.map(|v| if lowercase { v.to_ascii_lowercase() } else { v });
+    MetadataValue {
+        value,
+        source,
+        payload: p,
+        resource: r,
     }
 }
 
 impl Metadata {
+    /// Combines the payload's tags with the resource's own. A payload can be written by anyone
+    /// who can publish to the topic, so for every restrictive check the more restrictive answer
+    /// wins: a restricted environment, an approved exception, the more sensitive data class and
+    /// the wider exposure, from whichever source says so. `restricted` names the restricted
+    /// environments.
     pub fn from_tags(
         keys: &TagKeys,
         payload: &BTreeMap<String, String>,
         resource: Option<&BTreeMap<String, String>>,
+        restricted: &[String],
     ) -> Metadata {
+        let environment = |v: &str| u8::from(restricted.iter().any(|r| r.eq_ignore_ascii_case(v)));
+        let exception = |v: &str| u8::from(v.eq_ignore_ascii_case("approved"));
+        let classification = |v: &str| match super::risk::parse_sensitivity(v) {
+            Some(s) => super::risk::sensitivity_weight(s) as u8,
+            // Unknown words are treated as sensitive, as the risk score treats them.
+            None => 3,
+        };
+        let exposure = |v: &str| match super::risk::parse_exposure(v) {
+            Some(e) => super::risk::exposure_weight(e) as u8,
+            None => 3,
+        };
+        let owner = |_: &str| 0;
         Metadata {
-            environment: pick(&keys.environment, payload, resource),
-            owner: pick(&keys.owner, payload, resource),
-            exception: pick(&keys.exception, payload, resource),
-            data_classification: pick(&keys.data_classification, payload, resource),
-            exposure: pick(&keys.exposure, payload, resource),
+            environment: pick(&keys.environment, payload, resource, &environment, true),
+            owner: pick(&keys.owner, payload, resource, &owner, false),
+            exception: pick(&keys.exception, payload, resource, &exception, true),
+            data_classification: pick(
+                &keys.data_classification,
+                payload,
+                resource,
+                &classification,
+                true,
+            ),
+            exposure: pick(&keys.exposure, payload, resource, &exposure, true),
         }
-    }
-
-    /// Whether anything is still missing, so the resource's own tags are worth reading.
-    pub fn incomplete(&self) -> bool {
-        [
-            &self.environment,
-            &self.owner,
-            &self.exception,
-            &self.data_classification,
-            &self.exposure,
-        ]
-        .iter()
-        .any(|m| m.value.is_none())
     }
 
     /// The values alone, as the policy sees them: absent keys stay absent, so a Rego rule can
@@ -139,19 +163,42 @@ mod tests {
     }
 
     #[test]
-    fn payload_tags_win_and_keys_ignore_case() {
-        let payload = tags(&[("Owner", "team-a")]);
-        let resource = tags(&[("owner", "team-b"), ("Environment", "prod")]);
-        let m = Metadata::from_tags(&TagKeys::default(), &payload, Some(&resource));
-        assert_eq!(m.owner.value.as_deref(), Some("team-a"));
-        assert_eq!(m.owner.source, MetadataSource::PayloadTags);
+    fn the_more_restrictive_source_wins_and_keys_ignore_case() {
+        let restricted = vec!["restricted-production".to_string()];
+        let payload = tags(&[("Owner", "team-a"), ("environment", "dev")]);
+        let resource = tags(&[
+            ("owner", "team-b"),
+            ("Environment", "Restricted-Production"),
+        ]);
+        let m = Metadata::from_tags(&TagKeys::default(), &payload, Some(&resource), &restricted);
+        assert_eq!(
+            m.environment.value.as_deref(),
+            Some("restricted-production")
+        );
         assert_eq!(m.environment.source, MetadataSource::ResourceTags);
+        assert_eq!(m.environment.payload.as_deref(), Some("dev"));
+        assert_eq!(m.owner.value.as_deref(), Some("team-b"));
         assert_eq!(m.exposure.source, MetadataSource::Missing);
+
+        // A payload cannot talk a restricted resource out of being restricted, nor can a
+        // resource's tag undo a payload that says restricted.
+        let payload = tags(&[
+            ("environment", "RESTRICTED-PRODUCTION"),
+            ("exposure", "internet"),
+        ]);
+        let resource = tags(&[("environment", "dev"), ("exposure", "private")]);
+        let m = Metadata::from_tags(&TagKeys::default(), &payload, Some(&resource), &restricted);
+        assert_eq!(
+            m.environment.value.as_deref(),
+            Some("restricted-production")
+        );
+        assert_eq!(m.environment.source, MetadataSource::PayloadTags);
+        assert_eq!(m.exposure.value.as_deref(), Some("internet"));
     }
 
     #[test]
     fn blank_values_count_as_missing() {
-        let m = Metadata::from_tags(&TagKeys::default(), &tags(&[("owner", "  ")]), None);
+        let m = Metadata::from_tags(&TagKeys::default(), &tags(&[("owner", "  ")]), None, &[]);
         assert_eq!(m.owner.value, None);
     }
 }

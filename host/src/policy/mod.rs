@@ -185,6 +185,11 @@ impl EligibilityPolicy {
         exceptions: Exceptions,
         policy_paths: &[PathBuf],
     ) -> Result<EligibilityPolicy> {
+        let mut config = config;
+        // Environments compare case-insensitively; metadata values reach the policy lowercased.
+        for e in &mut config.restricted_environments {
+            *e = e.to_ascii_lowercase();
+        }
         let data = json!({
             "severities": config.severities,
             "restricted_environments": config.restricted_environments,
@@ -204,6 +209,10 @@ impl EligibilityPolicy {
 
     pub fn tag_keys(&self) -> &TagKeys {
         &self.tag_keys
+    }
+
+    pub fn restricted_environments(&self) -> &[String] {
+        &self.config.restricted_environments
     }
 
     pub fn policy_files(&self) -> &[String] {
@@ -322,9 +331,25 @@ impl EligibilityPolicy {
             None => format!("missing {what}"),
         };
         let env = m.environment.value.as_deref();
-        let restricted =
-            env.is_some_and(|e| self.config.restricted_environments.iter().any(|r| r == e));
-        vec![
+        let restricted = env.is_some_and(|e| {
+            self.config
+                .restricted_environments
+                .iter()
+                .any(|r| r.eq_ignore_ascii_case(e))
+        });
+        let mut checks = Vec::new();
+        // The payload's tags are only a claim; without the resource's own, nothing restrictive
+        // can be ruled out, so the finding goes to a person.
+        if let Some(e) = tag_read_error {
+            checks.push(check(
+                "resource tags read",
+                false,
+                json!({ "error": e }),
+                format!("the resource's own tags could not be read ({e}), so its environment and exception cannot be confirmed"),
+                OnFail::Review,
+            ));
+        }
+        checks.extend(vec![
             check(
                 "environment not restricted",
                 env.is_some() && !restricted,
@@ -346,7 +371,8 @@ impl EligibilityPolicy {
                 },
                 OnFail::Review,
             ),
-        ]
+        ]);
+        checks
     }
 
     fn actions_check(&self, fixer: &LoadedFixer, plan: &Plan) -> Check {

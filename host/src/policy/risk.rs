@@ -79,7 +79,7 @@ fn severity_weight(s: Severity) -> u32 {
     }
 }
 
-fn exposure_weight(e: Exposure) -> u32 {
+pub(crate) fn exposure_weight(e: Exposure) -> u32 {
     match e {
         Exposure::Internet => 3,
         Exposure::Vpn => 2,
@@ -87,7 +87,7 @@ fn exposure_weight(e: Exposure) -> u32 {
     }
 }
 
-fn sensitivity_weight(s: Sensitivity) -> u32 {
+pub(crate) fn sensitivity_weight(s: Sensitivity) -> u32 {
     match s {
         Sensitivity::Pii | Sensitivity::Payment | Sensitivity::Health => 3,
         Sensitivity::Internal => 2,

@@ -149,6 +149,8 @@ pub struct ImportedAction {
 #[derive(Debug, Clone, Serialize)]
 pub struct FixerReport {
     pub sha256: String,
+    /// SHA-256 of the artifact this host compiles it to (what a cache entry for it holds).
+    pub artifact_sha256: Option<String>,
     pub name: String,
     pub version: String,
     pub resource_type: String,

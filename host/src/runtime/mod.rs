@@ -2,6 +2,7 @@
 //! store per finding with a memory cap, a CPU deadline, a wall-clock deadline, WASI with an empty
 //! context, and bounded output.
 
+pub mod cache;
 pub mod inspect;
 pub mod output;
 
@@ -126,85 +127,104 @@ pub enum ArtifactSource {
     MemoryCache,
 }
 
-/// Compiled components keyed by the SHA-256 of the component bytes (and the engine's settings).
-///
-/// Loading from disk trusts the file as native code, so the cache directory must be as protected
-/// as the salve binary itself.
+/// Compiled components keyed by the SHA-256 of the component bytes (and the engine's settings),
+/// in memory and, when a trusted cache directory is usable, on disk (see [`cache`]).
 struct ArtifactCache {
-    dir: Option<PathBuf>,
-    compiled: Mutex<HashMap<String, Component>>,
+    disk: Option<cache::DiskCache>,
+    compiled: Mutex<HashMap<String, (Component, Option<String>)>>,
 }
 
 impl ArtifactCache {
-    fn path(&self, engine: &Engine, sha256: &str) -> Option<PathBuf> {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
-        self.dir
-            .as_ref()
-            .map(|d| d.join(format!("{sha256}-{:016x}.cwasm", h.finish())))
+    fn open(dir: Option<PathBuf>) -> ArtifactCache {
+        let disk = dir.and_then(|dir| {
+            let key_file = std::env::var_os("SALVE_CACHE_KEY_FILE")
+                .map(PathBuf::from)
+                .or_else(cache::default_key_file);
+            let Some(key_file) = key_file else {
+                tracing::warn!(
+                    "no HOME and no SALVE_CACHE_KEY_FILE: compiled fixers are not cached on disk"
+                );
+                return None;
+            };
+            match cache::DiskCache::open(&dir, &key_file) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(
+                        "not using the fixer cache: {e:#}; fixers are compiled in memory instead"
+                    );
+                    None
+                }
+            }
+        });
+        ArtifactCache {
+            disk,
+            compiled: Mutex::new(HashMap::new()),
+        }
     }
 
+    /// The component, where it came from, and the SHA-256 of its compiled artifact.
     fn get_or_compile(
         &self,
         engine: &Engine,
         sha256: &str,
         bytes: &[u8],
-    ) -> Result<(Component, ArtifactSource)> {
-        if let Some(c) = self
+    ) -> Result<(Component, ArtifactSource, Option<String>)> {
+        if let Some((c, digest)) = self
             .compiled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(sha256)
         {
-            return Ok((c.clone(), ArtifactSource::MemoryCache));
+            return Ok((c.clone(), ArtifactSource::MemoryCache, digest.clone()));
         }
-        let path = self.path(engine, sha256);
-        let mut source = ArtifactSource::Compiled;
-        let mut component = None;
-        if let Some(path) = path.as_ref().filter(|p| p.exists()) {
-            // SAFETY: the file was written by `Component::serialize` for this engine configuration
-            // (the name carries the engine's compatibility hash, and wasmtime checks it again);
-            // the cache directory is trusted like the binary, as documented above.
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(c) => {
-                    component = Some(c);
-                    source = ArtifactSource::DiskCache;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let path = self.disk.as_ref().map(|d| (d, d.path(sha256, h.finish())));
+        let mut found = None;
+        if let Some((disk, path)) = &path {
+            match disk.read(path, sha256) {
+                Ok(Some(artifact)) => {
+                    // SAFETY: the bytes were authenticated just above (HMAC with a key outside
+                    // the cache, bound to this .wasm's digest), so they are what this host
+                    // compiled from the reviewed component; wasmtime checks the engine
+                    // compatibility again.
+                    match unsafe { Component::deserialize(engine, &artifact) } {
+                        Ok(c) => found = Some((c, sha256_hex(&artifact))),
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), "recompiling: the cached artifact does not load: {e:#}")
+                        }
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e:#}")
-                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    "recompiling, not loading, a cached fixer artifact: {e:#}"
+                ),
             }
         }
-        let component = match component {
-            Some(c) => c,
+        let (component, source, digest) = match found {
+            Some((c, digest)) => (c, ArtifactSource::DiskCache, digest),
             None => {
                 let c =
                     wt(Component::new(engine, bytes)).context("compiling the fixer component")?;
-                if let Some(path) = &path {
-                    if let Err(e) = write_artifact(path, &c) {
+                let artifact = wt(c.serialize()).context("serialising the compiled fixer")?;
+                if let Some((disk, path)) = &path {
+                    if let Err(e) = disk.write(path, sha256, &artifact) {
                         tracing::warn!(path = %path.display(), "could not cache compiled fixer: {e:#}");
                     }
                 }
-                c
+                (c, ArtifactSource::Compiled, sha256_hex(&artifact))
             }
         };
         self.compiled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(sha256.to_string(), component.clone());
-        Ok((component, source))
+            .insert(
+                sha256.to_string(),
+                (component.clone(), Some(digest.clone())),
+            );
+        Ok((component, source, Some(digest)))
     }
-}
-
-fn write_artifact(path: &Path, component: &Component) -> Result<()> {
-    let bytes = component.serialize()?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 /// Advances the engine's epoch on a background thread until the runtime is dropped.
@@ -247,15 +267,18 @@ pub struct LoadedFixer {
     pub resource_type: &'static ResourceType,
     pub imports: Imports,
     pub artifact: ArtifactSource,
+    /// SHA-256 of the compiled artifact that runs (what the cache holds), beside the `.wasm`'s.
+    pub artifact_sha256: Option<String>,
     pre: AllCapabilitiesPre<SandboxState>,
 }
 
 impl LoadedFixer {
     pub fn identity(&self) -> FixerIdentity {
         FixerIdentity {
+            sha256: self.sha256.clone(),
+            artifact_sha256: self.artifact_sha256.clone(),
             name: self.manifest.name.clone(),
             version: self.manifest.version.clone(),
-            sha256: self.sha256.clone(),
         }
     }
 
@@ -317,10 +340,7 @@ impl Runtime {
             engine,
             linkers,
             limits,
-            cache: ArtifactCache {
-                dir: cache_dir,
-                compiled: Mutex::new(HashMap::new()),
-            },
+            cache: ArtifactCache::open(cache_dir),
             slots: std::sync::Arc::new(tokio::sync::Semaphore::new(n as usize)),
             _ticker,
         })
@@ -362,18 +382,25 @@ impl Runtime {
             })
             .cloned()
             .collect();
-        let check = match self.load(bytes) {
-            Ok(_) => inspect::LinkCheck {
-                passed: true,
-                detail: "every import is inside the fixer's world".into(),
-            },
-            Err(e) => inspect::LinkCheck {
-                passed: false,
-                detail: format!("{e:#}"),
-            },
+        let (check, artifact_sha256) = match self.load(bytes) {
+            Ok(f) => (
+                inspect::LinkCheck {
+                    passed: true,
+                    detail: "every import is inside the fixer's world".into(),
+                },
+                f.artifact_sha256,
+            ),
+            Err(e) => (
+                inspect::LinkCheck {
+                    passed: false,
+                    detail: format!("{e:#}"),
+                },
+                None,
+            ),
         };
         Ok(inspect::FixerReport {
             sha256: sha256_hex(bytes),
+            artifact_sha256,
             world: actions::resource_type(&manifest.resource_type).map(|t| t.world),
             name: manifest.name,
             version: manifest.version,
@@ -409,7 +436,8 @@ impl Runtime {
                 manifest.name, manifest.resource_type
             )
         })?;
-        let (component, artifact) = self.cache.get_or_compile(&self.engine, &sha256, bytes)?;
+        let (component, artifact, artifact_sha256) =
+            self.cache.get_or_compile(&self.engine, &sha256, bytes)?;
         let imports = inspect::check_imports(&self.engine, &component, resource_type)
             .with_context(|| format!("fixer {} refused at link time", manifest.name))?;
         let linker = self
@@ -432,6 +460,7 @@ impl Runtime {
             resource_type,
             imports,
             artifact,
+            artifact_sha256,
             pre,
         })
     }
@@ -517,19 +546,25 @@ impl std::fmt::Display for SandboxError {
     }
 }
 
+/// Fixer-supplied text in a reason is cut to this many bytes.
+pub const MAX_FIXER_TEXT: usize = 1024;
+
+/// A fixer's error as a reason says it. Every string in it came from the fixer, so each is cut
+/// to [`MAX_FIXER_TEXT`].
 pub fn describe_fixer_error(e: &FixerError) -> String {
+    let b = |s: &str| crate::text::bounded(s, MAX_FIXER_TEXT).into_owned();
     match e {
         FixerError::Aws(a) => {
             let id = a
                 .request_id
                 .as_deref()
-                .map(|r| format!(" (request {r})"))
+                .map(|r| format!(" (request {})", b(r)))
                 .unwrap_or_default();
-            format!("AWS error {}: {}{id}", a.code, a.message)
+            format!("AWS error {}: {}{id}", b(&a.code), b(&a.message))
         }
-        FixerError::Denied(m) => format!("denied: {m}"),
-        FixerError::UnexpectedState(m) => format!("unexpected state: {m}"),
-        FixerError::InvalidInput(m) => format!("invalid input: {m}"),
+        FixerError::Denied(m) => format!("denied: {}", b(m)),
+        FixerError::UnexpectedState(m) => format!("unexpected state: {}", b(m)),
+        FixerError::InvalidInput(m) => format!("invalid input: {}", b(m)),
     }
 }
 
@@ -680,6 +715,11 @@ impl Sandbox {
 
     pub fn gate(&self) -> &CallGate {
         self.store.data().capabilities.gate()
+    }
+
+    /// The host's own copy of an AWS error the fixer returned, if the host received it.
+    pub fn observed_aws_error(&self, e: &capabilities::AwsError) -> Option<capabilities::AwsError> {
+        self.store.data().capabilities.observed(e).cloned()
     }
 
     /// Binds the capabilities to another session's backend (the write session for `apply`, the

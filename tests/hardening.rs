@@ -1,0 +1,447 @@
+//! The hardening issue's defects, each as a test that failed before its fix: hostile fixers that
+//! try to wedge the audit log or forge errors, torn writes, a full disk, a tampered fixer
+//! cache, and payloads that try to talk their way past the guardrails.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use salve::audit::{AuditEntry, AuditLog, Status};
+use salve::capabilities::in_memory::InMemorySecurityGroup;
+use salve::capabilities::salve::fixer::security_group::{IngressRule, RuleSource};
+use salve::capabilities::ResourceBackend;
+use salve::pipeline::ProcessOptions;
+use salve::runtime::{Runtime, RuntimeLimits};
+use serde_json::Value;
+
+const GROUP: &str = "sg-0123456789abcdef0";
+
+fn open_ssh() -> IngressRule {
+    IngressRule {
+        protocol: "tcp".into(),
+        from_port: Some(22),
+        to_port: Some(22),
+        source: RuleSource::Ipv4Cidr("0.0.0.0/0".into()),
+        description: None,
+    }
+}
+
+fn hostile(
+    name: &str,
+) -> (
+    salve::pipeline::Pipeline,
+    std::path::PathBuf,
+    Arc<InMemorySecurityGroup>,
+) {
+    let group = Arc::new(InMemorySecurityGroup::with(vec![open_ssh()]));
+    let audit = scratch(name).join("audit.jsonl");
+    let p = pipeline(
+        &[fixture("hostile-fixer")],
+        RuntimeLimits::default(),
+        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone()))),
+        &audit,
+        no_settings(),
+    );
+    (p, audit, group)
+}
+
+async fn run(p: &salve::pipeline::Pipeline, id: &str, behaviour: &str) -> Value {
+    process_one(
+        p,
+        sg_finding(id, GROUP, behaviour).as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await
+}
+
+fn records(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line parses"))
+        .collect()
+}
+
+#[tokio::test]
+async fn deep_rollback_data_cannot_wedge_the_audit_log() {
+    let (p, audit, group) = hostile("deep-rollback");
+    let r = run(&p, "f-deep", "deep-rollback").await;
+    assert_eq!(r["status"], "remediated", "{r}");
+    assert!(
+        r["rollback"].is_string(),
+        "too deep to embed: kept as a string: {}",
+        r["rollback"]
+    );
+    // The next finding still gets its record, and the chain verifies.
+    group.rules.lock().unwrap().push(open_ssh());
+    let r = run(&p, "f-next", "plain").await;
+    assert_eq!(r["status"], "remediated");
+    let report = salve::audit::verify(&audit).unwrap();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    drop(p);
+    // A fresh process chains on from it too.
+    let mut log = AuditLog::open(&audit).unwrap();
+    log.append(&AuditEntry::default()).unwrap();
+    assert!(salve::audit::verify(&audit).unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn a_forged_aws_error_is_capped_and_never_retried() {
+    let (p, _, _) = hostile("forged-error");
+    let r = run(&p, "f-forged", "forged-aws-error").await;
+    assert_eq!(r["status"], "failed");
+    assert_eq!(
+        r.get("retryable"),
+        None,
+        "a fixer-built error must not be retryable: {}",
+        r["retryable"]
+    );
+    let reason = r["reason"].as_str().unwrap();
+    assert!(reason.len() < 8 * 1024, "reason is {} bytes", reason.len());
+    assert!(reason.contains("never received from AWS"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_flood_of_empty_log_lines_is_bounded_and_counted() {
+    let (p, _, _) = hostile("log-flood");
+    let r = run(&p, "f-flood", "log-flood").await;
+    let log = &r["fixer_output"]["log"];
+    let kept = log["lines"].as_array().unwrap().len();
+    assert!(kept <= 1000, "kept {kept} lines");
+    let dropped = log["dropped_lines"].as_u64().unwrap();
+    assert!(
+        dropped > 0 && dropped + kept as u64 >= 100_000,
+        "{} {dropped} {}",
+        r["status"],
+        r["reason"]
+    );
+    assert!(
+        r.to_string().len() < 256 * 1024,
+        "record is {} bytes",
+        r.to_string().len()
+    );
+}
+
+#[tokio::test]
+async fn an_intent_is_durable_before_the_first_write_and_linked_from_the_record() {
+    let (p, audit, _) = hostile("intent");
+    let r = run(&p, "f-intent", "plain").await;
+    assert_eq!(r["status"], "remediated");
+    let all = records(&audit);
+    assert_eq!(all.len(), 2, "an intent and a terminal record");
+    assert_eq!(all[0]["status"], "intent");
+    assert!(
+        all[0]["plan"].is_object(),
+        "the intent holds the approved plan"
+    );
+    assert_eq!(all[1]["intent"]["sequence"], all[0]["sequence"]);
+    assert_eq!(all[1]["intent"]["record_hash"], all[0]["record_hash"]);
+}
+
+#[tokio::test]
+async fn an_intent_left_by_a_killed_run_is_reconciled_at_start() {
+    let (p, audit, group) = hostile("reconcile");
+    run(&p, "f-recon", "plain").await;
+    drop(p);
+    // Simulate a run killed between apply and its record: drop the terminal record, leaving
+    // only the intent (the group is already fixed, as it would be).
+    let lines: Vec<String> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    std::fs::write(&audit, format!("{}\n", lines[0])).unwrap();
+    assert!(group.rules.lock().unwrap().is_empty());
+    let p = pipeline(
+        &[fixture("hostile-fixer")],
+        RuntimeLimits::default(),
+        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone()))),
+        &audit,
+        no_settings(),
+    );
+    let settled = p.reconcile_open_intents().await.unwrap();
+    assert_eq!(settled.len(), 1);
+    let e = &settled[0].entry;
+    assert_eq!(e.status, Some(Status::Remediated), "{:?}", e.reason);
+    assert_eq!(e.reconciles.as_ref().unwrap().sequence, 0);
+    assert!(
+        p.reconcile_open_intents().await.unwrap().is_empty(),
+        "settled once"
+    );
+    assert!(salve::audit::verify(&audit).unwrap().is_intact());
+}
+
+#[test]
+fn a_torn_tail_is_cut_kept_and_recorded() {
+    let dir = scratch("torn");
+    let path = dir.join("audit.jsonl");
+    let mut log = AuditLog::open(&path).unwrap();
+    log.append(&AuditEntry::default()).unwrap();
+    drop(log);
+    // A write that stopped half way: no newline.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, br#"{"finding_id":"half"#).unwrap();
+    drop(f);
+    let mut log = AuditLog::open(&path).unwrap();
+    let sealed = log.append(&AuditEntry::default()).unwrap();
+    assert_eq!(
+        sealed.sequence, 2,
+        "record 0, the repair record, then this one"
+    );
+    let all = records(&path);
+    assert_eq!(all[1]["operation"]["kind"], "audit-repair");
+    let saved = all[1]["operation"]["repair"]["saved_to"].as_str().unwrap();
+    assert_eq!(std::fs::read(saved).unwrap(), br#"{"finding_id":"half"#);
+    assert!(salve::audit::verify(&path).unwrap().is_intact());
+}
+
+#[test]
+fn verify_hashes_the_bytes_on_disk_so_a_duplicated_key_is_caught() {
+    let dir = scratch("dupkey");
+    let path = dir.join("audit.jsonl");
+    let mut log = AuditLog::open(&path).unwrap();
+    log.append(&AuditEntry {
+        status: Some(Status::Failed),
+        ..AuditEntry::default()
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    // A second "status" key: a parser that keeps the last one reads "remediated".
+    let forged = text.replacen('{', r#"{"status":"remediated","#, 1);
+    let report = salve::audit::verify_text(&forged);
+    assert!(!report.is_intact());
+}
+
+#[test]
+fn the_audit_log_is_private_and_never_follows_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("perms");
+    let path = dir.join("audit.jsonl");
+    AuditLog::open(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let target = dir.join("elsewhere");
+    std::fs::write(&target, "").unwrap();
+    let link = dir.join("link.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let err = AuditLog::open(&link).err().expect("a symlink is refused");
+    assert!(format!("{err:#}").contains("symlink"), "{err:#}");
+}
+
+#[test]
+fn a_write_past_a_file_size_limit_fails_cleanly_and_leaves_no_torn_record() {
+    let dir = scratch("efbig");
+    let path = dir.join("audit.jsonl");
+    let mut log = AuditLog::open(&path).unwrap();
+    log.append(&AuditEntry::default()).unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    // Run the next append in a child process under a file-size limit just above the log.
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f {} && exec {} --exact efbig_child --nocapture",
+            (size / 1024) + 1,
+            std::env::current_exe().unwrap().display()
+        ))
+        .env("SALVE_EFBIG_LOG", &path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child must not be killed by SIGXFSZ");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.ends_with('\n'), "no torn record left behind");
+    assert!(salve::audit::verify(&path).unwrap().is_intact());
+}
+
+/// The child half of the test above: appends a big record, which must fail with an error.
+#[test]
+fn efbig_child() {
+    let Some(path) = std::env::var_os("SALVE_EFBIG_LOG") else {
+        return;
+    };
+    // What the binary's main does: a file-size limit is an error, not a fatal signal.
+    unsafe {
+        libc_sigxfsz_ignore();
+    }
+    let mut log = AuditLog::open(&path).unwrap();
+    let err = log
+        .append(&AuditEntry {
+            reason: Some("x".repeat(64 * 1024)),
+            ..AuditEntry::default()
+        })
+        .err()
+        .expect("the write crosses the limit");
+    assert!(
+        format!("{err:#}").contains("nothing of this batch was kept"),
+        "{err:#}"
+    );
+}
+
+unsafe fn libc_sigxfsz_ignore() {
+    extern "C" {
+        fn signal(sig: i32, handler: usize) -> usize;
+    }
+    const SIGXFSZ: i32 = 25;
+    const SIG_IGN: usize = 1;
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+#[test]
+fn a_tampered_compiled_fixer_is_recompiled_never_loaded() {
+    let dir = scratch("cache-tamper");
+    let cache = dir.join("cache");
+    std::env::set_var("SALVE_CACHE_KEY_FILE", dir.join("key"));
+    let load = |name: &str| {
+        let rt = Runtime::new(RuntimeLimits::default(), Some(cache.clone())).unwrap();
+        rt.load_file(&fixer(name)).unwrap()
+    };
+    let s3 = load("s3-block-public-access");
+    let sg = load("sg-close-admin-ports");
+    assert_eq!(
+        load("s3-block-public-access").artifact,
+        salve::runtime::ArtifactSource::DiskCache
+    );
+    // Copy the security-group fixer's compiled file (and its tag) over the bucket fixer's.
+    let find = |sha: &str, ext: &str| {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name().unwrap().to_string_lossy().starts_with(sha)
+                    && p.to_string_lossy().ends_with(ext)
+            })
+            .unwrap()
+    };
+    for ext in [".cwasm", ".cwasm.hmac"] {
+        std::fs::copy(find(&sg.sha256, ext), find(&s3.sha256, ext)).unwrap();
+    }
+    let again = load("s3-block-public-access");
+    assert_eq!(
+        again.artifact,
+        salve::runtime::ArtifactSource::Compiled,
+        "swapped artifact refused"
+    );
+    assert_eq!(again.manifest.name, "s3-block-public-access");
+    assert_ne!(again.artifact_sha256, sg.artifact_sha256);
+    std::env::remove_var("SALVE_CACHE_KEY_FILE");
+}
+
+#[tokio::test]
+async fn two_fixers_with_one_name_or_one_control_are_refused_unless_routed() {
+    let rt = Runtime::new(RuntimeLimits::default(), None).unwrap();
+    let dir = scratch("routing");
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        std::fs::copy(
+            fixer("s3-block-public-access"),
+            dir.join(format!("{i}-{name}.wasm")),
+        )
+        .unwrap();
+    }
+    let reg = salve::registry::FixerRegistry::load_dir(&rt, &dir).unwrap();
+    assert!(reg.ready.is_empty());
+    assert!(
+        reg.refused.iter().all(|r| r.error.contains("named")),
+        "{:?}",
+        reg.refused[0].error
+    );
+
+    // Two different fixers claiming one control: hostile-fixer and sg-close-admin-ports share EC2.13.
+    let dir = scratch("routing-overlap");
+    std::fs::copy(fixture("hostile-fixer"), dir.join("a.wasm")).unwrap();
+    std::fs::copy(fixer("sg-close-admin-ports"), dir.join("b.wasm")).unwrap();
+    let reg = salve::registry::FixerRegistry::load_dir(&rt, &dir).unwrap();
+    assert!(
+        reg.refused.iter().any(|r| r.error.contains("[routing]")),
+        "{:?}",
+        reg.refused.iter().map(|r| &r.error).collect::<Vec<_>>()
+    );
+    let routing = [("EC2.13".to_string(), "sg-close-admin-ports".to_string())].into();
+    let reg = salve::registry::FixerRegistry::load_dir_routed(&rt, &dir, routing).unwrap();
+    assert_eq!(reg.ready.len(), 2);
+    let f = salve::finding::Finding::from_canonical_json(sg_finding("f", GROUP, "t").as_bytes())
+        .unwrap();
+    match reg.select(&f) {
+        salve::registry::Selection::Ready(f) => assert_eq!(f.manifest.name, "sg-close-admin-ports"),
+        _ => panic!("routing picks the named fixer"),
+    }
+}
+
+#[tokio::test]
+async fn settings_pinned_to_another_digest_are_withheld_and_the_fixer_does_not_run() {
+    let group = Arc::new(InMemorySecurityGroup::with(vec![open_ssh()]));
+    let audit = scratch("pinned").join("audit.jsonl");
+    let settings = [(
+        "hostile-fixer".to_string(),
+        [
+            ("sha256".to_string(), "0".repeat(64)),
+            ("token".to_string(), "secret".to_string()),
+        ]
+        .into(),
+    )]
+    .into();
+    let p = pipeline(
+        &[fixture("hostile-fixer")],
+        RuntimeLimits::default(),
+        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone()))),
+        &audit,
+        settings,
+    );
+    let r = run(&p, "f-pin", "plain").await;
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("pinned"),
+        "{}",
+        r["reason"]
+    );
+    assert_eq!(group.writes.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(r["fixer"]["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[tokio::test]
+async fn payload_tags_cannot_unrestrict_a_restricted_resource() {
+    let group = Arc::new(InMemorySecurityGroup {
+        rules: std::sync::Mutex::new(vec![open_ssh()]),
+        tags: [(
+            "Environment".to_string(),
+            "Restricted-Production".to_string(),
+        )]
+        .into(),
+        ..InMemorySecurityGroup::default()
+    });
+    let audit = scratch("restricted").join("audit.jsonl");
+    let p = pipeline(
+        &[fixer("sg-close-admin-ports")],
+        RuntimeLimits::default(),
+        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone()))),
+        &audit,
+        no_settings(),
+    );
+    // The payload says environment=dev (sg_finding's tags).
+    let r = process_one(
+        &p,
+        sg_finding("f-env", GROUP, "open ssh").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(r["status"], "review", "{}", r["reason"]);
+    assert_eq!(group.writes.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let env = &r["metadata"]["environment"];
+    assert_eq!(env["value"], "restricted-production");
+    assert_eq!(env["payload"], "dev");
+    assert_eq!(env["source"], "resource-tags");
+}
+
+#[test]
+fn duplicate_keys_in_a_payload_are_rejected() {
+    let payload = br#"{"id":"f","control_id":"S3.8","severity":"HIGH","resource":{"arn":"arn:aws:s3:::a-bucket","type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1"},"resource":{"arn":"arn:aws:s3:::b-bucket","type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1"}}"#;
+    let out = salve::ingest::ingest(payload, &Default::default());
+    match &out[0].outcome {
+        salve::ingest::IngestOutcome::Rejected { reason } => {
+            assert!(reason.contains("appears twice"), "{reason}")
+        }
+        other => panic!("accepted a payload with two resources: {other:?}"),
+    }
+}
