@@ -61,13 +61,10 @@ fn an_edited_and_rehashed_record_is_caught_by_the_next_link() {
         serde_json::from_str(&lines[1]).unwrap();
     record.insert("status".into(), "skipped".into());
     record.remove("record_hash");
-    let hash = salve::audit::sha256_hex(
-        serde_json::Value::Object(record.clone())
-            .to_string()
-            .as_bytes(),
-    );
-    record.insert("record_hash".into(), hash.into());
-    lines[1] = serde_json::Value::Object(record).to_string();
+    // Re-hashed the way the writer hashes: the exact bytes, record_hash appended last.
+    let body = serde_json::Value::Object(record.clone()).to_string();
+    let hash = salve::audit::sha256_hex(body.as_bytes());
+    lines[1] = format!("{},\"record_hash\":\"{hash}\"}}", &body[..body.len() - 1]);
     let report = verify_text(&(lines.join("\n") + "\n"));
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(

@@ -237,56 +237,47 @@ fn a_write_past_a_file_size_limit_fails_cleanly_and_leaves_no_torn_record() {
     let dir = scratch("efbig");
     let path = dir.join("audit.jsonl");
     let mut log = AuditLog::open(&path).unwrap();
-    log.append(&AuditEntry::default()).unwrap();
-    let size = std::fs::metadata(&path).unwrap().len();
-    // Run the next append in a child process under a file-size limit just above the log.
-    let status = std::process::Command::new("bash")
+    // Fill the log to just short of a 1 KiB boundary, so the next record crosses the limit.
+    let mut n = 0;
+    while !(900..1000).contains(&(std::fs::metadata(&path).unwrap().len() % 1024)) {
+        log.append(&AuditEntry {
+            finding_id: Some("f".repeat(n % 97)),
+            ..AuditEntry::default()
+        })
+        .unwrap();
+        n += 1;
+    }
+    drop(log);
+    let blocks = std::fs::metadata(&path).unwrap().len() / 1024 + 1;
+    let payload = dir.join("payload.json");
+    std::fs::write(&payload, "this is not JSON").unwrap();
+    let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "ulimit -f {} && exec {} --exact efbig_child --nocapture",
-            (size / 1024) + 1,
-            std::env::current_exe().unwrap().display()
+            "ulimit -f {blocks} && exec {} process --audit-log {} --fixers {} {}",
+            env!("CARGO_BIN_EXE_salve"),
+            path.display(),
+            dir.display(),
+            payload.display()
         ))
-        .env("SALVE_EFBIG_LOG", &path)
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "the child must not be killed by SIGXFSZ");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code().is_some(),
+        "salve was killed by a signal (SIGXFSZ?): {stderr}"
+    );
+    assert!(
+        !out.status.success(),
+        "the record could not be written: {stderr}"
+    );
+    assert!(
+        stderr.contains("nothing of this batch was kept"),
+        "{stderr}"
+    );
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.ends_with('\n'), "no torn record left behind");
     assert!(salve::audit::verify(&path).unwrap().is_intact());
-}
-
-/// The child half of the test above: appends a big record, which must fail with an error.
-#[test]
-fn efbig_child() {
-    let Some(path) = std::env::var_os("SALVE_EFBIG_LOG") else {
-        return;
-    };
-    // What the binary's main does: a file-size limit is an error, not a fatal signal.
-    unsafe {
-        libc_sigxfsz_ignore();
-    }
-    let mut log = AuditLog::open(&path).unwrap();
-    let err = log
-        .append(&AuditEntry {
-            reason: Some("x".repeat(64 * 1024)),
-            ..AuditEntry::default()
-        })
-        .err()
-        .expect("the write crosses the limit");
-    assert!(
-        format!("{err:#}").contains("nothing of this batch was kept"),
-        "{err:#}"
-    );
-}
-
-unsafe fn libc_sigxfsz_ignore() {
-    extern "C" {
-        fn signal(sig: i32, handler: usize) -> usize;
-    }
-    const SIGXFSZ: i32 = 25;
-    const SIG_IGN: usize = 1;
-    signal(SIGXFSZ, SIG_IGN);
 }
 
 #[test]
@@ -444,4 +435,349 @@ fn duplicate_keys_in_a_payload_are_rejected() {
         }
         other => panic!("accepted a payload with two resources: {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_wasi_sleep_is_wall_clock_time_not_cpu_time() {
+    let group = Arc::new(InMemorySecurityGroup::with(vec![open_ssh()]));
+    let audit = scratch("sleep").join("audit.jsonl");
+    let limits = |wall_ms| RuntimeLimits {
+        cpu_time: std::time::Duration::from_millis(300),
+        wall_time: std::time::Duration::from_millis(wall_ms),
+        ..RuntimeLimits::default()
+    };
+    let backend = || Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone())));
+    let p = pipeline(
+        &[fixture("hostile-fixer")],
+        limits(20_000),
+        backend(),
+        &audit,
+        no_settings(),
+    );
+    let r = run(&p, "f-sleep", "sleep").await;
+    assert_eq!(r["status"], "already-compliant", "{}", r["reason"]);
+    drop(p);
+    let p = pipeline(
+        &[fixture("hostile-fixer")],
+        limits(500),
+        backend(),
+        &audit,
+        no_settings(),
+    );
+    let r = run(&p, "f-sleep-2", "sleep").await;
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["reason"].as_str().unwrap().contains("wall-clock limit"),
+        "{}",
+        r["reason"]
+    );
+}
+
+mod against_moto {
+    //! The same defects where they meet AWS: moto behind the counting proxy.
+    use super::*;
+    use crate::common::proxy::{CountingProxy, Injected};
+    use aws_sdk_ec2::types::{IpPermission, IpRange};
+    use salve::aws::{AwsBackends, AwsOptions};
+
+    async fn via_proxy(
+        name: &str,
+        proxy: &CountingProxy,
+    ) -> (salve::pipeline::Pipeline, std::path::PathBuf) {
+        let audit = scratch(name).join("audit.jsonl");
+        let sdk = sdk_config()
+            .await
+            .into_builder()
+            .endpoint_url(&proxy.url)
+            .build();
+        let backends = AwsBackends::from_config(
+            sdk,
+            AwsOptions {
+                endpoint_url: Some(proxy.url.clone()),
+            },
+            "salve-tests",
+            test_config("").account_roles(),
+        );
+        let p = pipeline(
+            &[
+                fixer("s3-block-public-access"),
+                fixer("sg-close-admin-ports"),
+            ],
+            RuntimeLimits::default(),
+            Box::new(backends),
+            &audit,
+            no_settings(),
+        );
+        (p, audit)
+    }
+
+    /// A moto security group with SSH open to the world.
+    async fn open_ssh_group(name: &str) -> String {
+        let ec2 = aws_sdk_ec2::Client::new(&sdk_config().await);
+        let group = ec2
+            .create_security_group()
+            .group_name(unique(name))
+            .description("salve test")
+            .send()
+            .await
+            .unwrap()
+            .group_id()
+            .unwrap()
+            .to_string();
+        ec2.authorize_security_group_ingress()
+            .group_id(&group)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(22)
+                    .to_port(22)
+                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        group
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_response_was_lost_is_verified_not_failed() {
+        let group = open_ssh_group("lost-response").await;
+        let proxy = CountingProxy::start(&endpoint()).await;
+        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        proxy.set_fault(Some(Arc::new(move |seen| {
+            (seen.body.contains("Action=RevokeSecurityGroupIngress")
+                && !fired.swap(true, std::sync::atomic::Ordering::SeqCst))
+            .then(|| {
+                // AWS applied the revoke; the answer was lost and a retry found the rule gone.
+                Injected::ForwardThenRespond(
+                    400,
+                    "<Response><Errors><Error><Code>InvalidPermission.NotFound</Code><Message>The specified rule does not exist in this security group.</Message></Error></Errors><RequestID>lost-1</RequestID></Response>".into(),
+                )
+            })
+        })));
+        let (p, _) = via_proxy("lost-response", &proxy).await;
+        let r = process_one(
+            &p,
+            sg_finding("f-lost", &group, "open ssh").as_bytes(),
+            ProcessOptions::default(),
+        )
+        .await;
+        assert_eq!(r["status"], "remediated", "{}", r["reason"]);
+        assert!(
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("InvalidPermission.NotFound"),
+            "{}",
+            r["reason"]
+        );
+        assert_eq!(r["evidence"]["compliant_after"], true);
+        assert!(r["evidence"]["apply_error"].is_string());
+    }
+
+    #[tokio::test]
+    async fn every_s3_call_names_the_expected_bucket_owner() {
+        let s3 = s3().await;
+        let bucket = unique("owner");
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        let proxy = CountingProxy::start(&endpoint()).await;
+        let (p, _) = via_proxy("expected-owner", &proxy).await;
+        let r = process_one(
+            &p,
+            s3_finding("f-owner", &bucket).as_bytes(),
+            ProcessOptions::default(),
+        )
+        .await;
+        assert_eq!(r["status"], "remediated", "{}", r["reason"]);
+        let s3_calls: Vec<_> = proxy
+            .requests()
+            .into_iter()
+            .filter(|s| s.path_and_query.starts_with(&format!("/{bucket}")))
+            .collect();
+        assert!(s3_calls.len() >= 3, "{s3_calls:?}");
+        for call in s3_calls {
+            let owner = call
+                .headers
+                .iter()
+                .find(|(k, _)| k == "x-amz-expected-bucket-owner")
+                .map(|(_, v)| v.as_str());
+            assert_eq!(
+                owner,
+                Some(ACCOUNT),
+                "{} {}",
+                call.method,
+                call.path_and_query
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn fixer_text_cannot_forge_terminal_output() {
+        let group = open_ssh_group("escape").await;
+        let dir = scratch("terminal-escape");
+        std::fs::write(
+            dir.join("finding.json"),
+            sg_finding("f-esc", &group, "terminal-escape"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("salve.toml"),
+            format!("[accounts.\"{ACCOUNT}\"]\nrole-arn = \"arn:aws:iam::{ACCOUNT}:role/salve-remediation\"\n"),
+        )
+        .unwrap();
+        let fixers = dir.join("fixers");
+        std::fs::create_dir_all(&fixers).unwrap();
+        std::fs::copy(fixture("hostile-fixer"), fixers.join("hostile.wasm")).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+            .current_dir(&dir)
+            .args([
+                "explain",
+                "finding.json",
+                "--config",
+                "salve.toml",
+                "--fixers",
+                "fixers",
+            ])
+            .args(["--endpoint-url", &endpoint()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r'),
+            "raw control characters reached the terminal:\n{text:?}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.trim_start().starts_with("status    remediated")),
+            "a forged status line:\n{text}"
+        );
+        assert!(
+            text.contains("\\u{1b}"),
+            "the escape is shown, visibly:\n{text}"
+        );
+    }
+
+    #[test]
+    fn explain_on_a_fresh_machine_shows_ingest_and_triage() {
+        let dir = scratch("fresh-explain");
+        std::fs::write(
+            dir.join("finding.json"),
+            s3_finding("f-fresh", "fresh-bucket"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+            .current_dir(&dir)
+            .args(["explain", "finding.json"])
+            .env("HOME", &dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("no fixers are installed"), "{stderr}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("skipped"));
+        assert!(
+            !dir.join(".salve/cache").exists(),
+            "no cache in the current directory"
+        );
+    }
+
+    #[tokio::test]
+    async fn recording_never_sends_signed_requests_to_a_case_files_endpoint() {
+        let dir = scratch("record-endpoint");
+        let case_dir = dir.join("case");
+        std::fs::create_dir_all(&case_dir).unwrap();
+        let shipped = repo_root().join("fixers/s3-block-public-access/cases/fixed/case.json");
+        let mut case: Value =
+            serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+        // A case file from someone else, naming their endpoint.
+        let spy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        spy.set_nonblocking(true).unwrap();
+        case["endpoint_url"] = format!("http://{}", spy.local_addr().unwrap()).into();
+        let bucket = unique("record-endpoint");
+        case["finding"]["resource"]["arn"] = format!("arn:aws:s3:::{bucket}").into();
+        std::fs::write(case_dir.join("case.json"), case.to_string()).unwrap();
+        // "AWS" here is moto, through the SDK's own AWS_ENDPOINT_URL; no --endpoint-url flag.
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+            .args(["fixer", "test", "--record"])
+            .arg(fixer("s3-block-public-access"))
+            .arg(&case_dir)
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("HOME", &dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("recording ignores it"), "{stderr}");
+        assert!(
+            spy.accept().is_err(),
+            "a signed request went to the endpoint the case file named"
+        );
+    }
+}
+
+#[test]
+fn an_oversized_payload_is_recorded_with_its_real_size_and_whole_digest() {
+    let dir = scratch("oversized");
+    let payload = vec![b' '; 7 * 1024 * 1024];
+    std::fs::write(dir.join("big.json"), &payload).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .current_dir(&dir)
+        .args([
+            "process",
+            "big.json",
+            "--audit-log",
+            "audit.jsonl",
+            "--fixers",
+            ".",
+        ])
+        .args(["--output", "json"])
+        .env("HOME", &dir)
+        .output()
+        .unwrap();
+    let record: Value = serde_json::from_slice(&out.stdout).expect("one JSON record");
+    assert_eq!(record["status"], "rejected");
+    assert_eq!(
+        record["reason"],
+        format!(
+            "payload is {} bytes, over the 6291456-byte limit",
+            payload.len()
+        )
+    );
+    assert_eq!(record["payload_sha256"], salve::audit::sha256_hex(&payload));
+}
+
+#[tokio::test]
+async fn nothing_is_changed_when_the_log_cannot_take_the_intent() {
+    let bucket = unique("no-intent");
+    let client = s3().await;
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let dir = scratch("no-intent");
+    std::fs::write(dir.join("finding.json"), s3_finding("f-no-intent", &bucket)).unwrap();
+    std::fs::write(
+        dir.join("salve.toml"),
+        format!("[accounts.\"{ACCOUNT}\"]\nrole-arn = \"arn:aws:iam::{ACCOUNT}:role/salve-remediation\"\n"),
+    )
+    .unwrap();
+    // An empty log that may not grow: a full disk, as far as salve can tell.
+    std::fs::write(dir.join("audit.jsonl"), "").unwrap();
+    let out = std::process::Command::new("bash")
+        .current_dir(&dir)
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f 0 && exec {} process finding.json --audit-log audit.jsonl --config salve.toml --fixers {} --endpoint-url {}",
+            env!("CARGO_BIN_EXE_salve"),
+            repo_root().join("build/fixers").display(),
+            endpoint()
+        ))
+        .env("HOME", &dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        public_access_block(&client, &bucket).await,
+        None,
+        "the bucket was changed with no record of it: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

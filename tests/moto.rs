@@ -313,7 +313,7 @@ async fn no_secret_reaches_the_audit_log_or_the_logs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let audit = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
-    let record: Value = serde_json::from_str(audit.lines().next().unwrap()).unwrap();
+    let record: Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
     assert_eq!(record["status"], "remediated");
     assert_eq!(record["sessions"][0]["phase"], "read");
     assert_eq!(record["sessions"][0]["session_name"], "salve-secrets-1");

@@ -175,11 +175,33 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, queue_url: &str, endpoint: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_with_fd_limit(dir, queue_url, endpoint, extra, None)
+    }
+
+    /// Starts the daemon, optionally under `ulimit -n`, to see what it does short of file
+    /// descriptors.
+    fn start_with_fd_limit(
+        dir: &Path,
+        queue_url: &str,
+        endpoint: &str,
+        extra: &[&str],
+        nofile: Option<u32>,
+    ) -> Daemon {
         let cache = repo_root().join("target/test-scratch/queue-fixer-cache");
         std::fs::create_dir_all(&cache).unwrap();
         let runs = std::fs::read_dir(dir).unwrap().count();
         let log = dir.join(format!("daemon-{runs}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_salve"))
+        let mut command = match nofile {
+            Some(n) => {
+                let mut c = Command::new("bash");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_salve"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_salve")),
+        };
+        let child = command
             .arg("daemon")
             .arg("--queue-url")
             .arg(queue_url)
@@ -193,7 +215,12 @@ impl Daemon {
             .arg(cache)
             .arg("--endpoint-url")
             .arg(endpoint)
-            .args(["--wait-seconds", "1", "--log-format", "json"])
+            .args(if extra.contains(&"--wait-seconds") {
+                &[][..]
+            } else {
+                &["--wait-seconds", "1"][..]
+            })
+            .args(["--log-format", "json"])
             .args(extra)
             .env("SALVE_LOG", "info")
             .stdout(Stdio::null())
@@ -245,10 +272,12 @@ fn records(dir: &Path) -> Vec<Value> {
     if !path.exists() {
         return Vec::new();
     }
+    // Intent records precede a fix's first write; the tests count outcomes.
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["status"] != "intent")
         .collect()
 }
 
@@ -731,4 +760,110 @@ async fn a_fix_longer_than_the_visibility_timeout_is_not_delivered_twice() {
         terminal_by_key(&records(&dir))["slow-finding"],
         ["remediated"]
     );
+}
+
+/// `/healthz` with a timeout, so a starved endpoint fails the test instead of hanging it.
+fn http_get_within(port: u16, path: &str, limit: Duration) -> Option<(u16, String)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_string();
+    std::thread::spawn(move || {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let _ = tx.send(std::panic::catch_unwind(|| http_get(port, &path)).ok());
+        }
+    });
+    rx.recv_timeout(limit).ok().flatten()
+}
+
+#[tokio::test]
+async fn half_open_connections_cannot_starve_the_status_endpoint_and_sigterm_is_503_at_once() {
+    let dir = scratch("status-endpoint");
+    let q = queues("status", 30, 5).await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // A long poll, so SIGTERM lands while a receive is outstanding.
+    // Few file descriptors, so accepting every idle client would leave none for SQS.
+    let mut daemon = Daemon::start_with_fd_limit(
+        &dir,
+        &q.main,
+        &endpoint(),
+        &["--listen", &listen, "--wait-seconds", "20"],
+        Some(160),
+    );
+    let started = Instant::now();
+    while http_get_within(port, "/healthz", Duration::from_secs(1)).is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 300 clients that connect and never send a request.
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+        .collect();
+    assert!(idle.len() > 200);
+    // The daemon still receives and fixes while they hang on.
+    let s3 = s3().await;
+    let bucket = unique("starved");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    publish(&q.topic, &[wiz_bucket("starved-bucket", &bucket)]).await;
+    wait_for_records(&dir, 1, &daemon).await;
+    assert_eq!(public_access_block(&s3, &bucket).await, Some([true; 4]));
+    let answer = http_get_within(port, "/healthz", Duration::from_secs(20));
+    assert_eq!(
+        answer.map(|(s, _)| s),
+        Some(200),
+        "the endpoint was starved by idle connections; {}",
+        daemon.log()
+    );
+    drop(idle);
+    daemon.signal("-TERM");
+    // The long poll runs for up to 20 s; the answer must change well before it returns.
+    let signalled = Instant::now();
+    let mut answer = None;
+    while signalled.elapsed() < Duration::from_secs(3) {
+        answer = http_get_within(port, "/healthz", Duration::from_secs(1));
+        if answer.as_ref().is_some_and(|(s, _)| *s == 503) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        answer,
+        Some((503, "stopping\n".to_string())),
+        "503 once shutdown begins, not after the long poll"
+    );
+    let exit = daemon.wait(Duration::from_secs(60)).await;
+    assert_eq!(exit.code(), Some(0), "{}", daemon.log());
+}
+
+#[tokio::test]
+async fn healthz_is_503_while_receives_keep_failing() {
+    let dir = scratch("status-receive-fails");
+    let q = queues("status-fail", 30, 5).await;
+    let proxy = CountingProxy::start(&endpoint()).await;
+    proxy.set_fault(Some(Arc::new(|seen: &Seen| {
+        (seen.target == "AmazonSQS.ReceiveMessage").then(|| {
+            Injected::Respond(500, r#"{"__type":"InternalError","message":"down"}"#.into())
+        })
+    })));
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut daemon = Daemon::start(&dir, &q.main, &proxy.url, &["--listen", &listen]);
+    let started = Instant::now();
+    loop {
+        if let Some((503, body)) = http_get_within(port, "/healthz", Duration::from_secs(2)) {
+            assert!(body.contains("receiving from the queue failed"), "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "/healthz never said the receives fail; {}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    daemon.signal("-TERM");
+    daemon.wait(Duration::from_secs(60)).await;
 }

@@ -137,7 +137,7 @@ async fn an_action_missing_from_the_plan_is_denied_during_apply() {
     assert_eq!(status(&record), "failed");
     assert_eq!(
         reason(&record),
-        "apply: the fixer reported denied: ec2:AuthorizeSecurityGroupIngress denied: the approved plan does not list it"
+        "apply: the fixer reported denied: ec2:AuthorizeSecurityGroupIngress denied: the approved plan does not list it; no write reached AWS before it stopped"
     );
     assert_eq!(group.writes.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(

@@ -375,7 +375,7 @@ fn shrink(record: &mut Map<String, Value>) {
         .filter(|(k, _)| !KEEP.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.to_string().len()))
         .collect();
-    sizes.sort_by(|a, b| b.1.cmp(&a.1));
+    sizes.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
     let mut total: usize = record
         .iter()
         .map(|(k, v)| k.len() + v.to_string().len())
@@ -834,8 +834,7 @@ pub fn verify(path: &Path) -> Result<VerifyReport> {
 
 pub fn verify_text(text: &str) -> VerifyReport {
     let mut checker = Checker::default();
-    let mut lines = text.split_inclusive('\n').peekable();
-    while let Some(raw) = lines.next() {
+    for raw in text.split_inclusive('\n') {
         let torn = !raw.ends_with('\n');
         checker.line(raw.trim_end_matches('\n'), torn);
     }
@@ -1023,7 +1022,7 @@ mod tests {
         let h = "a".repeat(64);
         let deep = "[".repeat(500) + &"]".repeat(500);
         let line = format!(
-            r#"{{"rollback":{{"sequence":7,"x":{deep}}},"s":"a"b,}}","sequence":3,"previous_hash":"{h}","record_hash":"{h}"}}"#
+            r#"{{"rollback":{{"sequence":7,"x":{deep}}},"s":"a\"b,}}","sequence":3,"previous_hash":"{h}","record_hash":"{h}"}}"#
         );
         let f = chain_fields(&line).unwrap();
         assert_eq!(f.sequence, Some(3));

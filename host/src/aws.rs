@@ -142,7 +142,21 @@ impl AwsBackends {
         source_identity: &str,
         roles: BTreeMap<String, AccountRole>,
     ) -> AwsBackends {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        use aws_config::meta::region::RegionProviderChain;
+        // The region comes from the environment or the profile, never from instance metadata:
+        // a lookup there, on a machine that is not in AWS, costs seconds and prints the SDK's
+        // internal errors on every command, even one that makes no AWS call.
+        let region = RegionProviderChain::first_try(
+            aws_config::environment::EnvironmentVariableRegionProvider::new(),
+        )
+        .or_else(aws_config::profile::ProfileFileRegionProvider::new());
+        let region = region.region().await;
+        if region.is_none() {
+            tracing::debug!(
+                "no AWS region configured (set AWS_REGION); calls that need one will say so"
+            );
+        }
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
         if let Some(url) = &options.endpoint_url {
             loader = loader.endpoint_url(url);
         }

@@ -134,6 +134,11 @@ impl SalveConfig {
         if let Some(e) = &mut config.policy.exceptions {
             *e = base_dir.join(&*e);
         }
+        for route in config.notify.routes.values_mut() {
+            if let Some(f) = &mut route.webhook_url_file {
+                *f = base_dir.join(&*f);
+            }
+        }
         config.validate(origin)?;
         Ok(config)
     }

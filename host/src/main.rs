@@ -361,20 +361,62 @@ fn parse_settings(raw: &[String], mut settings: FixerSettings) -> Result<FixerSe
     Ok(settings)
 }
 
-fn read_input(input: &str) -> Result<Vec<u8>> {
-    let limit = salve::ingest::MAX_PAYLOAD_BYTES as u64 + 1;
-    let mut bytes = Vec::new();
-    if input == "-" {
-        std::io::stdin()
-            .take(limit)
-            .read_to_end(&mut bytes)
-            .context("reading the finding from stdin")?;
+/// A payload as read from a file or stdin: at most the ingest limit is kept, but the whole input
+/// is counted and hashed, so an oversized payload's record names its real size and digest.
+struct Input {
+    bytes: Vec<u8>,
+    total: u64,
+    sha256: String,
+}
+
+fn read_input(input: &str) -> Result<Input> {
+    use sha2::{Digest, Sha256};
+    let limit = salve::ingest::MAX_PAYLOAD_BYTES;
+    let mut reader: Box<dyn Read> = if input == "-" {
+        Box::new(std::io::stdin())
     } else {
-        std::fs::File::open(input)
-            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
-            .with_context(|| format!("reading the finding from {input}"))?;
+        Box::new(
+            std::fs::File::open(input)
+                .with_context(|| format!("reading the finding from {input}"))?,
+        )
+    };
+    let mut hasher = Sha256::new();
+    let (mut bytes, mut total) = (Vec::new(), 0u64);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading the finding from {input}")),
+        };
+        hasher.update(&chunk[..n]);
+        total += n as u64;
+        let room = (limit + 1).saturating_sub(bytes.len()).min(n);
+        bytes.extend_from_slice(&chunk[..room]);
     }
-    Ok(bytes)
+    Ok(Input {
+        bytes,
+        total,
+        sha256: salve::audit::hex(&hasher.finalize()),
+    })
+}
+
+/// Processes what was read, or records an oversized input as rejected with its real size.
+async fn run_input(
+    pipeline: &Pipeline,
+    input: Input,
+    options: ProcessOptions,
+) -> Result<Vec<Processed>> {
+    if input.total > salve::ingest::MAX_PAYLOAD_BYTES as u64 {
+        let reason = format!(
+            "payload is {} bytes, over the {}-byte limit",
+            input.total,
+            salve::ingest::MAX_PAYLOAD_BYTES
+        );
+        return Ok(vec![pipeline.reject(&input.sha256, reason, options).await?]);
+    }
+    pipeline.process_payload(&input.bytes, options).await
 }
 
 fn load_config(path: Option<&Path>) -> Result<SalveConfig> {
@@ -395,7 +437,17 @@ async fn build_pipeline(
 ) -> Result<(Pipeline, aws_config::SdkConfig)> {
     let config = load_config(host.config.as_deref())?;
     let runtime = Runtime::new(host.limits.to_limits()?, cache_dir(&host.cache_dir))?;
-    let registry = FixerRegistry::load_dir_routed(&runtime, &host.fixers, config.routing.clone())?;
+    // `explain` writes nothing and changes nothing, so it still shows ingest and triage on a
+    // machine with no fixers installed yet.
+    let registry = if audit.is_none() && !host.fixers.exists() {
+        eprintln!(
+            "note: no fixers are installed ({} does not exist); explaining ingest and triage only",
+            host.fixers.display()
+        );
+        FixerRegistry::default()
+    } else {
+        FixerRegistry::load_dir_routed(&runtime, &host.fixers, config.routing.clone())?
+    };
     let backends = AwsBackends::load(
         AwsOptions {
             endpoint_url: host.endpoint_url.clone(),
@@ -448,7 +500,7 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
         dry_run: args.dry_run,
         ..ProcessOptions::default()
     };
-    let processed = pipeline.process_payload(&payload, options).await?;
+    let processed = run_input(&pipeline, payload, options).await?;
     for (i, p) in processed.iter().enumerate() {
         match args.output {
             Output::Json => {
@@ -572,7 +624,7 @@ async fn explain(args: ExplainArgs) -> Result<ExitCode> {
         explain: true,
         ..ProcessOptions::default()
     };
-    let processed = pipeline.process_payload(&payload, options).await?;
+    let processed = run_input(&pipeline, payload, options).await?;
     for (i, p) in processed.iter().enumerate() {
         match args.output {
             Output::Json => println!("{}", serde_json::to_string(&p.entry)?),

@@ -31,8 +31,14 @@ pub struct RouteConfig {
     pub on: Vec<Trigger>,
     #[serde(default)]
     pub sns_topic_arn: Option<String>,
+    /// The URL carries its secret in the path, so prefer `webhook-url-env` or
+    /// `webhook-url-file`, which keep it out of the config file.
     #[serde(default)]
     pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub webhook_url_env: Option<String>,
+    #[serde(default)]
+    pub webhook_url_file: Option<std::path::PathBuf>,
 }
 
 impl RouteConfig {
@@ -40,7 +46,18 @@ impl RouteConfig {
         if self.on.is_empty() {
             return Err("`on` is empty; list review, failed and/or urgent".into());
         }
-        if self.sns_topic_arn.is_none() && self.webhook_url.is_none() {
+        let webhooks = [
+            self.webhook_url.is_some(),
+            self.webhook_url_env.is_some(),
+            self.webhook_url_file.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if webhooks > 1 {
+            return Err("set only one of webhook-url, webhook-url-env and webhook-url-file".into());
+        }
+        if self.sns_topic_arn.is_none() && webhooks == 0 {
             return Err("set sns-topic-arn, webhook-url, or both".into());
         }
         if let Some(arn) = &self.sns_topic_arn {
@@ -49,17 +66,58 @@ impl RouteConfig {
                 return Err(format!("sns-topic-arn {arn:?} is not an SNS topic ARN"));
             }
         }
-        if let Some(url) = &self.webhook_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(format!(
-                    "webhook-url {url:?} must start with https:// or http://"
-                ));
-            }
-            url.parse::<hyper::Uri>()
-                .map_err(|e| format!("webhook-url {url:?}: {e}"))?;
+        if webhooks == 1 {
+            check_webhook_url(&self.webhook()?)?;
         }
         Ok(())
     }
+
+    /// The webhook URL, from the config, an environment variable or a file.
+    pub fn webhook(&self) -> Result<String, String> {
+        if let Some(url) = &self.webhook_url {
+            return Ok(url.clone());
+        }
+        if let Some(var) = &self.webhook_url_env {
+            return std::env::var(var)
+                .map(|v| v.trim().to_string())
+                .map_err(|_| {
+                    format!("webhook-url-env: the environment variable {var} is not set")
+                });
+        }
+        if let Some(file) = &self.webhook_url_file {
+            return std::fs::read_to_string(file)
+                .map(|v| v.trim().to_string())
+                .map_err(|e| format!("webhook-url-file {}: {e}", file.display()));
+        }
+        Err("no webhook is configured".into())
+    }
+}
+
+/// A webhook must be https, so finding details and the URL's own secret never cross a network
+/// in clear; plain http is accepted only for a loopback host (a local relay, or a test). Errors
+/// never repeat the URL, which holds a secret.
+fn check_webhook_url(url: &str) -> Result<(), String> {
+    let uri = url
+        .parse::<hyper::Uri>()
+        .map_err(|e| format!("the webhook URL is not a valid URL ({e})"))?;
+    let host = uri.host().unwrap_or("");
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1");
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if loopback => Ok(()),
+        Some("http") => {
+            Err("the webhook URL must use https:// (http:// only for a loopback host)".into())
+        }
+        _ => Err("the webhook URL must start with https://".into()),
+    }
+}
+
+/// Slack reads `&`, `<` and `>` as markup (`<!channel>`, `<https://evil|a harmless label>`);
+/// finding text must reach people as the text it is.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -157,9 +215,20 @@ impl Notifier {
                 let result = self.publish_sns(topic, notice).await;
                 out.push(delivery(name, topic, result));
             }
-            if let Some(url) = &route.webhook_url {
-                let result = self.post_webhook(url, notice).await;
-                out.push(delivery(name, &redact_url(url), result));
+            if route.webhook_url.is_some()
+                || route.webhook_url_env.is_some()
+                || route.webhook_url_file.is_some()
+            {
+                match route
+                    .webhook()
+                    .and_then(|u| check_webhook_url(&u).map(|()| u))
+                {
+                    Ok(url) => {
+                        let result = self.post_webhook(&url, notice).await;
+                        out.push(delivery(name, &redact_url(&url), result));
+                    }
+                    Err(e) => out.push(delivery(name, "(webhook)", Err(e))),
+                }
             }
         }
         for d in out.iter().filter(|d| !d.delivered) {
@@ -233,7 +302,7 @@ impl Notifier {
 
     async fn post_webhook(&self, url: &str, notice: &Notice) -> Result<(), String> {
         let client = self.http_client()?;
-        let body = json!({ "text": notice.text(), "salve": notice }).to_string();
+        let body = json!({ "text": slack_escape(&notice.text()), "salve": notice }).to_string();
         let request = hyper::Request::post(url)
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
@@ -273,12 +342,14 @@ fn delivery(route: &str, target: &str, result: Result<(), String>) -> Delivery {
 
 /// Webhook URLs carry their secret in the path (Slack's do); the audit record keeps only the
 /// scheme and host.
+/// `user:password@` is dropped as well.
 fn redact_url(url: &str) -> String {
     match url.parse::<hyper::Uri>() {
         Ok(uri) => format!(
-            "{}://{}/…",
+            "{}://{}{}/…",
             uri.scheme_str().unwrap_or("https"),
-            uri.authority().map(|a| a.as_str()).unwrap_or("")
+            uri.host().unwrap_or(""),
+            uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default()
         ),
         Err(_) => "(webhook)".into(),
     }
@@ -294,6 +365,27 @@ mod tests {
             redact_url("https://hooks.example.com/services/T000/B000/XXXXSECRET"),
             "https://hooks.example.com/…"
         );
+        assert_eq!(
+            redact_url("https://user:hunter2@hooks.example.com:8443/x"),
+            "https://hooks.example.com:8443/…"
+        );
+    }
+
+    #[test]
+    fn webhooks_need_https_and_errors_never_echo_the_url() {
+        let err = check_webhook_url("http://hooks.example.com/SECRET").unwrap_err();
+        assert!(!err.contains("SECRET") && err.contains("https"), "{err}");
+        assert!(check_webhook_url("http://127.0.0.1:9/x").is_ok());
+        let err = check_webhook_url("ftp://x/SECRET").unwrap_err();
+        assert!(!err.contains("SECRET"));
+    }
+
+    #[test]
+    fn slack_markup_in_finding_text_is_escaped() {
+        assert_eq!(
+            slack_escape("<!channel> & <https://evil|docs>"),
+            "&lt;!channel&gt; &amp; &lt;https://evil|docs&gt;"
+        );
     }
 
     #[test]
@@ -302,6 +394,8 @@ mod tests {
             on: vec![Trigger::Review],
             sns_topic_arn: None,
             webhook_url: None,
+            webhook_url_env: None,
+            webhook_url_file: None,
         };
         assert_eq!(
             route.validate(),
@@ -311,6 +405,8 @@ mod tests {
             on: vec![Trigger::Review],
             sns_topic_arn: Some("arn:aws:s3:::bucket".into()),
             webhook_url: None,
+            webhook_url_env: None,
+            webhook_url_file: None,
         };
         assert!(route
             .validate()

@@ -324,6 +324,31 @@ impl Pipeline {
         Ok(out)
     }
 
+    /// Records a payload that was refused before ingest (an input over the size limit), by its
+    /// digest, which covers the whole input.
+    pub async fn reject(
+        &self,
+        payload_sha256: &str,
+        reason: String,
+        options: ProcessOptions,
+    ) -> Result<Processed> {
+        let entry = AuditEntry {
+            status: Some(Status::Rejected),
+            reason: Some(reason),
+            payload_sha256: Some(payload_sha256.to_string()),
+            dry_run: options.dry_run || options.explain,
+            ..AuditEntry::default()
+        };
+        if options.explain {
+            return Ok(Processed {
+                entry,
+                sealed: None,
+                redelivery: None,
+            });
+        }
+        self.record(entry).await
+    }
+
     /// Settles every intent an earlier run left without a terminal record (it stopped between
     /// its first write call and its record: a crash, SIGKILL, a full disk). Each finding is read
     /// again through a read-only session, nothing is changed, and the record says what is in
@@ -356,11 +381,14 @@ impl Pipeline {
                 ),
             }
             settle(&mut entry, open.link);
-            // A reconciliation is final: the change did or did not land, and the message (if it
-            // is redelivered) starts afresh.
-            entry.retryable = false;
+            // A change that is in place settles the finding: its redelivery is acknowledged
+            // without running again. One that is not leaves the key open, so the redelivered
+            // message runs the fix again.
+            entry.retryable = entry.status != Some(Status::Remediated);
             entry.durations_us.insert("total".into(), micros(started));
             let processed = self.record(entry).await?;
+            let e = &processed.entry;
+            self.ledger.complete(&key, e.status, e.retryable, false);
             self.ledger.settle_intent(&key);
             out.push(processed);
         }

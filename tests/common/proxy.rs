@@ -19,6 +19,8 @@ pub struct Seen {
     /// The `x-amz-target` header: the operation, for JSON-protocol services such as SQS.
     pub target: String,
     pub body: String,
+    /// Every header, names lower-case.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What to do to a request instead of forwarding it at once.
@@ -27,6 +29,9 @@ pub enum Injected {
     Respond(u16, String),
     /// Forward it after this long.
     Delay(std::time::Duration),
+    /// Forward it (so the change lands), then answer with this status and body instead of the
+    /// real response: a response lost on the way back.
+    ForwardThenRespond(u16, String),
 }
 
 pub type FaultRule = Arc<dyn Fn(&Seen) -> Option<Injected> + Send + Sync>;
@@ -87,6 +92,16 @@ impl CountingProxy {
                                         .unwrap_or_default()
                                         .to_string(),
                                     body: String::from_utf8_lossy(&body).into_owned(),
+                                    headers: parts
+                                        .headers
+                                        .iter()
+                                        .map(|(k, v)| {
+                                            (
+                                                k.as_str().to_string(),
+                                                v.to_str().unwrap_or_default().to_string(),
+                                            )
+                                        })
+                                        .collect(),
                                 };
                                 seen.lock().unwrap().push(request_seen.clone());
                                 let injected = fault
@@ -94,7 +109,10 @@ impl CountingProxy {
                                     .unwrap()
                                     .as_ref()
                                     .and_then(|f| f(&request_seen));
-                                if let Some(Injected::Delay(d)) = injected {
+                                let mut replace_with = None;
+                                if let Some(Injected::ForwardThenRespond(status, text)) = injected {
+                                    replace_with = Some((status, text));
+                                } else if let Some(Injected::Delay(d)) = injected {
                                     tokio::time::sleep(d).await;
                                 } else if let Some(Injected::Respond(status, text)) = injected {
                                     let mut response = Response::new(Full::new(Bytes::from(text)));
@@ -112,7 +130,18 @@ impl CountingProxy {
                                     forward = forward.header(name, value);
                                 }
                                 let forward = forward.body(Full::new(body)).unwrap();
-                                let response = match client.request(forward).await {
+                                let forwarded = client.request(forward).await;
+                                if let Some((status, text)) = replace_with {
+                                    let mut response = Response::new(Full::new(Bytes::from(text)));
+                                    *response.status_mut() =
+                                        hyper::StatusCode::from_u16(status).unwrap();
+                                    response.headers_mut().insert(
+                                        "x-amzn-requestid",
+                                        hyper::header::HeaderValue::from_static("injected-fault"),
+                                    );
+                                    return Ok::<_, Infallible>(response);
+                                }
+                                let response = match forwarded {
                                     Ok(r) => {
                                         let (parts, body) = r.into_parts();
                                         let body = body

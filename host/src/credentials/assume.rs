@@ -113,6 +113,9 @@ pub struct RoleAssumer {
     sts_calls: AtomicUsize,
     /// The SDK's clock, so `salve fixer test` can pin it to a recording's time.
     clock: aws_smithy_async::time::SharedTimeSource,
+    /// No region was configured: every session fails with one clear line instead of an SDK
+    /// construction error.
+    region_missing: bool,
 }
 
 impl RoleAssumer {
@@ -136,6 +139,7 @@ impl RoleAssumer {
             cache: Mutex::new(HashMap::new()),
             sts_calls: AtomicUsize::new(0),
             clock: sdk.time_source().unwrap_or_default(),
+            region_missing: sdk.region().is_none(),
         }
     }
 
@@ -157,6 +161,12 @@ impl RoleAssumer {
                 ),
             ));
         };
+        if self.region_missing {
+            return Err(failure(
+                "no AWS region",
+                "no AWS region is configured for salve's own STS calls: set AWS_REGION (or a region in the AWS profile)".into(),
+            ));
+        }
         let key = (
             request.account_id.to_string(),
             account.role_arn.clone(),

@@ -174,7 +174,13 @@ fn lib_rs(name: &str, resource_type: &str, module: &str, control: &str) -> Strin
 
 #[allow(unused_imports)]
 use salve_sdk::{module};
-use salve_sdk::{{Fixer, Outcome, Plan, Result}};
+use salve_sdk::{{Fixer, FixerError, Outcome, Plan, Result}};
+
+/// A stub must never produce evidence: until each function is written it fails, so an installed
+/// scaffold records `failed` ("not implemented"), never `already-compliant`.
+fn not_implemented(function: &str) -> FixerError {{
+    FixerError::unexpected_state(format!("not implemented: {{function}}() is still the scaffold's stub"))
+}}
 
 pub struct {ty};
 
@@ -183,21 +189,21 @@ impl Fixer for {ty} {{
     /// The host calls this first (`true` ends the run as already compliant, nothing planned)
     /// and again after `apply` (the finding counts as remediated only if it then says `true`).
     fn check() -> Result<bool> {{
-        // TODO: read the resource and decide. Until then every resource counts as compliant.
-        Ok(true)
+        // TODO: read the resource and decide.
+        Err(not_implemented("check"))
     }}
 
     /// Read only: which changes would make it compliant? Add one `Change` per write, naming the
     /// IAM action that performs it (the `{module}::…` constants) with its before and after
     /// values. The host decides on the plan and allows `apply` exactly these writes.
     fn plan() -> Result<Plan> {{
-        Ok(Plan::compliant("nothing to change yet: plan() is still a stub"))
+        Err(not_implemented("plan"))
     }}
 
     /// Carry out the approved plan, and nothing else: any write the plan does not list is
     /// refused. Return rollback data (the previous values) where the change can be reversed.
-    fn apply(plan: Plan) -> Result<Outcome> {{
-        Ok(Outcome::applied(plan))
+    fn apply(_plan: Plan) -> Result<Outcome> {{
+        Err(not_implemented("apply"))
     }}
 }}
 
@@ -214,7 +220,7 @@ salve_sdk::register_fixer!(
 
 fn case_json(resource_type: &str, arn: &str, control: &str, recorded_at: &str) -> String {
     let case = serde_json::json!({
-        "description": "The stub says every resource is compliant: the finding ends as already compliant, having changed nothing. Record real cases with `salve fixer test --record --endpoint-url <url> .`",
+        "description": "The stub is not implemented: check() fails, so the finding ends as failed and nothing is recorded as compliant. Write the fixer, then record real cases with `salve fixer test --record --endpoint-url <url> .`",
         "recorded_at": recorded_at,
         "endpoint_url": "http://127.0.0.1:5000",
         "finding": {
@@ -232,7 +238,7 @@ fn case_json(resource_type: &str, arn: &str, control: &str, recorded_at: &str) -
             }
         },
         "expect": {
-            "status": "already-compliant",
+            "status": "failed",
             "decision": "remediate",
             "calls": []
         }

@@ -69,16 +69,41 @@ pub struct DaemonReport {
 #[derive(Default)]
 pub struct Health {
     stopping: std::sync::atomic::AtomicBool,
+    /// Receives that failed in a row; reset by the next one that works.
+    failed_receives: std::sync::atomic::AtomicU32,
 }
+
+/// After this many failed receives in a row the daemon is not doing its job, and says so.
+const UNHEALTHY_AFTER_FAILED_RECEIVES: u32 = 3;
 
 impl Health {
     pub fn is_serving(&self) -> bool {
-        !self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+        self.problem().is_none()
     }
 
-    fn stop(&self) {
+    /// Why `/healthz` should answer 503, if it should.
+    pub fn problem(&self) -> Option<String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.stopping.load(Relaxed) {
+            return Some("stopping".into());
+        }
+        let failed = self.failed_receives.load(Relaxed);
+        (failed >= UNHEALTHY_AFTER_FAILED_RECEIVES)
+            .then(|| format!("receiving from the queue failed {failed} times in a row"))
+    }
+
+    pub fn stop(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn receive_result(&self, ok: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if ok {
+            self.failed_receives.store(0, Relaxed);
+        } else {
+            self.failed_receives.fetch_add(1, Relaxed);
+        }
     }
 }
 
@@ -119,6 +144,14 @@ pub async fn run(
     ));
     tracing::info!(queue_url = %options.queue_url, visibility_secs, "daemon started");
 
+    // /healthz answers 503 the moment shutdown begins, not when the current long poll returns.
+    let shutdown = {
+        let health = health.clone();
+        async move {
+            shutdown.await;
+            health.stop();
+        }
+    };
     tokio::pin!(shutdown);
     let mut consecutive_errors = 0u32;
     loop {
@@ -157,6 +190,9 @@ pub async fn run(
                         .collect();
                     if !taken.is_empty() {
                         release(&sqs, &options.queue_url, &taken).await;
+                        // Received and released: the counters add up (received = acknowledged
+                        // + retried + released).
+                        report.received += taken.len() as u64;
                         report.released += taken.len() as u64;
                         metrics.released(taken.len());
                     }
@@ -167,9 +203,11 @@ pub async fn run(
         let messages = match received {
             Ok(out) => {
                 consecutive_errors = 0;
+                health.receive_result(true);
                 out.messages.unwrap_or_default()
             }
             Err(e) => {
+                health.receive_result(false);
                 metrics.receive_error();
                 report.receive_errors += 1;
                 consecutive_errors += 1;
@@ -388,6 +426,20 @@ async fn change_visibility(
     messages: &[(String, String)],
     seconds: i32,
 ) {
+    change_visibility_held(sqs, queue_url, messages, seconds, None).await
+}
+
+/// Changes the visibility of `messages`. With `held`, a failure for a message that is no longer
+/// held is expected, not a problem: the extender takes its snapshot, then a worker settles and
+/// deletes the message before the batch call lands, and SQS answers "the input receipt handle is
+/// invalid" for the deleted message. Only failures for messages still held are warned about.
+async fn change_visibility_held(
+    sqs: &SqsClient,
+    queue_url: &str,
+    messages: &[(String, String)],
+    seconds: i32,
+    held: Option<&Held>,
+) {
     for chunk in messages.chunks(10) {
         let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
             .iter()
@@ -409,14 +461,34 @@ async fn change_visibility(
             .await;
         match sent {
             Ok(out) if out.failed.is_empty() => {}
-            Ok(out) => tracing::warn!(
-                "changing the visibility of {} message(s) failed: {:?}",
-                out.failed.len(),
-                out.failed
+            Ok(out) => {
+                let still_held = |entry_id: &str| {
+                    let Some(held) = held else { return true };
+                    let index = entry_id
+                        .strip_prefix('m')
+                        .and_then(|i| i.parse::<usize>().ok());
+                    index
+                        .and_then(|i| chunk.get(i))
+                        .is_some_and(|(id, _)| lock(held).contains_key(id))
+                };
+                let failed: Vec<String> = out
+                    .failed
                     .iter()
+                    .filter(|f| still_held(&f.id))
                     .map(|f| f.message.clone().unwrap_or_default())
-                    .collect::<Vec<_>>()
-            ),
+                    .collect();
+                if failed.is_empty() {
+                    tracing::debug!(
+                        count = out.failed.len(),
+                        "messages settled while their visibility was being extended"
+                    );
+                } else {
+                    tracing::warn!(
+                        "changing the visibility of {} message(s) failed: {failed:?}",
+                        failed.len()
+                    );
+                }
+            }
             Err(e) => tracing::warn!(
                 "changing the visibility of {} message(s) failed: {}",
                 chunk.len(),
@@ -440,7 +512,7 @@ async fn extend_visibility(sqs: SqsClient, queue_url: String, held: Held, visibi
             .collect();
         if !messages.is_empty() {
             tracing::debug!(count = messages.len(), "extending message visibility");
-            change_visibility(&sqs, &queue_url, &messages, visibility_secs).await;
+            change_visibility_held(&sqs, &queue_url, &messages, visibility_secs, Some(&held)).await;
         }
     }
 }

@@ -23,37 +23,65 @@ pub async fn bind(address: &str) -> Result<TcpListener> {
         .with_context(|| format!("binding the status endpoint on {address}"))
 }
 
-/// Serves until the task is dropped.
+/// Connections served at once; more wait in the kernel's backlog. Scrapers and probes need a
+/// handful, and the daemon's own SQS connections need the file descriptors.
+const MAX_CONNECTIONS: usize = 64;
+/// A client must send its request headers within this long.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// A connection is closed after this long, whatever it is doing.
+const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves until the task is dropped. Half-open or slow clients cannot starve the daemon: each
+/// connection has a header and a total deadline, at most [`MAX_CONNECTIONS`] are served at
+/// once, and accept errors (out of file descriptors) back off instead of spinning.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut backoff = std::time::Duration::from_millis(10);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff = std::time::Duration::from_millis(10);
+                stream
+            }
+            Err(e) => {
+                tracing::warn!("status endpoint: accept failed ({e}); backing off {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            }
         };
         let metrics = metrics.clone();
         let health = health.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                     let response = answer(&request, &metrics, &health);
                     async move { Ok::<_, Infallible>(response) }
                 });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
         });
     }
 }
 
 fn answer<B>(request: &Request<B>, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/healthz") if health.is_serving() => {
-            (StatusCode::OK, "text/plain", "ok\n".to_string())
-        }
-        (&Method::GET, "/healthz") => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "text/plain",
-            "stopping\n".to_string(),
-        ),
+        (&Method::GET, "/healthz") => match health.problem() {
+            None => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+            Some(p) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{p}\n"),
+            ),
+        },
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "text/plain; version=0.0.4",

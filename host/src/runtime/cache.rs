@@ -214,7 +214,7 @@ fn read_or_create_key(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn decode_hex(s: &str) -> Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("odd number of hex digits");
     }
     (0..s.len())

@@ -82,11 +82,29 @@ impl Default for RuntimeLimits {
 #[error("CPU time limit of {} ms exceeded", .0.as_millis())]
 struct CpuLimitExceeded(Duration);
 
-/// Guest CPU time of the current phase: wall time minus time spent in host calls.
+/// Guest CPU time of the current phase, measured from the epoch callbacks the guest's own code
+/// triggers: while it runs, they come every [`EPOCH_TICK`]; a longer gap means it was not
+/// running (blocked in a host call, a WASI sleep, or waiting to be polled), and only one tick of
+/// it counts. Subtracting host-call time from wall time instead would bill a WASI sleep as CPU
+/// and report the wrong limit.
 struct CpuClock {
     budget: Duration,
-    phase_started: Instant,
-    host_time_at_start: Duration,
+    used: Duration,
+    last_tick: Instant,
+}
+
+impl CpuClock {
+    fn start_phase(&mut self) {
+        self.used = Duration::ZERO;
+        self.last_tick = Instant::now();
+    }
+
+    fn tick(&mut self) -> Duration {
+        let now = Instant::now();
+        self.used += now.duration_since(self.last_tick).min(2 * EPOCH_TICK);
+        self.last_tick = now;
+        self.used
+    }
 }
 
 pub struct SandboxState {
@@ -108,15 +126,7 @@ impl WasiView for SandboxState {
     }
 }
 
-impl SandboxState {
-    fn guest_cpu(&self) -> Duration {
-        let host = self
-            .capabilities
-            .host_time()
-            .saturating_sub(self.cpu.host_time_at_start);
-        self.cpu.phase_started.elapsed().saturating_sub(host)
-    }
-}
+impl SandboxState {}
 
 /// Where a fixer's compiled code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -496,16 +506,16 @@ impl Runtime {
             stderr,
             cpu: CpuClock {
                 budget: limits.cpu_time,
-                phase_started: Instant::now(),
-                host_time_at_start: Duration::ZERO,
+                used: Duration::ZERO,
+                last_tick: Instant::now(),
             },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|ctx| {
-            let state = ctx.data();
-            if state.guest_cpu() > state.cpu.budget {
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.cpu.tick() > state.cpu.budget {
                 return Err(wasmtime::Error::new(CpuLimitExceeded(state.cpu.budget)));
             }
             // Yielding lets the wall-clock timeout fire even while the guest spins.
@@ -608,8 +618,7 @@ impl Sandbox {
             )));
         }
         let state = self.store.data_mut();
-        state.cpu.phase_started = Instant::now();
-        state.cpu.host_time_at_start = state.capabilities.host_time();
+        state.cpu.start_phase();
         Ok(remaining)
     }
 
