@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-fixers.sh
+# Dependency policy: licenses, bans and sources (deny.toml). The advisories check needs the
+# RustSec database, which these machines cannot fetch; see README, "Dependency policy".
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "installing cargo-deny ..." >&2
+  cargo install --locked cargo-deny@0.20.2
+fi
+cargo deny check bans licenses sources
 # shellcheck source=scripts/moto.sh
 source scripts/moto.sh
 start_moto

@@ -184,16 +184,23 @@ fn a_scaffolded_fixer_builds_and_its_example_case_passes() {
     for f in [
         "Cargo.toml",
         "src/lib.rs",
-        "cases/already-compliant/case.json",
-        "cases/already-compliant/traffic.json",
+        "cases/not-implemented/case.json",
+        "cases/not-implemented/traffic.json",
     ] {
         assert!(crate_dir.join(f).exists(), "{f} was not written");
     }
     let out = salve(&["fixer", "test"], &[&crate_dir]);
     let report = text(&out);
     assert!(out.status.success(), "{report}");
-    assert!(report.contains("PASS already-compliant ("), "{report}");
+    // The stub fails with "not implemented", and its case expects exactly that: an installed
+    // scaffold can never record a resource as compliant.
+    assert!(report.contains("PASS not-implemented ("), "{report}");
     assert!(report.contains("1 passed, 0 failed"), "{report}");
+    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+    assert!(
+        !lib.contains("Ok(true)"),
+        "the scaffold's check() claims compliance:\n{lib}"
+    );
     let again = Command::new(env!("CARGO_BIN_EXE_salve"))
         .args([
             "fixer",

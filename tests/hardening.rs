@@ -87,6 +87,19 @@ async fn deep_rollback_data_cannot_wedge_the_audit_log() {
 }
 
 #[tokio::test]
+async fn a_trap_after_a_write_states_the_partial_change() {
+    let (p, _, group) = hostile("trap-after-write");
+    let r = run(&p, "f-trap", "trap-after-write").await;
+    assert_eq!(r["status"], "failed");
+    let reason = r["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("PARTIAL CHANGE") && reason.contains("ec2:RevokeSecurityGroupIngress"),
+        "{reason}"
+    );
+    assert!(group.rules.lock().unwrap().is_empty(), "the write did land");
+}
+
+#[tokio::test]
 async fn a_forged_aws_error_is_capped_and_never_retried() {
     let (p, _, _) = hostile("forged-error");
     let r = run(&p, "f-forged", "forged-aws-error").await;
@@ -358,6 +371,19 @@ async fn two_fixers_with_one_name_or_one_control_are_refused_unless_routed() {
         salve::registry::Selection::Ready(f) => assert_eq!(f.manifest.name, "sg-close-admin-ports"),
         _ => panic!("routing picks the named fixer"),
     }
+    // `fixer inspect --installed` reports the overlap before anyone installs it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+        .args(["fixer", "inspect", "--output", "json", "--installed"])
+        .arg(repo_root().join("build/fixers"))
+        .arg(fixture("hostile-fixer"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let overlaps = report["overlaps"].to_string();
+    assert!(
+        overlaps.contains("EC2.13") && overlaps.contains("sg-close-admin-ports"),
+        "{report:#}"
+    );
 }
 
 #[tokio::test]
@@ -667,14 +693,24 @@ mod against_moto {
             s3_finding("f-fresh", "fresh-bucket"),
         )
         .unwrap();
+        let started = std::time::Instant::now();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
             .current_dir(&dir)
             .args(["explain", "finding.json"])
             .env("HOME", &dir)
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{stderr}");
+        // No region: no instance-metadata lookup, its retries, or its SDK debug dumps.
+        assert!(!stderr.to_ascii_lowercase().contains("imds"), "{stderr}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(stderr.contains("no fixers are installed"), "{stderr}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("skipped"));
         assert!(

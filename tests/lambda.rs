@@ -238,3 +238,45 @@ async fn nothing_is_acknowledged_before_the_records_reach_the_sink() {
     );
     assert!(salve::audit::verify_text(text).is_intact());
 }
+
+#[tokio::test]
+async fn the_sink_never_overwrites_an_object() {
+    let sdk = sdk_config().await;
+    let s3 = salve::aws::s3_client(&sdk, true);
+    let bucket = unique("sink-no-overwrite");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let audit = scratch("sink-no-overwrite").join("audit.jsonl");
+    let mut log = salve::audit::AuditLog::open(&audit).unwrap();
+    for i in 0..2 {
+        log.append(&salve::audit::AuditEntry {
+            finding_id: Some(format!("f-{i}")),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let sink = |s3: &aws_sdk_s3::Client| {
+        salve::audit_sink::S3AuditSink::new(s3.clone(), &format!("s3://{bucket}/p"), &audit)
+            .unwrap()
+    };
+    let key = sink(&s3).flush().await.unwrap().unwrap();
+    // A second shipper of the same bytes (an answer that was lost) lands on the same name: the
+    // object is already there, with the same bytes, so that is a success, not a copy.
+    assert_eq!(
+        sink(&s3).flush().await.unwrap().as_deref(),
+        Some(key.as_str())
+    );
+    // Other bytes under that name are never replaced.
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"someone else's\n",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let err = sink(&s3).flush().await.unwrap_err();
+    assert!(format!("{err:#}").contains("never overwritten"), "{err:#}");
+    let objects = sink_objects(&s3, &bucket).await;
+    assert_eq!(objects, [(key, "someone else's\n".to_string())]);
+}

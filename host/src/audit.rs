@@ -1031,4 +1031,15 @@ mod tests {
         assert!(chain_fields(&twice).unwrap_err().contains("twice"));
         assert!(chain_fields(r#"{"a":1"#).is_err());
     }
+
+    #[test]
+    fn verify_survives_the_largest_sequence() {
+        let h = "0".repeat(64);
+        let line = format!(
+            r#"{{"previous_hash":"{h}","sequence":{},"record_hash":"{h}"}}"#,
+            u64::MAX
+        );
+        let report = verify_text(&format!("{line}\n{line}\n"));
+        assert!(!report.is_intact());
+    }
 }

@@ -81,18 +81,46 @@ impl S3AuditSink {
             sequence(lines.next()).context("the audit log's pending records have no sequence")?;
         let last = sequence(text.lines().rfind(|l| !l.trim().is_empty())).unwrap_or(first);
         let key = format!("{}{chain}/{first:012}-{last:012}.jsonl", self.prefix);
-        self.client
+        // Never overwrite: an object of the chain, once written, is evidence.
+        let put = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
+            .if_none_match("*")
             .content_type("application/x-ndjson")
             .body(ByteStream::from(pending.clone()))
             .send()
-            .await
-            .map_err(|e| anyhow::anyhow!(describe_aws_error(&to_aws_error(e))))
-            .with_context(|| format!("uploading audit records to s3://{}/{key}", self.bucket))?;
+            .await;
+        if let Err(e) = put {
+            let error = to_aws_error(e);
+            // The same object already there is an earlier upload whose answer was lost; other
+            // bytes under the same name are not ours to replace.
+            let same = error.code == "PreconditionFailed"
+                && self.existing(&key).await.as_deref() == Some(&pending[..]);
+            if !same {
+                return Err(anyhow::anyhow!(describe_aws_error(&error))).with_context(|| {
+                    format!(
+                        "uploading audit records to s3://{}/{key} (never overwritten)",
+                        self.bucket
+                    )
+                });
+            }
+        }
         *shipped += pending.len() as u64;
         Ok(Some(key))
+    }
+
+    async fn existing(&self, key: &str) -> Option<Vec<u8>> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        out.body.collect().await.ok().map(|b| b.to_vec())
     }
 
     /// The complete lines after `from`, and the chain's name.

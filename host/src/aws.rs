@@ -150,12 +150,16 @@ impl AwsBackends {
             aws_config::environment::EnvironmentVariableRegionProvider::new(),
         )
         .or_else(aws_config::profile::ProfileFileRegionProvider::new());
-        let region = region.region().await;
-        if region.is_none() {
-            tracing::debug!(
-                "no AWS region configured (set AWS_REGION); calls that need one will say so"
-            );
-        }
+        let Some(region) = region.region().await else {
+            // Without a region nothing can be called, and loading the default chains would
+            // look the region up in instance metadata (seconds, and the SDK's internal errors on
+            // stderr). A command that needs AWS says so in one line when it gets there.
+            tracing::debug!("no AWS region configured (set AWS_REGION)");
+            let config = SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .build();
+            return AwsBackends::from_config(config, options, source_identity, roles);
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
         if let Some(url) = &options.endpoint_url {
             loader = loader.endpoint_url(url);

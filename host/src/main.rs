@@ -108,6 +108,10 @@ enum FixerCommand {
     /// SHA-256, and whether it passes the link-time least-privilege check (exit 2 if not).
     Inspect {
         fixer: PathBuf,
+        /// Also report the controls it shares with the fixers installed in this directory: such
+        /// an overlap is refused at load unless `[routing]` in salve.toml names one of them.
+        #[arg(long)]
+        installed: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Output::Human)]
         output: Output,
     },
@@ -480,6 +484,15 @@ async fn build_pipeline(
     Ok((pipeline, sdk_config))
 }
 
+/// The queue modes call SQS (and S3 for the sink) with salve's own configuration, so they need a
+/// region from the start.
+fn require_region(sdk: &aws_config::SdkConfig) -> Result<()> {
+    if sdk.region().is_none() {
+        bail!("no AWS region is configured: set AWS_REGION (or a region in the AWS profile)");
+    }
+    Ok(())
+}
+
 /// The exit code for a batch: the most serious outcome wins.
 fn exit_code(processed: &[Processed]) -> ExitCode {
     let statuses: Vec<Option<Status>> = processed.iter().map(|p| p.entry.status).collect();
@@ -525,6 +538,7 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
 async fn lambda(args: LambdaArgs) -> Result<ExitCode> {
     let audit = AuditLog::open(&args.audit_log)?;
     let (pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
+    require_region(&sdk_config)?;
     let sink = match &args.audit_sink {
         Some(url) => Some(salve::audit_sink::S3AuditSink::new(
             salve::aws::s3_client(&sdk_config, args.host.endpoint_url.is_some()),
@@ -563,6 +577,7 @@ async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
     let shutdown = shutdown_signal()?;
     let audit = AuditLog::open(&args.audit_log)?;
     let (pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
+    require_region(&sdk_config)?;
     let metrics = Arc::new(salve::metrics::Metrics::default());
     let health = Arc::new(daemon::Health::default());
     let endpoint = if args.listen == "off" {
@@ -597,6 +612,7 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
     use salve::modes::replay::{self, ReplayOptions};
     let audit = AuditLog::open(&args.audit_log)?;
     let (pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
+    require_region(&sdk_config)?;
     let sqs = aws_sdk_sqs::Client::new(&sdk_config);
     let options = ReplayOptions {
         from: args.from,
@@ -681,14 +697,27 @@ fn fixer(command: FixerCommand) -> Result<ExitCode> {
             endpoint_url,
             cache_dir,
         )),
-        FixerCommand::Inspect { fixer, output } => {
+        FixerCommand::Inspect {
+            fixer,
+            installed,
+            output,
+        } => {
             let bytes =
                 std::fs::read(&fixer).with_context(|| format!("reading {}", fixer.display()))?;
             // No cache: inspection compiles afresh, so it reports on exactly these bytes.
             let runtime = Runtime::new(RuntimeLimits::default(), None)?;
-            let report = runtime
+            let mut report = runtime
                 .inspect(&bytes)
                 .with_context(|| format!("inspecting {}", fixer.display()))?;
+            if let Some(dir) = installed {
+                let registry = FixerRegistry::load_dir(&runtime, &dir)?;
+                report.overlaps = registry.claims_shared_with(
+                    &report.sha256,
+                    &report.name,
+                    &report.resource_type,
+                    &report.controls,
+                );
+            }
             match output {
                 Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 Output::Human => print!("{}", escape_control(&report::render_fixer(&report), true)),

@@ -130,6 +130,50 @@ impl FixerRegistry {
         &self.routing
     }
 
+    /// What a fixer (by digest, name, type and controls) would collide with among these: the
+    /// same name, or a control of the same resource type. Another copy of the same component is
+    /// not a collision.
+    pub fn claims_shared_with(
+        &self,
+        sha256: &str,
+        name: &str,
+        resource_type: &str,
+        controls: &[String],
+    ) -> Vec<String> {
+        let installed = self
+            .ready
+            .iter()
+            .map(|f| {
+                (
+                    f.sha256.as_str(),
+                    f.manifest.name.as_str(),
+                    f.resource_type.name,
+                    f.manifest.controls.as_slice(),
+                )
+            })
+            .collect::<Vec<_>>();
+        let mut out = Vec::new();
+        for (other_sha, other_name, other_type, other_controls) in installed {
+            if other_sha == sha256 {
+                continue;
+            }
+            if other_name == name {
+                out.push(format!(
+                    "an installed fixer (sha256 {other_sha}) is also named {name:?}: both would be refused"
+                ));
+            }
+            if other_type != resource_type {
+                continue;
+            }
+            for c in controls.iter().filter(|c| other_controls.contains(c)) {
+                out.push(format!(
+                    "control {c} is also claimed by installed fixer {other_name:?} (sha256 {other_sha}): both are refused for it unless [routing] names one"
+                ));
+            }
+        }
+        out
+    }
+
     pub fn add_file(&mut self, runtime: &Runtime, path: &Path) {
         match runtime.load_file(path) {
             Ok(fixer) => self.ready.push(fixer),

@@ -64,12 +64,13 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
         let _ = writeln!(out, "risk      {}", describe_risk(risk));
     }
     if let Some(f) = &entry.fixer {
+        // The digest is the identity; the name and version are only what the component claims.
         let _ = writeln!(
             out,
-            "fixer     {} {} (sha256 {})",
+            "fixer     sha256:{} (claims {} {})",
+            short(&f.sha256),
             f.name,
-            f.version,
-            short(&f.sha256)
+            f.version
         );
     }
     if let Some(plan) = &entry.plan {
@@ -320,6 +321,9 @@ pub fn render_fixer(r: &crate::runtime::inspect::FixerReport) -> String {
         "imports        {}",
         r.imports.join("\n               ")
     );
+    for overlap in &r.overlaps {
+        let _ = writeln!(out, "overlap        {overlap}");
+    }
     let verdict = if r.least_privilege_check.passed {
         "PASS"
     } else {

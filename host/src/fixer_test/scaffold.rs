@@ -22,7 +22,7 @@ const RESOURCE_TYPES: &[(&str, &str, &str)] = &[
 ];
 
 /// The example case's traffic, recorded once against moto with `salve fixer test --record`: the
-/// read session's AssumeRole, which is all an already-compliant stub needs.
+/// read session's AssumeRole, which is all a stub that reads nothing needs.
 /// Each with the time it was recorded, which the case pins the replay's clock to.
 const S3_TRAFFIC: (&str, &str) = (
     include_str!("templates/s3-bucket-traffic.json"),
@@ -107,7 +107,7 @@ pub fn scaffold(options: &ScaffoldOptions) -> Result<PathBuf> {
             sdk.display()
         );
     }
-    let case_dir = dir.join("cases").join("already-compliant");
+    let case_dir = dir.join("cases").join("not-implemented");
     std::fs::create_dir_all(dir.join("src"))
         .with_context(|| format!("creating {}", dir.display()))?;
     std::fs::create_dir_all(&case_dir)

@@ -165,6 +165,10 @@ pub struct FixerReport {
     pub actions: Vec<ImportedAction>,
     /// Whether the link-time least-privilege check passes for its resource type.
     pub least_privilege_check: LinkCheck,
+    /// Claims it shares with installed fixers (`--installed`): a second fixer with its name, or
+    /// one claiming the same control for the same resource type.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overlaps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -420,6 +420,7 @@ impl Runtime {
             capability_interfaces,
             actions,
             least_privilege_check: check,
+            overlaps: Vec::new(),
         })
     }
 
