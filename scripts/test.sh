@@ -14,6 +14,12 @@ cargo deny check bans licenses sources
 # shellcheck source=scripts/moto.sh
 source scripts/moto.sh
 start_moto
+# cargo-lambda's Runtime API emulator, for running the binary as a Lambda bootstrap.
+if [ ! -x .venv/bin/cargo-lambda ]; then
+  echo "installing cargo-lambda into .venv ..." >&2
+  .venv/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2'
+fi
+export SALVE_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"
 # The fixer crates are wasm components only (their export names do not link natively), so the
 # host and the SDK are what runs here; the fixers run inside the host's tests.
 # The ingest property tests run a bounded number of cases, so CI time stays predictable.

@@ -7,7 +7,8 @@ mod common;
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use salve::modes::lambda::Budget;
 use serde_json::json;
 
 use common::*;
@@ -68,6 +69,22 @@ impl BackendBinder for ByBucket {
     }
 }
 
+/// Invokes the handler as the runtime would, with no deadline, and reads its SQS response.
+async fn invoke(
+    pipeline: Arc<salve::pipeline::Pipeline>,
+    event: serde_json::Value,
+    sink: Option<&salve::audit_sink::S3AuditSink>,
+) -> SqsBatchResponse {
+    let budget = Budget {
+        max_concurrency: 4,
+        cutoff: None,
+    };
+    let response = salve::modes::lambda::handle(pipeline, event, budget, sink)
+        .await
+        .expect("an SQS event is accepted");
+    serde_json::from_value(response).unwrap()
+}
+
 fn record(id: &str, body: &str) -> serde_json::Value {
     json!({
         "messageId": id,
@@ -95,14 +112,13 @@ async fn only_retryable_failures_are_batch_item_failures() {
         &test_config(""),
         Notifier::disabled(),
     ));
-    let event: SqsEvent = serde_json::from_value(json!({"Records": [
+    let event = json!({"Records": [
         record("msg-good", &s3_finding("lambda-good", "good-bucket")),
         record("msg-malformed", "{not json"),
         record("msg-throttled", &s3_finding("lambda-throttled", "throttled-bucket")),
-    ]}))
-    .unwrap();
+    ]});
 
-    let response = salve::modes::lambda::handle(pipeline, event, 4, None).await;
+    let response = invoke(pipeline, event, None).await;
     let failures: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -182,22 +198,16 @@ async fn nothing_is_acknowledged_before_the_records_reach_the_sink() {
         &test_config(""),
         Notifier::disabled(),
     ));
-    let event = |ids: &[(&str, &str)]| -> SqsEvent {
+    let event = |ids: &[(&str, &str)]| -> serde_json::Value {
         let records: Vec<serde_json::Value> = ids
             .iter()
             .map(|(m, f)| record(m, &s3_finding(f, "good-bucket")))
             .collect();
-        serde_json::from_value(json!({ "Records": records })).unwrap()
+        json!({ "Records": records })
     };
 
     // The sink's bucket does not exist yet: the fix is recorded locally, but not acknowledged.
-    let response = salve::modes::lambda::handle(
-        pipeline.clone(),
-        event(&[("m-1", "sink-1")]),
-        4,
-        Some(&sink),
-    )
-    .await;
+    let response = invoke(pipeline.clone(), event(&[("m-1", "sink-1")]), Some(&sink)).await;
     let failures: Vec<&str> = response
         .batch_item_failures
         .iter()
@@ -213,10 +223,9 @@ async fn nothing_is_acknowledged_before_the_records_reach_the_sink() {
         .send()
         .await
         .unwrap();
-    let response = salve::modes::lambda::handle(
+    let response = invoke(
         pipeline,
         event(&[("m-1", "sink-1"), ("m-2", "sink-2")]),
-        4,
         Some(&sink),
     )
     .await;
@@ -279,4 +288,103 @@ async fn the_sink_never_overwrites_an_object() {
     assert!(format!("{err:#}").contains("never overwritten"), "{err:#}");
     let objects = sink_objects(&s3, &bucket).await;
     assert_eq!(objects, [(key, "someone else's\n".to_string())]);
+}
+
+#[tokio::test]
+async fn a_fifo_group_stops_at_its_first_retry_and_reports_the_rest() {
+    let good = Arc::new(InMemoryS3Bucket::with(None));
+    let audit = scratch("lambda-fifo").join("audit.jsonl");
+    let pipeline = Arc::new(pipeline_with(
+        &[fixer("s3-block-public-access")],
+        RuntimeLimits::default(),
+        Box::new(ByBucket { good: good.clone() }),
+        &audit,
+        &test_config(""),
+        Notifier::disabled(),
+    ));
+    let fifo = |id: &str, group: &str, body: String| {
+        let mut r = record(id, &body);
+        r["attributes"]["MessageGroupId"] = group.into();
+        r
+    };
+    let event = json!({"Records": [
+        fifo("g1-1", "g1", s3_finding("fifo-1", "good-bucket")),
+        fifo("g1-2", "g1", s3_finding("fifo-2", "throttled-bucket")),
+        fifo("g1-3", "g1", s3_finding("fifo-3", "good-bucket")),
+        fifo("g2-1", "g2", s3_finding("fifo-4", "good-bucket")),
+    ]});
+    let response = invoke(pipeline, event, None).await;
+    let failures: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    // AWS requires the failed message and everything after it in its group.
+    assert_eq!(failures, ["g1-2", "g1-3"]);
+    let records = read_records(&audit);
+    let ids: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r["delivery"]["message_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["g1-1", "g1-2", "g2-1"], "g1-3 was never started");
+}
+
+#[tokio::test]
+async fn no_fix_starts_before_its_intent_is_in_the_sink() {
+    let sdk = sdk_config().await;
+    let s3 = salve::aws::s3_client(&sdk, true);
+    let sink_bucket = unique("intent-sink");
+    let audit = scratch("lambda-intent-sink").join("audit.jsonl");
+    let sink = Arc::new(
+        salve::audit_sink::S3AuditSink::new(s3.clone(), &format!("s3://{sink_bucket}/a"), &audit)
+            .unwrap(),
+    );
+    let good = Arc::new(InMemoryS3Bucket::with(None));
+    let mut pipeline = pipeline_with(
+        &[fixer("s3-block-public-access")],
+        RuntimeLimits::default(),
+        Box::new(ByBucket { good: good.clone() }),
+        &audit,
+        &test_config(""),
+        Notifier::disabled(),
+    );
+    pipeline.ship_intents_to(sink.clone());
+    let pipeline = Arc::new(pipeline);
+    let event = json!({"Records": [record("i-1", &s3_finding("intent-1", "good-bucket"))]});
+
+    // The sink's bucket is not there: the intent cannot be made durable, so nothing changes.
+    let response = invoke(pipeline.clone(), event.clone(), Some(&sink)).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(
+        good.writes(),
+        0,
+        "a fix started with its intent only on local disk"
+    );
+    let failed = read_records(&audit).pop().unwrap();
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("durable audit sink"),
+        "{failed}"
+    );
+
+    // Once it is, the redelivery fixes, and the intent is in the sink before the write.
+    s3.create_bucket()
+        .bucket(&sink_bucket)
+        .send()
+        .await
+        .unwrap();
+    let response = invoke(pipeline, event, Some(&sink)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(good.writes(), 1);
+    let objects = sink_objects(&s3, &sink_bucket).await;
+    assert!(
+        objects.len() >= 2,
+        "the intent shipped on its own first: {objects:?}"
+    );
+    assert!(
+        objects[0].1.contains("\"status\":\"intent\""),
+        "{objects:?}"
+    );
 }

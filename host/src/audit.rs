@@ -127,6 +127,17 @@ pub struct AuditEntry {
     /// On a record that settles an intent an earlier run left without a terminal record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciles: Option<RecordLink>,
+    /// How the payload arrived: the queue or topic message it came in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryInfo>,
+}
+
+/// The message a payload arrived in, so a record can be matched to the queue's own logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryInfo {
+    /// `sqs` (a queue, through Lambda or the daemon) or `sns` (a topic invoking Lambda).
+    pub via: String,
+    pub message_id: String,
 }
 
 /// A reference to another record of the chain.

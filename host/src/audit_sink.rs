@@ -108,7 +108,146 @@ impl S3AuditSink {
             }
         }
         *shipped += pending.len() as u64;
+        self.remember(*shipped, &pending);
         Ok(Some(key))
+    }
+
+    /// Where the shipped position is kept, beside the log: Lambda keeps `/tmp` across a crash
+    /// or a timeout, and a restarted process must not ship what is already in the sink.
+    fn position_path(&self) -> PathBuf {
+        let mut name = self.log_path.as_os_str().to_owned();
+        name.push(".shipped");
+        PathBuf::from(name)
+    }
+
+    /// Records how far the log is shipped, with the hash of the last shipped record, so a stale
+    /// position (a log that was replaced) is recognised. A failure to write it is only logged:
+    /// the next start then reads the position from the sink instead.
+    fn remember(&self, offset: u64, shipped_bytes: &[u8]) {
+        let text = String::from_utf8_lossy(shipped_bytes);
+        let hash = text
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .and_then(last_record_hash);
+        let position = serde_json::json!({ "offset": offset, "record_hash": hash });
+        let path = self.position_path();
+        let tmp = path.with_extension("shipped.tmp");
+        let written = std::fs::write(&tmp, position.to_string())
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), "could not record the shipped position: {e}");
+        }
+    }
+
+    /// Finds where a previous process (in this environment) stopped shipping: the position file
+    /// beside the log if it still matches the log, else the newest object of this log's chain
+    /// in the sink. Also proves the sink's bucket is there. Call once, at init.
+    pub async fn resume(&self) -> Result<u64> {
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .max_keys(1)
+            .send()
+            .await;
+        if let Err(e) = listed {
+            return Err(anyhow::anyhow!(describe_aws_error(&to_aws_error(e)))).with_context(|| {
+                format!(
+                    "the audit sink {} cannot be listed (does the bucket exist, and may this role list it?)",
+                    self.location()
+                )
+            });
+        }
+        let text = match std::fs::read(&self.log_path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", self.log_path.display()))
+            }
+        };
+        let mut offset = 0u64;
+        if !text.is_empty() {
+            offset = match self.remembered(&text) {
+                Some(o) => o,
+                None => self.shipped_per_sink(&text).await?,
+            };
+        }
+        *self.shipped.lock().await = offset;
+        if offset > 0 {
+            tracing::info!(
+                offset,
+                "resuming the audit sink after records already shipped"
+            );
+        }
+        Ok(offset)
+    }
+
+    fn remembered(&self, log: &str) -> Option<u64> {
+        let position: Value =
+            serde_json::from_str(&std::fs::read_to_string(self.position_path()).ok()?).ok()?;
+        let offset = usize::try_from(position.get("offset")?.as_u64()?).ok()?;
+        let hash = position.get("record_hash")?.as_str()?;
+        let shipped = log.get(..offset)?;
+        let last = shipped.lines().rfind(|l| !l.trim().is_empty())?;
+        (shipped.ends_with('\n') && last_record_hash(last).as_deref() == Some(hash))
+            .then_some(offset as u64)
+    }
+
+    /// The end of the newest record of this log's chain that the sink already holds.
+    async fn shipped_per_sink(&self, log: &str) -> Result<u64> {
+        let chain = log
+            .lines()
+            .next()
+            .and_then(last_record_hash)
+            .map(|h| h.chars().take(16).collect::<String>())
+            .unwrap_or_else(|| "empty".into());
+        let prefix = format!("{}{chain}/", self.prefix);
+        let mut last_shipped: Option<u64> = None;
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!(describe_aws_error(&to_aws_error(e))))
+                .with_context(|| format!("listing s3://{}/{prefix}", self.bucket))?;
+            for object in page.contents() {
+                let last = object
+                    .key()
+                    .and_then(|k| k.strip_prefix(&prefix))
+                    .and_then(|k| k.strip_suffix(".jsonl"))
+                    .and_then(|k| k.split_once('-'))
+                    .and_then(|(_, last)| last.parse::<u64>().ok());
+                last_shipped = last_shipped.max(last);
+            }
+            match page.next_continuation_token() {
+                Some(t) => token = Some(t.to_string()),
+                None => break,
+            }
+        }
+        let Some(last) = last_shipped else {
+            return Ok(0);
+        };
+        let mut offset = 0u64;
+        for line in log.split_inclusive('\n') {
+            offset += line.len() as u64;
+            let sequence = serde_json::from_str::<Value>(line)
+                .ok()
+                .and_then(|v| v.get("sequence")?.as_u64());
+            if sequence == Some(last) {
+                return Ok(offset);
+            }
+        }
+        anyhow::bail!(
+            "the audit sink holds record {last} of chain {chain}, which the local log {} does not: refusing to ship a diverging copy",
+            self.log_path.display()
+        )
     }
 
     async fn existing(&self, key: &str) -> Option<Vec<u8>> {
@@ -148,6 +287,19 @@ impl S3AuditSink {
         bytes.truncate(complete);
         Ok((bytes, chain))
     }
+}
+
+impl crate::pipeline::IntentShipper for S3AuditSink {
+    fn ship(&self) -> crate::capabilities::BoxFuture<'_, Result<()>> {
+        Box::pin(async move { self.flush().await.map(|_| ()) })
+    }
+}
+
+/// The `record_hash` a written line ends with.
+fn last_record_hash(line: &str) -> Option<String> {
+    let tail = line.trim_end().strip_suffix("\"}")?;
+    let start = tail.rfind("\"record_hash\":\"")? + "\"record_hash\":\"".len();
+    Some(tail[start..].to_string())
 }
 
 #[cfg(test)]

@@ -207,6 +207,10 @@ struct LambdaArgs {
     /// outlive its environment. A batch is acknowledged only once its records are there.
     #[arg(long, env = "SALVE_AUDIT_SINK")]
     audit_sink: Option<String>,
+    /// No message is started once less than this is left before the invocation's deadline; the
+    /// rest are retried. Default: --wall-ms plus 3 s, enough for one message and the upload.
+    #[arg(long, env = "SALVE_DEADLINE_MARGIN_MS")]
+    deadline_margin_ms: Option<u64>,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -308,7 +312,14 @@ struct HostArgs {
     endpoint_url: Option<String>,
     /// A fixer setting, as `<fixer>.<key>=<value>` (e.g. `sg-close-admin-ports.admin-ports=22,3389`);
     /// overrides the config file's `[fixers.<fixer>]`.
-    #[arg(long = "setting", value_name = "FIXER.KEY=VALUE")]
+    /// From the environment (a Lambda `bootstrap` gets no arguments), separate settings with
+    /// `;`: `SALVE_SETTINGS="sg-close-admin-ports.admin-ports=22,3389;other.key=value"`.
+    #[arg(
+        long = "setting",
+        value_name = "FIXER.KEY=VALUE",
+        env = "SALVE_SETTINGS",
+        value_delimiter = ';'
+    )]
     settings: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
@@ -317,13 +328,13 @@ struct HostArgs {
 #[derive(Args)]
 struct LimitArgs {
     /// Linear memory cap per fixer, in MiB.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, env = "SALVE_MEMORY_MIB", default_value_t = 64)]
     memory_mib: usize,
     /// Guest CPU time per phase, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, env = "SALVE_CPU_MS", default_value_t = 2000)]
     cpu_ms: u64,
     /// Wall-clock time per finding, host calls included, in milliseconds.
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, env = "SALVE_WALL_MS", default_value_t = 60_000)]
     wall_ms: u64,
 }
 
@@ -536,15 +547,52 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
 }
 
 async fn lambda(args: LambdaArgs) -> Result<ExitCode> {
+    // Everything is checked at init, so a broken deployment fails there, loudly, and not per
+    // batch after fixes were applied.
+    let init = lambda_init(&args).await;
+    let (pipeline, sink) = match init {
+        Ok(ready) => ready,
+        Err(e) => {
+            salve::modes::lambda_init_error::report(&format!("{e:#}")).await;
+            return Err(e);
+        }
+    };
+    let margin = Duration::from_millis(
+        args.deadline_margin_ms
+            .unwrap_or(args.host.limits.wall_ms.saturating_add(3000)),
+    );
+    salve::modes::lambda::run(pipeline, args.max_concurrency, margin, sink).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+type LambdaReady = (
+    std::sync::Arc<Pipeline>,
+    Option<std::sync::Arc<salve::audit_sink::S3AuditSink>>,
+);
+
+async fn lambda_init(args: &LambdaArgs) -> Result<LambdaReady> {
     let audit = AuditLog::open(&args.audit_log)?;
-    let (pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
+    let (mut pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
     require_region(&sdk_config)?;
+    if pipeline.registry().ready.is_empty() {
+        bail!(
+            "no fixer is ready in {} ({} refused): every finding would fail; ship the fixers in the package and set SALVE_FIXERS",
+            args.host.fixers.display(),
+            pipeline.registry().refused.len()
+        );
+    }
     let sink = match &args.audit_sink {
-        Some(url) => Some(salve::audit_sink::S3AuditSink::new(
-            salve::aws::s3_client(&sdk_config, args.host.endpoint_url.is_some()),
-            url,
-            &args.audit_log,
-        )?),
+        Some(url) => {
+            let sink = std::sync::Arc::new(salve::audit_sink::S3AuditSink::new(
+                salve::aws::s3_client(&sdk_config, args.host.endpoint_url.is_some()),
+                url,
+                &args.audit_log,
+            )?);
+            // Proves the bucket is there, and picks up after what a crashed process shipped.
+            sink.resume().await?;
+            pipeline.ship_intents_to(sink.clone());
+            Some(sink)
+        }
         None => {
             tracing::warn!(
                 "no --audit-sink: audit records stay in {}, which does not outlive this environment",
@@ -553,8 +601,12 @@ async fn lambda(args: LambdaArgs) -> Result<ExitCode> {
             None
         }
     };
-    salve::modes::lambda::run(std::sync::Arc::new(pipeline), args.max_concurrency, sink).await?;
-    Ok(ExitCode::SUCCESS)
+    tracing::info!(
+        fixers = pipeline.registry().ready.len(),
+        refused = pipeline.registry().refused.len(),
+        "init done; waiting for invocations"
+    );
+    Ok((std::sync::Arc::new(pipeline), sink))
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

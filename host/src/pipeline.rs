@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use crate::audit::{
-    sha256_hex, AuditEntry, AuditLog, AuditWriter, RecordLink, SealedRecord, Status,
+    sha256_hex, AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
 };
 use crate::capabilities::{BoxFuture, Capabilities, FixerError, Phase, Plan, ResourceBackend};
 use crate::config::SalveConfig;
@@ -127,8 +127,15 @@ impl PipelineConfig {
     }
 }
 
+/// Somewhere an intent record must reach before a fix may start, beyond the local log (Lambda's
+/// `/tmp` dies with its environment, so there the intent must be in the S3 sink first).
+pub trait IntentShipper: Send + Sync {
+    fn ship(&self) -> BoxFuture<'_, Result<()>>;
+}
+
 pub struct Pipeline {
     runtime: Runtime,
+    intent_shipper: Option<std::sync::Arc<dyn IntentShipper>>,
     registry: FixerRegistry,
     backends: Box<dyn BackendBinder>,
     config: PipelineConfig,
@@ -231,12 +238,18 @@ impl Pipeline {
         };
         Ok(Pipeline {
             runtime,
+            intent_shipper: None,
             registry,
             backends,
             config,
             audit,
             ledger,
         })
+    }
+
+    /// Every intent record must reach `shipper` before the fix it announces may start.
+    pub fn ship_intents_to(&mut self, shipper: std::sync::Arc<dyn IntentShipper>) {
+        self.intent_shipper = Some(shipper);
     }
 
     pub fn ingest_config(&self) -> &IngestConfig {
@@ -258,6 +271,17 @@ impl Pipeline {
         payload: &[u8],
         options: ProcessOptions,
     ) -> Result<Vec<Processed>> {
+        self.process_delivery(payload, options, None).await
+    }
+
+    /// [`Pipeline::process_payload`] for a payload that arrived in a queue or topic message,
+    /// which every record names.
+    pub async fn process_delivery(
+        &self,
+        payload: &[u8],
+        options: ProcessOptions,
+        delivery: Option<&DeliveryInfo>,
+    ) -> Result<Vec<Processed>> {
         let payload_sha256 = sha256_hex(payload);
         let mut out = Vec::new();
         for (index, item) in ingest::ingest(payload, &self.config.ingest)
@@ -268,7 +292,10 @@ impl Pipeline {
                 IngestOutcome::Finding(f) => idempotency::finding_key(f),
                 other => idempotency::payload_key(&payload_sha256, index, other.finding_id()),
             };
-            let deduplicate = options.deduplicate && !options.dry_run && !options.explain;
+            // An empty payload has no identity of its own: two of them are not one message
+            // delivered twice.
+            let deduplicate =
+                options.deduplicate && !options.dry_run && !options.explain && !payload.is_empty();
             if deduplicate {
                 match self.ledger.claim(&key) {
                     Claim::Fresh => {}
@@ -287,6 +314,7 @@ impl Pipeline {
                 payload_sha256: Some(payload_sha256.clone()),
                 dry_run: options.dry_run || options.explain,
                 idempotency_key: Some(key.clone()),
+                delivery: delivery.cloned(),
                 ..AuditEntry::default()
             };
             let open_intent = (!options.explain && !options.dry_run)
@@ -854,6 +882,15 @@ impl FindingRun<'_> {
                     );
                 }
                 entry.intent = Some(link);
+                if let Some(shipper) = &self.pipeline.intent_shipper {
+                    if let Err(e) = shipper.ship().await {
+                        entry.retryable = true;
+                        return (
+                            Status::Failed,
+                            Some(format!("the intent record could not reach the durable audit sink, so nothing was changed; the message is retried: {e:#}")),
+                        );
+                    }
+                }
             }
             Ok(_) | Err(_) => {
                 entry.retryable = true;

@@ -61,6 +61,19 @@ pub async fn process_batch(
     messages: Vec<QueueMessage>,
     max_concurrency: usize,
 ) -> Vec<MessageResult> {
+    process_batch_until(pipeline, messages, max_concurrency, "sqs", None).await
+}
+
+/// [`process_batch`] for messages that came `via` a queue (`sqs`) or a topic (`sns`), starting
+/// no message after `cutoff`: a message still waiting for a worker then is handed back
+/// unprocessed (a retry), so the batch finishes before its deadline.
+pub async fn process_batch_until(
+    pipeline: Arc<Pipeline>,
+    messages: Vec<QueueMessage>,
+    max_concurrency: usize,
+    via: &'static str,
+    cutoff: Option<Instant>,
+) -> Vec<MessageResult> {
     let permits = Arc::new(Semaphore::new(max_concurrency.max(1)));
     let mut tasks = JoinSet::new();
     let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
@@ -69,7 +82,15 @@ pub async fn process_batch(
         let permits = permits.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            (index, process_message(&pipeline, message).await)
+            if cutoff.is_some_and(|c| Instant::now() >= c) {
+                let result = MessageResult::abandoned(
+                    message.id,
+                    "not started: too little time was left before the invocation's deadline".into(),
+                    Duration::ZERO,
+                );
+                return (index, result);
+            }
+            (index, process_message_via(&pipeline, message, via).await)
         });
     }
     let mut results: Vec<Option<MessageResult>> = vec![None; ids.len()];
@@ -97,12 +118,54 @@ pub async fn process_batch(
 
 /// Processes one message; the queue-facing half of the pipeline.
 pub async fn process_message(pipeline: &Pipeline, message: QueueMessage) -> MessageResult {
+    process_message_via(pipeline, message, "sqs").await
+}
+
+/// Processes one message that came `via` a queue or a topic, logs one line with its ID and
+/// outcome, and names it in every record it produces.
+pub async fn process_message_via(
+    pipeline: &Pipeline,
+    message: QueueMessage,
+    via: &'static str,
+) -> MessageResult {
+    let result = process_one(pipeline, message, via).await;
+    let statuses: Vec<&str> = result.statuses.iter().map(|s| s.as_str()).collect();
+    match &result.disposition {
+        Disposition::Ack => tracing::info!(
+            message_id = %result.id,
+            outcome = "acknowledged",
+            statuses = ?statuses,
+            redeliveries = result.redeliveries.len(),
+            "message settled"
+        ),
+        Disposition::Retry { reason } => tracing::warn!(
+            message_id = %result.id,
+            outcome = "retry",
+            statuses = ?statuses,
+            "message settled: {reason}"
+        ),
+    }
+    result
+}
+
+async fn process_one(
+    pipeline: &Pipeline,
+    message: QueueMessage,
+    via: &'static str,
+) -> MessageResult {
     let started = Instant::now();
     let options = ProcessOptions {
         deduplicate: true,
         ..ProcessOptions::default()
     };
-    let processed = match pipeline.process_payload(&message.body, options).await {
+    let delivery = crate::audit::DeliveryInfo {
+        via: via.to_string(),
+        message_id: message.id.clone(),
+    };
+    let processed = match pipeline
+        .process_delivery(&message.body, options, Some(&delivery))
+        .await
+    {
         Ok(p) => p,
         Err(e) => {
             return MessageResult::abandoned(

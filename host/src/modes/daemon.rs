@@ -355,8 +355,7 @@ impl MessageJob {
                 delete(&self.sqs, &self.queue_url, &id, &self.receipt).await;
                 Settled::Acknowledged
             }
-            Disposition::Retry { reason } => {
-                tracing::warn!("message left for redelivery: {reason}");
+            Disposition::Retry { .. } => {
                 // A copy of a finding another task is still working on needs no long backoff:
                 // bring it back soon, when the ledger will know the outcome.
                 let only_in_flight_copies = result.records.is_empty()

@@ -4,5 +4,6 @@
 pub mod batch;
 pub mod daemon;
 pub mod lambda;
+pub mod lambda_init_error;
 pub mod replay;
 pub mod status_endpoint;
