@@ -504,37 +504,12 @@ mod against_moto {
     use super::*;
     use crate::common::proxy::{CountingProxy, Injected};
     use aws_sdk_ec2::types::{IpPermission, IpRange};
-    use salve::aws::{AwsBackends, AwsOptions};
 
     async fn via_proxy(
         name: &str,
         proxy: &CountingProxy,
     ) -> (salve::pipeline::Pipeline, std::path::PathBuf) {
-        let audit = scratch(name).join("audit.jsonl");
-        let sdk = sdk_config()
-            .await
-            .into_builder()
-            .endpoint_url(&proxy.url)
-            .build();
-        let backends = AwsBackends::from_config(
-            sdk,
-            AwsOptions {
-                endpoint_url: Some(proxy.url.clone()),
-            },
-            "salve-tests",
-            test_config("").account_roles(),
-        );
-        let p = pipeline(
-            &[
-                fixer("s3-block-public-access"),
-                fixer("sg-close-admin-ports"),
-            ],
-            RuntimeLimits::default(),
-            Box::new(backends),
-            &audit,
-            no_settings(),
-        );
-        (p, audit)
+        aws_pipeline(name, &proxy.url).await
     }
 
     /// A moto security group with SSH open to the world.

@@ -145,8 +145,15 @@ fn trust_and_platform_policies() {
     let with_sink = iam::platform_role_policy(&roles, &queues, &[], Some(("audit", "salve/prod/")));
     assert_eq!(
         with_sink["Statement"][2],
-        json!({"Sid": "ShipAuditRecords", "Effect": "Allow", "Action": "s3:PutObject",
+        json!({"Sid": "ShipAuditRecords", "Effect": "Allow",
+               "Action": ["s3:PutObject", "s3:GetObject"],
                "Resource": "arn:aws:s3:::audit/salve/prod/*"})
+    );
+    assert_eq!(
+        with_sink["Statement"][3],
+        json!({"Sid": "ResumeAuditRecords", "Effect": "Allow", "Action": "s3:ListBucket",
+               "Resource": "arn:aws:s3:::audit",
+               "Condition": {"StringLike": {"s3:prefix": ["salve/prod/*"]}}})
     );
 }
 

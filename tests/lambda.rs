@@ -69,6 +69,21 @@ impl BackendBinder for ByBucket {
     }
 }
 
+/// The bucket fixer against in-memory buckets (`throttled-bucket` throttles), logging to `audit`.
+fn bucket_pipeline(
+    audit: &std::path::Path,
+    good: &Arc<InMemoryS3Bucket>,
+) -> salve::pipeline::Pipeline {
+    pipeline_with(
+        &[fixer("s3-block-public-access")],
+        RuntimeLimits::default(),
+        Box::new(ByBucket { good: good.clone() }),
+        audit,
+        &test_config(""),
+        Notifier::disabled(),
+    )
+}
+
 /// Invokes the handler as the runtime would, with no deadline, and reads its SQS response.
 async fn invoke(
     pipeline: Arc<salve::pipeline::Pipeline>,
@@ -104,14 +119,7 @@ fn record(id: &str, body: &str) -> serde_json::Value {
 async fn only_retryable_failures_are_batch_item_failures() {
     let good = Arc::new(InMemoryS3Bucket::with(None));
     let audit = scratch("lambda-batch").join("audit.jsonl");
-    let pipeline = Arc::new(pipeline_with(
-        &[fixer("s3-block-public-access")],
-        RuntimeLimits::default(),
-        Box::new(ByBucket { good: good.clone() }),
-        &audit,
-        &test_config(""),
-        Notifier::disabled(),
-    ));
+    let pipeline = Arc::new(bucket_pipeline(&audit, &good));
     let event = json!({"Records": [
         record("msg-good", &s3_finding("lambda-good", "good-bucket")),
         record("msg-malformed", "{not json"),
@@ -188,15 +196,9 @@ async fn nothing_is_acknowledged_before_the_records_reach_the_sink() {
         &audit,
     )
     .unwrap();
-    let pipeline = Arc::new(pipeline_with(
-        &[fixer("s3-block-public-access")],
-        RuntimeLimits::default(),
-        Box::new(ByBucket {
-            good: Arc::new(InMemoryS3Bucket::with(None)),
-        }),
+    let pipeline = Arc::new(bucket_pipeline(
         &audit,
-        &test_config(""),
-        Notifier::disabled(),
+        &Arc::new(InMemoryS3Bucket::with(None)),
     ));
     let event = |ids: &[(&str, &str)]| -> serde_json::Value {
         let records: Vec<serde_json::Value> = ids
@@ -294,14 +296,7 @@ async fn the_sink_never_overwrites_an_object() {
 async fn a_fifo_group_stops_at_its_first_retry_and_reports_the_rest() {
     let good = Arc::new(InMemoryS3Bucket::with(None));
     let audit = scratch("lambda-fifo").join("audit.jsonl");
-    let pipeline = Arc::new(pipeline_with(
-        &[fixer("s3-block-public-access")],
-        RuntimeLimits::default(),
-        Box::new(ByBucket { good: good.clone() }),
-        &audit,
-        &test_config(""),
-        Notifier::disabled(),
-    ));
+    let pipeline = Arc::new(bucket_pipeline(&audit, &good));
     let fifo = |id: &str, group: &str, body: String| {
         let mut r = record(id, &body);
         r["attributes"]["MessageGroupId"] = group.into();
@@ -340,14 +335,7 @@ async fn no_fix_starts_before_its_intent_is_in_the_sink() {
             .unwrap(),
     );
     let good = Arc::new(InMemoryS3Bucket::with(None));
-    let mut pipeline = pipeline_with(
-        &[fixer("s3-block-public-access")],
-        RuntimeLimits::default(),
-        Box::new(ByBucket { good: good.clone() }),
-        &audit,
-        &test_config(""),
-        Notifier::disabled(),
-    );
+    let mut pipeline = bucket_pipeline(&audit, &good);
     pipeline.ship_intents_to(sink.clone());
     let pipeline = Arc::new(pipeline);
     let event = json!({"Records": [record("i-1", &s3_finding("intent-1", "good-bucket"))]});

@@ -7,9 +7,9 @@ mod common;
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
 use common::*;
-use salve::aws::{AwsBackends, AwsOptions};
+
 use salve::pipeline::{Pipeline, ProcessOptions};
-use salve::runtime::RuntimeLimits;
+
 use serde_json::Value;
 
 async fn ec2() -> aws_sdk_ec2::Client {
@@ -17,26 +17,7 @@ async fn ec2() -> aws_sdk_ec2::Client {
 }
 
 async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {
-    let audit = scratch(name).join("audit.jsonl");
-    let backends = AwsBackends::from_config(
-        sdk_config().await,
-        AwsOptions {
-            endpoint_url: Some(endpoint()),
-        },
-        "salve-tests",
-        test_config("").account_roles(),
-    );
-    let p = pipeline(
-        &[
-            fixer("s3-block-public-access"),
-            fixer("sg-close-admin-ports"),
-        ],
-        RuntimeLimits::default(),
-        Box::new(backends),
-        &audit,
-        no_settings(),
-    );
-    (p, audit)
+    aws_pipeline(name, &endpoint()).await
 }
 
 async fn process(p: &Pipeline, payload: &str, dry_run: bool) -> Value {

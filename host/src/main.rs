@@ -66,6 +66,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum FixerCommand {
+    /// Compiles every fixer in a directory into the cache, and prints each artifact's digest:
+    /// the one command that fills a cache to ship (run it on the target's CPU architecture).
+    Precompile {
+        /// Directory of fixer components (*.wasm).
+        #[arg(long, env = "SALVE_FIXERS", default_value = ".salve/fixers")]
+        fixers: PathBuf,
+        /// Where compiled fixers are cached (default: $XDG_CACHE_HOME/salve or ~/.cache/salve).
+        #[arg(long, env = "SALVE_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Scaffolds a fixer crate: Cargo.toml for wasm32-wasip2, src/lib.rs with check, plan and
     /// apply stubs, and one example case that passes as it is.
     New {
@@ -601,6 +611,21 @@ async fn lambda_init(args: &LambdaArgs) -> Result<LambdaReady> {
             None
         }
     };
+    let compiled = pipeline
+        .registry()
+        .ready
+        .iter()
+        .filter(|f| f.artifact == salve::runtime::ArtifactSource::Compiled)
+        .count();
+    if compiled > 0 {
+        // A shipped cache built on another CPU (its key includes the CPU features) or by
+        // another build is not used, and /var/task is read-only: every cold start compiles.
+        tracing::warn!(
+            compiled,
+            engine = format!("{:016x}", pipeline.engine_hash()),
+            "fixers were compiled at init, not loaded from the cache: build the cache with `salve fixer precompile` on the Lambda's architecture, with this binary, and ship it with its key"
+        );
+    }
     tracing::info!(
         fixers = pipeline.registry().ready.len(),
         refused = pipeline.registry().refused.len(),
@@ -749,6 +774,50 @@ fn fixer(command: FixerCommand) -> Result<ExitCode> {
             endpoint_url,
             cache_dir,
         )),
+        FixerCommand::Precompile { fixers, cache_dir } => {
+            let dir = self::cache_dir(&cache_dir)
+                .context("no cache directory: pass --cache-dir or set HOME")?;
+            let runtime = Runtime::new(RuntimeLimits::default(), Some(dir.clone()))?;
+            if !runtime.has_disk_cache() {
+                bail!(
+                    "the cache {} cannot be used (see the warning above); nothing was compiled",
+                    dir.display()
+                );
+            }
+            let registry = FixerRegistry::load_dir(&runtime, &fixers)?;
+            for f in &registry.ready {
+                println!(
+                    "{} {} sha256:{} artifact:{}",
+                    escape_control(&f.manifest.name, false),
+                    escape_control(&f.manifest.version, false),
+                    f.sha256,
+                    f.artifact_sha256.as_deref().unwrap_or("?")
+                );
+            }
+            for r in &registry.refused {
+                eprintln!(
+                    "refused {}: {}",
+                    r.path.display(),
+                    escape_control(&r.error, false)
+                );
+            }
+            println!(
+                "{} fixer(s) in {} for engine {:016x}; ship it with its key ({})",
+                registry.ready.len(),
+                dir.display(),
+                runtime.engine_hash(),
+                std::env::var("SALVE_CACHE_KEY_FILE")
+                    .ok()
+                    .or_else(|| salve::runtime::cache::default_key_file()
+                        .map(|p| p.display().to_string()))
+                    .unwrap_or_default()
+            );
+            Ok(if registry.refused.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
         FixerCommand::Inspect {
             fixer,
             installed,

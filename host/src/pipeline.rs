@@ -260,6 +260,10 @@ impl Pipeline {
         &self.registry
     }
 
+    pub fn engine_hash(&self) -> u64 {
+        self.runtime.engine_hash()
+    }
+
     pub fn policy(&self) -> &EligibilityPolicy {
         &self.config.policy
     }

@@ -178,6 +178,32 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// A pipeline with both shipped fixers against AWS at `url` (moto, or the counting proxy in front
+/// of it), with the audit log in a fresh scratch directory.
+pub async fn aws_pipeline(name: &str, url: &str) -> (Pipeline, PathBuf) {
+    let audit = scratch(name).join("audit.jsonl");
+    let sdk = sdk_config().await.into_builder().endpoint_url(url).build();
+    let backends = salve::aws::AwsBackends::from_config(
+        sdk,
+        salve::aws::AwsOptions {
+            endpoint_url: Some(url.to_string()),
+        },
+        "salve-tests",
+        test_config("").account_roles(),
+    );
+    let p = pipeline(
+        &[
+            fixer("s3-block-public-access"),
+            fixer("sg-close-admin-ports"),
+        ],
+        RuntimeLimits::default(),
+        Box::new(backends),
+        &audit,
+        no_settings(),
+    );
+    (p, audit)
+}
+
 /// S3 in moto, buckets addressed by path.
 pub async fn s3() -> aws_sdk_s3::Client {
     salve::aws::s3_client(&sdk_config().await, true)

@@ -34,6 +34,17 @@ pub enum Injected {
     ForwardThenRespond(u16, String),
 }
 
+/// An injected answer, named like AWS names its own.
+fn injected_response(status: u16, text: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    response.headers_mut().insert(
+        "x-amzn-requestid",
+        hyper::header::HeaderValue::from_static("injected-fault"),
+    );
+    response
+}
+
 pub type FaultRule = Arc<dyn Fn(&Seen) -> Option<Injected> + Send + Sync>;
 
 pub struct CountingProxy {
@@ -115,14 +126,7 @@ impl CountingProxy {
                                 } else if let Some(Injected::Delay(d)) = injected {
                                     tokio::time::sleep(d).await;
                                 } else if let Some(Injected::Respond(status, text)) = injected {
-                                    let mut response = Response::new(Full::new(Bytes::from(text)));
-                                    *response.status_mut() =
-                                        hyper::StatusCode::from_u16(status).unwrap();
-                                    response.headers_mut().insert(
-                                        "x-amzn-requestid",
-                                        hyper::header::HeaderValue::from_static("injected-fault"),
-                                    );
-                                    return Ok::<_, Infallible>(response);
+                                    return Ok::<_, Infallible>(injected_response(status, text));
                                 }
                                 let uri = format!("{upstream}{}", request_seen.path_and_query);
                                 let mut forward = Request::builder().method(parts.method).uri(uri);
@@ -132,14 +136,7 @@ impl CountingProxy {
                                 let forward = forward.body(Full::new(body)).unwrap();
                                 let forwarded = client.request(forward).await;
                                 if let Some((status, text)) = replace_with {
-                                    let mut response = Response::new(Full::new(Bytes::from(text)));
-                                    *response.status_mut() =
-                                        hyper::StatusCode::from_u16(status).unwrap();
-                                    response.headers_mut().insert(
-                                        "x-amzn-requestid",
-                                        hyper::header::HeaderValue::from_static("injected-fault"),
-                                    );
-                                    return Ok::<_, Infallible>(response);
+                                    return Ok::<_, Infallible>(injected_response(status, text));
                                 }
                                 let response = match forwarded {
                                     Ok(r) => {

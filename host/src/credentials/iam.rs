@@ -93,11 +93,20 @@ pub fn platform_role_policy(
         }));
     }
     if let Some((bucket, prefix)) = audit_sink {
+        // Put ships records; Get compares an object that is already there (an upload whose
+        // answer was lost); List finds where a restarted process left off.
         statements.push(json!({
             "Sid": "ShipAuditRecords",
             "Effect": "Allow",
-            "Action": "s3:PutObject",
+            "Action": ["s3:PutObject", "s3:GetObject"],
             "Resource": format!("arn:aws:s3:::{bucket}/{prefix}*"),
+        }));
+        statements.push(json!({
+            "Sid": "ResumeAuditRecords",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": format!("arn:aws:s3:::{bucket}"),
+            "Condition": { "StringLike": { "s3:prefix": [format!("{prefix}*")] } },
         }));
     }
     statements.push(json!({

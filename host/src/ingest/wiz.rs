@@ -169,16 +169,6 @@ fn projects(v: Option<&Value>) -> Vec<String> {
     out
 }
 
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
 pub fn normalise(payload: &Value, cfg: &WizConfig) -> IngestOutcome {
     match normalise_inner(payload, cfg) {
         Ok(outcome) | Err(outcome) => outcome,
@@ -246,11 +236,14 @@ fn normalise_inner(payload: &Value, cfg: &WizConfig) -> Result<IngestOutcome, In
     } else if resource_id.starts_with("sg-") {
         let arn = format!(
             "arn:{}:ec2:{region}:{account}:security-group/{resource_id}",
-            partition(&region)
+            crate::finding::partition_of(&region)
         );
         (arn, actions::SECURITY_GROUP.name.to_string())
     } else if mapped_type.as_deref() == Some(actions::S3_BUCKET.name) {
-        let arn = format!("arn:{}:s3:::{resource_id}", partition(&region));
+        let arn = format!(
+            "arn:{}:s3:::{resource_id}",
+            crate::finding::partition_of(&region)
+        );
         (arn, actions::S3_BUCKET.name.to_string())
     } else {
         return Ok(not_actionable(format!(

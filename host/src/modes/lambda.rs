@@ -187,21 +187,7 @@ pub async fn handle(
             let results = if fifo {
                 fifo_batch(&pipeline, records, budget).await
             } else {
-                let messages = records
-                    .into_iter()
-                    .map(|r| QueueMessage {
-                        id: r.id,
-                        body: r.body,
-                    })
-                    .collect();
-                process_batch_until(
-                    pipeline,
-                    messages,
-                    budget.max_concurrency,
-                    "sqs",
-                    budget.cutoff,
-                )
-                .await
+                concurrent(pipeline, records, budget, "sqs").await
             };
             let mut response = SqsBatchResponse::default();
             for id in retries(results, sink).await {
@@ -214,21 +200,7 @@ pub async fn handle(
             serde_json::to_value(response).map_err(|e| e.to_string())
         }
         Invocation::Sns(records) => {
-            let messages = records
-                .into_iter()
-                .map(|r| QueueMessage {
-                    id: r.id,
-                    body: r.body,
-                })
-                .collect();
-            let results = process_batch_until(
-                pipeline,
-                messages,
-                budget.max_concurrency,
-                "sns",
-                budget.cutoff,
-            )
-            .await;
+            let results = concurrent(pipeline, records, budget, "sns").await;
             let retry = retries(results, sink).await;
             if retry.is_empty() {
                 Ok(serde_json::json!({}))
@@ -241,6 +213,30 @@ pub async fn handle(
             }
         }
     }
+}
+
+/// Records that need no order between them, with the batch core's bounded concurrency.
+async fn concurrent(
+    pipeline: Arc<Pipeline>,
+    records: Vec<Record>,
+    budget: Budget,
+    via: &'static str,
+) -> Vec<MessageResult> {
+    let messages = records
+        .into_iter()
+        .map(|r| QueueMessage {
+            id: r.id,
+            body: r.body,
+        })
+        .collect();
+    process_batch_until(
+        pipeline,
+        messages,
+        budget.max_concurrency,
+        via,
+        budget.cutoff,
+    )
+    .await
 }
 
 /// A FIFO batch: each group's messages in order, one at a time; after a message that must be

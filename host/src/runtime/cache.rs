@@ -44,8 +44,8 @@ fn home() -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
 }
 
-/// Refuses a path that someone other than this user could have written.
-fn check_owner_only(path: &Path, what: &str, group_world_mask: u32) -> Result<()> {
+/// Refuses a path that someone other than this user (or root) could have written.
+fn check_not_writable_by_others(path: &Path, what: &str) -> Result<()> {
     let meta = std::fs::symlink_metadata(path)
         .with_context(|| format!("reading the {what} {}", path.display()))?;
     if meta.file_type().is_symlink() {
@@ -53,28 +53,20 @@ fn check_owner_only(path: &Path, what: &str, group_world_mask: u32) -> Result<()
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    if meta.uid() != me {
+    // Root may own it too (a system install, a Lambda package's read-only /var/task): root can
+    // replace the binary anyway.
+    if meta.uid() != me && meta.uid() != 0 {
         bail!(
-            "the {what} {} is owned by uid {}, not by this user (uid {me}); refusing it",
+            "the {what} {} is owned by uid {}, not by this user (uid {me}) or root; refusing it",
             path.display(),
             meta.uid()
         );
     }
-    if meta.mode() & group_world_mask != 0 {
+    if meta.mode() & 0o022 != 0 {
         bail!(
-            "the {what} {} has mode {:o}, which others can {}; refusing it (chmod {} it)",
+            "the {what} {} has mode {:o}, which others can write; refusing it (chmod go-w it)",
             path.display(),
             meta.mode() & 0o777,
-            if group_world_mask == 0o022 {
-                "write"
-            } else {
-                "read or write"
-            },
-            if group_world_mask == 0o022 {
-                "go-w"
-            } else {
-                "go-rwx"
-            },
         );
     }
     Ok(())
@@ -95,7 +87,7 @@ impl DiskCache {
             .mode(0o700)
             .create(dir)
             .with_context(|| format!("creating the fixer cache {}", dir.display()))?;
-        check_owner_only(dir, "fixer cache directory", 0o022)?;
+        check_not_writable_by_others(dir, "fixer cache directory")?;
         let key = read_or_create_key(key_file)?;
         Ok(DiskCache {
             dir: dir.to_path_buf(),
@@ -203,7 +195,17 @@ fn read_or_create_key(path: &Path) -> Result<Vec<u8>> {
             }
         }
     }
-    check_owner_only(path, "cache key", 0o077)?;
+    // Nobody else may change the key. Others reading it is a weakness only where they can
+    // also write the cache, which the directory check already rules out; say so anyway.
+    check_not_writable_by_others(path, "cache key")?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.mode() & 0o044 != 0 {
+            tracing::warn!(
+                path = %path.display(),
+                "the cache key is readable by others; chmod go-r it unless it ships read-only in a signed package"
+            );
+        }
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the cache key {}", path.display()))?;
     let key = decode_hex(text.trim()).context("the cache key is not hex")?;

@@ -366,6 +366,19 @@ impl Runtime {
             .clear();
     }
 
+    /// Whether compiled fixers are kept on disk (the cache directory was usable).
+    pub fn has_disk_cache(&self) -> bool {
+        self.cache.disk.is_some()
+    }
+
+    /// The engine's compatibility hash, which names cache entries: it differs between builds
+    /// and CPUs, so a cache only serves the binary and CPU that built it.
+    pub fn engine_hash(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        h.finish()
+    }
+
     pub fn limits(&self) -> &RuntimeLimits {
         &self.limits
     }
