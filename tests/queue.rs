@@ -565,6 +565,19 @@ async fn sigterm_while_busy_exits_zero_and_loses_nothing() {
     let stopped_at = records(&dir).len();
     assert!(stopped_at < FINDINGS, "SIGTERM came after the whole batch");
     assert!(first.log().contains("daemon stopped"), "{}", first.log());
+    // The exit summary adds up: every message received was acknowledged, retried or released.
+    let log = first.log();
+    let stopped: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "daemon stopped")
+        .unwrap_or_else(|| panic!("no exit summary in\n{log}"));
+    let count = |k: &str| stopped["fields"][k].as_u64().unwrap_or(0);
+    assert_eq!(
+        count("received"),
+        count("acknowledged") + count("retried") + count("released"),
+        "{stopped}"
+    );
 
     let mut second = Daemon::start(&dir, &q.main, &endpoint(), &["--listen", "off", "--drain"]);
     let exit = second.wait(Duration::from_secs(120)).await;

@@ -80,9 +80,15 @@ struct KeyFields {
     dry_run: bool,
     sequence: Option<u64>,
     record_hash: Option<String>,
-    finding: Option<serde_json::Value>,
     intent: Option<RecordLink>,
     reconciles: Option<RecordLink>,
+}
+
+/// The finding an intent record holds; read only for intents, so rebuilding the ledger does not
+/// build every record's finding.
+#[derive(Deserialize)]
+struct IntentFinding {
+    finding: Option<serde_json::Value>,
 }
 
 impl Ledger {
@@ -113,7 +119,9 @@ impl Ledger {
                         sequence,
                         record_hash,
                     };
-                    let finding = fields.finding;
+                    let finding = serde_json::from_str::<IntentFinding>(&line)
+                        .ok()
+                        .and_then(|i| i.finding);
                     state.open_intents.insert(key, OpenIntent { link, finding });
                 }
                 continue;
