@@ -149,6 +149,11 @@ async fn an_intent_is_durable_before_the_first_write_and_linked_from_the_record(
         "the intent holds the approved plan"
     );
     assert_eq!(all[1]["intent"]["sequence"], all[0]["sequence"]);
+    assert_eq!(
+        all[1]["fixer"]["artifact_sha256"].as_str().map(str::len),
+        Some(64),
+        "the record names the compiled artifact that ran"
+    );
     assert_eq!(all[1]["intent"]["record_hash"], all[0]["record_hash"]);
 }
 
@@ -379,6 +384,11 @@ async fn two_fixers_with_one_name_or_one_control_are_refused_unless_routed() {
         .output()
         .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["artifact_sha256"].as_str().map(str::len),
+        Some(64),
+        "inspect names the compiled artifact: {report:#}"
+    );
     let overlaps = report["overlaps"].to_string();
     assert!(
         overlaps.contains("EC2.13") && overlaps.contains("sg-close-admin-ports"),

@@ -381,6 +381,37 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_url_can_come_from_the_environment_or_a_file() {
+        let var = format!("SALVE_TEST_WEBHOOK_{}", std::process::id());
+        std::env::set_var(&var, "https://hooks.example.com/from-env\n");
+        let route = RouteConfig {
+            on: vec![Trigger::Review],
+            sns_topic_arn: None,
+            webhook_url: None,
+            webhook_url_env: Some(var.clone()),
+            webhook_url_file: None,
+        };
+        assert_eq!(route.validate(), Ok(()));
+        assert_eq!(
+            route.webhook().unwrap(),
+            "https://hooks.example.com/from-env"
+        );
+        std::env::remove_var(&var);
+        let err = route.webhook().unwrap_err();
+        assert!(err.contains(&var) && !err.contains("hooks"), "{err}");
+        let file = std::env::temp_dir().join(format!("salve-webhook-{}", std::process::id()));
+        std::fs::write(&file, "http://hooks.example.com/SECRET").unwrap();
+        let route = RouteConfig {
+            webhook_url_env: None,
+            webhook_url_file: Some(file.clone()),
+            ..route
+        };
+        let err = route.validate().unwrap_err();
+        assert!(err.contains("https") && !err.contains("SECRET"), "{err}");
+        let _ = std::fs::remove_file(file);
+    }
+
+    #[test]
     fn slack_markup_in_finding_text_is_escaped() {
         assert_eq!(
             slack_escape("<!channel> & <https://evil|docs>"),

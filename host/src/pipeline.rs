@@ -896,11 +896,15 @@ impl FindingRun<'_> {
                     }
                 }
             }
-            Ok(_) | Err(_) => {
+            other => {
+                let why = match other {
+                    Err(e) => format!("{e:#}"),
+                    Ok(_) => "it sealed no record".into(),
+                };
                 entry.retryable = true;
                 return (
                     Status::Failed,
-                    Some("the audit log could not take the intent record, so nothing was changed; the message is retried".into()),
+                    Some(format!("the audit log could not take the intent record, so nothing was changed; the message is retried: {why}")),
                 );
             }
         }
