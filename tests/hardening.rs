@@ -513,42 +513,12 @@ mod against_moto {
     //! The same defects where they meet AWS: moto behind the counting proxy.
     use super::*;
     use crate::common::proxy::{CountingProxy, Injected};
-    use aws_sdk_ec2::types::{IpPermission, IpRange};
 
     async fn via_proxy(
         name: &str,
         proxy: &CountingProxy,
     ) -> (salve::pipeline::Pipeline, std::path::PathBuf) {
         aws_pipeline(name, &proxy.url).await
-    }
-
-    /// A moto security group with SSH open to the world.
-    async fn open_ssh_group(name: &str) -> String {
-        let ec2 = aws_sdk_ec2::Client::new(&sdk_config().await);
-        let group = ec2
-            .create_security_group()
-            .group_name(unique(name))
-            .description("salve test")
-            .send()
-            .await
-            .unwrap()
-            .group_id()
-            .unwrap()
-            .to_string();
-        ec2.authorize_security_group_ingress()
-            .group_id(&group)
-            .ip_permissions(
-                IpPermission::builder()
-                    .ip_protocol("tcp")
-                    .from_port(22)
-                    .to_port(22)
-                    .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        group
     }
 
     #[tokio::test]

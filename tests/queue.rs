@@ -11,7 +11,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::{IpPermission, IpRange};
 use aws_sdk_sqs::types::QueueAttributeName;
 use common::proxy::{CountingProxy, Injected, Seen};
 use common::*;
@@ -355,28 +354,7 @@ async fn daemon_fixes_findings_from_sns_and_records_each_exactly_once() {
     let bucket = unique("e2e-public");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let ec2 = aws_sdk_ec2::Client::new(&sdk_config().await);
-    let group = ec2
-        .create_security_group()
-        .group_name(unique("e2e-ssh"))
-        .description("ssh open to the world")
-        .send()
-        .await
-        .unwrap()
-        .group_id
-        .unwrap();
-    ec2.authorize_security_group_ingress()
-        .group_id(&group)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(22)
-                .to_port(22)
-                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let group = open_ssh_group("e2e-ssh").await;
     publish(
         &q.topic,
         &[

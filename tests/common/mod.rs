@@ -204,6 +204,36 @@ pub async fn aws_pipeline(name: &str, url: &str) -> (Pipeline, PathBuf) {
     (p, audit)
 }
 
+/// A moto security group (named from `prefix`) with SSH open to the world.
+pub async fn open_ssh_group(prefix: &str) -> String {
+    use aws_sdk_ec2::types::{IpPermission, IpRange};
+    let ec2 = aws_sdk_ec2::Client::new(&sdk_config().await);
+    let group = ec2
+        .create_security_group()
+        .group_name(unique(prefix))
+        .description("ssh open to the world")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    ec2.authorize_security_group_ingress()
+        .group_id(&group)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    group
+}
+
 /// S3 in moto, buckets addressed by path.
 pub async fn s3() -> aws_sdk_s3::Client {
     salve::aws::s3_client(&sdk_config().await, true)
