@@ -239,7 +239,7 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
 /// `,"record_hash":"<64 hex>"}` to the hashed body, so the body is the line without that suffix,
 /// closed again. Hashing these exact bytes (not a re-serialised parse) means a line with a
 /// duplicated key, or any other byte-level edit, does not verify.
-fn hashed_body(line: &str) -> Option<(String, &str)> {
+fn hashed_body(line: &str) -> Option<String> {
     const TAIL: usize = r#","record_hash":""#.len() + 64 + r#""}"#.len();
     let cut = line.len().checked_sub(TAIL)?;
     let (body, tail) = (line.get(..cut)?, line.get(cut..)?);
@@ -249,7 +249,26 @@ fn hashed_body(line: &str) -> Option<(String, &str)> {
     if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    Some((format!("{body}}}"), hash))
+    Some(format!("{body}}}"))
+}
+
+/// The sequence and `record_hash` of one written line, read from its top level only (see
+/// [`chain_fields`]), for anything that needs a record's place in the chain.
+pub fn record_position(line: &str) -> Option<(u64, String)> {
+    let fields = chain_fields(line).ok()?;
+    Some((fields.sequence?, fields.record_hash?))
+}
+
+/// Creates a new file only its owner can read, never through a symlink and never over an
+/// existing file: for what sits beside the log or the cache (a torn tail, an artifact, a key).
+pub(crate) fn create_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// The top-level fields of a record the chain depends on, read without building the whole
@@ -512,18 +531,10 @@ impl AuditLog {
                 .unwrap_or_default()
                 .as_millis()
         ));
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&saved)
-                .with_context(|| format!("keeping the torn tail in {}", saved.display()))?;
-            out.write_all(&torn)?;
-            out.sync_all()?;
-        }
+        let mut out = create_private(&saved)
+            .with_context(|| format!("keeping the torn tail in {}", saved.display()))?;
+        out.write_all(&torn)?;
+        out.sync_all()?;
         self.file.set_len(offset).with_context(|| {
             format!("cutting the torn tail of audit log {}", self.path.display())
         })?;
@@ -898,7 +909,7 @@ impl Checker {
             return;
         };
         let actual = match hashed_body(raw) {
-            Some((body, _)) => sha256_hex(body.as_bytes()),
+            Some(body) => sha256_hex(body.as_bytes()),
             None => String::from("(record_hash is not the last field)"),
         };
         if actual != stored_hash {

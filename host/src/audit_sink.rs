@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
 
+use crate::audit::record_position;
 use crate::aws::{describe_aws_error, to_aws_error};
 
 pub struct S3AuditSink {
@@ -70,12 +71,7 @@ impl S3AuditSink {
             return Ok(None);
         }
         let text = String::from_utf8_lossy(&pending);
-        let sequence = |line: Option<&str>| -> Option<u64> {
-            serde_json::from_str::<Value>(line?)
-                .ok()?
-                .get("sequence")?
-                .as_u64()
-        };
+        let sequence = |line: Option<&str>| record_position(line?).map(|(sequence, _)| sequence);
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let first =
             sequence(lines.next()).context("the audit log's pending records have no sequence")?;
@@ -128,7 +124,8 @@ impl S3AuditSink {
         let hash = text
             .lines()
             .rfind(|l| !l.trim().is_empty())
-            .and_then(last_record_hash);
+            .and_then(record_position)
+            .map(|(_, hash)| hash);
         let position = serde_json::json!({ "offset": offset, "record_hash": hash });
         let path = self.position_path();
         let tmp = path.with_extension("shipped.tmp");
@@ -191,18 +188,13 @@ impl S3AuditSink {
         let hash = position.get("record_hash")?.as_str()?;
         let shipped = log.get(..offset)?;
         let last = shipped.lines().rfind(|l| !l.trim().is_empty())?;
-        (shipped.ends_with('\n') && last_record_hash(last).as_deref() == Some(hash))
-            .then_some(offset as u64)
+        let last_hash = record_position(last).map(|(_, h)| h);
+        (shipped.ends_with('\n') && last_hash.as_deref() == Some(hash)).then_some(offset as u64)
     }
 
     /// The end of the newest record of this log's chain that the sink already holds.
     async fn shipped_per_sink(&self, log: &str) -> Result<u64> {
-        let chain = log
-            .lines()
-            .next()
-            .and_then(last_record_hash)
-            .map(|h| h.chars().take(16).collect::<String>())
-            .unwrap_or_else(|| "empty".into());
+        let chain = chain_name(log.lines().next().unwrap_or(""));
         let prefix = format!("{}{chain}/", self.prefix);
         let mut last_shipped: Option<u64> = None;
         let mut token = None;
@@ -237,10 +229,7 @@ impl S3AuditSink {
         let mut offset = 0u64;
         for line in log.split_inclusive('\n') {
             offset += line.len() as u64;
-            let sequence = serde_json::from_str::<Value>(line)
-                .ok()
-                .and_then(|v| v.get("sequence")?.as_u64());
-            if sequence == Some(last) {
+            if record_position(line).map(|(sequence, _)| sequence) == Some(last) {
                 return Ok(offset);
             }
         }
@@ -269,14 +258,7 @@ impl S3AuditSink {
         let mut first_line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(&file), &mut first_line)
             .with_context(|| format!("reading audit log {}", self.log_path.display()))?;
-        let chain = serde_json::from_str::<Value>(&first_line)
-            .ok()
-            .and_then(|v| {
-                v.get("record_hash")?
-                    .as_str()
-                    .map(|h| h.chars().take(16).collect::<String>())
-            })
-            .unwrap_or_else(|| "empty".to_string());
+        let chain = chain_name(first_line.trim_end());
         file.seek(SeekFrom::Start(from))
             .with_context(|| format!("reading audit log {}", self.log_path.display()))?;
         let mut bytes = Vec::new();
@@ -295,11 +277,11 @@ impl crate::pipeline::IntentShipper for S3AuditSink {
     }
 }
 
-/// The `record_hash` a written line ends with.
-fn last_record_hash(line: &str) -> Option<String> {
-    let tail = line.trim_end().strip_suffix("\"}")?;
-    let start = tail.rfind("\"record_hash\":\"")? + "\"record_hash\":\"".len();
-    Some(tail[start..].to_string())
+/// A chain's name in the sink: the start of its first record's hash (`empty` for no record).
+fn chain_name(first_line: &str) -> String {
+    record_position(first_line)
+        .map(|(_, hash)| hash.chars().take(16).collect())
+        .unwrap_or_else(|| "empty".into())
 }
 
 #[cfg(test)]

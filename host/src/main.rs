@@ -791,7 +791,7 @@ fn fixer(command: FixerCommand) -> Result<ExitCode> {
                     escape_control(&f.manifest.name, false),
                     escape_control(&f.manifest.version, false),
                     f.sha256,
-                    f.artifact_sha256.as_deref().unwrap_or("?")
+                    f.artifact_sha256
                 );
             }
             for r in &registry.refused {
@@ -806,10 +806,8 @@ fn fixer(command: FixerCommand) -> Result<ExitCode> {
                 registry.ready.len(),
                 dir.display(),
                 runtime.engine_hash(),
-                std::env::var("SALVE_CACHE_KEY_FILE")
-                    .ok()
-                    .or_else(|| salve::runtime::cache::default_key_file()
-                        .map(|p| p.display().to_string()))
+                salve::runtime::cache::key_file()
+                    .map(|p| p.display().to_string())
                     .unwrap_or_default()
             );
             Ok(if registry.refused.is_empty() {

@@ -870,11 +870,8 @@ impl FindingRun<'_> {
             "the approved plan is about to be applied; the terminal record links back here".into(),
         );
         intent.durations_us.clear();
-        match self.pipeline.record(intent).await {
-            Ok(Processed {
-                sealed: Some(sealed),
-                ..
-            }) => {
+        match self.pipeline.record_operation(intent).await {
+            Ok(sealed) => {
                 let link = sealed.link();
                 if let Some(key) = &entry.idempotency_key {
                     self.pipeline.ledger.note_intent(
@@ -896,15 +893,11 @@ impl FindingRun<'_> {
                     }
                 }
             }
-            other => {
-                let why = match other {
-                    Err(e) => format!("{e:#}"),
-                    Ok(_) => "it sealed no record".into(),
-                };
+            Err(e) => {
                 entry.retryable = true;
                 return (
                     Status::Failed,
-                    Some(format!("the audit log could not take the intent record, so nothing was changed; the message is retried: {why}")),
+                    Some(format!("the audit log could not take the intent record, so nothing was changed; the message is retried: {e:#}")),
                 );
             }
         }

@@ -36,6 +36,34 @@ fn handles(resource_type: &str, controls: &[String], finding: &Finding) -> bool 
 /// Control ID → the fixer name that handles it when several installed fixers claim it.
 pub type Routing = std::collections::BTreeMap<String, String>;
 
+/// What a fixer claims about itself, which must not collide with another installed fixer's.
+struct Claims<'a> {
+    name: &'a str,
+    resource_type: &'a str,
+    controls: &'a [String],
+}
+
+impl<'a> Claims<'a> {
+    fn of(f: &'a LoadedFixer) -> Claims<'a> {
+        Claims {
+            name: &f.manifest.name,
+            resource_type: f.resource_type.name,
+            controls: &f.manifest.controls,
+        }
+    }
+
+    /// The controls both claim for the same resource type.
+    fn shared_controls<'b>(
+        &'b self,
+        other: &'b Claims<'_>,
+    ) -> impl Iterator<Item = &'a String> + 'b {
+        let same_type = self.resource_type == other.resource_type;
+        self.controls
+            .iter()
+            .filter(move |c| same_type && other.controls.contains(c))
+    }
+}
+
 #[derive(Default)]
 pub struct FixerRegistry {
     pub ready: Vec<LoadedFixer>,
@@ -76,8 +104,10 @@ impl FixerRegistry {
     pub fn resolve(&mut self, routing: Routing) {
         let mut refuse: Vec<(usize, String)> = Vec::new();
         for (i, a) in self.ready.iter().enumerate() {
+            let claims_a = Claims::of(a);
             for (j, b) in self.ready.iter().enumerate().skip(i + 1) {
-                if a.manifest.name == b.manifest.name {
+                let claims_b = Claims::of(b);
+                if claims_a.name == claims_b.name {
                     let why = format!(
                         "two installed fixers are named {:?} (sha256 {} and {}); a name must identify one fixer, so both are refused",
                         a.manifest.name, a.sha256, b.sha256
@@ -86,18 +116,9 @@ impl FixerRegistry {
                     refuse.push((j, why));
                     continue;
                 }
-                if a.resource_type.name != b.resource_type.name {
-                    continue;
-                }
-                for control in a
-                    .manifest
-                    .controls
-                    .iter()
-                    .filter(|c| b.manifest.controls.contains(c))
-                {
+                for control in claims_a.shared_controls(&claims_b) {
                     match routing.get(control) {
-                        Some(chosen)
-                            if *chosen == a.manifest.name || *chosen == b.manifest.name => {}
+                        Some(chosen) if chosen == claims_a.name || chosen == claims_b.name => {}
                         _ => {
                             let why = format!(
                                 "fixers {:?} and {:?} both claim control {control} for {}; name the one to use under [routing] in salve.toml",
@@ -140,34 +161,24 @@ impl FixerRegistry {
         resource_type: &str,
         controls: &[String],
     ) -> Vec<String> {
-        let installed = self
-            .ready
-            .iter()
-            .map(|f| {
-                (
-                    f.sha256.as_str(),
-                    f.manifest.name.as_str(),
-                    f.resource_type.name,
-                    f.manifest.controls.as_slice(),
-                )
-            })
-            .collect::<Vec<_>>();
+        let mine = Claims {
+            name,
+            resource_type,
+            controls,
+        };
         let mut out = Vec::new();
-        for (other_sha, other_name, other_type, other_controls) in installed {
-            if other_sha == sha256 {
-                continue;
-            }
-            if other_name == name {
+        for other in self.ready.iter().filter(|f| f.sha256 != sha256) {
+            let theirs = Claims::of(other);
+            if theirs.name == name {
                 out.push(format!(
-                    "an installed fixer (sha256 {other_sha}) is also named {name:?}: both would be refused"
+                    "an installed fixer (sha256 {}) is also named {name:?}: both would be refused",
+                    other.sha256
                 ));
             }
-            if other_type != resource_type {
-                continue;
-            }
-            for c in controls.iter().filter(|c| other_controls.contains(c)) {
+            for c in mine.shared_controls(&theirs) {
                 out.push(format!(
-                    "control {c} is also claimed by installed fixer {other_name:?} (sha256 {other_sha}): both are refused for it unless [routing] names one"
+                    "control {c} is also claimed by installed fixer {:?} (sha256 {}): both are refused for it unless [routing] names one",
+                    theirs.name, other.sha256
                 ));
             }
         }

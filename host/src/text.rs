@@ -21,11 +21,8 @@ pub fn bounded(s: &str, max: usize) -> Cow<'_, str> {
     if s.len() <= max {
         return Cow::Borrowed(s);
     }
-    Cow::Owned(format!(
-        "{}… ({} more bytes cut)",
-        clip(s, max),
-        s.len() - clip(s, max).len()
-    ))
+    let kept = clip(s, max);
+    Cow::Owned(format!("{kept}… ({} more bytes cut)", s.len() - kept.len()))
 }
 
 /// Replaces every control character except newline and tab with a visible escape (`\u{1b}`), so

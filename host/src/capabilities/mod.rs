@@ -70,8 +70,6 @@ pub struct Capabilities {
     backend: ResourceBackend,
     gate: CallGate,
     log: FixerLog,
-    /// Time spent inside host calls; the CPU deadline counts only the guest's own time.
-    host_time: Duration,
     /// Every AWS error the host itself received and handed to the fixer. Only these can make a
     /// record retryable: a fixer can build an `aws` error of its own, with any text and flag.
     observed_errors: Vec<AwsError>,
@@ -91,7 +89,6 @@ impl Capabilities {
             backend,
             gate: CallGate::new(max_calls),
             log: FixerLog::new(max_log_bytes),
-            host_time: Duration::ZERO,
             observed_errors: Vec::new(),
         }
     }
@@ -110,10 +107,6 @@ impl Capabilities {
 
     pub fn log(&self) -> &FixerLog {
         &self.log
-    }
-
-    pub fn host_time(&self) -> Duration {
-        self.host_time
     }
 
     /// The host's own copy of an AWS error a fixer returns, if the host received it.
@@ -146,7 +139,6 @@ impl Capabilities {
         let started = Instant::now();
         let result = call.await;
         let elapsed = started.elapsed();
-        self.host_time += elapsed;
         match &result {
             Ok(value) => {
                 let response = serde_json::to_value(value).ok().map(bounded_json);

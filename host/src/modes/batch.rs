@@ -42,7 +42,8 @@ pub struct MessageResult {
 }
 
 impl MessageResult {
-    fn abandoned(id: String, reason: String, elapsed: Duration) -> MessageResult {
+    /// A message that was not processed (or whose records could not be written): retried.
+    pub(crate) fn abandoned(id: String, reason: String, elapsed: Duration) -> MessageResult {
         MessageResult {
             id,
             disposition: Disposition::Retry { reason },
@@ -53,6 +54,10 @@ impl MessageResult {
         }
     }
 }
+
+/// Why a message was handed back unprocessed when its batch's time ran out.
+pub(crate) const NOT_STARTED_BEFORE_DEADLINE: &str =
+    "not started: too little time was left before the invocation's deadline";
 
 /// Processes `messages` with at most `max_concurrency` in flight, and returns one result per
 /// message in the order given.
@@ -85,7 +90,7 @@ pub async fn process_batch_until(
             if cutoff.is_some_and(|c| Instant::now() >= c) {
                 let result = MessageResult::abandoned(
                     message.id,
-                    "not started: too little time was left before the invocation's deadline".into(),
+                    NOT_STARTED_BEFORE_DEADLINE.into(),
                     Duration::ZERO,
                 );
                 return (index, result);

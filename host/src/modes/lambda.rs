@@ -254,21 +254,16 @@ async fn fifo_batch(
         let late = budget.cutoff.is_some_and(|c| Instant::now() >= c);
         if stopped.contains(&group) || late {
             let reason = if late {
-                "not started: too little time was left before the invocation's deadline"
+                super::batch::NOT_STARTED_BEFORE_DEADLINE
             } else {
                 "not started: an earlier message of its FIFO group must be retried first"
             };
             stopped.insert(group);
-            results.push(MessageResult {
-                id: r.id,
-                disposition: Disposition::Retry {
-                    reason: reason.into(),
-                },
-                statuses: Vec::new(),
-                records: Vec::new(),
-                redeliveries: Vec::new(),
-                elapsed: Duration::ZERO,
-            });
+            results.push(MessageResult::abandoned(
+                r.id,
+                reason.into(),
+                Duration::ZERO,
+            ));
             continue;
         }
         let result = process_message_via(

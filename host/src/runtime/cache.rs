@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::audit::hex;
+use crate::audit::{create_private, hex};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -26,6 +26,13 @@ pub fn default_dir() -> Option<PathBuf> {
         .filter(|p| p.is_absolute());
     xdg.or_else(|| home().map(|h| h.join(".cache")))
         .map(|d| d.join("salve"))
+}
+
+/// The key file in use: `SALVE_CACHE_KEY_FILE`, else [`default_key_file`].
+pub fn key_file() -> Option<PathBuf> {
+    std::env::var_os("SALVE_CACHE_KEY_FILE")
+        .map(PathBuf::from)
+        .or_else(default_key_file)
 }
 
 /// The default key file: `$XDG_CONFIG_HOME/salve/cache.key`, else `$HOME/.config/salve/cache.key`.
@@ -151,13 +158,7 @@ impl DiskCache {
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+    let mut f = create_private(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
@@ -177,13 +178,7 @@ fn read_or_create_key(path: &Path) -> Result<Vec<u8>> {
         File::open("/dev/urandom")
             .and_then(|mut r| r.read_exact(&mut key))
             .context("reading /dev/urandom for the cache key")?;
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-        {
+        match create_private(path) {
             Ok(mut f) => {
                 f.write_all(hex(&key).as_bytes())?;
                 f.sync_all()?;

@@ -126,8 +126,6 @@ impl WasiView for SandboxState {
     }
 }
 
-impl SandboxState {}
-
 /// Where a fixer's compiled code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -141,16 +139,13 @@ pub enum ArtifactSource {
 /// in memory and, when a trusted cache directory is usable, on disk (see [`cache`]).
 struct ArtifactCache {
     disk: Option<cache::DiskCache>,
-    compiled: Mutex<HashMap<String, (Component, Option<String>)>>,
+    compiled: Mutex<HashMap<String, (Component, String)>>,
 }
 
 impl ArtifactCache {
     fn open(dir: Option<PathBuf>) -> ArtifactCache {
         let disk = dir.and_then(|dir| {
-            let key_file = std::env::var_os("SALVE_CACHE_KEY_FILE")
-                .map(PathBuf::from)
-                .or_else(cache::default_key_file);
-            let Some(key_file) = key_file else {
+            let Some(key_file) = cache::key_file() else {
                 tracing::warn!(
                     "no HOME and no SALVE_CACHE_KEY_FILE: compiled fixers are not cached on disk"
                 );
@@ -178,7 +173,7 @@ impl ArtifactCache {
         engine: &Engine,
         sha256: &str,
         bytes: &[u8],
-    ) -> Result<(Component, ArtifactSource, Option<String>)> {
+    ) -> Result<(Component, ArtifactSource, String)> {
         if let Some((c, digest)) = self
             .compiled
             .lock()
@@ -187,9 +182,10 @@ impl ArtifactCache {
         {
             return Ok((c.clone(), ArtifactSource::MemoryCache, digest.clone()));
         }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut h);
-        let path = self.disk.as_ref().map(|d| (d, d.path(sha256, h.finish())));
+        let path = self
+            .disk
+            .as_ref()
+            .map(|d| (d, d.path(sha256, engine_hash(engine))));
         let mut found = None;
         if let Some((disk, path)) = &path {
             match disk.read(path, sha256) {
@@ -229,12 +225,17 @@ impl ArtifactCache {
         self.compiled
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                sha256.to_string(),
-                (component.clone(), Some(digest.clone())),
-            );
-        Ok((component, source, Some(digest)))
+            .insert(sha256.to_string(), (component.clone(), digest.clone()));
+        Ok((component, source, digest))
     }
+}
+
+/// The engine's compatibility hash (its build, settings and the CPU features it compiles for),
+/// which names cache entries.
+fn engine_hash(engine: &Engine) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
 }
 
 /// Advances the engine's epoch on a background thread until the runtime is dropped.
@@ -278,7 +279,7 @@ pub struct LoadedFixer {
     pub imports: Imports,
     pub artifact: ArtifactSource,
     /// SHA-256 of the compiled artifact that runs (what the cache holds), beside the `.wasm`'s.
-    pub artifact_sha256: Option<String>,
+    pub artifact_sha256: String,
     pre: AllCapabilitiesPre<SandboxState>,
 }
 
@@ -286,7 +287,7 @@ impl LoadedFixer {
     pub fn identity(&self) -> FixerIdentity {
         FixerIdentity {
             sha256: self.sha256.clone(),
-            artifact_sha256: self.artifact_sha256.clone(),
+            artifact_sha256: Some(self.artifact_sha256.clone()),
             name: self.manifest.name.clone(),
             version: self.manifest.version.clone(),
         }
@@ -374,9 +375,7 @@ impl Runtime {
     /// The engine's compatibility hash, which names cache entries: it differs between builds
     /// and CPUs, so a cache only serves the binary and CPU that built it.
     pub fn engine_hash(&self) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        h.finish()
+        engine_hash(&self.engine)
     }
 
     pub fn limits(&self) -> &RuntimeLimits {
@@ -411,7 +410,7 @@ impl Runtime {
                     passed: true,
                     detail: "every import is inside the fixer's world".into(),
                 },
-                f.artifact_sha256,
+                Some(f.artifact_sha256),
             ),
             Err(e) => (
                 inspect::LinkCheck {
