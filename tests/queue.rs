@@ -378,20 +378,33 @@ async fn daemon_fixes_findings_from_sns_and_records_each_exactly_once() {
     wait_for_records(&dir, 4, &daemon).await;
     let (status, body) = http_get(port, "/healthz");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    let (status, metrics) = http_get(port, "/metrics");
-    assert_eq!(status, 200);
-    for line in [
+    // Metrics count a message once it is settled, which is just after its
+    // records are durable; poll rather than race the acknowledgement.
+    let expected = [
         "salve_findings_total{outcome=\"remediated\"} 2",
         "salve_findings_total{outcome=\"skipped\"} 1",
         "salve_findings_total{outcome=\"rejected\"} 1",
         "salve_fixer_duration_seconds_count 2",
         "salve_queue_receive_errors_total 0",
         "salve_assume_role_failures_total 0",
-    ] {
+    ];
+    let started = Instant::now();
+    loop {
+        let (status, metrics) = http_get(port, "/metrics");
+        assert_eq!(status, 200);
+        let missing: Vec<&str> = expected
+            .iter()
+            .copied()
+            .filter(|line| !metrics.lines().any(|l| l == *line))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         assert!(
-            metrics.lines().any(|l| l == line),
-            "no {line:?} in\n{metrics}"
+            started.elapsed() < Duration::from_secs(30),
+            "no {missing:?} in\n{metrics}"
         );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     daemon.signal("-TERM");
     let exit = daemon.wait(Duration::from_secs(30)).await;
