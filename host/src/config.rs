@@ -152,15 +152,9 @@ impl SalveConfig {
 
     /// Checks that need the whole file; each error names its key.
     fn validate(&self, origin: &str) -> Result<()> {
-        let e = &self.eligibility;
-        if e.severities.is_empty() {
-            anyhow::bail!("{origin}: eligibility.severities is empty, so no finding could ever be fixed; list at least one severity");
-        }
-        for action in &e.allowed_actions {
-            if !action.contains(':') {
-                anyhow::bail!("{origin}: eligibility.allowed-actions: {action:?} is not an IAM action like \"s3:PutBucketPublicAccessBlock\"");
-            }
-        }
+        self.eligibility
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         for (id, account) in &self.accounts {
             if account.external_id_env.is_some() && account.external_id_file.is_some() {
                 anyhow::bail!(
@@ -293,5 +287,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("eligibility.severities is empty"), "{err}");
+    }
+
+    #[test]
+    fn approvals_that_name_nothing_are_refused() {
+        let err = parse("[eligibility]\nresource-types = [\"AWS::S3::Buckets\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no fixers for \"AWS::S3::Buckets\"") && err.contains("AWS::S3::Bucket,"),
+            "{err}"
+        );
+        let err = parse("[eligibility]\nallowed-actions = [\"s3:GetBucketPublicAccessBlock\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only reads"), "{err}");
+        let err = parse("[eligibility]\nallowed-actions = [\"s3:DeleteBucket\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no capability performs"), "{err}");
+    }
+
+    /// The defaults are a frozen list, not whatever is compiled in: a kind added to the registry
+    /// stays out of a deployment that did not list it.
+    #[test]
+    fn defaults_do_not_follow_the_registry() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            c.eligibility.resource_types,
+            crate::policy::DEFAULT_RESOURCE_TYPES
+        );
+        assert_eq!(
+            c.eligibility.allowed_actions,
+            crate::policy::DEFAULT_ALLOWED_ACTIONS
+        );
     }
 }

@@ -35,21 +35,75 @@ pub struct EligibilityConfig {
     pub allowed_actions: Vec<String>,
 }
 
+/// The kinds a deployment that says nothing about `[eligibility]` approves: the ones salve
+/// shipped with. Frozen on purpose: a kind or write action added later is approved only where a
+/// deployment lists it, never by upgrading salve.
+pub const DEFAULT_RESOURCE_TYPES: &[&str] = &["AWS::S3::Bucket", "AWS::EC2::SecurityGroup"];
+/// The write actions approved by default, frozen for the same reason.
+pub const DEFAULT_ALLOWED_ACTIONS: &[&str] = &[
+    "s3:PutBucketPublicAccessBlock",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:AuthorizeSecurityGroupIngress",
+];
+
 impl Default for EligibilityConfig {
     fn default() -> Self {
         EligibilityConfig {
             severities: vec![Severity::High, Severity::Critical],
             restricted_environments: vec!["restricted-production".into()],
-            resource_types: actions::RESOURCE_TYPES
+            resource_types: DEFAULT_RESOURCE_TYPES
                 .iter()
-                .map(|t| t.name.to_string())
+                .map(|t| t.to_string())
                 .collect(),
-            allowed_actions: actions::CAPABILITY_FUNCTIONS
+            allowed_actions: DEFAULT_ALLOWED_ACTIONS
                 .iter()
-                .filter(|f| f.access == Access::Write)
-                .map(|f| f.iam_action.to_string())
+                .map(|a| a.to_string())
                 .collect(),
         }
+    }
+}
+
+impl EligibilityConfig {
+    /// Names that match no kind or write action would approve nothing, silently; a typo there
+    /// should stop the deployment instead.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.severities.is_empty() {
+            return Err("eligibility.severities is empty, so no finding could ever be fixed; list at least one severity".into());
+        }
+        for t in &self.resource_types {
+            if actions::resource_type(t).is_none() {
+                let known: Vec<&str> = actions::RESOURCE_TYPES.iter().map(|t| t.name).collect();
+                return Err(format!(
+                    "eligibility.resource-types: salve has no fixers for {t:?}; the kinds are {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        for action in &self.allowed_actions {
+            let function = actions::CAPABILITY_FUNCTIONS
+                .iter()
+                .find(|f| f.iam_action == action.as_str());
+            match function {
+                Some(f) if f.access == Access::Write => {}
+                Some(_) => {
+                    return Err(format!(
+                        "eligibility.allowed-actions: {action:?} only reads; list the write actions a fix may perform"
+                    ))
+                }
+                None => {
+                    let known: Vec<&str> = actions::CAPABILITY_FUNCTIONS
+                        .iter()
+                        .filter(|f| f.access == Access::Write)
+                        .map(|f| f.iam_action)
+                        .collect();
+                    return Err(format!(
+                        "eligibility.allowed-actions: no capability performs {action:?}; the write actions are {}",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
