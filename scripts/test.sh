@@ -20,6 +20,12 @@ if [ ! -x .venv/bin/cargo-lambda ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check 'cargo-lambda==1.9.2'
 fi
 export SALVE_CARGO_LAMBDA="$PWD/.venv/bin/cargo-lambda"
+# parliament, an IAM policy auditor, checks every policy document salve prints.
+if [ ! -x .venv/bin/parliament ]; then
+  echo "installing parliament into .venv ..." >&2
+  .venv/bin/pip install --quiet --disable-pip-version-check 'parliament==1.6.4'
+fi
+export SALVE_PARLIAMENT="$PWD/.venv/bin/parliament"
 # The fixer crates are wasm components only (their export names do not link natively), so the
 # host and the SDK are what runs here; the fixers run inside the host's tests.
 # The ingest property tests run a bounded number of cases, so CI time stays predictable.

@@ -49,6 +49,17 @@ pub struct ResourceType {
     /// eligibility metadata); not a capability a fixer can call.
     pub tags_action: &'static str,
     pub tags_scope: ResourceScope,
+    /// Every resource of this type in one account, for the customer role, which serves every
+    /// finding; `{account}` is replaced by the account ID, or `*`.
+    pub arn_pattern: &'static str,
+}
+
+impl ResourceType {
+    /// The ARN pattern for the resources of this type in `account` (`None`: any account).
+    pub fn arn_pattern(&self, account: Option<&str>) -> String {
+        self.arn_pattern
+            .replace("{account}", account.unwrap_or("*"))
+    }
 }
 
 /// The WIT package every salve interface belongs to.
@@ -65,6 +76,8 @@ pub const S3_BUCKET: ResourceType = ResourceType {
     interface: "s3-bucket",
     tags_action: "s3:GetBucketTagging",
     tags_scope: ResourceScope::FindingResource,
+    // Bucket ARNs carry no account; ExpectedBucketOwner on every call is what pins the account.
+    arn_pattern: "arn:aws:s3:::*",
 };
 
 pub const SECURITY_GROUP: ResourceType = ResourceType {
@@ -73,6 +86,7 @@ pub const SECURITY_GROUP: ResourceType = ResourceType {
     interface: "security-group",
     tags_action: "ec2:DescribeSecurityGroups",
     tags_scope: ResourceScope::AllResources,
+    arn_pattern: "arn:aws:ec2:*:{account}:security-group/*",
 };
 
 pub const RESOURCE_TYPES: &[&ResourceType] = &[&S3_BUCKET, &SECURITY_GROUP];

@@ -145,6 +145,9 @@ enum IamCommand {
         /// the placeholder `<external-id>`.
         #[arg(long)]
         external_id_env: Option<String>,
+        /// The account the role is created in; its ARN patterns then name it instead of `*`.
+        #[arg(long, value_parser = parse_account)]
+        account: Option<String>,
         /// Print only one document, exactly as `aws iam` takes it.
         #[arg(long, value_enum)]
         only: Option<PolicyPart>,
@@ -161,6 +164,14 @@ enum IamCommand {
         #[arg(long)]
         audit_sink: Option<String>,
     },
+}
+
+fn parse_account(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a 12-digit AWS account ID"))
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -914,6 +925,7 @@ fn iam(command: IamCommand) -> Result<ExitCode> {
             cache_dir,
             platform_role_arn,
             external_id_env,
+            account,
             only,
         } => {
             let runtime = Runtime::new(RuntimeLimits::default(), self::cache_dir(&cache_dir))?;
@@ -933,7 +945,7 @@ fn iam(command: IamCommand) -> Result<ExitCode> {
                     .with_context(|| format!("reading the external ID from ${var}"))?,
                 None => "<external-id>".to_string(),
             };
-            let permissions = iam::customer_role_policy(&registry.ready);
+            let permissions = iam::customer_role_policy(&registry.ready, account.as_deref());
             let trust = iam::customer_trust_policy(&platform_role_arn, &external_id);
             match only {
                 Some(PolicyPart::Permissions) => permissions,

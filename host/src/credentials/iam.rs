@@ -5,30 +5,64 @@
 //! assume it, only with the external ID, and lets the platform set the source identity and the
 //! session tags that tie a CloudTrail entry to a finding.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use crate::actions::ResourceScope;
 use crate::runtime::LoadedFixer;
 
 /// The customer role's permissions: every action any installed fixer can ask for, plus each
-/// resource type's tag read. Resources are `"*"` here because the role serves every finding; the
-/// session policy is what narrows each session to one ARN.
-pub fn customer_role_policy(fixers: &[LoadedFixer]) -> Value {
-    let mut actions: BTreeSet<&str> = BTreeSet::new();
+/// resource type's tag read. The role serves every finding, so each action is granted on every
+/// resource of its type in the account (`account`, or any when `None`); `"*"` is kept only for
+/// actions IAM cannot scope. The session policy is what narrows each session to one ARN.
+pub fn customer_role_policy(fixers: &[LoadedFixer], account: Option<&str>) -> Value {
+    // Resource pattern → (statement ID, actions).
+    let mut grants: BTreeMap<String, (String, BTreeSet<&str>)> = BTreeMap::new();
     for f in fixers {
-        actions.extend(f.imports.functions.iter().map(|c| c.iam_action));
-        actions.insert(f.resource_type.tags_action);
+        let kind = f.resource_type;
+        let scoped = kind.arn_pattern(account);
+        let mut grant = |scope: ResourceScope, action: &'static str| {
+            let (resource, sid) = match scope {
+                ResourceScope::FindingResource => (scoped.clone(), statement_id(kind.interface)),
+                ResourceScope::AllResources => ("*".to_string(), "SalveUnscoped".to_string()),
+            };
+            grants
+                .entry(resource)
+                .or_insert_with(|| (sid, BTreeSet::new()))
+                .1
+                .insert(action);
+        };
+        for c in &f.imports.functions {
+            grant(c.scope, c.iam_action);
+        }
+        grant(kind.tags_scope, kind.tags_action);
     }
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "SalveFixers",
-            "Effect": "Allow",
-            "Action": actions,
-            "Resource": "*",
-        }]
-    })
+    let statements: Vec<Value> = grants
+        .into_iter()
+        .map(|(resource, (sid, actions))| {
+            json!({
+                "Sid": sid,
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": resource,
+            })
+        })
+        .collect();
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// `s3-bucket` → `SalveS3Bucket`: statement IDs are alphanumeric.
+fn statement_id(interface: &str) -> String {
+    let mut sid = String::from("Salve");
+    for part in interface.split('-') {
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            sid.push(first.to_ascii_uppercase());
+            sid.extend(chars.filter(char::is_ascii_alphanumeric));
+        }
+    }
+    sid
 }
 
 /// Who may assume the customer role: the platform role, with the external ID.
