@@ -30,4 +30,7 @@ export SALVE_PARLIAMENT="$PWD/.venv/bin/parliament"
 # host and the SDK are what runs here; the fixers run inside the host's tests.
 # The ingest property tests run a bounded number of cases, so CI time stays predictable.
 export PROPTEST_CASES="${PROPTEST_CASES:-2000}"
-cargo test -p salve -p salve-sdk
+# Every kind crate under kinds/ is tested, so adding a kind needs no edit here.
+kinds=()
+for d in kinds/*/; do kinds+=(-p "salve-kind-$(basename "$d")"); done
+cargo test -p salve-contract -p salve-core "${kinds[@]}" -p salve -p salve-sdk

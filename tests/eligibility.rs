@@ -11,12 +11,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use common::*;
-use salve::capabilities::in_memory::InMemoryS3Bucket;
-use salve::capabilities::ResourceBackend;
 use salve::config::SalveConfig;
 use salve::notify::Notifier;
 use salve::pipeline::ProcessOptions;
 use salve::runtime::RuntimeLimits;
+use salve_kind_s3_bucket::host::InMemoryS3Bucket;
 
 struct Case {
     config: SalveConfig,
@@ -54,7 +53,9 @@ impl Case {
         let p = pipeline_with(
             &[fixer("s3-block-public-access")],
             RuntimeLimits::default(),
-            Box::new(FixedBackend(ResourceBackend::S3Bucket(bucket.clone()))),
+            Box::new(FixedBackend(salve_kind_s3_bucket::host::bind(
+                bucket.clone(),
+            ))),
             &audit,
             &self.config,
             Notifier::disabled(),

@@ -8,11 +8,10 @@ use std::sync::Arc;
 
 use common::*;
 use salve::audit::{AuditEntry, AuditLog, Status};
-use salve::capabilities::in_memory::InMemorySecurityGroup;
-use salve::capabilities::salve::fixer::security_group::{IngressRule, RuleSource};
-use salve::capabilities::ResourceBackend;
 use salve::pipeline::ProcessOptions;
 use salve::runtime::{Runtime, RuntimeLimits};
+use salve_kind_security_group::host::InMemorySecurityGroup;
+use salve_kind_security_group::host::{IngressRule, RuleSource};
 use serde_json::Value;
 
 const GROUP: &str = "sg-0123456789abcdef0";
@@ -39,7 +38,9 @@ fn hostile(
     let p = pipeline(
         &[fixture("hostile-fixer")],
         RuntimeLimits::default(),
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone()))),
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(
+            group.clone(),
+        ))),
         &audit,
         no_settings(),
     );
@@ -174,7 +175,9 @@ async fn an_intent_left_by_a_killed_run_is_reconciled_at_start() {
     let p = pipeline(
         &[fixture("hostile-fixer")],
         RuntimeLimits::default(),
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone()))),
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(
+            group.clone(),
+        ))),
         &audit,
         no_settings(),
     );
@@ -412,7 +415,9 @@ async fn settings_pinned_to_another_digest_are_withheld_and_the_fixer_does_not_r
     let p = pipeline(
         &[fixture("hostile-fixer")],
         RuntimeLimits::default(),
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone()))),
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(
+            group.clone(),
+        ))),
         &audit,
         settings,
     );
@@ -442,7 +447,9 @@ async fn payload_tags_cannot_unrestrict_a_restricted_resource() {
     let p = pipeline(
         &[fixer("sg-close-admin-ports")],
         RuntimeLimits::default(),
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone()))),
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(
+            group.clone(),
+        ))),
         &audit,
         no_settings(),
     );
@@ -482,7 +489,11 @@ async fn a_wasi_sleep_is_wall_clock_time_not_cpu_time() {
         wall_time: std::time::Duration::from_millis(wall_ms),
         ..RuntimeLimits::default()
     };
-    let backend = || Box::new(FixedBackend(ResourceBackend::SecurityGroup(group.clone())));
+    let backend = || {
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(
+            group.clone(),
+        )))
+    };
     let p = pipeline(
         &[fixture("hostile-fixer")],
         limits(20_000),

@@ -10,17 +10,19 @@ use std::sync::Arc;
 
 use common::*;
 use salve::audit::Status;
-use salve::capabilities::in_memory::{BucketPerFinding, InMemoryS3Bucket};
-use salve::capabilities::ResourceBackend;
+use salve::in_memory::BucketPerFinding;
 use salve::modes::batch::{process_batch, Disposition, QueueMessage};
 use salve::pipeline::{Pipeline, Redelivery};
 use salve::runtime::RuntimeLimits;
+use salve_kind_s3_bucket::host::InMemoryS3Bucket;
 
 fn bucket_pipeline(bucket: &Arc<InMemoryS3Bucket>, audit: &Path) -> Arc<Pipeline> {
     Arc::new(pipeline(
         &[fixer("s3-block-public-access")],
         RuntimeLimits::default(),
-        Box::new(FixedBackend(ResourceBackend::S3Bucket(bucket.clone()))),
+        Box::new(FixedBackend(salve_kind_s3_bucket::host::bind(
+            bucket.clone(),
+        ))),
         audit,
         no_settings(),
     ))

@@ -12,15 +12,15 @@ use salve::modes::lambda::Budget;
 use serde_json::json;
 
 use common::*;
-use salve::capabilities::in_memory::InMemoryS3Bucket;
-use salve::capabilities::s3_bucket::S3BucketBackend;
-use salve::capabilities::salve::fixer::s3_bucket::PublicAccessBlock;
-use salve::capabilities::{AwsError, BoxFuture, ResourceBackend, Tags};
+use salve::capabilities::{AwsError, Binding, BoxFuture, Tags};
 use salve::credentials::{AssumeRoleFailure, SessionPolicy};
 use salve::finding::Finding;
 use salve::notify::Notifier;
 use salve::pipeline::BackendBinder;
 use salve::runtime::RuntimeLimits;
+use salve_kind_s3_bucket::host::InMemoryS3Bucket;
+use salve_kind_s3_bucket::host::PublicAccessBlock;
+use salve_kind_s3_bucket::host::S3BucketBackend;
 
 /// A bucket whose every call is throttled.
 struct ThrottledBucket;
@@ -58,12 +58,12 @@ impl BackendBinder for ByBucket {
         &'a self,
         finding: &'a Finding,
         _: &'a SessionPolicy,
-    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+    ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         Box::pin(async move {
             Ok(if finding.resource.name == "throttled-bucket" {
-                ResourceBackend::S3Bucket(Arc::new(ThrottledBucket))
+                salve_kind_s3_bucket::host::bind(Arc::new(ThrottledBucket))
             } else {
-                ResourceBackend::S3Bucket(self.good.clone())
+                salve_kind_s3_bucket::host::bind(self.good.clone())
             })
         })
     }

@@ -78,7 +78,7 @@ async fn s3_block_public_access_fixes_only_its_bucket() {
 
 fn rules_of(group: &aws_sdk_ec2::types::SecurityGroup) -> Vec<(i32, String)> {
     let mut rules: Vec<(i32, String)> =
-        salve::capabilities::security_group::flatten_permissions(group.ip_permissions())
+        salve_kind_security_group::host::flatten_permissions(group.ip_permissions())
             .into_iter()
             .map(|r| (r.from_port.unwrap_or(-1), format!("{:?}", r.source)))
             .collect();

@@ -10,11 +10,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use common::*;
-use salve::capabilities::in_memory::InMemoryS3Bucket;
-use salve::capabilities::ResourceBackend;
 use salve::notify::Notifier;
 use salve::pipeline::{Pipeline, ProcessOptions};
 use salve::runtime::RuntimeLimits;
+use salve_kind_s3_bucket::host::InMemoryS3Bucket;
 
 async fn notifying_pipeline(name: &str, routes: &str) -> Pipeline {
     let config = test_config(routes);
@@ -23,7 +22,7 @@ async fn notifying_pipeline(name: &str, routes: &str) -> Pipeline {
     pipeline_with(
         &[fixer("s3-block-public-access")],
         RuntimeLimits::default(),
-        Box::new(FixedBackend(ResourceBackend::S3Bucket(Arc::new(
+        Box::new(FixedBackend(salve_kind_s3_bucket::host::bind(Arc::new(
             InMemoryS3Bucket::with(None),
         )))),
         &audit,

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use salve::capabilities::in_memory::InMemorySecurityGroup;
-use salve::capabilities::security_group::SecurityGroupBackend;
-use salve::capabilities::{AwsError, BoxFuture, ResourceBackend};
+use salve::capabilities::{AwsError, BoxFuture};
 use salve::pipeline::{Pipeline, ProcessOptions};
 use salve::runtime::RuntimeLimits;
+use salve_kind_security_group::host::InMemorySecurityGroup;
+use salve_kind_security_group::host::SecurityGroupBackend;
 use serde_json::Value;
 
 const GROUP: &str = "sg-0123456789abcdef0";
 
 fn open_ssh_group() -> Arc<InMemorySecurityGroup> {
-    use salve::capabilities::salve::fixer::security_group::{IngressRule, RuleSource};
+    use salve_kind_security_group::host::{IngressRule, RuleSource};
     Arc::new(InMemorySecurityGroup::with(vec![IngressRule {
         protocol: "tcp".into(),
         from_port: Some(22),
@@ -45,7 +45,7 @@ fn hostile_pipeline(
     let p = pipeline(
         &[fixture("hostile-fixer")],
         limits,
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(group))),
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(group))),
         &audit,
         no_settings(),
     );
@@ -158,7 +158,7 @@ async fn huge_output_is_bounded() {
     let p = pipeline(
         &[fixture("hostile-fixer")],
         limits,
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(
             open_ssh_group(),
         ))),
         &audit,
@@ -184,7 +184,7 @@ async fn a_fixer_importing_another_resource_types_interface_is_refused_before_it
     let p = pipeline(
         &[fixture("forbidden-import")],
         tight_limits(),
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(
             open_ssh_group(),
         ))),
         &audit,
@@ -220,10 +220,7 @@ struct HangingGroup;
 impl SecurityGroupBackend for HangingGroup {
     fn describe_ingress(
         &self,
-    ) -> BoxFuture<
-        '_,
-        Result<Vec<salve::capabilities::salve::fixer::security_group::IngressRule>, AwsError>,
-    > {
+    ) -> BoxFuture<'_, Result<Vec<salve_kind_security_group::host::IngressRule>, AwsError>> {
         Box::pin(async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(Vec::new())
@@ -231,13 +228,13 @@ impl SecurityGroupBackend for HangingGroup {
     }
     fn revoke_ingress(
         &self,
-        _: Vec<salve::capabilities::salve::fixer::security_group::IngressRule>,
+        _: Vec<salve_kind_security_group::host::IngressRule>,
     ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async { Ok(()) })
     }
     fn authorize_ingress(
         &self,
-        _: Vec<salve::capabilities::salve::fixer::security_group::IngressRule>,
+        _: Vec<salve_kind_security_group::host::IngressRule>,
     ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async { Ok(()) })
     }
@@ -256,9 +253,9 @@ async fn the_wall_clock_limit_covers_host_calls() {
     let p = pipeline(
         &[fixer("sg-close-admin-ports")],
         limits,
-        Box::new(FixedBackend(ResourceBackend::SecurityGroup(Arc::new(
-            HangingGroup,
-        )))),
+        Box::new(FixedBackend(salve_kind_security_group::host::bind(
+            Arc::new(HangingGroup),
+        ))),
         &audit,
         no_settings(),
     );

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use salve::audit::{AuditLog, Status};
-use salve::capabilities::in_memory::BucketPerFinding;
 use salve::config::SalveConfig;
+use salve::in_memory::BucketPerFinding;
 use salve::modes::batch::{process_batch, Disposition, QueueMessage};
 use salve::notify::Notifier;
 use salve::pipeline::{Pipeline, PipelineConfig};

@@ -12,10 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use salve::capabilities::in_memory::InMemoryS3Bucket;
-use salve::capabilities::{Capabilities, Phase, ResourceBackend};
+use salve::capabilities::{Capabilities, Phase};
 use salve::finding::Finding;
 use salve::runtime::{Runtime, RuntimeLimits};
+use salve_kind_s3_bucket::host::InMemoryS3Bucket;
 
 mod support;
 use support::report;
@@ -57,9 +57,9 @@ fn main() {
 
     let caps = |backend: Arc<InMemoryS3Bucket>| {
         Capabilities::new(
-            &finding,
+            salve::capabilities::to_wit_finding(&finding),
             BTreeMap::new(),
-            ResourceBackend::S3Bucket(backend),
+            salve_kind_s3_bucket::host::bind(backend),
             256,
             64 * 1024,
         )

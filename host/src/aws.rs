@@ -1,46 +1,18 @@
 //! AWS clients for the capabilities, and the translation of SDK errors into the WIT `aws-error`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::RequestId;
 
-use crate::actions;
-use crate::capabilities::s3_bucket::AwsS3Bucket;
-use crate::capabilities::security_group::AwsSecurityGroup;
-use crate::capabilities::{AwsError, ResourceBackend};
+pub use salve_core::{describe_aws_error, to_aws_error};
+
+use crate::capabilities::{Binding, BoundResource};
 use crate::credentials::{
     AccountRole, AssumeRoleFailure, RoleAssumer, SessionPolicy, SessionRequest,
 };
 use crate::finding::Finding;
-
-/// Error codes AWS uses for throttling; the queue retries these later.
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "SlowDown",
-    "RequestTimeout",
-    "RequestTimeoutException",
-];
-
-/// `code: message (request ID …)`, the way records and reasons name an AWS error.
-pub fn describe_aws_error(e: &AwsError) -> String {
-    let id = e
-        .request_id
-        .as_deref()
-        .map(|r| format!(" (request ID {r})"))
-        .unwrap_or_default();
-    format!("{}: {}{id}", e.code, e.message)
-}
+use crate::kinds;
 
 /// An S3 client for `config`. With an endpoint override (a local stand-in), buckets are addressed
 /// by path, since stand-ins do not serve them by virtual host.
@@ -50,55 +22,6 @@ pub fn s3_client(config: &SdkConfig, endpoint_override: bool) -> aws_sdk_s3::Cli
         b = b.force_path_style(true);
     }
     aws_sdk_s3::Client::from_conf(b.build())
-}
-
-/// Converts any SDK error into the WIT error, keeping the code and request ID for the audit log.
-pub fn to_aws_error<E>(err: SdkError<E, HttpResponse>) -> AwsError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let request_id = err.request_id().map(str::to_string);
-    let status = match &err {
-        SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
-        _ => None,
-    };
-    let (code, message, retryable) = match &err {
-        SdkError::TimeoutError(_) => (
-            "Timeout".to_string(),
-            "the request timed out".to_string(),
-            true,
-        ),
-        SdkError::DispatchFailure(d) => (
-            "DispatchFailure".to_string(),
-            format!("the request could not be sent: {d:?}"),
-            true,
-        ),
-        SdkError::ResponseError(_) => (
-            "ResponseError".to_string(),
-            "the response could not be read".to_string(),
-            true,
-        ),
-        SdkError::ConstructionFailure(_) => (
-            "ConstructionFailure".to_string(),
-            "the request could not be built".to_string(),
-            false,
-        ),
-        _ => {
-            let code = err.code().unwrap_or("Unknown").to_string();
-            let message = err.message().unwrap_or("").to_string();
-            let retryable = THROTTLING_CODES.contains(&code.as_str())
-                || code.starts_with("Internal")
-                || code == "ServiceUnavailable"
-                || status.is_some_and(|s| s >= 500);
-            (code, message, retryable)
-        }
-    };
-    AwsError {
-        code,
-        message,
-        request_id,
-        retryable,
-    }
 }
 
 /// Where the AWS clients point. `endpoint_url` sends every call to one endpoint (moto in tests).
@@ -206,7 +129,7 @@ impl AwsBackends {
         &self,
         finding: &Finding,
         policy: &SessionPolicy,
-    ) -> Result<ResourceBackend, AssumeRoleFailure> {
+    ) -> Result<Binding, AssumeRoleFailure> {
         let r = &finding.resource;
         let credentials = self
             .assumer
@@ -224,28 +147,26 @@ impl AwsBackends {
             .credentials_provider(SharedCredentialsProvider::new(credentials))
             .region(Region::new(r.region.clone()))
             .build();
-        match r.resource_type.as_str() {
-            t if t == actions::S3_BUCKET.name => {
-                let client = s3_client(&session, self.options.endpoint_url.is_some());
-                Ok(ResourceBackend::S3Bucket(Arc::new(AwsS3Bucket::new(
-                    client,
-                    r.name.clone(),
-                    r.account_id.clone(),
-                ))))
-            }
-            t if t == actions::SECURITY_GROUP.name => {
-                let client = aws_sdk_ec2::Client::new(&session);
-                Ok(ResourceBackend::SecurityGroup(Arc::new(
-                    AwsSecurityGroup::new(client, r.name.clone()),
-                )))
-            }
-            other => Err(AssumeRoleFailure {
+        let Some(kind) = kinds::get(&r.resource_type) else {
+            return Err(AssumeRoleFailure {
                 reason: "no capability backend".into(),
                 code: None,
-                message: format!("no capability backend for resource type {other}"),
+                message: format!(
+                    "no capability backend for resource type {}",
+                    r.resource_type
+                ),
                 request_id: None,
                 retryable: false,
-            }),
-        }
+            });
+        };
+        Ok(kind.aws_backend(
+            &session,
+            BoundResource {
+                name: &r.name,
+                account_id: &r.account_id,
+                region: &r.region,
+            },
+            self.options.endpoint_url.is_some(),
+        ))
     }
 }

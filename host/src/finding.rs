@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions;
+use crate::kinds;
 
 /// A canonical finding larger than this is rejected before parsing.
 pub const MAX_FINDING_BYTES: usize = 256 * 1024;
@@ -119,40 +119,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> FindingError {
     }
 }
 
-/// The parts of an ARN: `arn:partition:service:region:account:resource`.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Arn<'a> {
-    pub partition: &'a str,
-    pub service: &'a str,
-    pub region: &'a str,
-    pub account: &'a str,
-    pub resource: &'a str,
-}
-
-pub fn parse_arn(arn: &str) -> Result<Arn<'_>, String> {
-    let mut parts = arn.splitn(6, ':');
-    let mut next = || parts.next();
-    let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
-        (next(), next(), next(), next(), next(), next())
-    else {
-        return Err(format!(
-            "{arn:?} is not an ARN (arn:partition:service:region:account:resource)"
-        ));
-    };
-    if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
-        return Err(format!("{arn:?} has unknown partition {partition:?}"));
-    }
-    if service.is_empty() || resource.is_empty() {
-        return Err(format!("{arn:?} has an empty service or resource"));
-    }
-    Ok(Arn {
-        partition,
-        service,
-        region,
-        account,
-        resource,
-    })
-}
+pub use salve_contract::{parse_arn, partition_of, Arn};
 
 fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
@@ -179,88 +146,17 @@ fn resource_name(
     account: &str,
     region: &str,
 ) -> Result<String, FindingError> {
-    let name = match resource_type {
-        t if t == actions::S3_BUCKET.name => {
-            if !arn.region.is_empty() || !arn.account.is_empty() {
-                return Err(invalid(
-                    "resource.arn",
-                    "an AWS::S3::Bucket ARN has an empty region and account: arn:aws:s3:::bucket-name",
-                ));
-            }
-            if arn.service != "s3" || arn.resource.contains('/') {
-                return Err(invalid(
-                    "resource.arn",
-                    "an AWS::S3::Bucket ARN looks like arn:aws:s3:::bucket-name",
-                ));
-            }
-            let valid = (3..=63).contains(&arn.resource.len())
-                && arn.resource.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
-                });
-            if !valid {
-                return Err(invalid(
-                    "resource.arn",
-                    format!("{:?} is not a valid bucket name", arn.resource),
-                ));
-            }
-            arn.resource
-        }
-        t if t == actions::SECURITY_GROUP.name => {
-            let id = arn.resource.strip_prefix("security-group/").filter(|id| {
-                id.strip_prefix("sg-").is_some_and(|hex| {
-                    !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit())
-                })
-            });
-            let Some(id) = id else {
-                return Err(invalid(
-                    "resource.arn",
-                    "an AWS::EC2::SecurityGroup ARN looks like arn:aws:ec2:<region>:<account>:security-group/sg-<hex>",
-                ));
-            };
-            if arn.service != "ec2" {
-                return Err(invalid(
-                    "resource.arn",
-                    format!("service {:?} is not ec2", arn.service),
-                ));
-            }
-            if arn.account != account {
-                return Err(invalid(
-                    "resource.arn",
-                    format!(
-                        "account {} differs from resource.account_id {account}",
-                        arn.account
-                    ),
-                ));
-            }
-            if arn.region != region {
-                return Err(invalid(
-                    "resource.arn",
-                    format!(
-                        "region {} differs from resource.region {region}",
-                        arn.region
-                    ),
-                ));
-            }
-            id
-        }
+    match kinds::get(resource_type) {
+        Some(kind) => kind
+            .resource_name(arn, account, region)
+            .map_err(|reason| invalid("resource.arn", reason)),
         // Types without a fixer are still valid findings; triage skips them.
-        _ => arn
+        None => Ok(arn
             .resource
             .rsplit(['/', ':'])
             .next()
-            .unwrap_or(arn.resource),
-    };
-    Ok(name.to_string())
-}
-
-/// The partition a region belongs to.
-pub fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
+            .unwrap_or(arn.resource)
+            .to_string()),
     }
 }
 
@@ -273,14 +169,7 @@ fn canonical_arn(
     account: &str,
     region: &str,
 ) -> Option<String> {
-    let p = arn.partition;
-    match resource_type {
-        t if t == actions::S3_BUCKET.name => Some(format!("arn:{p}:s3:::{name}")),
-        t if t == actions::SECURITY_GROUP.name => Some(format!(
-            "arn:{p}:ec2:{region}:{account}:security-group/{name}"
-        )),
-        _ => None,
-    }
+    kinds::get(resource_type).map(|k| k.canonical_arn(arn, name, account, region))
 }
 
 fn non_empty(field: &'static str, value: String, max: usize) -> Result<String, FindingError> {

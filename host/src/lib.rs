@@ -1,7 +1,6 @@
 //! salve: closes cloud security findings with sandboxed WebAssembly fixers, and records evidence
 //! for every decision. `main.rs` is only the command line; each stage lives in its own module.
 
-pub mod actions;
 pub mod audit;
 pub mod audit_sink;
 pub mod aws;
@@ -11,7 +10,9 @@ pub mod credentials;
 pub mod finding;
 pub mod fixer_test;
 pub mod idempotency;
+pub mod in_memory;
 pub mod ingest;
+pub mod kinds;
 pub mod metrics;
 pub mod modes;
 pub mod notify;

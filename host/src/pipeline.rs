@@ -14,7 +14,7 @@ use tracing::Instrument;
 use crate::audit::{
     sha256_hex, AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
 };
-use crate::capabilities::{BoxFuture, Capabilities, FixerError, Phase, Plan, ResourceBackend};
+use crate::capabilities::{Binding, BoxFuture, Capabilities, FixerError, Phase, Plan};
 use crate::config::SalveConfig;
 use crate::credentials::{read_policy, write_policy, AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
@@ -35,7 +35,7 @@ pub trait BackendBinder: Send + Sync {
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
-    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>>;
+    ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>>;
 }
 
 impl BackendBinder for crate::aws::AwsBackends {
@@ -43,7 +43,7 @@ impl BackendBinder for crate::aws::AwsBackends {
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
-    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+    ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         Box::pin(self.bind_session(finding, policy))
     }
 }
@@ -54,7 +54,7 @@ impl<T: BackendBinder> BackendBinder for std::sync::Arc<T> {
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
-    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+    ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         (**self).bind(finding, policy)
     }
 }
@@ -618,7 +618,7 @@ impl Pipeline {
         }
         let limits = self.runtime.limits();
         let capabilities = Capabilities::new(
-            finding,
+            crate::capabilities::to_wit_finding(finding),
             settings,
             backend.clone(),
             limits.max_capability_calls,
@@ -691,7 +691,7 @@ fn partial_change(reason: String, gate: &crate::capabilities::CallGate) -> Strin
         .iter()
         .filter(|c| {
             c.phase == Phase::Apply
-                && c.access == crate::actions::Access::Write
+                && c.access == crate::kinds::Access::Write
                 && c.result == crate::capabilities::CallResult::Ok
         })
         .map(|c| c.action)
@@ -738,7 +738,7 @@ struct FindingRun<'a> {
     pipeline: &'a Pipeline,
     finding: &'a Finding,
     fixer: &'a LoadedFixer,
-    backend: &'a ResourceBackend,
+    backend: &'a Binding,
     payload_metadata: Metadata,
 }
 

@@ -307,8 +307,8 @@ pub fn render_fixer(r: &crate::runtime::inspect::FixerReport) -> String {
     let _ = writeln!(out, "capabilities   {}", r.capability_interfaces.join(", "));
     for a in &r.actions {
         let access = match a.access {
-            crate::actions::Access::Read => "read",
-            crate::actions::Access::Write => "write",
+            crate::kinds::Access::Read => "read",
+            crate::kinds::Access::Write => "write",
         };
         let _ = writeln!(
             out,

@@ -64,7 +64,7 @@
 #[doc(hidden)]
 pub mod __bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "all-capabilities",
         pub_export_macro: true,
         export_macro_name: "__export_all_capabilities",
@@ -117,10 +117,12 @@ pub mod s3_bucket {
         get_public_access_block, put_public_access_block, PublicAccessBlock,
     };
 
+    use salve_kind_s3_bucket as kind;
+
     /// The IAM action of [`get_public_access_block`].
-    pub const GET_PUBLIC_ACCESS_BLOCK: &str = "s3:GetBucketPublicAccessBlock";
+    pub const GET_PUBLIC_ACCESS_BLOCK: &str = kind::GET_PUBLIC_ACCESS_BLOCK.iam_action;
     /// The IAM action of [`put_public_access_block`].
-    pub const PUT_PUBLIC_ACCESS_BLOCK: &str = "s3:PutBucketPublicAccessBlock";
+    pub const PUT_PUBLIC_ACCESS_BLOCK: &str = kind::PUT_PUBLIC_ACCESS_BLOCK.iam_action;
 }
 
 /// Capabilities bound to the finding's EC2 security group.
@@ -129,12 +131,14 @@ pub mod security_group {
         authorize_ingress, describe_ingress, revoke_ingress, IngressRule, RuleSource,
     };
 
+    use salve_kind_security_group as kind;
+
     /// The IAM action of [`describe_ingress`].
-    pub const DESCRIBE_INGRESS: &str = "ec2:DescribeSecurityGroups";
+    pub const DESCRIBE_INGRESS: &str = kind::DESCRIBE_INGRESS.iam_action;
     /// The IAM action of [`revoke_ingress`].
-    pub const REVOKE_INGRESS: &str = "ec2:RevokeSecurityGroupIngress";
+    pub const REVOKE_INGRESS: &str = kind::REVOKE_INGRESS.iam_action;
     /// The IAM action of [`authorize_ingress`].
-    pub const AUTHORIZE_INGRESS: &str = "ec2:AuthorizeSecurityGroupIngress";
+    pub const AUTHORIZE_INGRESS: &str = kind::AUTHORIZE_INGRESS.iam_action;
 }
 
 fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use salve::audit::AuditLog;
-use salve::capabilities::{BoxFuture, ResourceBackend};
+use salve::capabilities::{Binding, BoxFuture};
 use salve::config::SalveConfig;
 use salve::credentials::{AssumeRoleFailure, SessionPolicy};
 use salve::finding::Finding;
@@ -51,14 +51,14 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 /// Hands every finding the same backend, so the test can look at it afterwards.
-pub struct FixedBackend(pub ResourceBackend);
+pub struct FixedBackend(pub Binding);
 
 impl BackendBinder for FixedBackend {
     fn bind<'a>(
         &'a self,
         _finding: &'a Finding,
         _policy: &'a SessionPolicy,
-    ) -> BoxFuture<'a, Result<ResourceBackend, AssumeRoleFailure>> {
+    ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         Box::pin(async move { Ok(self.0.clone()) })
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::actions::ResourceScope;
+use crate::kinds::ResourceScope;
 use crate::runtime::LoadedFixer;
 
 /// The customer role's permissions: every action any installed fixer can ask for, plus each

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use crate::actions::{self, Access, ResourceScope};
 use crate::capabilities::Plan;
+use crate::kinds::{self, Access, ResourceScope};
 use crate::runtime::LoadedFixer;
 
 /// A session policy as AWS takes it, with the actions it allows for the audit record.
@@ -75,7 +75,7 @@ pub fn write_policy(fixer: &LoadedFixer, plan: &Plan, resource_arn: &str) -> Ses
     let grants: BTreeSet<(ResourceScope, &str)> = plan
         .changes
         .iter()
-        .filter_map(|c| actions::function_for_action(fixer.resource_type, &c.action))
+        .filter_map(|c| kinds::function_for_action(fixer.resource_type, &c.action))
         .filter(|f| f.access == Access::Write)
         .map(|f| (f.scope, f.iam_action))
         .collect();

@@ -6,32 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-/// The resource types a fixer can be written for, by their CloudFormation name.
-const RESOURCE_TYPES: &[(&str, &str, &str)] = &[
-    // (type, SDK capability module, example resource ARN)
-    (
-        "AWS::S3::Bucket",
-        "s3_bucket",
-        "arn:aws:s3:::example-bucket",
-    ),
-    (
-        "AWS::EC2::SecurityGroup",
-        "security_group",
-        "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123456789abcdef0",
-    ),
-];
-
-/// The example case's traffic, recorded once against moto with `salve fixer test --record`: the
-/// read session's AssumeRole, which is all a stub that reads nothing needs.
-/// Each with the time it was recorded, which the case pins the replay's clock to.
-const S3_TRAFFIC: (&str, &str) = (
-    include_str!("templates/s3-bucket-traffic.json"),
-    "2026-11-23T10:49:09.741Z",
-);
-const SG_TRAFFIC: (&str, &str) = (
-    include_str!("templates/security-group-traffic.json"),
-    "2026-11-23T10:49:49.954Z",
-);
+use crate::kinds::{self, KindSpec};
 
 pub struct ScaffoldOptions {
     pub name: String,
@@ -59,18 +34,15 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Accepts `AWS::S3::Bucket` or the WIT name `s3-bucket`.
-pub fn resource_type(given: &str) -> Result<(&'static str, &'static str, &'static str)> {
-    RESOURCE_TYPES
-        .iter()
-        .find(|(t, module, _)| *t == given || module.replace('_', "-") == given)
-        .copied()
+/// Accepts a kind's CloudFormation type (`AWS::S3::Bucket`) or its interface name (`s3-bucket`).
+pub fn resource_type(given: &str) -> Result<&'static KindSpec> {
+    kinds::specs()
+        .find(|k| k.name == given || k.interface == given)
         .with_context(|| {
             format!(
                 "unknown resource type {given:?}; salve has capabilities for {}",
-                RESOURCE_TYPES
-                    .iter()
-                    .map(|(t, m, _)| format!("{t} ({})", m.replace('_', "-")))
+                kinds::specs()
+                    .map(|k| format!("{} ({})", k.name, k.interface))
                     .collect::<Vec<_>>()
                     .join(", ")
             )
@@ -92,7 +64,8 @@ fn struct_name(name: &str) -> String {
 /// Writes the crate and returns its directory. Refuses to write over an existing directory.
 pub fn scaffold(options: &ScaffoldOptions) -> Result<PathBuf> {
     check_name(&options.name)?;
-    let (resource_type, module, arn) = resource_type(&options.resource_type)?;
+    let kind = resource_type(&options.resource_type)?;
+    let scaffold = &kind.scaffold;
     let dir = options.parent.join(&options.name);
     if dir.exists() {
         bail!("{} already exists", dir.display());
@@ -118,19 +91,19 @@ pub fn scaffold(options: &ScaffoldOptions) -> Result<PathBuf> {
     write(dir.join("Cargo.toml"), cargo_toml(&options.name, &sdk))?;
     write(
         dir.join("src/lib.rs"),
-        lib_rs(&options.name, resource_type, module, &options.control),
+        lib_rs(&options.name, kind.name, scaffold.module, &options.control),
     )?;
     write(dir.join(".gitignore"), "/target\n".into())?;
-    let (traffic, recorded_at) = if module == "s3_bucket" {
-        S3_TRAFFIC
-    } else {
-        SG_TRAFFIC
-    };
     write(
         case_dir.join("case.json"),
-        case_json(resource_type, arn, &options.control, recorded_at),
+        case_json(
+            kind.name,
+            scaffold.example_arn,
+            &options.control,
+            scaffold.recorded_at,
+        ),
     )?;
-    write(case_dir.join("traffic.json"), traffic.to_string())?;
+    write(case_dir.join("traffic.json"), scaffold.traffic.to_string())?;
     Ok(dir)
 }
 
@@ -258,9 +231,12 @@ mod tests {
             "fixer name \"S3_Fixer\" must be 1-64 lower-case letters, digits and dashes, starting with a letter"
         );
         assert_eq!(struct_name("s3-deny-http"), "S3DenyHttp");
-        assert_eq!(resource_type("s3-bucket").unwrap().0, "AWS::S3::Bucket");
+        assert_eq!(resource_type("s3-bucket").unwrap().name, "AWS::S3::Bucket");
         assert_eq!(
-            resource_type("AWS::EC2::SecurityGroup").unwrap().1,
+            resource_type("AWS::EC2::SecurityGroup")
+                .unwrap()
+                .scaffold
+                .module,
             "security_group"
         );
         assert!(resource_type("AWS::IAM::Role")

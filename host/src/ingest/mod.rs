@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::actions;
 use crate::finding::{Finding, Severity};
 
 /// A payload larger than this is rejected before parsing: 6 MiB is the largest event Lambda
@@ -115,13 +114,7 @@ pub(crate) fn parse_severity(raw: &str) -> Option<Severity> {
 /// The resource type an ARN itself names, for the types salve has fixers for.
 pub(crate) fn type_from_arn(arn: &str) -> Option<&'static str> {
     let parsed = crate::finding::parse_arn(arn).ok()?;
-    match parsed.service {
-        "s3" if !parsed.resource.contains('/') => Some(actions::S3_BUCKET.name),
-        "ec2" if parsed.resource.starts_with("security-group/") => {
-            Some(actions::SECURITY_GROUP.name)
-        }
-        _ => None,
-    }
+    crate::kinds::for_arn(&parsed).map(|k| k.spec.name)
 }
 
 fn describe_unrecognised(v: &Value) -> String {

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{parse_severity, tags, type_from_arn, IngestOutcome};
-use crate::actions;
+
 use crate::finding::{Finding, RawFinding, RawResource};
 
 /// Findings per event beyond this are rejected: Security Hub sends at most 100 per event.
@@ -55,11 +55,10 @@ fn text<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 
 /// ASFF resource types to the CloudFormation-style names salve uses.
 fn resource_type(asff_type: &str) -> String {
-    match asff_type {
-        "AwsS3Bucket" => actions::S3_BUCKET.name.to_string(),
-        "AwsEc2SecurityGroup" => actions::SECURITY_GROUP.name.to_string(),
-        other => other.to_string(),
-    }
+    crate::kinds::for_security_hub_type(asff_type)
+        .map(|k| k.spec.name)
+        .unwrap_or(asff_type)
+        .to_string()
 }
 
 /// The control ID: `Compliance.SecurityControlId` with consolidated findings, otherwise the last

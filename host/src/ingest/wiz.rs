@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{parse_severity, tags, type_from_arn, IngestOutcome};
-use crate::actions;
+
 use crate::finding::{Finding, RawFinding, RawResource};
 
 /// A JSON pointer (RFC 6901) into the Wiz payload. Checked when the config is read.
@@ -103,14 +103,13 @@ impl Default for WizConfig {
     fn default() -> Self {
         WizConfig {
             fields: WizFields::default(),
-            resource_types: [
-                ("BUCKET", actions::S3_BUCKET.name),
-                ("SECURITY_GROUP", actions::SECURITY_GROUP.name),
-                ("FIREWALL", actions::SECURITY_GROUP.name),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+            resource_types: crate::kinds::specs()
+                .flat_map(|k| {
+                    k.wiz_types
+                        .iter()
+                        .map(|w| (w.to_string(), k.name.to_string()))
+                })
+                .collect(),
         }
     }
 }
@@ -233,18 +232,12 @@ fn normalise_inner(payload: &Value, cfg: &WizConfig) -> Result<IngestOutcome, In
             .or(wiz_type.clone())
             .unwrap_or_default();
         (resource_id, ty)
-    } else if resource_id.starts_with("sg-") {
-        let arn = format!(
-            "arn:{}:ec2:{region}:{account}:security-group/{resource_id}",
-            crate::finding::partition_of(&region)
-        );
-        (arn, actions::SECURITY_GROUP.name.to_string())
-    } else if mapped_type.as_deref() == Some(actions::S3_BUCKET.name) {
-        let arn = format!(
-            "arn:{}:s3:::{resource_id}",
-            crate::finding::partition_of(&region)
-        );
-        (arn, actions::S3_BUCKET.name.to_string())
+    } else if let Some((arn, kind)) = crate::kinds::KINDS.iter().find_map(|k| {
+        let typed = mapped_type.as_deref() == Some(k.spec.name);
+        k.arn_for_id(&resource_id, typed, &account, &region)
+            .map(|arn| (arn, k.spec.name))
+    }) {
+        (arn, kind.to_string())
     } else {
         return Ok(not_actionable(format!(
             "resource {resource_id:?} of Wiz type {} is not an ARN, and salve cannot build one for that type",

@@ -17,9 +17,9 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::actions::{self, Access};
 use crate::capabilities::Plan;
 use crate::finding::{Finding, Severity};
+use crate::kinds::{self, Access};
 use crate::runtime::LoadedFixer;
 use exceptions::{Date, ExceptionStatus, Exceptions};
 use metadata::{Metadata, TagKeys};
@@ -71,8 +71,8 @@ impl EligibilityConfig {
             return Err("eligibility.severities is empty, so no finding could ever be fixed; list at least one severity".into());
         }
         for t in &self.resource_types {
-            if actions::resource_type(t).is_none() {
-                let known: Vec<&str> = actions::RESOURCE_TYPES.iter().map(|t| t.name).collect();
+            if kinds::resource_type(t).is_none() {
+                let known: Vec<&str> = kinds::specs().map(|t| t.name).collect();
                 return Err(format!(
                     "eligibility.resource-types: salve has no fixers for {t:?}; the kinds are {}",
                     known.join(", ")
@@ -80,9 +80,7 @@ impl EligibilityConfig {
             }
         }
         for action in &self.allowed_actions {
-            let function = actions::CAPABILITY_FUNCTIONS
-                .iter()
-                .find(|f| f.iam_action == action.as_str());
+            let function = kinds::capability_functions().find(|f| f.iam_action == action.as_str());
             match function {
                 Some(f) if f.access == Access::Write => {}
                 Some(_) => {
@@ -91,8 +89,7 @@ impl EligibilityConfig {
                     ))
                 }
                 None => {
-                    let known: Vec<&str> = actions::CAPABILITY_FUNCTIONS
-                        .iter()
+                    let known: Vec<&str> = kinds::capability_functions()
                         .filter(|f| f.access == Access::Write)
                         .map(|f| f.iam_action)
                         .collect();
@@ -436,7 +433,7 @@ impl EligibilityPolicy {
             .iter()
             .copied()
             .filter(|action| {
-                let known = actions::function_for_action(fixer.resource_type, action);
+                let known = kinds::function_for_action(fixer.resource_type, action);
                 let writable = matches!(known, Some(f) if f.access == Access::Write && imported.contains(&f.iam_action));
                 !writable || !self.config.allowed_actions.iter().any(|a| a == action)
             })

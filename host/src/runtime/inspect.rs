@@ -11,7 +11,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use crate::actions::{self, CapabilityFunction, ResourceType};
+use crate::kinds::{self, CapabilityFunction, KindSpec};
 
 /// The custom section `salve_sdk::register_fixer!` writes.
 pub const MANIFEST_SECTION: &str = "salve-fixer-manifest";
@@ -91,12 +91,12 @@ pub struct Imports {
 pub fn check_imports(
     engine: &Engine,
     component: &Component,
-    resource_type: &ResourceType,
+    resource_type: &KindSpec,
 ) -> Result<Imports> {
-    let own = actions::qualified_interface(resource_type.interface);
-    let common: Vec<String> = actions::COMMON_INTERFACES
+    let own = kinds::qualified_interface(resource_type.interface);
+    let common: Vec<String> = kinds::COMMON_INTERFACES
         .iter()
-        .map(|i| actions::qualified_interface(i))
+        .map(|i| kinds::qualified_interface(i))
         .collect();
     let mut interfaces = Vec::new();
     let mut functions = Vec::new();
@@ -123,7 +123,7 @@ pub fn check_imports(
                 continue;
             }
             let known =
-                actions::functions_of(resource_type.interface).find(|f| f.function == function);
+                kinds::functions_of(resource_type.interface).find(|f| f.function == function);
             let Some(known) = known else {
                 bail!("fixer imports {name}#{function}, which this host does not implement");
             };
@@ -142,7 +142,8 @@ pub struct ImportedAction {
     pub interface: &'static str,
     pub function: &'static str,
     pub iam_action: &'static str,
-    pub access: actions::Access,
+    #[serde(serialize_with = "crate::capabilities::serialize_access")]
+    pub access: kinds::Access,
 }
 
 /// What `salve fixer inspect` prints: everything a reviewer needs before installing a fixer.
@@ -184,10 +185,9 @@ pub fn list_imports(engine: &Engine, component: &Component) -> (Vec<String>, Vec
     let mut found = Vec::new();
     for (name, item) in component.component_type().imports(engine) {
         names.push(name.to_string());
-        let Some(interface) = actions::RESOURCE_TYPES
-            .iter()
+        let Some(interface) = kinds::specs()
             .map(|t| t.interface)
-            .find(|i| actions::qualified_interface(i) == name)
+            .find(|i| kinds::qualified_interface(i) == name)
         else {
             continue;
         };
@@ -198,7 +198,7 @@ pub fn list_imports(engine: &Engine, component: &Component) -> (Vec<String>, Vec
             if !matches!(export.ty, ComponentItem::ComponentFunc(_)) {
                 continue;
             }
-            if let Some(f) = actions::functions_of(interface).find(|f| f.function == function) {
+            if let Some(f) = kinds::functions_of(interface).find(|f| f.function == function) {
                 found.push(ImportedAction {
                     interface: f.interface,
                     function: f.function,

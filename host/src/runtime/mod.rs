@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod inspect;
 pub mod output;
+pub mod state;
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -17,22 +18,20 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    Trap, UpdateDeadline,
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::actions::{self, ResourceType};
 use crate::audit::{sha256_hex, FixerIdentity};
 use crate::capabilities::{
-    self, AllCapabilities, AllCapabilitiesPre, CallGate, Capabilities, FixerError, FixerLog,
-    Outcome, Phase, Plan, ResourceBackend,
+    self, Binding, CallGate, Capabilities, FixerCore, FixerCorePre, FixerError, FixerLog, Outcome,
+    Phase, Plan,
 };
+use crate::kinds::{self, KindSpec};
 use inspect::{FixerManifest, Imports};
 use output::BoundedOutput;
-
-/// How often the engine's epoch advances; the CPU deadline is checked at this granularity.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
+use state::{CpuClock, CpuLimitExceeded, SandboxState, EPOCH_TICK};
 
 /// wasmtime has its own error type; this lets `anyhow`'s `.context` apply to it.
 fn wt<T>(result: wasmtime::Result<T>) -> Result<T> {
@@ -74,54 +73,6 @@ impl Default for RuntimeLimits {
             log_bytes: 64 * 1024,
             max_capability_calls: 256,
             max_concurrent_fixers: 16,
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("CPU time limit of {} ms exceeded", .0.as_millis())]
-struct CpuLimitExceeded(Duration);
-
-/// Guest CPU time of the current phase, measured from the epoch callbacks the guest's own code
-/// triggers: while it runs, they come every [`EPOCH_TICK`]; a longer gap means it was not
-/// running (blocked in a host call, a WASI sleep, or waiting to be polled), and only one tick of
-/// it counts. Subtracting host-call time from wall time instead would bill a WASI sleep as CPU
-/// and report the wrong limit.
-struct CpuClock {
-    budget: Duration,
-    used: Duration,
-    last_tick: Instant,
-}
-
-impl CpuClock {
-    fn start_phase(&mut self) {
-        self.used = Duration::ZERO;
-        self.last_tick = Instant::now();
-    }
-
-    fn tick(&mut self) -> Duration {
-        let now = Instant::now();
-        self.used += now.duration_since(self.last_tick).min(2 * EPOCH_TICK);
-        self.last_tick = now;
-        self.used
-    }
-}
-
-pub struct SandboxState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    capabilities: Capabilities,
-    stdout: BoundedOutput,
-    stderr: BoundedOutput,
-    cpu: CpuClock,
-}
-
-impl WasiView for SandboxState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
         }
     }
 }
@@ -275,12 +226,12 @@ impl Drop for EpochTicker {
 pub struct LoadedFixer {
     pub manifest: FixerManifest,
     pub sha256: String,
-    pub resource_type: &'static ResourceType,
+    pub resource_type: &'static KindSpec,
     pub imports: Imports,
     pub artifact: ArtifactSource,
     /// SHA-256 of the compiled artifact that runs (what the cache holds), beside the `.wasm`'s.
     pub artifact_sha256: String,
-    pre: AllCapabilitiesPre<SandboxState>,
+    pre: FixerCorePre<SandboxState>,
 }
 
 impl LoadedFixer {
@@ -306,7 +257,7 @@ impl LoadedFixer {
 /// One engine and one linker per resource type.
 pub struct Runtime {
     engine: Engine,
-    linkers: Vec<(&'static ResourceType, Linker<SandboxState>)>,
+    linkers: Vec<(&'static KindSpec, Linker<SandboxState>)>,
     limits: RuntimeLimits,
     cache: ArtifactCache,
     /// One permit per instance the pooling allocator holds: a finding beyond the pool waits for
@@ -336,15 +287,13 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = wt(Engine::new(&config)).context("creating the wasmtime engine")?;
         let mut linkers = Vec::new();
-        for resource_type in actions::RESOURCE_TYPES {
+        for kind in kinds::KINDS {
+            // Only this kind's interface: a fixer that imports another kind's cannot link.
             let mut linker = Linker::new(&engine);
             wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("linking WASI")?;
-            capabilities::add_world_to_linker(
-                &mut linker,
-                resource_type,
-                |s: &mut SandboxState| &mut s.capabilities,
-            )?;
-            linkers.push((*resource_type, linker));
+            capabilities::add_common_to_linker(&mut linker, SandboxState::capabilities_mut)?;
+            kind.add_to_linker(&mut linker)?;
+            linkers.push((kind.spec, linker));
         }
         let _ticker = EpochTicker::start(&engine);
         Ok(Runtime {
@@ -393,14 +342,14 @@ impl Runtime {
         let component =
             wt(Component::new(&self.engine, bytes)).context("compiling the fixer component")?;
         let (imports, actions) = inspect::list_imports(&self.engine, &component);
-        let salve_prefix = format!("{}/", actions::PACKAGE);
+        let salve_prefix = format!("{}/", kinds::PACKAGE);
         let capability_interfaces = imports
             .iter()
             .filter(|i| i.starts_with(&salve_prefix))
             .filter(|i| {
-                !actions::COMMON_INTERFACES
+                !kinds::COMMON_INTERFACES
                     .iter()
-                    .any(|c| actions::qualified_interface(c) == **i)
+                    .any(|c| kinds::qualified_interface(c) == **i)
             })
             .cloned()
             .collect();
@@ -423,7 +372,7 @@ impl Runtime {
         Ok(inspect::FixerReport {
             sha256: sha256_hex(bytes),
             artifact_sha256,
-            world: actions::resource_type(&manifest.resource_type).map(|t| t.world),
+            world: kinds::resource_type(&manifest.resource_type).map(|t| t.world),
             name: manifest.name,
             version: manifest.version,
             resource_type: manifest.resource_type,
@@ -453,7 +402,7 @@ impl Runtime {
         }
         let sha256 = sha256_hex(bytes);
         let manifest = inspect::read_manifest(bytes)?;
-        let resource_type = actions::resource_type(&manifest.resource_type).with_context(|| {
+        let resource_type = kinds::resource_type(&manifest.resource_type).with_context(|| {
             format!(
                 "fixer {} declares resource type {:?}, which this host has no world for",
                 manifest.name, manifest.resource_type
@@ -471,7 +420,7 @@ impl Runtime {
             .context("no linker for the fixer's resource type")?;
         let pre = wt(linker.instantiate_pre(&component))
             .with_context(|| format!("linking fixer {}", manifest.name))?;
-        let pre = wt(AllCapabilitiesPre::new(pre)).with_context(|| {
+        let pre = wt(FixerCorePre::new(pre)).with_context(|| {
             format!(
                 "fixer {} does not export salve:fixer/fixer@0.1.0",
                 manifest.name
@@ -604,7 +553,7 @@ pub struct FixerOutput {
 /// One fixer instance for one finding.
 pub struct Sandbox {
     store: Store<SandboxState>,
-    bindings: AllCapabilities,
+    bindings: FixerCore,
     deadline: Instant,
     limits: RuntimeLimits,
     /// Set once the sandbox has stopped the fixer; the instance is not used again.
@@ -746,7 +695,7 @@ impl Sandbox {
 
     /// Binds the capabilities to another session's backend (the write session for `apply`, the
     /// read session again for `verify`). The gate and its record carry over.
-    pub fn rebind(&mut self, backend: ResourceBackend) {
+    pub fn rebind(&mut self, backend: Binding) {
         self.store.data_mut().capabilities.set_backend(backend);
     }
 

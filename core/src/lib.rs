@@ -1,40 +1,61 @@
-//! Host capabilities: what a fixer can do to the world, one module per capability interface.
+//! What every resource kind builds on: the fixer's state in the store ([`Capabilities`]), the
+//! call gate, the `context` interface, and AWS errors as the contract names them.
 //!
-//! Every call goes through [`CallGate`], which checks the call against the phase and the approved
-//! plan before the backend is touched, and records it with its IAM action and result for the audit
-//! log. Backends are bound to the finding's resource when they are built, so no function here takes
-//! a resource name from the guest.
+//! Every capability call goes through [`Capabilities::call`], which checks it against the phase
+//! and the approved plan before the backend is touched, and records it with its IAM action and
+//! result for the audit log. A kind's backend is bound to the finding's resource when it is built,
+//! so no capability function takes a resource name from the guest.
+//!
+//! Layers: `salve-contract` ← `salve-core` ← each kind ← the host. A kind never sees the
+//! pipeline, and this crate never names a kind.
 
+mod aws_error;
 mod context;
 mod gate;
-pub mod in_memory;
-pub mod s3_bucket;
-pub mod security_group;
+mod kind;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
 
+pub use aws_error::{describe_aws_error, internal_error, to_aws_error};
+pub use aws_types::SdkConfig;
 pub use context::{FixerLog, LogLine};
-pub use gate::{CallGate, CallResult, CapabilityCall, Phase};
+pub use gate::{serialize_access, CallGate, CallResult, CapabilityCall, Phase};
+pub use kind::{Binding, BoundResource, KindBackend, KindHost};
+pub use salve_contract as contract;
 
-use crate::actions::CapabilityFunction;
+use salve_contract::CapabilityFunction;
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "all-capabilities",
-    imports: { default: async | trappable },
-    exports: { default: async },
-    additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
-});
+/// The parts of the contract every fixer shares: the data types, `context`, and the `fixer`
+/// export. Each kind generates its own capability interface against these types.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.1.0",
+        inline: "
+            package salve:host;
+            world fixer-core {
+                import salve:fixer/context@0.1.0;
+                export salve:fixer/fixer@0.1.0;
+            }
+        ",
+        world: "salve:host/fixer-core",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+}
 
-pub use exports::salve::fixer::fixer::Guest as FixerExports;
-pub use salve::fixer::types::{AwsError, Change, FixerError, Outcome, Plan};
+pub use bindings::exports::salve::fixer::fixer::Guest as FixerExports;
+pub use bindings::salve::fixer::types::{
+    AwsError, Change, Finding, FixerError, Outcome, Plan, Resource, Severity,
+};
+pub use bindings::{FixerCore, FixerCorePre};
 
 /// A boxed future, so backends can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -42,32 +63,14 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// A resource's tags, key to value.
 pub type Tags = BTreeMap<String, String>;
 
-/// The backend of the one resource a finding names.
-#[derive(Clone)]
-pub enum ResourceBackend {
-    S3Bucket(Arc<dyn s3_bucket::S3BucketBackend>),
-    SecurityGroup(Arc<dyn security_group::SecurityGroupBackend>),
-}
-
-impl ResourceBackend {
-    /// The read-only context capability: the bound resource's own tags, for the eligibility
-    /// metadata. The host calls it during the plan phase; fixers cannot.
-    pub async fn read_tags(&self) -> Result<Tags, AwsError> {
-        match self {
-            ResourceBackend::S3Bucket(b) => b.tags().await,
-            ResourceBackend::SecurityGroup(g) => g.tags().await,
-        }
-    }
-}
-
 /// Responses and requests kept in the audit record are cut at this size.
 const MAX_RECORDED_JSON: usize = 4096;
 
 /// The host side of one fixer run: the finding, the bound backend, the gate and the log.
 pub struct Capabilities {
-    finding: salve::fixer::types::Finding,
+    finding: Finding,
     settings: BTreeMap<String, String>,
-    backend: ResourceBackend,
+    backend: Binding,
     gate: CallGate,
     log: FixerLog,
     /// Every AWS error the host itself received and handed to the fixer. Only these can make a
@@ -77,14 +80,14 @@ pub struct Capabilities {
 
 impl Capabilities {
     pub fn new(
-        finding: &crate::finding::Finding,
+        finding: Finding,
         settings: BTreeMap<String, String>,
-        backend: ResourceBackend,
+        backend: Binding,
         max_calls: usize,
         max_log_bytes: usize,
     ) -> Capabilities {
         Capabilities {
-            finding: to_wit_finding(finding),
+            finding,
             settings,
             backend,
             gate: CallGate::new(max_calls),
@@ -97,8 +100,24 @@ impl Capabilities {
         &self.gate
     }
 
-    pub fn set_backend(&mut self, backend: ResourceBackend) {
+    pub fn set_backend(&mut self, backend: Binding) {
         self.backend = backend;
+    }
+
+    /// The bound backend as the kind that implements it, `B`. A kind asks for its own backend
+    /// type; the linker only links a fixer's own kind, and the pipeline binds only that kind, so
+    /// a mismatch is a host bug. It becomes a denied call the record shows, not a trap.
+    pub fn backend<B: KindBackend + Clone>(&self) -> Result<B, FixerError> {
+        self.backend
+            .as_any()
+            .downcast_ref::<B>()
+            .cloned()
+            .ok_or_else(|| {
+                FixerError::Denied(format!(
+                    "this fixer's capability is not bound to the finding's resource (bound: {})",
+                    self.backend.kind().name
+                ))
+            })
     }
 
     pub fn gate_mut(&mut self) -> &mut CallGate {
@@ -118,7 +137,7 @@ impl Capabilities {
 
     /// Runs one capability call through the gate and records it. `call` is not polled when the
     /// gate denies it, so a denied write never reaches AWS.
-    async fn call<T: Serialize>(
+    pub async fn call<T: Serialize>(
         &mut self,
         function: &'static CapabilityFunction,
         request: Option<Value>,
@@ -173,59 +192,15 @@ pub(crate) fn bounded_json(value: Value) -> Value {
     serde_json::json!({ "truncated": true, "bytes": text.len(), "prefix": text.chars().take(512).collect::<String>() })
 }
 
-fn to_wit_finding(f: &crate::finding::Finding) -> salve::fixer::types::Finding {
-    use crate::finding::Severity as S;
-    use salve::fixer::types::Severity as W;
-    salve::fixer::types::Finding {
-        id: f.id.clone(),
-        source: f.source.clone(),
-        control_id: f.control_id.clone(),
-        title: f.title.clone(),
-        severity: match f.severity {
-            S::Informational => W::Informational,
-            S::Low => W::Low,
-            S::Medium => W::Medium,
-            S::High => W::High,
-            S::Critical => W::Critical,
-        },
-        resource: salve::fixer::types::Resource {
-            arn: f.resource.arn.clone(),
-            resource_type: f.resource.resource_type.clone(),
-            account_id: f.resource.account_id.clone(),
-            region: f.resource.region.clone(),
-            name: f.resource.name.clone(),
-            tags: f
-                .resource
-                .tags
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        },
-        correlation_id: f.correlation_id.clone(),
-    }
-}
-
-/// Adds the host implementation of `resource_type`'s world (context plus its one capability
-/// interface) to `linker`. Interfaces of other resource types are deliberately absent, so a
-/// fixer that imports them cannot even be instantiated.
-pub fn add_world_to_linker<T: Send + 'static>(
+/// Adds the parts of the contract every fixer imports (`types` and `context`) to `linker`.
+pub fn add_common_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
-    resource_type: &crate::actions::ResourceType,
     get: fn(&mut T) -> &mut Capabilities,
 ) -> anyhow::Result<()> {
     use wasmtime::component::HasSelf;
-    salve::fixer::types::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
-    salve::fixer::context::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
-    match resource_type.interface {
-        "s3-bucket" => {
-            salve::fixer::s3_bucket::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?
-        }
-        "security-group" => {
-            salve::fixer::security_group::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?
-        }
-        other => anyhow::bail!("no host implementation for capability interface {other}"),
-    }
+    bindings::salve::fixer::types::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
+    bindings::salve::fixer::context::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
     Ok(())
 }
 
-impl salve::fixer::types::Host for Capabilities {}
+impl bindings::salve::fixer::types::Host for Capabilities {}

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Plan;
-use crate::actions::{Access, CapabilityFunction};
+use crate::Plan;
+use salve_contract::{Access, CapabilityFunction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -43,6 +43,7 @@ pub struct CapabilityCall {
     pub phase: Phase,
     pub function: String,
     pub action: &'static str,
+    #[serde(serialize_with = "serialize_access")]
     pub access: Access,
     pub result: CallResult,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +53,11 @@ pub struct CapabilityCall {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
     pub duration_us: u64,
+}
+
+/// The contract crate has no serde; the record spells the access the way it always has.
+pub fn serialize_access<S: serde::Serializer>(access: &Access, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(access.as_str())
 }
 
 /// Decides every capability call. Reads pass in every phase; writes pass only during `apply`, only
@@ -158,10 +164,30 @@ impl CallGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::{
-        S3_GET_PUBLIC_ACCESS_BLOCK, S3_PUT_PUBLIC_ACCESS_BLOCK, SG_REVOKE_INGRESS,
+    use crate::Change;
+    use salve_contract::ResourceScope;
+
+    const S3_GET_PUBLIC_ACCESS_BLOCK: CapabilityFunction = CapabilityFunction {
+        interface: "s3-bucket",
+        function: "get-public-access-block",
+        iam_action: "s3:GetBucketPublicAccessBlock",
+        access: Access::Read,
+        scope: ResourceScope::FindingResource,
     };
-    use crate::capabilities::Change;
+    const S3_PUT_PUBLIC_ACCESS_BLOCK: CapabilityFunction = CapabilityFunction {
+        interface: "s3-bucket",
+        function: "put-public-access-block",
+        iam_action: "s3:PutBucketPublicAccessBlock",
+        access: Access::Write,
+        scope: ResourceScope::FindingResource,
+    };
+    const SG_REVOKE_INGRESS: CapabilityFunction = CapabilityFunction {
+        interface: "security-group",
+        function: "revoke-ingress",
+        iam_action: "ec2:RevokeSecurityGroupIngress",
+        access: Access::Write,
+        scope: ResourceScope::FindingResource,
+    };
 
     fn plan_with(actions: &[&str]) -> Plan {
         Plan {

@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use super::salve::fixer::context::{Host, LogLevel};
-use super::salve::fixer::types::Finding;
-use super::Capabilities;
+use crate::bindings::salve::fixer::context::{Host, LogLevel};
+use crate::Capabilities;
+use crate::Finding;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LogLine {

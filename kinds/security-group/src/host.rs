@@ -1,12 +1,134 @@
-//! The `security-group` capability, bound to the finding's security group.
+//! The `security-group` capability, bound to the finding's security group, and its backends.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
+use salve_contract::{Arn, KindSpec};
+use salve_core::{
+    internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
+    FixerError, KindBackend, KindHost, SdkConfig, Tags,
+};
 use serde_json::json;
 
-use super::salve::fixer::security_group::{Host, IngressRule, RuleSource};
-use super::{AwsError, BoxFuture, Capabilities, FixerError, ResourceBackend, Tags};
-use crate::actions::{SG_AUTHORIZE_INGRESS, SG_DESCRIBE_INGRESS, SG_REVOKE_INGRESS};
-use crate::aws::to_aws_error;
+use crate::{AUTHORIZE_INGRESS, DESCRIBE_INGRESS, REVOKE_INGRESS, SPEC};
+use bindings::salve::fixer::security_group::Host;
+pub use bindings::salve::fixer::security_group::{IngressRule, RuleSource};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.1.0",
+        inline: "
+            package salve:kind-security-group;
+            world kind { import salve:fixer/security-group@0.1.0; }
+        ",
+        world: "salve:kind-security-group/kind",
+        imports: { default: async | trappable },
+        with: { "salve:fixer/types": salve_core::bindings::salve::fixer::types },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+}
+
+/// The kind's entry in the host's registry.
+pub struct SecurityGroup;
+
+impl KindHost for SecurityGroup {
+    const SPEC: &'static KindSpec = &SPEC;
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        get: fn(&mut T) -> &mut Capabilities,
+    ) -> anyhow::Result<()> {
+        use wasmtime::component::HasSelf;
+        bindings::salve::fixer::security_group::add_to_linker::<T, HasSelf<Capabilities>>(
+            linker, get,
+        )?;
+        Ok(())
+    }
+
+    fn aws_backend(session: &SdkConfig, resource: BoundResource<'_>, _path_style: bool) -> Binding {
+        bind(Arc::new(AwsSecurityGroup::new(
+            aws_sdk_ec2::Client::new(session),
+            resource.name.to_string(),
+        )))
+    }
+
+    fn resource_name(arn: &Arn<'_>, account: &str, region: &str) -> Result<String, String> {
+        let Some(id) = arn
+            .resource
+            .strip_prefix("security-group/")
+            .filter(|id| is_group_id(id))
+        else {
+            return Err("an AWS::EC2::SecurityGroup ARN looks like arn:aws:ec2:<region>:<account>:security-group/sg-<hex>".into());
+        };
+        if arn.service != "ec2" {
+            return Err(format!("service {:?} is not ec2", arn.service));
+        }
+        if arn.account != account {
+            return Err(format!(
+                "account {} differs from resource.account_id {account}",
+                arn.account
+            ));
+        }
+        if arn.region != region {
+            return Err(format!(
+                "region {} differs from resource.region {region}",
+                arn.region
+            ));
+        }
+        Ok(id.to_string())
+    }
+
+    fn canonical_arn(arn: &Arn<'_>, name: &str, account: &str, region: &str) -> String {
+        format!(
+            "arn:{}:ec2:{region}:{account}:security-group/{name}",
+            arn.partition
+        )
+    }
+
+    fn arn_for_id(id: &str, _typed: bool, account: &str, region: &str) -> Option<String> {
+        // The `sg-` prefix says what the ID is, whatever type the source named.
+        id.starts_with("sg-").then(|| {
+            format!(
+                "arn:{}:ec2:{region}:{account}:security-group/{id}",
+                salve_contract::partition_of(region)
+            )
+        })
+    }
+
+    fn names_arn(arn: &Arn<'_>) -> bool {
+        arn.service == "ec2" && arn.resource.starts_with("security-group/")
+    }
+}
+
+fn is_group_id(id: &str) -> bool {
+    id.strip_prefix("sg-")
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The kind's backend as the store holds it.
+#[derive(Clone)]
+pub struct SecurityGroupBinding(pub Arc<dyn SecurityGroupBackend>);
+
+/// Binds a backend (AWS or in memory) as this kind's.
+pub fn bind(backend: Arc<dyn SecurityGroupBackend>) -> Binding {
+    Arc::new(SecurityGroupBinding(backend))
+}
+
+impl KindBackend for SecurityGroupBinding {
+    fn kind(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        self.0.tags()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// What the capability needs from EC2 for one security group.
 pub trait SecurityGroupBackend: Send + Sync {
@@ -189,22 +311,14 @@ impl SecurityGroupBackend for AwsSecurityGroup {
     }
 }
 
-impl Capabilities {
-    fn security_group(&self) -> wasmtime::Result<std::sync::Arc<dyn SecurityGroupBackend>> {
-        match &self.backend {
-            ResourceBackend::SecurityGroup(b) => Ok(b.clone()),
-            _ => Err(wasmtime::format_err!(
-                "security-group called on a finding that is not a security group"
-            )),
-        }
-    }
-}
-
 impl Host for Capabilities {
     async fn describe_ingress(&mut self) -> wasmtime::Result<Result<Vec<IngressRule>, FixerError>> {
-        let backend = self.security_group()?;
+        let backend = match self.backend::<SecurityGroupBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
         Ok(self
-            .call(&SG_DESCRIBE_INGRESS, None, backend.describe_ingress())
+            .call(&DESCRIBE_INGRESS, None, backend.describe_ingress())
             .await)
     }
 
@@ -212,11 +326,14 @@ impl Host for Capabilities {
         &mut self,
         rules: Vec<IngressRule>,
     ) -> wasmtime::Result<Result<(), FixerError>> {
-        let backend = self.security_group()?;
+        let backend = match self.backend::<SecurityGroupBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
         let request = json!(rules);
         Ok(self
             .call(
-                &SG_REVOKE_INGRESS,
+                &REVOKE_INGRESS,
                 Some(request),
                 backend.revoke_ingress(rules),
             )
@@ -227,14 +344,83 @@ impl Host for Capabilities {
         &mut self,
         rules: Vec<IngressRule>,
     ) -> wasmtime::Result<Result<(), FixerError>> {
-        let backend = self.security_group()?;
+        let backend = match self.backend::<SecurityGroupBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
         let request = json!(rules);
         Ok(self
             .call(
-                &SG_AUTHORIZE_INGRESS,
+                &AUTHORIZE_INGRESS,
                 Some(request),
                 backend.authorize_ingress(rules),
             )
             .await)
+    }
+}
+
+/// In memory, for benchmarks and offline tests of the sandbox; counts writes so a test can prove
+/// what reached the "resource".
+#[derive(Default)]
+pub struct InMemorySecurityGroup {
+    pub rules: Mutex<Vec<IngressRule>>,
+    pub writes: AtomicUsize,
+    pub tags: Tags,
+}
+
+impl InMemorySecurityGroup {
+    pub fn with(rules: Vec<IngressRule>) -> InMemorySecurityGroup {
+        InMemorySecurityGroup {
+            rules: Mutex::new(rules),
+            writes: AtomicUsize::new(0),
+            tags: Tags::new(),
+        }
+    }
+}
+
+fn same_rule(a: &IngressRule, b: &IngressRule) -> bool {
+    // EC2 matches revokes on protocol, ports and source; descriptions do not count.
+    a.protocol == b.protocol
+        && a.from_port == b.from_port
+        && a.to_port == b.to_port
+        && a.source == b.source
+}
+
+impl SecurityGroupBackend for InMemorySecurityGroup {
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone()) })
+    }
+
+    fn describe_ingress(&self) -> BoxFuture<'_, Result<Vec<IngressRule>, AwsError>> {
+        Box::pin(async move {
+            Ok(self
+                .rules
+                .lock()
+                .map_err(|_| internal_error("in-memory backend lock poisoned"))?
+                .clone())
+        })
+    }
+
+    fn revoke_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            let mut current = self
+                .rules
+                .lock()
+                .map_err(|_| internal_error("in-memory backend lock poisoned"))?;
+            current.retain(|r| !rules.iter().any(|x| same_rule(r, x)));
+            Ok(())
+        })
+    }
+
+    fn authorize_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            self.rules
+                .lock()
+                .map_err(|_| internal_error("in-memory backend lock poisoned"))?
+                .extend(rules);
+            Ok(())
+        })
     }
 }

@@ -1,0 +1,154 @@
+//! The contract between salve's host, its SDK and its resource kinds.
+//!
+//! A resource kind declares a [`KindSpec`]: its CloudFormation type and the aliases sources use
+//! for it, its capability interface, and the IAM action and resource scope of every capability
+//! function. The link-time import check, the call-time gate, plan validation, the IAM documents
+//! and the SDK's action names all read from these declarations, so a capability cannot be added
+//! without saying what it may do and on which IAM resource.
+//!
+//! This crate has no dependencies: the SDK compiles it to wasm, and every kind depends on it.
+
+mod arn;
+
+pub use arn::{parse_arn, partition_of, Arn};
+
+/// The WIT package every salve interface belongs to.
+pub const PACKAGE: &str = "salve:fixer";
+/// The contract version this host implements.
+pub const PACKAGE_VERSION: &str = "0.1.0";
+
+/// Interfaces every world imports: the finding and the log, no resource access.
+pub const COMMON_INTERFACES: &[&str] = &["types", "context"];
+
+/// The fully qualified name of a salve interface, as it appears in a component's imports.
+pub fn qualified_interface(interface: &str) -> String {
+    format!("{PACKAGE}/{interface}@{PACKAGE_VERSION}")
+}
+
+/// Whether a capability function only reads or also changes the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+/// Which IAM resource an action is granted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceScope {
+    /// The finding's own resource ARN in a session policy; the kind's ARN pattern in the
+    /// customer role.
+    FindingResource,
+    /// `"*"`: the action has no resource-level permissions in IAM (EC2's `Describe*` calls), so
+    /// no policy can narrow it. The capability itself is still bound to the one resource, so the
+    /// runtime narrows what IAM cannot.
+    AllResources,
+}
+
+/// One function of one capability interface.
+#[derive(Debug)]
+pub struct CapabilityFunction {
+    /// The interface's WIT name without package, e.g. "s3-bucket".
+    pub interface: &'static str,
+    /// The function's WIT name, e.g. "put-public-access-block".
+    pub function: &'static str,
+    pub iam_action: &'static str,
+    pub access: Access,
+    pub scope: ResourceScope,
+}
+
+/// How the host confirms a change took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// The resource reads back changed as soon as the write call returns.
+    Immediate,
+    /// The change is asynchronous: read back up to `attempts` times, `interval_ms` apart.
+    Polled { attempts: u32, interval_ms: u64 },
+}
+
+/// What `salve fixer new` writes for a kind: the SDK module a stub imports, an example ARN, and
+/// the recorded traffic (with its recording time) of the example case.
+#[derive(Debug)]
+pub struct Scaffold {
+    pub module: &'static str,
+    pub example_arn: &'static str,
+    pub traffic: &'static str,
+    pub recorded_at: &'static str,
+}
+
+/// Everything about one resource kind that needs no AWS SDK and no wasm runtime.
+#[derive(Debug)]
+pub struct KindSpec {
+    /// CloudFormation-style name, as in findings: "AWS::S3::Bucket".
+    pub name: &'static str,
+    /// Security Hub (ASFF) resource types that mean this kind: "AwsS3Bucket".
+    pub security_hub_types: &'static [&'static str],
+    /// Wiz resource types that mean this kind: "BUCKET".
+    pub wiz_types: &'static [&'static str],
+    /// The controls the kind's shipped fixer remediates, for the README and `fixer new`.
+    pub controls: &'static [&'static str],
+    /// The WIT world a fixer of this kind is checked against.
+    pub world: &'static str,
+    /// The capability interface (the kind's only resource-bound import).
+    pub interface: &'static str,
+    /// Every function of that interface, with its IAM action.
+    pub functions: &'static [CapabilityFunction],
+    /// The read-only IAM action the host itself uses to read the resource's tags (for the
+    /// eligibility metadata); not a capability a fixer can call.
+    pub tags_action: &'static str,
+    pub tags_scope: ResourceScope,
+    /// Every resource of this kind in one account, for the customer role, which serves every
+    /// finding; `{account}` is replaced by the account ID, or `*`.
+    pub arn_pattern: &'static str,
+    pub verify: VerifyMode,
+    pub scaffold: Scaffold,
+}
+
+impl KindSpec {
+    /// The ARN pattern for the resources of this kind in `account` (`None`: any account).
+    pub fn arn_pattern(&self, account: Option<&str>) -> String {
+        self.arn_pattern
+            .replace("{account}", account.unwrap_or("*"))
+    }
+
+    /// The capability function of this kind that performs `iam_action`, if there is one.
+    pub fn function_for_action(&self, iam_action: &str) -> Option<&'static CapabilityFunction> {
+        self.functions.iter().find(|f| f.iam_action == iam_action)
+    }
+
+    /// The function named `function` (its WIT name), if the kind has one.
+    pub fn function(&self, function: &str) -> Option<&'static CapabilityFunction> {
+        self.functions.iter().find(|f| f.function == function)
+    }
+
+    /// Checks what the type system cannot: every function belongs to this kind's interface, and
+    /// no IAM action is listed twice.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, f) in self.functions.iter().enumerate() {
+            if f.interface != self.interface {
+                return Err(format!(
+                    "{}: {} is in interface {}, not {}",
+                    self.name, f.function, f.interface, self.interface
+                ));
+            }
+            if self.functions[..i]
+                .iter()
+                .any(|g| g.iam_action == f.iam_action || g.function == f.function)
+            {
+                return Err(format!(
+                    "{}: {} ({}) is listed twice",
+                    self.name, f.function, f.iam_action
+                ));
+            }
+        }
+        Ok(())
+    }
+}

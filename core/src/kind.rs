@@ -1,0 +1,64 @@
+//! What a resource kind implements on the host side, and the binding of a kind's backend to one
+//! finding's resource.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use aws_types::SdkConfig;
+use salve_contract::{Arn, KindSpec};
+
+use crate::{AwsError, BoxFuture, Capabilities, Tags};
+
+/// A kind's backend, bound to one resource through one session (or held in memory). The host
+/// reads tags through it; the kind's capability functions reach their own backend type through
+/// [`Capabilities::backend`].
+pub trait KindBackend: Send + Sync + 'static {
+    fn kind(&self) -> &'static KindSpec;
+    /// The resource's own tags, for the eligibility metadata. The host reads them during the
+    /// plan phase; fixers cannot.
+    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A backend bound to a finding's resource.
+pub type Binding = Arc<dyn KindBackend>;
+
+/// The resource a session's backend is bound to.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundResource<'a> {
+    /// The short name or ID, as the kind's [`KindHost::resource_name`] returned it.
+    pub name: &'a str,
+    pub account_id: &'a str,
+    pub region: &'a str,
+}
+
+/// Everything the host needs from a kind beyond its [`KindSpec`]. The host's registry holds one
+/// entry per kind; nothing outside a kind's folder matches on its type name.
+pub trait KindHost: 'static {
+    const SPEC: &'static KindSpec;
+
+    /// Links the kind's capability interface. Only the kind of the fixer being loaded is linked,
+    /// so a fixer that imports another kind's interface cannot be instantiated.
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        get: fn(&mut T) -> &mut Capabilities,
+    ) -> anyhow::Result<()>;
+
+    /// The real backend, reaching the resource through `session` (an assumed-role session).
+    /// `path_style` is set when every call goes to one endpoint override (a local stand-in).
+    fn aws_backend(session: &SdkConfig, resource: BoundResource<'_>, path_style: bool) -> Binding;
+
+    /// Checks that `arn` names a resource of this kind in `account` and `region`, and returns
+    /// its short name (bucket name, group ID). The error says what such an ARN looks like.
+    fn resource_name(arn: &Arn<'_>, account: &str, region: &str) -> Result<String, String>;
+
+    /// The one spelling of the resource's ARN, so two spellings are one resource.
+    fn canonical_arn(arn: &Arn<'_>, name: &str, account: &str, region: &str) -> String;
+
+    /// The ARN for a bare ID (`sg-…`, a bucket name) that a source sent instead of an ARN, when
+    /// the ID alone says it is this kind (`typed` is set when the source named the kind).
+    fn arn_for_id(id: &str, typed: bool, account: &str, region: &str) -> Option<String>;
+
+    /// Whether `arn` itself names a resource of this kind.
+    fn names_arn(arn: &Arn<'_>) -> bool;
+}
