@@ -7,7 +7,7 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 fixers=(s3-block-public-access sg-close-admin-ports)
-fixtures=(hostile-fixer forbidden-import)
+fixtures=(hostile-fixer forbidden-import typed-s3)
 args=()
 for p in "${fixers[@]}" "${fixtures[@]}"; do args+=(-p "$p"); done
 cargo build --release --target wasm32-wasip2 "${args[@]}"

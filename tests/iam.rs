@@ -28,6 +28,7 @@ fn plan(actions: &[&str]) -> Plan {
                 description: String::new(),
                 before: None,
                 after: None,
+                call: None,
             })
             .collect(),
     }

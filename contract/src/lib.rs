@@ -12,17 +12,67 @@ mod arn;
 
 pub use arn::{parse_arn, partition_of, Arn};
 
-/// The WIT package every salve interface belongs to.
+/// The WIT package of the shared interfaces (and, in 0.1.0, of every interface).
 pub const PACKAGE: &str = "salve:fixer";
-/// The contract version this host implements.
+/// The first contract version, frozen in `wit/since_v0.1.0/`.
 pub const PACKAGE_VERSION: &str = "0.1.0";
 
-/// Interfaces every world imports: the finding and the log, no resource access.
+/// Interfaces every 0.1.0 world imports: the finding and the log, no resource access.
 pub const COMMON_INTERFACES: &[&str] = &["types", "context"];
 
-/// The fully qualified name of a salve interface, as it appears in a component's imports.
+/// The fully qualified name of a 0.1.0 interface, as it appears in a component's imports.
 pub fn qualified_interface(interface: &str) -> String {
     format!("{PACKAGE}/{interface}@{PACKAGE_VERSION}")
+}
+
+/// The contract versions the host loads. A released version is frozen; a fixer built against
+/// it keeps loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContractVersion {
+    /// One package with every kind's interface; a plan names IAM actions.
+    V0_1,
+    /// One package per kind; a plan is typed calls with their arguments, and the host reads the
+    /// resource back after apply.
+    V0_2,
+}
+
+impl ContractVersion {
+    pub const ALL: [ContractVersion; 2] = [ContractVersion::V0_1, ContractVersion::V0_2];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractVersion::V0_1 => "0.1.0",
+            ContractVersion::V0_2 => "0.2.0",
+        }
+    }
+
+    /// The shared interfaces every world of this version imports.
+    pub fn common_interfaces(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            ContractVersion::V0_1 => COMMON_INTERFACES,
+            ContractVersion::V0_2 => &["types", "context", "results"],
+        };
+        names
+            .iter()
+            .map(|i| format!("{PACKAGE}/{i}@{}", self.as_str()))
+            .collect()
+    }
+
+    /// `kind`'s capability interface, as a component imports it.
+    pub fn capability_interface(self, kind: &KindSpec) -> String {
+        match self {
+            ContractVersion::V0_1 => qualified_interface(kind.interface),
+            ContractVersion::V0_2 => format!("salve:{}/capability@0.2.0", kind.interface),
+        }
+    }
+
+    /// The interface a fixer of `kind` exports.
+    pub fn fixer_export(self, kind: &KindSpec) -> String {
+        match self {
+            ContractVersion::V0_1 => qualified_interface("fixer"),
+            ContractVersion::V0_2 => format!("salve:{}/fixer@0.2.0", kind.interface),
+        }
+    }
 }
 
 /// Whether a capability function only reads or also changes the resource.

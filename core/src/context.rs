@@ -66,6 +66,33 @@ fn level_name(level: LogLevel) -> &'static str {
     }
 }
 
+impl crate::v0_2::salve::fixer::context::Host for Capabilities {
+    async fn current_finding(&mut self) -> wasmtime::Result<Finding> {
+        Ok(self.finding.clone())
+    }
+
+    async fn log(
+        &mut self,
+        level: crate::v0_2::salve::fixer::context::LogLevel,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        use crate::v0_2::salve::fixer::context::LogLevel as L;
+        let level = match level {
+            L::Trace => LogLevel::Trace,
+            L::Debug => LogLevel::Debug,
+            L::Info => LogLevel::Info,
+            L::Warn => LogLevel::Warn,
+            L::Error => LogLevel::Error,
+        };
+        self.log.push(level_name(level), message);
+        Ok(())
+    }
+
+    async fn setting(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.settings.get(&key).cloned())
+    }
+}
+
 impl Host for Capabilities {
     async fn current_finding(&mut self) -> wasmtime::Result<Finding> {
         Ok(self.finding.clone())

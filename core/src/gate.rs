@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::Plan;
+use crate::{Plan, PlannedCall};
 use salve_contract::{Access, CapabilityFunction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,6 +53,21 @@ pub struct CapabilityCall {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
     pub duration_us: u64,
+    /// The index of the approved plan's change this write call carried out (contract 0.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planned: Option<usize>,
+}
+
+/// How one call went, for [`CallGate::record`].
+#[derive(Debug)]
+pub struct CallRecord {
+    pub result: CallResult,
+    pub detail: Option<String>,
+    pub request: Option<Value>,
+    pub response: Option<Value>,
+    pub duration: Duration,
+    /// The planned call it carried out (contract 0.2).
+    pub planned: Option<usize>,
 }
 
 /// The contract crate has no serde; the record spells the access the way it always has.
@@ -68,6 +83,8 @@ pub struct CallGate {
     /// Remaining write calls per IAM action during `apply`.
     allowance: BTreeMap<String, u32>,
     planned: BTreeMap<String, u32>,
+    /// Under contract 0.2: the approved plan's typed calls, each usable once.
+    typed: Vec<(PlannedCall, bool)>,
     calls: Vec<CapabilityCall>,
     max_calls: usize,
 }
@@ -78,6 +95,7 @@ impl CallGate {
             phase: Phase::Check,
             allowance: BTreeMap::new(),
             planned: BTreeMap::new(),
+            typed: Vec::new(),
             calls: Vec::new(),
             max_calls,
         }
@@ -91,14 +109,24 @@ impl CallGate {
     pub fn enter(&mut self, phase: Phase) {
         self.phase = phase;
         self.allowance.clear();
+        self.typed.clear();
     }
 
-    /// Enters `apply` with the approved plan: each listed change allows one call of its action.
+    /// Enters `apply` with the approved plan. A typed plan (contract 0.2) allows each planned
+    /// call once, with exactly its arguments; a 0.1 plan allows one call of each listed action.
     pub fn enter_apply(&mut self, approved: &Plan) {
         self.phase = Phase::Apply;
         self.allowance.clear();
-        for change in &approved.changes {
-            *self.allowance.entry(change.action.clone()).or_default() += 1;
+        self.typed = approved
+            .changes
+            .iter()
+            .filter_map(|c| c.call.clone())
+            .map(|c| (c, false))
+            .collect();
+        if self.typed.is_empty() {
+            for change in &approved.changes {
+                *self.allowance.entry(change.action.clone()).or_default() += 1;
+            }
         }
         self.planned = self.allowance.clone();
     }
@@ -107,8 +135,13 @@ impl CallGate {
         &self.calls
     }
 
-    /// Allows or denies one call; the `Err` is the exact denial message the fixer receives.
-    pub fn authorize(&mut self, function: &CapabilityFunction) -> Result<(), String> {
+    /// Allows or denies one call; the `Err` is the exact denial message the fixer receives. A
+    /// write under a typed plan returns the index of the planned call it uses up.
+    pub fn authorize(
+        &mut self,
+        function: &CapabilityFunction,
+        request: Option<&Value>,
+    ) -> Result<Option<usize>, String> {
         let action = function.iam_action;
         if self.calls.len() >= self.max_calls {
             return Err(format!(
@@ -117,13 +150,30 @@ impl CallGate {
             ));
         }
         if function.access == Access::Read {
-            return Ok(());
+            return Ok(None);
         }
         if self.phase != Phase::Apply {
             return Err(format!(
                 "{action} denied: it is a write, and writes are allowed only during apply, not during {}",
                 self.phase.as_str()
             ));
+        }
+        if !self.typed.is_empty() {
+            let name = format!("{}.{}", function.interface, function.function);
+            let args = request.cloned().unwrap_or(Value::Null);
+            let same = |(c, _): &(PlannedCall, bool)| c.function == name && c.args == args;
+            return match self.typed.iter().position(|t| same(t) && !t.1) {
+                Some(i) => {
+                    self.typed[i].1 = true;
+                    Ok(Some(i))
+                }
+                None if self.typed.iter().any(same) => Err(format!(
+                    "{action} denied: the approved plan's call of {name} with these arguments was already made"
+                )),
+                None => Err(format!(
+                    "{action} denied: the approved plan has no call of {name} with these arguments"
+                )),
+            };
         }
         match self.allowance.get_mut(action) {
             None => Err(format!("{action} denied: the approved plan does not list it")),
@@ -133,30 +183,23 @@ impl CallGate {
             )),
             Some(left) => {
                 *left -= 1;
-                Ok(())
+                Ok(None)
             }
         }
     }
 
-    pub fn record(
-        &mut self,
-        function: &CapabilityFunction,
-        result: CallResult,
-        detail: Option<String>,
-        request: Option<Value>,
-        response: Option<Value>,
-        duration: Duration,
-    ) {
+    pub fn record(&mut self, function: &CapabilityFunction, call: CallRecord) {
         self.calls.push(CapabilityCall {
             phase: self.phase,
             function: format!("{}.{}", function.interface, function.function),
             action: function.iam_action,
             access: function.access,
-            result,
-            detail,
-            request,
-            response,
-            duration_us: duration.as_micros().min(u64::MAX as u128) as u64,
+            result: call.result,
+            detail: call.detail,
+            request: call.request,
+            response: call.response,
+            duration_us: call.duration.as_micros().min(u64::MAX as u128) as u64,
+            planned: call.planned,
         });
     }
 }
@@ -198,6 +241,7 @@ mod tests {
                     description: String::new(),
                     before: None,
                     after: None,
+                    call: None,
                 })
                 .collect(),
             summary: String::new(),
@@ -208,9 +252,9 @@ mod tests {
     fn writes_are_denied_outside_apply() {
         let mut gate = CallGate::new(10);
         gate.enter(Phase::Plan);
-        assert_eq!(gate.authorize(&S3_GET_PUBLIC_ACCESS_BLOCK), Ok(()));
+        assert_eq!(gate.authorize(&S3_GET_PUBLIC_ACCESS_BLOCK, None), Ok(None));
         assert_eq!(
-            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK),
+            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK, None),
             Err("s3:PutBucketPublicAccessBlock denied: it is a write, and writes are allowed only during apply, not during plan".into())
         );
     }
@@ -220,12 +264,12 @@ mod tests {
         let mut gate = CallGate::new(10);
         gate.enter_apply(&plan_with(&["s3:PutBucketPublicAccessBlock"]));
         assert_eq!(
-            gate.authorize(&SG_REVOKE_INGRESS),
+            gate.authorize(&SG_REVOKE_INGRESS, None),
             Err("ec2:RevokeSecurityGroupIngress denied: the approved plan does not list it".into())
         );
-        assert_eq!(gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK), Ok(()));
+        assert_eq!(gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK, None), Ok(None));
         assert_eq!(
-            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK),
+            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK, None),
             Err("s3:PutBucketPublicAccessBlock denied: the approved plan lists it 1 time(s) and it was already called that often".into())
         );
     }
@@ -235,15 +279,45 @@ mod tests {
         let mut gate = CallGate::new(1);
         gate.record(
             &S3_GET_PUBLIC_ACCESS_BLOCK,
-            CallResult::Ok,
-            None,
-            None,
-            None,
-            Duration::ZERO,
+            CallRecord {
+                result: CallResult::Ok,
+                detail: None,
+                request: None,
+                response: None,
+                duration: Duration::ZERO,
+                planned: None,
+            },
         );
         assert_eq!(
-            gate.authorize(&S3_GET_PUBLIC_ACCESS_BLOCK),
+            gate.authorize(&S3_GET_PUBLIC_ACCESS_BLOCK, None),
             Err("s3:GetBucketPublicAccessBlock denied: the fixer reached the limit of 1 capability calls".into())
+        );
+    }
+
+    #[test]
+    fn a_typed_plan_allows_each_call_once_with_exactly_its_arguments() {
+        let all = serde_json::json!({"block-public-acls": true, "ignore-public-acls": true,
+            "block-public-policy": true, "restrict-public-buckets": true});
+        let none = serde_json::json!({"block-public-acls": false, "ignore-public-acls": false,
+            "block-public-policy": false, "restrict-public-buckets": false});
+        let mut plan = plan_with(&["s3:PutBucketPublicAccessBlock"]);
+        plan.changes[0].call = Some(PlannedCall {
+            function: "s3-bucket.put-public-access-block".into(),
+            args: all.clone(),
+        });
+        let mut gate = CallGate::new(10);
+        gate.enter_apply(&plan);
+        assert_eq!(
+            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK, Some(&none)),
+            Err("s3:PutBucketPublicAccessBlock denied: the approved plan has no call of s3-bucket.put-public-access-block with these arguments".into())
+        );
+        assert_eq!(
+            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK, Some(&all)),
+            Ok(Some(0))
+        );
+        assert_eq!(
+            gate.authorize(&S3_PUT_PUBLIC_ACCESS_BLOCK, Some(&all)),
+            Err("s3:PutBucketPublicAccessBlock denied: the approved plan's call of s3-bucket.put-public-access-block with these arguments was already made".into())
         );
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use aws_types::SdkConfig;
 use salve_contract::{Arn, KindSpec};
 
-use crate::{AwsError, BoxFuture, Capabilities, Tags};
+use crate::{AwsError, BoxFuture, Capabilities, FixerPre, PlannedCall, Tags};
+use salve_contract::ContractVersion;
 
 /// A kind's backend, bound to one resource through one session (or held in memory). The host
 /// reads tags through it; the kind's capability functions reach their own backend type through
@@ -37,12 +38,27 @@ pub struct BoundResource<'a> {
 pub trait KindHost: 'static {
     const SPEC: &'static KindSpec;
 
-    /// Links the kind's capability interface. Only the kind of the fixer being loaded is linked,
-    /// so a fixer that imports another kind's interface cannot be instantiated.
+    /// Links the kind's capability interface of contract `version`. Only the kind of the fixer
+    /// being loaded is linked, so a fixer that imports another kind's interface cannot be
+    /// instantiated.
     fn add_to_linker<T: Send + 'static>(
         linker: &mut wasmtime::component::Linker<T>,
+        version: ContractVersion,
         get: fn(&mut T) -> &mut Capabilities,
     ) -> anyhow::Result<()>;
+
+    /// The kind's contract 0.2.0 `fixer` export of a linked component.
+    fn fixer_pre_v0_2<T: Send + 'static>(
+        pre: wasmtime::component::InstancePre<T>,
+    ) -> wasmtime::Result<Box<dyn FixerPre<T>>>;
+
+    /// Reads the resource through `binding` and says whether `call`'s declared outcome holds.
+    /// The host asks this after apply, before the fixer's own `check()`: evidence comes from
+    /// the resource, not from the fixer.
+    fn read_back<'a>(
+        call: &'a PlannedCall,
+        binding: &'a Binding,
+    ) -> BoxFuture<'a, Result<ReadBack, AwsError>>;
 
     /// The real backend, reaching the resource through `session` (an assumed-role session).
     /// `path_style` is set when every call goes to one endpoint override (a local stand-in).
@@ -61,4 +77,15 @@ pub trait KindHost: 'static {
 
     /// Whether `arn` itself names a resource of this kind.
     fn names_arn(arn: &Arn<'_>) -> bool;
+}
+
+/// What the host read back for one planned call after apply.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReadBack {
+    /// Whether the call's declared outcome holds now.
+    pub holds: bool,
+    /// The state the planned call declares, as JSON.
+    pub expected: serde_json::Value,
+    /// The state the host read, as JSON.
+    pub actual: serde_json::Value,
 }

@@ -11,8 +11,10 @@
 
 mod aws_error;
 mod context;
+mod exports;
 mod gate;
 mod kind;
+mod plan;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -26,8 +28,10 @@ use serde_json::Value;
 pub use aws_error::{describe_aws_error, internal_error, to_aws_error};
 pub use aws_types::SdkConfig;
 pub use context::{FixerLog, LogLine};
-pub use gate::{serialize_access, CallGate, CallResult, CapabilityCall, Phase};
-pub use kind::{Binding, BoundResource, KindBackend, KindHost};
+pub use exports::{FixerInstance, FixerPre, V0_1Pre};
+pub use gate::{serialize_access, CallGate, CallRecord, CallResult, CapabilityCall, Phase};
+pub use kind::{Binding, BoundResource, KindBackend, KindHost, ReadBack};
+pub use plan::{Change, Outcome, Plan, PlannedCall};
 pub use salve_contract as contract;
 
 use salve_contract::CapabilityFunction;
@@ -52,9 +56,26 @@ pub mod bindings {
 }
 
 pub use bindings::exports::salve::fixer::fixer::Guest as FixerExports;
-pub use bindings::salve::fixer::types::{
-    AwsError, Change, Finding, FixerError, Outcome, Plan, Resource, Severity,
-};
+pub use bindings::salve::fixer::types::{AwsError, Finding, FixerError, Resource, Severity};
+
+/// Contract 0.2.0's shared parts. `types` is unchanged from 0.1.0, so it is the same Rust type;
+/// `context` is served by the same code under its 0.2.0 name.
+pub mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/v0.2.0",
+        inline: "
+            package salve:host-v0-2;
+            world fixer-core {
+                import salve:fixer/context@0.2.0;
+                import salve:fixer/results@0.2.0;
+            }
+        ",
+        world: "salve:host-v0-2/fixer-core",
+        imports: { default: async | trappable },
+        with: { "salve:fixer/types@0.2.0": crate::bindings::salve::fixer::types },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+}
 pub use bindings::{FixerCore, FixerCorePre};
 
 /// A boxed future, so backends can be trait objects.
@@ -143,26 +164,43 @@ impl Capabilities {
         request: Option<Value>,
         call: BoxFuture<'_, Result<T, AwsError>>,
     ) -> Result<T, FixerError> {
+        // The gate compares the full arguments; only the record is cut to size.
+        let planned = self.gate.authorize(function, request.as_ref());
         let request = request.map(bounded_json);
-        if let Err(denial) = self.gate.authorize(function) {
-            self.gate.record(
-                function,
-                CallResult::Denied,
-                Some(denial.clone()),
-                request,
-                None,
-                Duration::ZERO,
-            );
-            return Err(FixerError::Denied(denial));
-        }
+        let planned = match planned {
+            Ok(planned) => planned,
+            Err(denial) => {
+                self.gate.record(
+                    function,
+                    CallRecord {
+                        result: CallResult::Denied,
+                        detail: Some(denial.clone()),
+                        request,
+                        response: None,
+                        duration: Duration::ZERO,
+                        planned: None,
+                    },
+                );
+                return Err(FixerError::Denied(denial));
+            }
+        };
         let started = Instant::now();
         let result = call.await;
         let elapsed = started.elapsed();
         match &result {
             Ok(value) => {
                 let response = serde_json::to_value(value).ok().map(bounded_json);
-                self.gate
-                    .record(function, CallResult::Ok, None, request, response, elapsed);
+                self.gate.record(
+                    function,
+                    CallRecord {
+                        result: CallResult::Ok,
+                        detail: None,
+                        request,
+                        response,
+                        duration: elapsed,
+                        planned,
+                    },
+                );
             }
             Err(e) => {
                 if self.observed_errors.len() < 64 {
@@ -171,11 +209,14 @@ impl Capabilities {
                 let detail = format!("{}: {}", e.code, e.message);
                 self.gate.record(
                     function,
-                    CallResult::AwsError,
-                    Some(detail),
-                    request,
-                    None,
-                    elapsed,
+                    CallRecord {
+                        result: CallResult::AwsError,
+                        detail: Some(detail),
+                        request,
+                        response: None,
+                        duration: elapsed,
+                        planned,
+                    },
                 );
             }
         }
@@ -195,12 +236,27 @@ pub(crate) fn bounded_json(value: Value) -> Value {
 /// Adds the parts of the contract every fixer imports (`types` and `context`) to `linker`.
 pub fn add_common_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
+    version: contract::ContractVersion,
     get: fn(&mut T) -> &mut Capabilities,
 ) -> anyhow::Result<()> {
     use wasmtime::component::HasSelf;
-    bindings::salve::fixer::types::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
-    bindings::salve::fixer::context::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
+    match version {
+        contract::ContractVersion::V0_1 => {
+            bindings::salve::fixer::types::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
+            bindings::salve::fixer::context::add_to_linker::<T, HasSelf<Capabilities>>(
+                linker, get,
+            )?;
+        }
+        contract::ContractVersion::V0_2 => {
+            // Interfaces of types only: nothing to implement, but the import must resolve.
+            linker.instance("salve:fixer/types@0.2.0")?;
+            v0_2::salve::fixer::results::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
+            v0_2::salve::fixer::context::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
+        }
+    }
     Ok(())
 }
+
+impl v0_2::salve::fixer::results::Host for Capabilities {}
 
 impl bindings::salve::fixer::types::Host for Capabilities {}

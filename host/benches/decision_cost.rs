@@ -41,6 +41,7 @@ fn main() {
             description: "block all public access".into(),
             before: None,
             after: Some(r#"{"block_public_acls":true}"#.into()),
+            call: None,
         }],
         summary: "block public access".into(),
     };

@@ -5,12 +5,15 @@
 //! the runtime's linkers, `salve iam`, `fixer new` and `fixer inspect` iterate this list instead
 //! of matching on type names.
 
-use salve_core::{Binding, BoundResource, KindHost, SdkConfig};
-use wasmtime::component::Linker;
+use salve_core::{
+    AwsError, Binding, BoundResource, BoxFuture, FixerPre, KindHost, PlannedCall, ReadBack,
+    SdkConfig,
+};
+use wasmtime::component::{InstancePre, Linker};
 
 pub use salve_contract::{
-    qualified_interface, Access, Arn, CapabilityFunction, KindSpec, ResourceScope, VerifyMode,
-    COMMON_INTERFACES, PACKAGE, PACKAGE_VERSION,
+    qualified_interface, Access, Arn, CapabilityFunction, ContractVersion, KindSpec, ResourceScope,
+    VerifyMode, COMMON_INTERFACES, PACKAGE, PACKAGE_VERSION,
 };
 
 use crate::runtime::state::SandboxState;
@@ -24,7 +27,9 @@ pub const KINDS: &[Kind] = &[
 /// One kind's entry: its spec, and its host behaviour as plain functions.
 pub struct Kind {
     pub spec: &'static KindSpec,
-    link: fn(&mut Linker<SandboxState>) -> anyhow::Result<()>,
+    link: fn(&mut Linker<SandboxState>, ContractVersion) -> anyhow::Result<()>,
+    fixer_pre_v0_2: FixerPreFn,
+    read_back: ReadBackFn,
     aws_backend: fn(&SdkConfig, BoundResource<'_>, bool) -> Binding,
     resource_name: fn(&Arn<'_>, &str, &str) -> Result<String, String>,
     canonical_arn: fn(&Arn<'_>, &str, &str, &str) -> String,
@@ -32,10 +37,17 @@ pub struct Kind {
     names_arn: fn(&Arn<'_>) -> bool,
 }
 
+type FixerPreFn =
+    fn(InstancePre<SandboxState>) -> wasmtime::Result<Box<dyn FixerPre<SandboxState>>>;
+type ReadBackFn =
+    for<'a> fn(&'a PlannedCall, &'a Binding) -> BoxFuture<'a, Result<ReadBack, AwsError>>;
+
 const fn kind<K: KindHost>() -> Kind {
     Kind {
         spec: K::SPEC,
         link: link::<K>,
+        fixer_pre_v0_2: K::fixer_pre_v0_2::<SandboxState>,
+        read_back: K::read_back,
         aws_backend: K::aws_backend,
         resource_name: K::resource_name,
         canonical_arn: K::canonical_arn,
@@ -44,14 +56,38 @@ const fn kind<K: KindHost>() -> Kind {
     }
 }
 
-fn link<K: KindHost>(linker: &mut Linker<SandboxState>) -> anyhow::Result<()> {
-    K::add_to_linker(linker, SandboxState::capabilities_mut)
+fn link<K: KindHost>(
+    linker: &mut Linker<SandboxState>,
+    version: ContractVersion,
+) -> anyhow::Result<()> {
+    K::add_to_linker(linker, version, SandboxState::capabilities_mut)
 }
 
 impl Kind {
-    /// Links the kind's capability interface (and nothing of any other kind).
-    pub fn add_to_linker(&self, linker: &mut Linker<SandboxState>) -> anyhow::Result<()> {
-        (self.link)(linker)
+    /// Links the kind's capability interface of `version` (and nothing of any other kind).
+    pub fn add_to_linker(
+        &self,
+        linker: &mut Linker<SandboxState>,
+        version: ContractVersion,
+    ) -> anyhow::Result<()> {
+        (self.link)(linker, version)
+    }
+
+    /// The kind's contract 0.2.0 exports of a linked fixer.
+    pub fn fixer_pre_v0_2(
+        &self,
+        pre: InstancePre<SandboxState>,
+    ) -> wasmtime::Result<Box<dyn FixerPre<SandboxState>>> {
+        (self.fixer_pre_v0_2)(pre)
+    }
+
+    /// Whether `call`'s declared outcome holds on the resource, read through `binding`.
+    pub fn read_back<'a>(
+        &self,
+        call: &'a PlannedCall,
+        binding: &'a Binding,
+    ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
+        (self.read_back)(call, binding)
     }
 
     pub fn aws_backend(

@@ -14,12 +14,16 @@ use tracing::Instrument;
 use crate::audit::{
     sha256_hex, AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
 };
-use crate::capabilities::{Binding, BoxFuture, Capabilities, FixerError, Phase, Plan};
+use crate::capabilities::{
+    describe_aws_error, AwsError, Binding, BoxFuture, Capabilities, FixerError, Phase, Plan,
+    PlannedCall, ReadBack,
+};
 use crate::config::SalveConfig;
 use crate::credentials::{read_policy, write_policy, AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
 use crate::idempotency::{self, Claim, Ledger, OpenIntent};
 use crate::ingest::{self, IngestConfig, IngestOutcome, Ingested};
+use crate::kinds::VerifyMode;
 use crate::notify::{Notice, Notifier, Trigger};
 use crate::policy::metadata::Metadata;
 use crate::policy::risk::{self, RiskScore};
@@ -27,6 +31,7 @@ use crate::policy::{Decision, DecisionInput, EligibilityPolicy, Verdict};
 use crate::registry::{FixerRegistry, Selection};
 use crate::runtime::{describe_fixer_error, LoadedFixer, Runtime, Sandbox, SandboxError};
 use crate::text;
+use serde::Serialize;
 
 /// Binds capability backends to a finding's resource, through a session limited by one phase's
 /// policy (AWS in production: an assumed role with that session policy).
@@ -729,6 +734,28 @@ pub fn fixer_json(text: &str) -> Value {
     Value::String(text::bounded(text, MAX_BYTES).into_owned())
 }
 
+/// The approved plan's changes that a write call carried out and AWS accepted, from the gate's
+/// record.
+fn applied_calls(
+    plan: &Plan,
+    gate: &crate::capabilities::CallGate,
+) -> Vec<crate::capabilities::Change> {
+    gate.calls()
+        .iter()
+        .filter(|c| c.result == crate::capabilities::CallResult::Ok)
+        .filter_map(|c| c.planned)
+        .filter_map(|i| plan.changes.get(i).cloned())
+        .collect()
+}
+
+/// One planned call and what the host read back for it.
+#[derive(Debug, Serialize)]
+struct CallReadBack {
+    call: PlannedCall,
+    #[serde(flatten)]
+    read_back: ReadBack,
+}
+
 fn plan_json(plan: &Plan) -> Value {
     serde_json::to_value(plan).unwrap_or(Value::Null)
 }
@@ -743,6 +770,48 @@ struct FindingRun<'a> {
 }
 
 impl FindingRun<'_> {
+    /// Reads the resource back through the read session for every planned call, as often as
+    /// the kind's verify mode allows, until each call's declared outcome holds.
+    async fn read_back(&self, plan: &Plan) -> Result<Vec<CallReadBack>, AwsError> {
+        let Some(kind) = crate::kinds::get(self.fixer.resource_type.name) else {
+            return Err(crate::capabilities::internal_error(
+                "the fixer's kind is not registered",
+            ));
+        };
+        let (attempts, interval) = match kind.spec.verify {
+            VerifyMode::Immediate => (1, std::time::Duration::ZERO),
+            VerifyMode::Polled {
+                attempts,
+                interval_ms,
+            } => (
+                attempts.max(1),
+                std::time::Duration::from_millis(interval_ms),
+            ),
+        };
+        let calls: Vec<&PlannedCall> = plan
+            .changes
+            .iter()
+            .filter_map(|c| c.call.as_ref())
+            .collect();
+        let mut results = Vec::with_capacity(calls.len());
+        for call in calls {
+            let mut attempt = 1;
+            let read_back = loop {
+                let read_back = kind.read_back(call, self.backend).await?;
+                if read_back.holds || attempt >= attempts {
+                    break read_back;
+                }
+                attempt += 1;
+                tokio::time::sleep(interval).await;
+            };
+            results.push(CallReadBack {
+                call: call.clone(),
+                read_back,
+            });
+        }
+        Ok(results)
+    }
+
     /// The metadata from the payload's tags and the resource's own, the more restrictive
     /// answer winning. The resource is always read (a payload's tags are only a claim), through
     /// the read-only tag capability, in the plan phase.
@@ -910,10 +979,14 @@ impl FindingRun<'_> {
         let (applied, apply_error) = match outcome {
             Ok(o) => {
                 entry.rollback = o.rollback.as_deref().map(fixer_json);
-                (
-                    serde_json::to_value(&o.applied).unwrap_or(Value::Null),
-                    None,
-                )
+                // Under a typed plan what was applied is what the gate let through and AWS
+                // accepted, not a list the fixer returns.
+                let applied = if plan.is_typed() {
+                    applied_calls(&plan, sandbox.gate())
+                } else {
+                    o.applied
+                };
+                (serde_json::to_value(&applied).unwrap_or(Value::Null), None)
             }
             Err(e) => (Value::Null, Some(e)),
         };
@@ -925,6 +998,17 @@ impl FindingRun<'_> {
             return (status, reason.map(|r| partial_change(r, sandbox.gate())));
         }
 
+        // The host's own evidence first: under a typed plan it reads the resource back and
+        // compares it with each planned call's declared outcome, before it asks the fixer.
+        let t = Instant::now();
+        let read_back = if plan.is_typed() {
+            Some(self.read_back(&plan).await)
+        } else {
+            None
+        };
+        if read_back.is_some() {
+            entry.durations_us.insert("read_back".into(), micros(t));
+        }
         let t = Instant::now();
         let compliant_after = sandbox.check(Phase::Verify).await;
         entry.durations_us.insert("verify".into(), micros(t));
@@ -933,7 +1017,36 @@ impl FindingRun<'_> {
             "compliant_after": compliant_after.as_ref().ok(),
             "applied": applied,
             "apply_error": apply_error.as_ref().map(|e| text::bounded(&e.to_string(), 4096).into_owned()),
+            "read_back": match &read_back {
+                None => Value::Null,
+                Some(Ok(results)) => json!(results),
+                Some(Err(e)) => json!({ "error": describe_aws_error(e) }),
+            },
         }));
+        match &read_back {
+            Some(Err(e)) => {
+                entry.retryable = e.retryable;
+                return (
+                    Status::Failed,
+                    Some(format!(
+                        "the host could not read the resource back after apply, so the change is unconfirmed: {}",
+                        describe_aws_error(e)
+                    )),
+                );
+            }
+            Some(Ok(results)) => {
+                if let Some(miss) = results.iter().find(|r| !r.read_back.holds) {
+                    let reason = format!(
+                        "the host read the resource back and {} did not take effect: the plan declares {}, the resource has {}",
+                        miss.call.function,
+                        text::bounded(&miss.read_back.expected.to_string(), 1024),
+                        text::bounded(&miss.read_back.actual.to_string(), 1024),
+                    );
+                    return (Status::Failed, Some(partial_change(reason, sandbox.gate())));
+                }
+            }
+            None => {}
+        }
         if let Some(e) = apply_error {
             return match compliant_after {
                 Ok(true) => (

@@ -181,6 +181,19 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 /// A pipeline with both shipped fixers against AWS at `url` (moto, or the counting proxy in front
 /// of it), with the audit log in a fresh scratch directory.
 pub async fn aws_pipeline(name: &str, url: &str) -> (Pipeline, PathBuf) {
+    aws_pipeline_with(
+        name,
+        url,
+        &[
+            fixer("s3-block-public-access"),
+            fixer("sg-close-admin-ports"),
+        ],
+    )
+    .await
+}
+
+/// A pipeline of `fixers` against `url` (moto, or a proxy in front of it).
+pub async fn aws_pipeline_with(name: &str, url: &str, fixers: &[PathBuf]) -> (Pipeline, PathBuf) {
     let audit = scratch(name).join("audit.jsonl");
     let sdk = sdk_config().await.into_builder().endpoint_url(url).build();
     let backends = salve::aws::AwsBackends::from_config(
@@ -192,10 +205,7 @@ pub async fn aws_pipeline(name: &str, url: &str) -> (Pipeline, PathBuf) {
         test_config("").account_roles(),
     );
     let p = pipeline(
-        &[
-            fixer("s3-block-public-access"),
-            fixer("sg-close-admin-ports"),
-        ],
+        fixers,
         RuntimeLimits::default(),
         Box::new(backends),
         &audit,

@@ -11,7 +11,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use crate::kinds::{self, CapabilityFunction, KindSpec};
+use crate::kinds::{self, CapabilityFunction, ContractVersion, KindSpec};
 
 /// The custom section `salve_sdk::register_fixer!` writes.
 pub const MANIFEST_SECTION: &str = "salve-fixer-manifest";
@@ -92,12 +92,10 @@ pub fn check_imports(
     engine: &Engine,
     component: &Component,
     resource_type: &KindSpec,
+    version: ContractVersion,
 ) -> Result<Imports> {
-    let own = kinds::qualified_interface(resource_type.interface);
-    let common: Vec<String> = kinds::COMMON_INTERFACES
-        .iter()
-        .map(|i| kinds::qualified_interface(i))
-        .collect();
+    let own = version.capability_interface(resource_type);
+    let common = version.common_interfaces();
     let mut interfaces = Vec::new();
     let mut functions = Vec::new();
     for (name, item) in component.component_type().imports(engine) {
@@ -134,6 +132,39 @@ pub fn check_imports(
         interfaces,
         functions,
     })
+}
+
+/// The contract version a component was built against, from the `fixer` interface it exports.
+pub fn contract_version(
+    engine: &Engine,
+    component: &Component,
+    kind: &KindSpec,
+) -> Result<ContractVersion> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    ContractVersion::ALL
+        .into_iter()
+        .rev()
+        .find(|v| exports.iter().any(|e| *e == v.fixer_export(kind)))
+        .with_context(|| {
+            format!(
+                "the component exports {}, and none of them is a salve fixer interface for {} ({})",
+                if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                },
+                kind.name,
+                ContractVersion::ALL
+                    .iter()
+                    .map(|v| v.fixer_export(kind))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+        })
 }
 
 /// One capability function a fixer imports, as `salve fixer inspect` shows it.
@@ -186,8 +217,12 @@ pub fn list_imports(engine: &Engine, component: &Component) -> (Vec<String>, Vec
     for (name, item) in component.component_type().imports(engine) {
         names.push(name.to_string());
         let Some(interface) = kinds::specs()
+            .find(|t| {
+                ContractVersion::ALL
+                    .iter()
+                    .any(|v| v.capability_interface(t) == name)
+            })
             .map(|t| t.interface)
-            .find(|i| kinds::qualified_interface(i) == name)
         else {
             continue;
         };

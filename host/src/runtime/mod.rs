@@ -25,10 +25,10 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::audit::{sha256_hex, FixerIdentity};
 use crate::capabilities::{
-    self, Binding, CallGate, Capabilities, FixerCore, FixerCorePre, FixerError, FixerLog, Outcome,
-    Phase, Plan,
+    self, Binding, CallGate, Capabilities, FixerCorePre, FixerError, FixerInstance, FixerLog,
+    FixerPre, Outcome, Phase, Plan, V0_1Pre,
 };
-use crate::kinds::{self, KindSpec};
+use crate::kinds::{self, ContractVersion, Kind, KindSpec};
 use inspect::{FixerManifest, Imports};
 use output::BoundedOutput;
 use state::{CpuClock, CpuLimitExceeded, SandboxState, EPOCH_TICK};
@@ -231,7 +231,9 @@ pub struct LoadedFixer {
     pub artifact: ArtifactSource,
     /// SHA-256 of the compiled artifact that runs (what the cache holds), beside the `.wasm`'s.
     pub artifact_sha256: String,
-    pre: FixerCorePre<SandboxState>,
+    /// The contract version the fixer was built against, from its exports.
+    pub contract: ContractVersion,
+    pre: Box<dyn FixerPre<SandboxState>>,
 }
 
 impl LoadedFixer {
@@ -257,7 +259,7 @@ impl LoadedFixer {
 /// One engine and one linker per resource type.
 pub struct Runtime {
     engine: Engine,
-    linkers: Vec<(&'static KindSpec, Linker<SandboxState>)>,
+    linkers: Vec<(&'static Kind, ContractVersion, Linker<SandboxState>)>,
     limits: RuntimeLimits,
     cache: ArtifactCache,
     /// One permit per instance the pooling allocator holds: a finding beyond the pool waits for
@@ -288,12 +290,19 @@ impl Runtime {
         let engine = wt(Engine::new(&config)).context("creating the wasmtime engine")?;
         let mut linkers = Vec::new();
         for kind in kinds::KINDS {
-            // Only this kind's interface: a fixer that imports another kind's cannot link.
-            let mut linker = Linker::new(&engine);
-            wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("linking WASI")?;
-            capabilities::add_common_to_linker(&mut linker, SandboxState::capabilities_mut)?;
-            kind.add_to_linker(&mut linker)?;
-            linkers.push((kind.spec, linker));
+            for version in ContractVersion::ALL {
+                // Only this kind's interface of this version: a fixer that imports another
+                // kind's, or mixes versions, cannot link.
+                let mut linker = Linker::new(&engine);
+                wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker)).context("linking WASI")?;
+                capabilities::add_common_to_linker(
+                    &mut linker,
+                    version,
+                    SandboxState::capabilities_mut,
+                )?;
+                kind.add_to_linker(&mut linker, version)?;
+                linkers.push((kind, version, linker));
+            }
         }
         let _ticker = EpochTicker::start(&engine);
         Ok(Runtime {
@@ -402,30 +411,37 @@ impl Runtime {
         }
         let sha256 = sha256_hex(bytes);
         let manifest = inspect::read_manifest(bytes)?;
-        let resource_type = kinds::resource_type(&manifest.resource_type).with_context(|| {
+        let kind = kinds::get(&manifest.resource_type).with_context(|| {
             format!(
                 "fixer {} declares resource type {:?}, which this host has no world for",
                 manifest.name, manifest.resource_type
             )
         })?;
+        let resource_type = kind.spec;
         let (component, artifact, artifact_sha256) =
             self.cache.get_or_compile(&self.engine, &sha256, bytes)?;
-        let imports = inspect::check_imports(&self.engine, &component, resource_type)
+        let contract = inspect::contract_version(&self.engine, &component, resource_type)
+            .with_context(|| format!("fixer {} refused at link time", manifest.name))?;
+        let imports = inspect::check_imports(&self.engine, &component, resource_type, contract)
             .with_context(|| format!("fixer {} refused at link time", manifest.name))?;
         let linker = self
             .linkers
             .iter()
-            .find(|(t, _)| t.name == resource_type.name)
-            .map(|(_, l)| l)
+            .find(|(k, v, _)| k.spec.name == resource_type.name && *v == contract)
+            .map(|(_, _, l)| l)
             .context("no linker for the fixer's resource type")?;
         let pre = wt(linker.instantiate_pre(&component))
             .with_context(|| format!("linking fixer {}", manifest.name))?;
-        let pre = wt(FixerCorePre::new(pre)).with_context(|| {
-            format!(
-                "fixer {} does not export salve:fixer/fixer@0.1.0",
-                manifest.name
-            )
-        })?;
+        let export = contract.fixer_export(resource_type);
+        let pre: Box<dyn FixerPre<SandboxState>> = match contract {
+            ContractVersion::V0_1 => {
+                Box::new(V0_1Pre(wt(FixerCorePre::new(pre)).with_context(|| {
+                    format!("fixer {} does not export {export}", manifest.name)
+                })?))
+            }
+            ContractVersion::V0_2 => wt(kind.fixer_pre_v0_2(pre))
+                .with_context(|| format!("fixer {} does not export {export}", manifest.name))?,
+        };
         Ok(LoadedFixer {
             manifest,
             sha256,
@@ -433,6 +449,7 @@ impl Runtime {
             imports,
             artifact,
             artifact_sha256,
+            contract,
             pre,
         })
     }
@@ -484,7 +501,7 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
         let deadline = Instant::now() + limits.wall_time;
-        let instantiate = fixer.pre.instantiate_async(&mut store);
+        let instantiate = fixer.pre.instantiate(&mut store);
         let bindings = match tokio::time::timeout(limits.wall_time, instantiate).await {
             Ok(result) => wt(result).context("instantiating the fixer")?,
             Err(_) => bail!("instantiating the fixer exceeded the wall-clock limit"),
@@ -553,7 +570,7 @@ pub struct FixerOutput {
 /// One fixer instance for one finding.
 pub struct Sandbox {
     store: Store<SandboxState>,
-    bindings: FixerCore,
+    bindings: Box<dyn FixerInstance<SandboxState>>,
     deadline: Instant,
     limits: RuntimeLimits,
     /// Set once the sandbox has stopped the fixer; the instance is not used again.
@@ -648,8 +665,7 @@ impl Sandbox {
     pub async fn check(&mut self, phase: Phase) -> Result<bool, SandboxError> {
         let remaining = self.begin(phase)?;
         self.store.data_mut().capabilities.gate_mut().enter(phase);
-        let guest = self.bindings.salve_fixer_fixer();
-        let outcome = tokio::time::timeout(remaining, guest.call_check(&mut self.store)).await;
+        let outcome = tokio::time::timeout(remaining, self.bindings.check(&mut self.store)).await;
         self.finish(phase, outcome)
     }
 
@@ -661,8 +677,7 @@ impl Sandbox {
             .capabilities
             .gate_mut()
             .enter(Phase::Plan);
-        let guest = self.bindings.salve_fixer_fixer();
-        let outcome = tokio::time::timeout(remaining, guest.call_plan(&mut self.store)).await;
+        let outcome = tokio::time::timeout(remaining, self.bindings.plan(&mut self.store)).await;
         let plan = self.finish(Phase::Plan, outcome)?;
         check_size("plan", &plan).map_err(|m| self.contain(m))?;
         Ok(plan)
@@ -676,9 +691,8 @@ impl Sandbox {
             .capabilities
             .gate_mut()
             .enter_apply(approved);
-        let guest = self.bindings.salve_fixer_fixer();
         let outcome =
-            tokio::time::timeout(remaining, guest.call_apply(&mut self.store, approved)).await;
+            tokio::time::timeout(remaining, self.bindings.apply(&mut self.store, approved)).await;
         let result = self.finish(Phase::Apply, outcome)?;
         check_size("outcome", &result).map_err(|m| self.contain(m))?;
         Ok(result)

@@ -4,10 +4,11 @@ use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salve_contract::{Arn, KindSpec};
+use salve_contract::{Arn, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, KindBackend, KindHost, SdkConfig, Tags,
+    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
+    Tags,
 };
 use serde_json::json;
 
@@ -29,6 +30,116 @@ mod bindings {
     });
 }
 
+/// Contract 0.2.0: this kind's own package, with a typed plan.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/v0.2.0", "wit"],
+        world: "salve:s3-bucket/s3-bucket-fixer",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
+            "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
+            "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+        },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+}
+
+use v0_2::exports::salve::s3_bucket::fixer as typed;
+type PublicAccessBlockV0_2 = v0_2::salve::s3_bucket::capability::PublicAccessBlock;
+
+impl From<PublicAccessBlockV0_2> for PublicAccessBlock {
+    fn from(c: PublicAccessBlockV0_2) -> PublicAccessBlock {
+        PublicAccessBlock {
+            block_public_acls: c.block_public_acls,
+            ignore_public_acls: c.ignore_public_acls,
+            block_public_policy: c.block_public_policy,
+            restrict_public_buckets: c.restrict_public_buckets,
+        }
+    }
+}
+
+impl From<PublicAccessBlock> for PublicAccessBlockV0_2 {
+    fn from(c: PublicAccessBlock) -> PublicAccessBlockV0_2 {
+        PublicAccessBlockV0_2 {
+            block_public_acls: c.block_public_acls,
+            ignore_public_acls: c.ignore_public_acls,
+            block_public_policy: c.block_public_policy,
+            restrict_public_buckets: c.restrict_public_buckets,
+        }
+    }
+}
+
+/// `interface.function`, as planned calls and the gate name a function.
+fn call_name(f: &salve_contract::CapabilityFunction) -> String {
+    format!("{}.{}", f.interface, f.function)
+}
+
+/// A typed call as the host plans it; its `args` are the JSON the capability records for the
+/// same call, so the gate can compare them.
+fn to_host_change(p: typed::PlannedCall) -> Change {
+    let (function, args) = match p.call {
+        typed::Call::PutPublicAccessBlock(c) => {
+            (&PUT_PUBLIC_ACCESS_BLOCK, json!(PublicAccessBlock::from(c)))
+        }
+    };
+    Change {
+        action: function.iam_action.to_string(),
+        description: p.description,
+        before: None,
+        after: None,
+        call: Some(PlannedCall {
+            function: call_name(function),
+            args,
+        }),
+    }
+}
+
+fn to_host_plan(p: typed::FixPlan) -> Plan {
+    Plan {
+        changes: p.calls.into_iter().map(to_host_change).collect(),
+        summary: p.summary,
+    }
+}
+
+fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
+    let calls = p
+        .changes
+        .iter()
+        .map(|c| {
+            let call = c
+                .call
+                .as_ref()
+                .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
+            let typed = if call.function == call_name(&PUT_PUBLIC_ACCESS_BLOCK) {
+                let config: PublicAccessBlock = serde_json::from_value(call.args.clone())
+                    .map_err(|e| format!("{}: {e}", call.function))?;
+                typed::Call::PutPublicAccessBlock(config.into())
+            } else {
+                return Err(format!("{} is not an s3-bucket write", call.function));
+            };
+            Ok(typed::PlannedCall {
+                call: typed,
+                description: c.description.clone(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(typed::FixPlan {
+        calls,
+        summary: p.summary.clone(),
+    })
+}
+
+salve_core::fixer_exports_v0_2! {
+    world: v0_2::S3BucketFixer,
+    world_pre: S3BucketFixerPre,
+    accessor: salve_s3_bucket_fixer,
+    to_host: to_host_plan,
+    to_guest: to_guest_plan,
+}
+use v0_2::S3BucketFixerPre;
+
 /// The kind's entry in the host's registry.
 pub struct S3Bucket;
 
@@ -37,11 +148,52 @@ impl KindHost for S3Bucket {
 
     fn add_to_linker<T: Send + 'static>(
         linker: &mut wasmtime::component::Linker<T>,
+        version: ContractVersion,
         get: fn(&mut T) -> &mut Capabilities,
     ) -> anyhow::Result<()> {
         use wasmtime::component::HasSelf;
-        bindings::salve::fixer::s3_bucket::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
+        match version {
+            ContractVersion::V0_1 => bindings::salve::fixer::s3_bucket::add_to_linker::<
+                T,
+                HasSelf<Capabilities>,
+            >(linker, get)?,
+            ContractVersion::V0_2 => v0_2::salve::s3_bucket::capability::add_to_linker::<
+                T,
+                HasSelf<Capabilities>,
+            >(linker, get)?,
+        }
         Ok(())
+    }
+
+    fn fixer_pre_v0_2<T: Send + 'static>(
+        pre: wasmtime::component::InstancePre<T>,
+    ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
+        Ok(Box::new(V0_2Pre(S3BucketFixerPre::new(pre)?)))
+    }
+
+    fn read_back<'a>(
+        call: &'a PlannedCall,
+        binding: &'a Binding,
+    ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
+        Box::pin(async move {
+            let Some(bucket) = binding.as_any().downcast_ref::<S3BucketBinding>() else {
+                return Err(internal_error("the binding is not an s3-bucket backend"));
+            };
+            if call.function != call_name(&PUT_PUBLIC_ACCESS_BLOCK) {
+                return Err(internal_error(&format!(
+                    "{} is not an s3-bucket write",
+                    call.function
+                )));
+            }
+            let expected: PublicAccessBlock = serde_json::from_value(call.args.clone())
+                .map_err(|e| internal_error(&format!("{}: {e}", call.function)))?;
+            let actual = bucket.0.get_public_access_block().await?;
+            Ok(ReadBack {
+                holds: actual == Some(expected),
+                expected: json!(expected),
+                actual: json!(actual),
+            })
+        })
     }
 
     fn aws_backend(session: &SdkConfig, resource: BoundResource<'_>, path_style: bool) -> Binding {
@@ -238,39 +390,62 @@ impl S3BucketBackend for AwsS3Bucket {
     }
 }
 
+/// The capability's calls, shared by every contract version.
+async fn get_public_access_block(
+    caps: &mut Capabilities,
+) -> Result<Option<PublicAccessBlock>, FixerError> {
+    let backend = caps.backend::<S3BucketBinding>()?.0;
+    caps.call(
+        &GET_PUBLIC_ACCESS_BLOCK,
+        None,
+        backend.get_public_access_block(),
+    )
+    .await
+}
+
+async fn put_public_access_block(
+    caps: &mut Capabilities,
+    config: PublicAccessBlock,
+) -> Result<(), FixerError> {
+    let backend = caps.backend::<S3BucketBinding>()?.0;
+    let request = json!(config);
+    caps.call(
+        &PUT_PUBLIC_ACCESS_BLOCK,
+        Some(request),
+        backend.put_public_access_block(config),
+    )
+    .await
+}
+
 impl Host for Capabilities {
     async fn get_public_access_block(
         &mut self,
     ) -> wasmtime::Result<Result<Option<PublicAccessBlock>, FixerError>> {
-        let backend = match self.backend::<S3BucketBinding>() {
-            Ok(b) => b.0,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .call(
-                &GET_PUBLIC_ACCESS_BLOCK,
-                None,
-                backend.get_public_access_block(),
-            )
-            .await)
+        Ok(get_public_access_block(self).await)
     }
 
     async fn put_public_access_block(
         &mut self,
         config: PublicAccessBlock,
     ) -> wasmtime::Result<Result<(), FixerError>> {
-        let backend = match self.backend::<S3BucketBinding>() {
-            Ok(b) => b.0,
-            Err(e) => return Ok(Err(e)),
-        };
-        let request = json!(config);
-        Ok(self
-            .call(
-                &PUT_PUBLIC_ACCESS_BLOCK,
-                Some(request),
-                backend.put_public_access_block(config),
-            )
-            .await)
+        Ok(put_public_access_block(self, config).await)
+    }
+}
+
+impl v0_2::salve::s3_bucket::capability::Host for Capabilities {
+    async fn get_public_access_block(
+        &mut self,
+    ) -> wasmtime::Result<Result<Option<PublicAccessBlockV0_2>, FixerError>> {
+        Ok(get_public_access_block(self)
+            .await
+            .map(|c| c.map(PublicAccessBlockV0_2::from)))
+    }
+
+    async fn put_public_access_block(
+        &mut self,
+        config: PublicAccessBlockV0_2,
+    ) -> wasmtime::Result<Result<(), FixerError>> {
+        Ok(put_public_access_block(self, config.into()).await)
     }
 }
 

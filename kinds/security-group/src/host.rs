@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
-use salve_contract::{Arn, KindSpec};
+use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, KindBackend, KindHost, SdkConfig, Tags,
+    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
+    Tags,
 };
 use serde_json::json;
 
@@ -30,6 +31,146 @@ mod bindings {
     });
 }
 
+/// Contract 0.2.0: this kind's own package, with a typed plan.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/v0.2.0", "wit"],
+        world: "salve:security-group/security-group-fixer",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
+            "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
+            "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+        },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+}
+
+use v0_2::exports::salve::security_group::fixer as typed;
+use v0_2::salve::security_group::capability as capability_v0_2;
+
+impl From<capability_v0_2::IngressRule> for IngressRule {
+    fn from(r: capability_v0_2::IngressRule) -> IngressRule {
+        use capability_v0_2::RuleSource as S;
+        IngressRule {
+            protocol: r.protocol,
+            from_port: r.from_port,
+            to_port: r.to_port,
+            source: match r.source {
+                S::Ipv4Cidr(c) => RuleSource::Ipv4Cidr(c),
+                S::Ipv6Cidr(c) => RuleSource::Ipv6Cidr(c),
+                S::SecurityGroup(g) => RuleSource::SecurityGroup(g),
+                S::PrefixList(l) => RuleSource::PrefixList(l),
+            },
+            description: r.description,
+        }
+    }
+}
+
+impl From<IngressRule> for capability_v0_2::IngressRule {
+    fn from(r: IngressRule) -> capability_v0_2::IngressRule {
+        use capability_v0_2::RuleSource as S;
+        capability_v0_2::IngressRule {
+            protocol: r.protocol,
+            from_port: r.from_port,
+            to_port: r.to_port,
+            source: match r.source {
+                RuleSource::Ipv4Cidr(c) => S::Ipv4Cidr(c),
+                RuleSource::Ipv6Cidr(c) => S::Ipv6Cidr(c),
+                RuleSource::SecurityGroup(g) => S::SecurityGroup(g),
+                RuleSource::PrefixList(l) => S::PrefixList(l),
+            },
+            description: r.description,
+        }
+    }
+}
+
+fn rules_from<R: Into<IngressRule>>(rules: Vec<R>) -> Vec<IngressRule> {
+    rules.into_iter().map(Into::into).collect()
+}
+
+/// `interface.function`, as planned calls and the gate name a function.
+fn call_name(f: &CapabilityFunction) -> String {
+    format!("{}.{}", f.interface, f.function)
+}
+
+/// A typed call as the host plans it; its `args` are the JSON the capability records for the
+/// same call, so the gate can compare them.
+fn to_host_change(p: typed::PlannedCall) -> Change {
+    let (function, rules) = match p.call {
+        typed::Call::RevokeIngress(rules) => (&REVOKE_INGRESS, rules_from(rules)),
+        typed::Call::AuthorizeIngress(rules) => (&AUTHORIZE_INGRESS, rules_from(rules)),
+    };
+    Change {
+        action: function.iam_action.to_string(),
+        description: p.description,
+        before: None,
+        after: None,
+        call: Some(PlannedCall {
+            function: call_name(function),
+            args: json!(rules),
+        }),
+    }
+}
+
+fn to_host_plan(p: typed::FixPlan) -> Plan {
+    Plan {
+        changes: p.calls.into_iter().map(to_host_change).collect(),
+        summary: p.summary,
+    }
+}
+
+/// The planned call's function and rules, from the host's form.
+fn planned_rules(
+    call: &PlannedCall,
+) -> Result<(&'static CapabilityFunction, Vec<IngressRule>), String> {
+    let function = [&REVOKE_INGRESS, &AUTHORIZE_INGRESS]
+        .into_iter()
+        .find(|f| call_name(f) == call.function)
+        .ok_or_else(|| format!("{} is not a security-group write", call.function))?;
+    let rules =
+        serde_json::from_value(call.args.clone()).map_err(|e| format!("{}: {e}", call.function))?;
+    Ok((function, rules))
+}
+
+fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
+    let calls = p
+        .changes
+        .iter()
+        .map(|c| {
+            let call = c
+                .call
+                .as_ref()
+                .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
+            let (function, rules) = planned_rules(call)?;
+            let rules = rules.into_iter().map(Into::into).collect();
+            let typed = if std::ptr::eq(function, &REVOKE_INGRESS) {
+                typed::Call::RevokeIngress(rules)
+            } else {
+                typed::Call::AuthorizeIngress(rules)
+            };
+            Ok(typed::PlannedCall {
+                call: typed,
+                description: c.description.clone(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(typed::FixPlan {
+        calls,
+        summary: p.summary.clone(),
+    })
+}
+
+salve_core::fixer_exports_v0_2! {
+    world: v0_2::SecurityGroupFixer,
+    world_pre: SecurityGroupFixerPre,
+    accessor: salve_security_group_fixer,
+    to_host: to_host_plan,
+    to_guest: to_guest_plan,
+}
+use v0_2::SecurityGroupFixerPre;
+
 /// The kind's entry in the host's registry.
 pub struct SecurityGroup;
 
@@ -38,13 +179,54 @@ impl KindHost for SecurityGroup {
 
     fn add_to_linker<T: Send + 'static>(
         linker: &mut wasmtime::component::Linker<T>,
+        version: ContractVersion,
         get: fn(&mut T) -> &mut Capabilities,
     ) -> anyhow::Result<()> {
         use wasmtime::component::HasSelf;
-        bindings::salve::fixer::security_group::add_to_linker::<T, HasSelf<Capabilities>>(
-            linker, get,
-        )?;
+        match version {
+            ContractVersion::V0_1 => bindings::salve::fixer::security_group::add_to_linker::<
+                T,
+                HasSelf<Capabilities>,
+            >(linker, get)?,
+            ContractVersion::V0_2 => {
+                capability_v0_2::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?
+            }
+        }
         Ok(())
+    }
+
+    fn fixer_pre_v0_2<T: Send + 'static>(
+        pre: wasmtime::component::InstancePre<T>,
+    ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
+        Ok(Box::new(V0_2Pre(SecurityGroupFixerPre::new(pre)?)))
+    }
+
+    fn read_back<'a>(
+        call: &'a PlannedCall,
+        binding: &'a Binding,
+    ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
+        Box::pin(async move {
+            let Some(group) = binding.as_any().downcast_ref::<SecurityGroupBinding>() else {
+                return Err(internal_error(
+                    "the binding is not a security-group backend",
+                ));
+            };
+            let (function, rules) = planned_rules(call).map_err(|e| internal_error(&e))?;
+            let actual = group.0.describe_ingress().await?;
+            let present = |r: &IngressRule| actual.iter().any(|a| same_rule(a, r));
+            // A revoke's outcome is that none of its rules is left; an authorize's, that all are
+            // there.
+            let holds = if std::ptr::eq(function, &REVOKE_INGRESS) {
+                !rules.iter().any(present)
+            } else {
+                rules.iter().all(present)
+            };
+            Ok(ReadBack {
+                holds,
+                expected: json!({ function.function: rules }),
+                actual: json!(actual),
+            })
+        })
     }
 
     fn aws_backend(session: &SdkConfig, resource: BoundResource<'_>, _path_style: bool) -> Binding {
@@ -311,51 +493,69 @@ impl SecurityGroupBackend for AwsSecurityGroup {
     }
 }
 
+/// The capability's calls, shared by every contract version.
+async fn describe_ingress(caps: &mut Capabilities) -> Result<Vec<IngressRule>, FixerError> {
+    let backend = caps.backend::<SecurityGroupBinding>()?.0;
+    caps.call(&DESCRIBE_INGRESS, None, backend.describe_ingress())
+        .await
+}
+
+async fn write(
+    caps: &mut Capabilities,
+    function: &'static CapabilityFunction,
+    rules: Vec<IngressRule>,
+) -> Result<(), FixerError> {
+    let backend = caps.backend::<SecurityGroupBinding>()?.0;
+    let request = json!(rules);
+    let call = if std::ptr::eq(function, &REVOKE_INGRESS) {
+        backend.revoke_ingress(rules)
+    } else {
+        backend.authorize_ingress(rules)
+    };
+    caps.call(function, Some(request), call).await
+}
+
 impl Host for Capabilities {
     async fn describe_ingress(&mut self) -> wasmtime::Result<Result<Vec<IngressRule>, FixerError>> {
-        let backend = match self.backend::<SecurityGroupBinding>() {
-            Ok(b) => b.0,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .call(&DESCRIBE_INGRESS, None, backend.describe_ingress())
-            .await)
+        Ok(describe_ingress(self).await)
     }
 
     async fn revoke_ingress(
         &mut self,
         rules: Vec<IngressRule>,
     ) -> wasmtime::Result<Result<(), FixerError>> {
-        let backend = match self.backend::<SecurityGroupBinding>() {
-            Ok(b) => b.0,
-            Err(e) => return Ok(Err(e)),
-        };
-        let request = json!(rules);
-        Ok(self
-            .call(
-                &REVOKE_INGRESS,
-                Some(request),
-                backend.revoke_ingress(rules),
-            )
-            .await)
+        Ok(write(self, &REVOKE_INGRESS, rules).await)
     }
 
     async fn authorize_ingress(
         &mut self,
         rules: Vec<IngressRule>,
     ) -> wasmtime::Result<Result<(), FixerError>> {
-        let backend = match self.backend::<SecurityGroupBinding>() {
-            Ok(b) => b.0,
-            Err(e) => return Ok(Err(e)),
-        };
-        let request = json!(rules);
-        Ok(self
-            .call(
-                &AUTHORIZE_INGRESS,
-                Some(request),
-                backend.authorize_ingress(rules),
-            )
-            .await)
+        Ok(write(self, &AUTHORIZE_INGRESS, rules).await)
+    }
+}
+
+impl capability_v0_2::Host for Capabilities {
+    async fn describe_ingress(
+        &mut self,
+    ) -> wasmtime::Result<Result<Vec<capability_v0_2::IngressRule>, FixerError>> {
+        Ok(describe_ingress(self)
+            .await
+            .map(|rules| rules.into_iter().map(Into::into).collect()))
+    }
+
+    async fn revoke_ingress(
+        &mut self,
+        rules: Vec<capability_v0_2::IngressRule>,
+    ) -> wasmtime::Result<Result<(), FixerError>> {
+        Ok(write(self, &REVOKE_INGRESS, rules_from(rules)).await)
+    }
+
+    async fn authorize_ingress(
+        &mut self,
+        rules: Vec<capability_v0_2::IngressRule>,
+    ) -> wasmtime::Result<Result<(), FixerError>> {
+        Ok(write(self, &AUTHORIZE_INGRESS, rules_from(rules)).await)
     }
 }
 
