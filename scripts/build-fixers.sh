@@ -8,9 +8,12 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 fixers=(s3-block-public-access sg-close-admin-ports)
 fixtures=(hostile-fixer forbidden-import typed-s3)
-args=()
-for p in "${fixers[@]}" "${fixtures[@]}"; do args+=(-p "$p"); done
-cargo build --release --target wasm32-wasip2 "${args[@]}"
+# One cargo invocation per crate: cargo unifies features across the packages of one build, and a
+# fixer must get only its own kind's SDK feature (so calling another kind's capability does not
+# compile).
+for p in "${fixers[@]}" "${fixtures[@]}"; do
+  cargo build --release --target wasm32-wasip2 -p "$p"
+done
 target_dir="${CARGO_TARGET_DIR:-target}/wasm32-wasip2/release"
 mkdir -p build/fixers build/fixtures
 for p in "${fixers[@]}"; do cp "$target_dir/${p//-/_}.wasm" "build/fixers/$p.wasm"; done

@@ -50,14 +50,24 @@ fn writes(record: &Value) -> Vec<&Value> {
         .collect()
 }
 
+/// The shipped fixers are built against 0.2.0; `hostile-fixer` is built with `salve_sdk::v0_1`,
+/// pinned to `wit/since_v0.1.0`, and still loads (tests/hardening.rs and tests/sandbox.rs run it
+/// end to end).
 #[test]
 fn both_contract_versions_load() {
     let runtime = Runtime::new(RuntimeLimits::default(), None).unwrap();
-    let old = runtime.load_file(&fixer("s3-block-public-access")).unwrap();
+    let old = runtime.load_file(&fixture("hostile-fixer")).unwrap();
     assert_eq!(old.contract, ContractVersion::V0_1);
-    let new = runtime.load_file(&fixture("typed-s3")).unwrap();
-    assert_eq!(new.contract, ContractVersion::V0_2);
-    assert_eq!(new.actions(), old.actions());
+    assert!(old
+        .imports
+        .interfaces
+        .contains(&"salve:fixer/security-group@0.1.0".to_string()));
+    for name in ["s3-block-public-access", "sg-close-admin-ports"] {
+        let new = runtime.load_file(&fixer(name)).unwrap();
+        assert_eq!(new.contract, ContractVersion::V0_2, "{name}");
+    }
+    let typed = runtime.load_file(&fixture("typed-s3")).unwrap();
+    assert_eq!(typed.contract, ContractVersion::V0_2);
 }
 
 #[tokio::test]

@@ -29,9 +29,10 @@ fn inspect_shows_what_a_reviewer_needs() {
         r["controls"],
         json!(["EC2.13", "EC2.14", "EC2.53", "EC2.54"])
     );
+    assert_eq!(r["contract"], "0.2.0");
     assert_eq!(
         r["capability_interfaces"],
-        json!(["salve:fixer/security-group@0.1.0"])
+        json!(["salve:security-group/capability@0.2.0"])
     );
     let actions: Vec<(&str, &str)> = r["actions"]
         .as_array()
@@ -64,6 +65,7 @@ fn inspect_reports_a_fixer_that_fails_the_link_check() {
     let (code, r) = inspect(&fixture("forbidden-import"));
     assert_eq!(code, Some(2));
     assert_eq!(r["least_privilege_check"]["passed"], false);
+    assert_eq!(r["contract"], "0.1.0");
     assert_eq!(
         r["least_privilege_check"]["detail"],
         "fixer forbidden-import refused at link time: fixer imports salve:fixer/security-group@0.1.0, which is outside the s3-bucket-fixer world of AWS::S3::Bucket; a fixer may only use the capability interface of its own resource type"

@@ -1035,7 +1035,15 @@ impl FindingRun<'_> {
                 );
             }
             Some(Ok(results)) => {
-                if let Some(miss) = results.iter().find(|r| !r.read_back.holds) {
+                let miss = results.iter().find(|r| !r.read_back.holds);
+                // An apply that failed (a throttled write, say) explains a change that is not
+                // there; its own failure decides, retryable or not, with the read-back kept as
+                // evidence.
+                if let (Some(_), Some(e)) = (miss, &apply_error) {
+                    let (status, reason) = phase_failure("apply", e, sandbox, entry);
+                    return (status, reason.map(|r| partial_change(r, sandbox.gate())));
+                }
+                if let Some(miss) = miss {
                     let reason = format!(
                         "the host read the resource back and {} did not take effect: the plan declares {}, the resource has {}",
                         miss.call.function,

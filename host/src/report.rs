@@ -303,6 +303,12 @@ pub fn render_fixer(r: &crate::runtime::inspect::FixerReport) -> String {
         r.world
             .unwrap_or("(none: this host has no world for the type)")
     );
+    let _ = writeln!(
+        out,
+        "contract       {}",
+        r.contract
+            .unwrap_or("(none: it exports no salve fixer interface for the type)")
+    );
     let _ = writeln!(out, "controls       {}", r.controls.join(", "));
     let _ = writeln!(out, "capabilities   {}", r.capability_interfaces.join(", "));
     for a in &r.actions {

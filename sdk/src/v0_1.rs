@@ -170,6 +170,5 @@ impl FixerError {
     }
 }
 
-
 #[doc(hidden)]
 pub use __bindings::exports::salve::fixer::fixer::Guest as __Guest;

@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use salve_sdk::s3_bucket::{self, PublicAccessBlock};
-use salve_sdk::{Change, Fixer, Outcome, Plan, Result};
+use salve_sdk::s3_bucket::{self, Call, Fixer, Outcome, Plan, PublicAccessBlock, Result};
 
 const BLOCK_ALL: PublicAccessBlock = PublicAccessBlock {
     block_public_acls: true,
@@ -31,34 +30,27 @@ impl Fixer for BlockPublicAccess {
                 "all four public access block settings are already on",
             ));
         }
-        Ok(Plan::new("block all public access to the bucket").with(
-            Change::new(
-                s3_bucket::PUT_PUBLIC_ACCESS_BLOCK,
-                "turn on BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy and RestrictPublicBuckets",
-            )
-            .before(&current)
-            .after(&BLOCK_ALL),
+        Ok(Plan::new("block all public access to the bucket").call(
+            Call::PutPublicAccessBlock(BLOCK_ALL),
+            "turn on BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy and RestrictPublicBuckets",
         ))
     }
 
     fn apply(plan: Plan) -> Result<Outcome> {
-        // Read again rather than trusting the plan's `before`: the bucket may have changed since.
+        // Read again for the rollback data: the bucket may have changed since the plan.
         let previous = s3_bucket::get_public_access_block()?;
-        if plan
-            .changes_for(s3_bucket::PUT_PUBLIC_ACCESS_BLOCK)
-            .next()
-            .is_some()
-        {
-            s3_bucket::put_public_access_block(BLOCK_ALL)?;
+        for planned in plan.calls {
+            let Call::PutPublicAccessBlock(config) = planned.call;
+            s3_bucket::put_public_access_block(config)?;
         }
         // Naming the field makes `null` read as "the bucket had no configuration".
         let rollback = BTreeMap::from([("previous_public_access_block", previous)]);
-        Ok(Outcome::applied(plan).with_rollback(&rollback))
+        Ok(Outcome::with_rollback(&rollback))
     }
 }
 
 salve_sdk::register_fixer!(
     BlockPublicAccess,
-    resource_type: "AWS::S3::Bucket",
+    kind: s3_bucket,
     controls: ["S3.8"],
 );

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use salve_sdk::security_group::{self, IngressRule, RuleSource};
-use salve_sdk::{context, Change, Fixer, FixerError, Outcome, Plan, Result};
+use salve_sdk::security_group::{
+    self, context, Call, Fixer, FixerError, IngressRule, Outcome, Plan, Result, RuleSource,
+};
 
 const DEFAULT_ADMIN_PORTS: [i32; 2] = [22, 3389];
 
@@ -121,14 +122,6 @@ fn inspect() -> Result<Findings> {
     Ok(found)
 }
 
-fn rules_from(change: &Change, field: &str, json: &Option<String>) -> Result<Vec<IngressRule>> {
-    let json = json.as_deref().ok_or_else(|| {
-        FixerError::invalid_input(format!("planned {} has no {field} rules", change.action))
-    })?;
-    serde_json::from_str(json)
-        .map_err(|e| FixerError::invalid_input(format!("planned {} {field}: {e}", change.action)))
-}
-
 impl Fixer for CloseAdminPorts {
     fn check() -> Result<bool> {
         Ok(inspect()?.revoke.is_empty())
@@ -145,20 +138,14 @@ impl Fixer for CloseAdminPorts {
             "revoke {} world-open rule(s) to administration ports",
             found.revoke.len()
         ))
-        .with(
-            Change::new(
-                security_group::REVOKE_INGRESS,
-                "revoke ingress from 0.0.0.0/0 and ::/0 to administration ports",
-            )
-            .before(&found.revoke),
+        .call(
+            Call::RevokeIngress(found.revoke),
+            "revoke ingress from 0.0.0.0/0 and ::/0 to administration ports",
         );
         if !found.replace.is_empty() {
-            plan = plan.with(
-                Change::new(
-                    security_group::AUTHORIZE_INGRESS,
-                    "keep the rest of each revoked port range open, minus the administration ports",
-                )
-                .after(&found.replace),
+            plan = plan.call(
+                Call::AuthorizeIngress(found.replace),
+                "keep the rest of each revoked port range open, minus the administration ports",
             );
         }
         Ok(plan)
@@ -167,23 +154,29 @@ impl Fixer for CloseAdminPorts {
     fn apply(plan: Plan) -> Result<Outcome> {
         let mut rollback: BTreeMap<&str, Vec<IngressRule>> = BTreeMap::new();
         // Authorize the replacements first, so a failure half-way never leaves less access than
-        // the plan intends to keep.
-        for change in plan.changes_for(security_group::AUTHORIZE_INGRESS) {
-            let rules = rules_from(change, "after", &change.after)?;
-            security_group::authorize_ingress(&rules)?;
-            rollback.entry("authorized").or_default().extend(rules);
+        // the plan intends to keep. Each call is the planned one, argument for argument: the host
+        // lets nothing else through.
+        for planned in &plan.calls {
+            if let Call::AuthorizeIngress(rules) = &planned.call {
+                security_group::authorize_ingress(rules)?;
+                rollback
+                    .entry("authorized")
+                    .or_default()
+                    .extend(rules.clone());
+            }
         }
-        for change in plan.changes_for(security_group::REVOKE_INGRESS) {
-            let rules = rules_from(change, "before", &change.before)?;
-            security_group::revoke_ingress(&rules)?;
-            rollback.entry("revoked").or_default().extend(rules);
+        for planned in &plan.calls {
+            if let Call::RevokeIngress(rules) = &planned.call {
+                security_group::revoke_ingress(rules)?;
+                rollback.entry("revoked").or_default().extend(rules.clone());
+            }
         }
-        Ok(Outcome::applied(plan).with_rollback(&rollback))
+        Ok(Outcome::with_rollback(&rollback))
     }
 }
 
 salve_sdk::register_fixer!(
     CloseAdminPorts,
-    resource_type: "AWS::EC2::SecurityGroup",
+    kind: security_group,
     controls: ["EC2.13", "EC2.14", "EC2.53", "EC2.54"],
 );

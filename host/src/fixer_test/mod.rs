@@ -63,7 +63,7 @@ pub struct Expectations {
     /// The decision's verdict (`remediate`, `review`, `skip`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
-    /// The plan's changes: IAM action and after value.
+    /// The plan's changes: IAM action, and the typed call (0.2) or the after value (0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<Value>>,
     /// Every capability call, as `<phase> <action> <result>[: <detail>]`.
@@ -170,10 +170,18 @@ impl Observed {
                         changes
                             .iter()
                             .map(|c| {
-                                serde_json::json!({
-                                    "action": c.get("action").cloned().unwrap_or(Value::Null),
-                                    "after": c.get("after").cloned().unwrap_or(Value::Null),
-                                })
+                                let action = c.get("action").cloned().unwrap_or(Value::Null);
+                                // A typed call (contract 0.2) is the change itself; a 0.1 change
+                                // is known by its action and declared after-state.
+                                match c.get("call") {
+                                    Some(call) => {
+                                        serde_json::json!({ "action": action, "call": call })
+                                    }
+                                    None => serde_json::json!({
+                                        "action": action,
+                                        "after": c.get("after").cloned().unwrap_or(Value::Null),
+                                    }),
+                                }
                             })
                             .collect()
                     })

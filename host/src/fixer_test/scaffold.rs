@@ -88,7 +88,10 @@ pub fn scaffold(options: &ScaffoldOptions) -> Result<PathBuf> {
     let write = |path: PathBuf, text: String| -> Result<()> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
     };
-    write(dir.join("Cargo.toml"), cargo_toml(&options.name, &sdk))?;
+    write(
+        dir.join("Cargo.toml"),
+        cargo_toml(&options.name, &sdk, kind.interface),
+    )?;
     write(
         dir.join("src/lib.rs"),
         lib_rs(&options.name, kind.name, scaffold.module, &options.control),
@@ -111,7 +114,7 @@ fn toml_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_default()
 }
 
-fn cargo_toml(name: &str, sdk: &Path) -> String {
+fn cargo_toml(name: &str, sdk: &Path, feature: &str) -> String {
     format!(
         r#"[package]
 name = "{name}"
@@ -127,7 +130,7 @@ publish = false
 crate-type = ["cdylib"]
 
 [dependencies]
-salve-sdk = {{ path = {} }}
+salve-sdk = {{ path = {}, features = ["{feature}"] }}
 
 # Its own workspace, so it builds wherever it is put.
 [workspace]
@@ -146,8 +149,7 @@ fn lib_rs(name: &str, resource_type: &str, module: &str, control: &str) -> Strin
 //! through `salve_sdk::{module}`, and only with the IAM actions of the functions it calls.
 
 #[allow(unused_imports)]
-use salve_sdk::{module};
-use salve_sdk::{{Fixer, FixerError, Outcome, Plan, Result}};
+use salve_sdk::{module}::{{self, Call, Fixer, FixerError, Outcome, Plan, Result}};
 
 /// A stub must never produce evidence: until each function is written it fails, so an installed
 /// scaffold records `failed` ("not implemented"), never `already-compliant`.
@@ -166,15 +168,17 @@ impl Fixer for {ty} {{
         Err(not_implemented("check"))
     }}
 
-    /// Read only: which changes would make it compliant? Add one `Change` per write, naming the
-    /// IAM action that performs it (the `{module}::…` constants) with its before and after
-    /// values. The host decides on the plan and allows `apply` exactly these writes.
+    /// Read only: which calls would make it compliant? Add each write with
+    /// `Plan::call(Call::…, description)`: the exact call `apply` will make, with its arguments.
+    /// The host decides on the plan, lets `apply` make exactly these calls, and then reads the
+    /// resource back to see that each took effect.
     fn plan() -> Result<Plan> {{
         Err(not_implemented("plan"))
     }}
 
-    /// Carry out the approved plan, and nothing else: any write the plan does not list is
-    /// refused. Return rollback data (the previous values) where the change can be reversed.
+    /// Make the approved plan's calls, and nothing else: any other write, or the same write with
+    /// other arguments, is refused. Return rollback data (`Outcome::with_rollback`) where the
+    /// change can be reversed.
     fn apply(_plan: Plan) -> Result<Outcome> {{
         Err(not_implemented("apply"))
     }}
@@ -182,7 +186,7 @@ impl Fixer for {ty} {{
 
 salve_sdk::register_fixer!(
     {ty},
-    resource_type: "{resource_type}",
+    kind: {module},
     // The Security Hub control IDs and Wiz rule IDs this fixer remediates; findings are routed
     // to it by these.
     controls: ["{control}"],

@@ -187,6 +187,8 @@ pub struct FixerReport {
     pub version: String,
     pub resource_type: String,
     /// The WIT world the fixer is checked against; `None` for a resource type with no world.
+    /// The contract version the fixer was built against, from its exports.
+    pub contract: Option<&'static str>,
     pub world: Option<&'static str>,
     pub controls: Vec<String>,
     /// Every import, WASI included.

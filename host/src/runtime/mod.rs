@@ -351,14 +351,13 @@ impl Runtime {
         let component =
             wt(Component::new(&self.engine, bytes)).context("compiling the fixer component")?;
         let (imports, actions) = inspect::list_imports(&self.engine, &component);
-        let salve_prefix = format!("{}/", kinds::PACKAGE);
         let capability_interfaces = imports
             .iter()
-            .filter(|i| i.starts_with(&salve_prefix))
+            .filter(|i| i.starts_with("salve:"))
             .filter(|i| {
-                !kinds::COMMON_INTERFACES
+                !ContractVersion::ALL
                     .iter()
-                    .any(|c| kinds::qualified_interface(c) == **i)
+                    .any(|v| v.common_interfaces().contains(i))
             })
             .cloned()
             .collect();
@@ -382,6 +381,9 @@ impl Runtime {
             sha256: sha256_hex(bytes),
             artifact_sha256,
             world: kinds::resource_type(&manifest.resource_type).map(|t| t.world),
+            contract: kinds::resource_type(&manifest.resource_type)
+                .and_then(|k| inspect::contract_version(&self.engine, &component, k).ok())
+                .map(ContractVersion::as_str),
             name: manifest.name,
             version: manifest.version,
             resource_type: manifest.resource_type,

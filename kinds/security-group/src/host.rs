@@ -145,7 +145,7 @@ fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
                 .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
             let (function, rules) = planned_rules(call)?;
             let rules = rules.into_iter().map(Into::into).collect();
-            let typed = if std::ptr::eq(function, &REVOKE_INGRESS) {
+            let typed = if function.function == REVOKE_INGRESS.function {
                 typed::Call::RevokeIngress(rules)
             } else {
                 typed::Call::AuthorizeIngress(rules)
@@ -216,7 +216,7 @@ impl KindHost for SecurityGroup {
             let present = |r: &IngressRule| actual.iter().any(|a| same_rule(a, r));
             // A revoke's outcome is that none of its rules is left; an authorize's, that all are
             // there.
-            let holds = if std::ptr::eq(function, &REVOKE_INGRESS) {
+            let holds = if function.function == REVOKE_INGRESS.function {
                 !rules.iter().any(present)
             } else {
                 rules.iter().all(present)
@@ -507,7 +507,7 @@ async fn write(
 ) -> Result<(), FixerError> {
     let backend = caps.backend::<SecurityGroupBinding>()?.0;
     let request = json!(rules);
-    let call = if std::ptr::eq(function, &REVOKE_INGRESS) {
+    let call = if function.function == REVOKE_INGRESS.function {
         backend.revoke_ingress(rules)
     } else {
         backend.authorize_ingress(rules)

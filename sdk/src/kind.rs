@@ -1,0 +1,111 @@
+//! What every kind module of contract 0.2.0 has besides its capability: the `Fixer` trait, plan
+//! and outcome helpers, the context, and the export glue. Each kind module invokes
+//! [`kind_module!`] after binding its own world, so the code is written once and the types are
+//! the kind's own.
+
+/// Expands inside a kind module whose `__bindings` module holds that kind's 0.2.0 world.
+macro_rules! kind_module {
+    (export_macro: $export:ident) => {
+        use __bindings::exports::salve as __exports;
+
+        pub use __bindings::salve::fixer::results::Outcome;
+        pub use __bindings::salve::fixer::types::{
+            AwsError, Finding, FixerError, Resource, Severity,
+        };
+
+        /// The result type of every fixer method and capability call.
+        pub type Result<T, E = FixerError> = core::result::Result<T, E>;
+
+        /// What a fixer implements. The host calls these; see the crate docs for the order and
+        /// the rules.
+        pub trait Fixer {
+            /// Read only: is the resource compliant right now?
+            fn check() -> Result<bool>;
+            /// Read only: the calls that would make the resource compliant.
+            fn plan() -> Result<Plan>;
+            /// Make exactly the calls of `plan`, which is the plan the host approved.
+            fn apply(plan: Plan) -> Result<Outcome>;
+        }
+
+        impl Plan {
+            /// A plan with no calls yet: the resource is compliant unless calls are added.
+            pub fn new(summary: impl Into<String>) -> Self {
+                Plan {
+                    calls: Vec::new(),
+                    summary: summary.into(),
+                }
+            }
+
+            /// The plan of a resource that is already compliant.
+            pub fn compliant(summary: impl Into<String>) -> Self {
+                Self::new(summary)
+            }
+
+            /// Adds one call, exactly as `apply` will make it.
+            pub fn call(mut self, call: Call, description: impl Into<String>) -> Self {
+                self.calls.push(PlannedCall {
+                    call,
+                    description: description.into(),
+                });
+                self
+            }
+
+            /// True when the plan proposes no call.
+            pub fn is_compliant(&self) -> bool {
+                self.calls.is_empty()
+            }
+        }
+
+        impl Outcome {
+            /// Done, with nothing to undo by.
+            pub fn done() -> Self {
+                Outcome { rollback: None }
+            }
+
+            /// Done; `value` (as JSON) is what the change can be reversed with.
+            pub fn with_rollback<T: serde::Serialize + ?Sized>(value: &T) -> Self {
+                Outcome {
+                    rollback: Some($crate::__private::to_json(value)),
+                }
+            }
+        }
+
+        impl FixerError {
+            /// The resource is in a state this fixer does not handle.
+            pub fn unexpected_state(message: impl Into<String>) -> Self {
+                FixerError::UnexpectedState(message.into())
+            }
+
+            /// The finding or plan is not usable.
+            pub fn invalid_input(message: impl Into<String>) -> Self {
+                FixerError::InvalidInput(message.into())
+            }
+        }
+
+        /// The finding this fixer was started for, and the host's log.
+        pub mod context {
+            use super::__bindings::salve::fixer::context as raw;
+            pub use raw::LogLevel;
+
+            /// The finding being remediated, including its resource.
+            pub fn finding() -> super::Finding {
+                raw::current_finding()
+            }
+
+            /// Writes a line to the fixer's log, which the host keeps (bounded) in the record.
+            pub fn log(level: LogLevel, message: &str) {
+                raw::log(level, message)
+            }
+
+            /// An operator-supplied setting for this fixer from the host's configuration.
+            pub fn setting(key: &str) -> Option<String> {
+                raw::setting(key)
+            }
+        }
+
+        #[doc(hidden)]
+        pub use __bindings::$export as __export;
+    };
+}
+
+pub(crate) use kind_module;
