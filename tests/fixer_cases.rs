@@ -162,50 +162,58 @@ fn an_unrecorded_request_fails_with_the_request_it_made() {
     );
 }
 
+/// Every kind `fixer new` offers scaffolds a crate that builds and whose example case passes.
 #[test]
-fn a_scaffolded_fixer_builds_and_its_example_case_passes() {
+fn a_scaffolded_fixer_builds_and_its_example_case_passes_for_every_kind() {
     let dir = scratch("fixer-new");
-    let created = Command::new(env!("CARGO_BIN_EXE_salve"))
-        .args([
-            "fixer",
-            "new",
-            "sg-example",
-            "--resource-type",
-            "AWS::EC2::SecurityGroup",
-            "--control",
-            "EC2.99",
-            "--dir",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(created.status.success(), "{}", text(&created));
-    let crate_dir = dir.join("sg-example");
-    for f in [
-        "Cargo.toml",
-        "src/lib.rs",
-        "cases/not-implemented/case.json",
-        "cases/not-implemented/traffic.json",
-    ] {
-        assert!(crate_dir.join(f).exists(), "{f} was not written");
+    // One target directory for every scaffold, so the SDK's dependencies build once.
+    let target = dir.join("target");
+    for kind in salve::kinds::specs() {
+        let name = format!("{}-example", kind.interface);
+        let created = Command::new(env!("CARGO_BIN_EXE_salve"))
+            .args(["fixer", "new", &name, "--resource-type", kind.name])
+            .args(["--control", "TEST.99", "--dir"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{}", text(&created));
+        let crate_dir = dir.join(&name);
+        for f in [
+            "Cargo.toml",
+            "src/lib.rs",
+            "cases/not-implemented/case.json",
+            "cases/not-implemented/traffic.json",
+        ] {
+            assert!(crate_dir.join(f).exists(), "{name}: {f} was not written");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_salve"))
+            .args(["fixer", "test"])
+            .arg(&crate_dir)
+            .arg("--cache-dir")
+            .arg(repo_root().join("target/test-scratch/fixer-cases-cache"))
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("running salve");
+        let report = text(&out);
+        assert!(out.status.success(), "{name}: {report}");
+        // The stub fails with "not implemented", and its case expects exactly that: an
+        // installed scaffold can never record a resource as compliant.
+        assert!(
+            report.contains("PASS not-implemented ("),
+            "{name}: {report}"
+        );
+        assert!(report.contains("1 passed, 0 failed"), "{name}: {report}");
+        let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
+        assert!(
+            !lib.contains("Ok(true)"),
+            "the scaffold's check() claims compliance:\n{lib}"
+        );
     }
-    let out = salve(&["fixer", "test"], &[&crate_dir]);
-    let report = text(&out);
-    assert!(out.status.success(), "{report}");
-    // The stub fails with "not implemented", and its case expects exactly that: an installed
-    // scaffold can never record a resource as compliant.
-    assert!(report.contains("PASS not-implemented ("), "{report}");
-    assert!(report.contains("1 passed, 0 failed"), "{report}");
-    let lib = std::fs::read_to_string(crate_dir.join("src/lib.rs")).unwrap();
-    assert!(
-        !lib.contains("Ok(true)"),
-        "the scaffold's check() claims compliance:\n{lib}"
-    );
     let again = Command::new(env!("CARGO_BIN_EXE_salve"))
         .args([
             "fixer",
             "new",
-            "sg-example",
+            "security-group-example",
             "--resource-type",
             "security-group",
             "--dir",

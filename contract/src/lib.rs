@@ -159,10 +159,20 @@ pub struct KindSpec {
     /// finding; `{account}` is replaced by the account ID, or `*`.
     pub arn_pattern: &'static str,
     pub verify: VerifyMode,
+    /// The first contract version with this kind; fixers of it built against an older one
+    /// cannot exist.
+    pub since: ContractVersion,
     pub scaffold: Scaffold,
 }
 
 impl KindSpec {
+    /// The contract versions a fixer of this kind can be built against.
+    pub fn contracts(&self) -> impl Iterator<Item = ContractVersion> + '_ {
+        ContractVersion::ALL
+            .into_iter()
+            .filter(|v| *v >= self.since)
+    }
+
     /// The ARN pattern for the resources of this kind in `account` (`None`: any account).
     pub fn arn_pattern(&self, account: Option<&str>) -> String {
         self.arn_pattern

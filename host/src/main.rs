@@ -80,7 +80,8 @@ enum FixerCommand {
     /// apply stubs, and one example case that passes as it is.
     New {
         name: String,
-        /// AWS::S3::Bucket (s3-bucket) or AWS::EC2::SecurityGroup (security-group).
+        /// A kind's type or interface name, e.g. AWS::S3::Bucket or s3-bucket; an unknown one lists
+        /// every kind.
         #[arg(long)]
         resource_type: String,
         /// The control ID the fixer remediates (more can be added in src/lib.rs).

@@ -64,11 +64,14 @@
 //! Fixers written against contract 0.1.0 (a plan that names IAM actions) use [`v0_1`]; their
 //! components keep loading.
 
+// Each kind's module lives in the kind's folder, beside its contract.
 #[cfg(any(feature = "s3-bucket", feature = "security-group"))]
 mod kind;
 #[cfg(feature = "s3-bucket")]
+#[path = "../../kinds/s3-bucket/sdk.rs"]
 pub mod s3_bucket;
 #[cfg(feature = "security-group")]
+#[path = "../../kinds/security-group/sdk.rs"]
 pub mod security_group;
 pub mod v0_1;
 

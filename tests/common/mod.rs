@@ -194,6 +194,16 @@ pub async fn aws_pipeline(name: &str, url: &str) -> (Pipeline, PathBuf) {
 
 /// A pipeline of `fixers` against `url` (moto, or a proxy in front of it).
 pub async fn aws_pipeline_with(name: &str, url: &str, fixers: &[PathBuf]) -> (Pipeline, PathBuf) {
+    aws_pipeline_config(name, url, fixers, "").await
+}
+
+/// Like [`aws_pipeline_with`], with `extra` TOML in the config.
+pub async fn aws_pipeline_config(
+    name: &str,
+    url: &str,
+    fixers: &[PathBuf],
+    extra: &str,
+) -> (Pipeline, PathBuf) {
     let audit = scratch(name).join("audit.jsonl");
     let sdk = sdk_config().await.into_builder().endpoint_url(url).build();
     let backends = salve::aws::AwsBackends::from_config(
@@ -204,12 +214,13 @@ pub async fn aws_pipeline_with(name: &str, url: &str, fixers: &[PathBuf]) -> (Pi
         "salve-tests",
         test_config("").account_roles(),
     );
-    let p = pipeline(
+    let p = pipeline_with(
         fixers,
         RuntimeLimits::default(),
         Box::new(backends),
         &audit,
-        no_settings(),
+        &test_config(extra),
+        Notifier::disabled(),
     );
     (p, audit)
 }

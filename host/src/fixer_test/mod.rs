@@ -316,17 +316,29 @@ impl FixerUnderTest {
         let finding = crate::finding::Finding::from_canonical_value(case.spec.finding.clone())
             .context("the case's finding")?;
         let account = finding.resource.account_id.clone();
+        let runtime = Runtime::new(RuntimeLimits::default(), self.cache_dir.clone())?;
+        let fixer = runtime.load_file(&self.wasm)?;
+        // A case tests the fixer under test, so its own kind and writes are approved: a kind
+        // that is opt-in in production is tested the same as the rest.
+        let writes: Vec<String> = fixer
+            .imports
+            .functions
+            .iter()
+            .filter(|f| f.access == crate::kinds::Access::Write)
+            .map(|f| format!("{:?}", f.iam_action))
+            .collect();
         let config = SalveConfig::parse(
             &format!(
-                "deployment = \"salve-fixer-test\"\n[accounts.\"{account}\"]\nname = \"case\"\nrole-arn = \"{}\"\n",
-                role_arn(&account)
+                "deployment = \"salve-fixer-test\"\n[accounts.\"{account}\"]\nname = \"case\"\nrole-arn = \"{}\"\n[eligibility]\nresource-types = [{:?}]\nallowed-actions = [{}]\n",
+                role_arn(&account),
+                fixer.resource_type.name,
+                writes.join(", ")
             ),
             "fixer test salve.toml",
             &case.dir,
         )?;
-        let runtime = Runtime::new(RuntimeLimits::default(), self.cache_dir.clone())?;
         let mut registry = FixerRegistry::default();
-        registry.ready.push(runtime.load_file(&self.wasm)?);
+        registry.ready.push(fixer);
         let roles: BTreeMap<String, AccountRole> = BTreeMap::from([(
             account.clone(),
             AccountRole {

@@ -131,6 +131,15 @@ pub fn normalise(f: &Value) -> IngestOutcome {
         );
     };
     let declared = text(resource, "/Type").map(resource_type);
+    // Some resources have no ARN (an account: `AWS::::Account:<id>`); the declared kind says
+    // how to name it, or validation rejects the ID as it stands.
+    let arn = match declared.as_deref().and_then(crate::kinds::get) {
+        Some(kind) if !arn.starts_with("arn:") => kind
+            .arn_for_id(arn, true, account, region)
+            .unwrap_or_else(|| arn.to_string()),
+        _ => arn.to_string(),
+    };
+    let arn = arn.as_str();
     let resource_type = type_from_arn(arn)
         .map(str::to_string)
         .or(declared)

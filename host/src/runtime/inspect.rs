@@ -145,9 +145,11 @@ pub fn contract_version(
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    ContractVersion::ALL
-        .into_iter()
+    let versions: Vec<ContractVersion> = kind.contracts().collect();
+    versions
+        .iter()
         .rev()
+        .copied()
         .find(|v| exports.iter().any(|e| *e == v.fixer_export(kind)))
         .with_context(|| {
             format!(
@@ -158,7 +160,7 @@ pub fn contract_version(
                     exports.join(", ")
                 },
                 kind.name,
-                ContractVersion::ALL
+                versions
                     .iter()
                     .map(|v| v.fixer_export(kind))
                     .collect::<Vec<_>>()

@@ -290,7 +290,7 @@ impl Runtime {
         let engine = wt(Engine::new(&config)).context("creating the wasmtime engine")?;
         let mut linkers = Vec::new();
         for kind in kinds::KINDS {
-            for version in ContractVersion::ALL {
+            for version in kind.spec.contracts() {
                 // Only this kind's interface of this version: a fixer that imports another
                 // kind's, or mixes versions, cannot link.
                 let mut linker = Linker::new(&engine);

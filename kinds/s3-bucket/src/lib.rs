@@ -3,7 +3,9 @@
 //! Everything about the kind is declared here; with the `host` feature, [`host`] adds the
 //! capability, the AWS backend and the in-memory backend.
 
-use salve_contract::{Access, CapabilityFunction, KindSpec, ResourceScope, Scaffold, VerifyMode};
+use salve_contract::{
+    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, VerifyMode,
+};
 
 #[cfg(feature = "host")]
 pub mod host;
@@ -37,6 +39,7 @@ pub const SPEC: KindSpec = KindSpec {
     // Bucket ARNs carry no account; ExpectedBucketOwner on every call is what pins the account.
     arn_pattern: "arn:aws:s3:::*",
     verify: VerifyMode::Immediate,
+    since: ContractVersion::V0_1,
     scaffold: Scaffold {
         module: "s3_bucket",
         example_arn: "arn:aws:s3:::example-bucket",

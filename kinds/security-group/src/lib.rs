@@ -4,7 +4,9 @@
 //! Everything about the kind is declared here; with the `host` feature, [`host`] adds the
 //! capability, the AWS backend and the in-memory backend.
 
-use salve_contract::{Access, CapabilityFunction, KindSpec, ResourceScope, Scaffold, VerifyMode};
+use salve_contract::{
+    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, VerifyMode,
+};
 
 #[cfg(feature = "host")]
 pub mod host;
@@ -46,6 +48,7 @@ pub const SPEC: KindSpec = KindSpec {
     tags_scope: ResourceScope::AllResources,
     arn_pattern: "arn:aws:ec2:*:{account}:security-group/*",
     verify: VerifyMode::Immediate,
+    since: ContractVersion::V0_1,
     scaffold: Scaffold {
         module: "security_group",
         example_arn: "arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123456789abcdef0",

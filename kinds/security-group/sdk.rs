@@ -1,6 +1,8 @@
 //! `AWS::EC2::SecurityGroup` on contract 0.2.0: the group's ingress rules.
 //!
 //! Every function is bound to the finding's group; none takes a group ID.
+//!
+//! This file is the kind's part of `salve-sdk` (its feature `security-group`).
 
 #[doc(hidden)]
 pub mod __bindings {

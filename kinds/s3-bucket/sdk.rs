@@ -1,6 +1,8 @@
 //! `AWS::S3::Bucket` on contract 0.2.0: the bucket's public access block.
 //!
 //! Every function is bound to the finding's bucket; none takes a bucket name.
+//!
+//! This file is the kind's part of `salve-sdk` (its feature `s3-bucket`).
 
 #[doc(hidden)]
 pub mod __bindings {
