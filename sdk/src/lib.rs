@@ -65,7 +65,14 @@
 //! components keep loading.
 
 // Each kind's module lives in the kind's folder, beside its contract.
-#[cfg(any(feature = "s3-bucket", feature = "security-group"))]
+#[cfg(feature = "ebs-encryption-by-default")]
+#[path = "../../kinds/ebs-encryption-by-default/sdk.rs"]
+pub mod ebs_encryption_by_default;
+#[cfg(any(
+    feature = "s3-bucket",
+    feature = "security-group",
+    feature = "ebs-encryption-by-default"
+))]
 mod kind;
 #[cfg(feature = "s3-bucket")]
 #[path = "../../kinds/s3-bucket/sdk.rs"]

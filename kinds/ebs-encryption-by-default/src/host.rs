@@ -1,0 +1,306 @@
+//! The `ebs-encryption-by-default` capability, bound to the finding's account and region, and its
+//! backends.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use salve_contract::{Arn, ContractVersion, KindSpec};
+use salve_core::{
+    internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
+    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
+    Tags,
+};
+use serde_json::{json, Value};
+
+use crate::{ARN_RESOURCE, ENABLE_ENCRYPTION_BY_DEFAULT, GET_ENCRYPTION_BY_DEFAULT, SPEC};
+
+/// Contract 0.2.0, the first to have this kind.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/v0.2.0", "wit"],
+        world: "salve:ebs-encryption-by-default/ebs-encryption-by-default-fixer",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
+            "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
+            "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+        },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+}
+
+use v0_2::exports::salve::ebs_encryption_by_default::fixer as typed;
+use v0_2::salve::ebs_encryption_by_default::capability;
+use v0_2::EbsEncryptionByDefaultFixerPre;
+
+/// `interface.function`, as planned calls and the gate name a function.
+fn call_name(f: &salve_contract::CapabilityFunction) -> String {
+    format!("{}.{}", f.interface, f.function)
+}
+
+fn to_host_change(p: typed::PlannedCall) -> Change {
+    let typed::Call::EnableEncryptionByDefault = p.call;
+    let function = &ENABLE_ENCRYPTION_BY_DEFAULT;
+    Change {
+        action: function.iam_action.to_string(),
+        description: p.description,
+        before: None,
+        after: None,
+        call: Some(PlannedCall {
+            function: call_name(function),
+            args: Value::Null,
+        }),
+    }
+}
+
+fn to_host_plan(p: typed::FixPlan) -> Plan {
+    Plan {
+        changes: p.calls.into_iter().map(to_host_change).collect(),
+        summary: p.summary,
+    }
+}
+
+fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
+    let calls = p
+        .changes
+        .iter()
+        .map(|c| match &c.call {
+            Some(call) if call.function == call_name(&ENABLE_ENCRYPTION_BY_DEFAULT) => {
+                Ok(typed::PlannedCall {
+                    call: typed::Call::EnableEncryptionByDefault,
+                    description: c.description.clone(),
+                })
+            }
+            Some(call) => Err(format!(
+                "{} is not an ebs-encryption-by-default write",
+                call.function
+            )),
+            None => Err(format!("change {:?} has no typed call", c.description)),
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(typed::FixPlan {
+        calls,
+        summary: p.summary.clone(),
+    })
+}
+
+salve_core::fixer_exports_v0_2! {
+    world: v0_2::EbsEncryptionByDefaultFixer,
+    world_pre: EbsEncryptionByDefaultFixerPre,
+    accessor: salve_ebs_encryption_by_default_fixer,
+    to_host: to_host_plan,
+    to_guest: to_guest_plan,
+}
+
+/// The kind's entry in the host's registry.
+pub struct EbsEncryptionByDefault;
+
+impl KindHost for EbsEncryptionByDefault {
+    const SPEC: &'static KindSpec = &SPEC;
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        version: ContractVersion,
+        get: fn(&mut T) -> &mut Capabilities,
+    ) -> anyhow::Result<()> {
+        use wasmtime::component::HasSelf;
+        match version {
+            ContractVersion::V0_1 => {
+                anyhow::bail!("{} has no contract 0.1.0 interface", SPEC.name)
+            }
+            ContractVersion::V0_2 => {
+                capability::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?
+            }
+        }
+        Ok(())
+    }
+
+    fn fixer_pre_v0_2<T: Send + 'static>(
+        pre: wasmtime::component::InstancePre<T>,
+    ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
+        Ok(Box::new(V0_2Pre(EbsEncryptionByDefaultFixerPre::new(pre)?)))
+    }
+
+    fn read_back<'a>(
+        call: &'a PlannedCall,
+        binding: &'a Binding,
+    ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
+        Box::pin(async move {
+            let Some(setting) = binding.as_any().downcast_ref::<EbsEncryptionBinding>() else {
+                return Err(internal_error(
+                    "the binding is not an ebs-encryption-by-default backend",
+                ));
+            };
+            if call.function != call_name(&ENABLE_ENCRYPTION_BY_DEFAULT) {
+                return Err(internal_error(&format!(
+                    "{} is not an ebs-encryption-by-default write",
+                    call.function
+                )));
+            }
+            let enabled = setting.0.get().await?;
+            Ok(ReadBack {
+                holds: enabled,
+                expected: json!({ "enabled": true }),
+                actual: json!({ "enabled": enabled }),
+            })
+        })
+    }
+
+    fn aws_backend(
+        session: &SdkConfig,
+        _resource: BoundResource<'_>,
+        _path_style: bool,
+    ) -> Binding {
+        // The session is already in the finding's region: the setting is that region's.
+        bind(Arc::new(AwsEbsEncryption(aws_sdk_ec2::Client::new(
+            session,
+        ))))
+    }
+
+    fn resource_name(arn: &Arn<'_>, account: &str, region: &str) -> Result<String, String> {
+        if arn.service != "ec2" || arn.resource != ARN_RESOURCE {
+            return Err(format!(
+                "an {} ARN looks like arn:aws:ec2:<region>:<account>:{ARN_RESOURCE}",
+                SPEC.name
+            ));
+        }
+        if arn.account != account || arn.region != region {
+            return Err(format!(
+                "the ARN names account {} in {}, not resource.account_id {account} in resource.region {region}",
+                arn.account, arn.region
+            ));
+        }
+        Ok(account.to_string())
+    }
+
+    fn canonical_arn(arn: &Arn<'_>, _name: &str, account: &str, region: &str) -> String {
+        format!(
+            "arn:{}:ec2:{region}:{account}:{ARN_RESOURCE}",
+            arn.partition
+        )
+    }
+
+    fn arn_for_id(id: &str, typed: bool, account: &str, region: &str) -> Option<String> {
+        // Security Hub names the account: `AWS::::Account:<id>`. Only a source that named this
+        // kind may turn that into its ARN; the account must be the finding's own.
+        let named = id.strip_prefix("AWS::::Account:")?;
+        (typed && named == account).then(|| {
+            format!(
+                "arn:{}:ec2:{region}:{account}:{ARN_RESOURCE}",
+                salve_contract::partition_of(region)
+            )
+        })
+    }
+
+    fn names_arn(arn: &Arn<'_>) -> bool {
+        arn.service == "ec2" && arn.resource == ARN_RESOURCE
+    }
+}
+
+/// What the capability needs from EC2 for one account and region.
+pub trait EbsEncryptionBackend: Send + Sync {
+    fn get(&self) -> BoxFuture<'_, Result<bool, AwsError>>;
+    fn enable(&self) -> BoxFuture<'_, Result<(), AwsError>>;
+}
+
+/// The kind's backend as the store holds it.
+#[derive(Clone)]
+pub struct EbsEncryptionBinding(pub Arc<dyn EbsEncryptionBackend>);
+
+/// Binds a backend (AWS or in memory) as this kind's.
+pub fn bind(backend: Arc<dyn EbsEncryptionBackend>) -> Binding {
+    Arc::new(EbsEncryptionBinding(backend))
+}
+
+impl KindBackend for EbsEncryptionBinding {
+    fn kind(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async { Ok(Tags::new()) })
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The real backend: the AWS SDK's EC2 client in the finding's region.
+pub struct AwsEbsEncryption(aws_sdk_ec2::Client);
+
+impl EbsEncryptionBackend for AwsEbsEncryption {
+    fn get(&self) -> BoxFuture<'_, Result<bool, AwsError>> {
+        Box::pin(async move {
+            let out = self
+                .0
+                .get_ebs_encryption_by_default()
+                .send()
+                .await
+                .map_err(to_aws_error)?;
+            Ok(out.ebs_encryption_by_default().unwrap_or(false))
+        })
+    }
+
+    fn enable(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.0
+                .enable_ebs_encryption_by_default()
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(to_aws_error)
+        })
+    }
+}
+
+impl capability::Host for Capabilities {
+    async fn get_encryption_by_default(&mut self) -> wasmtime::Result<Result<bool, FixerError>> {
+        let backend = match self.backend::<EbsEncryptionBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .call(&GET_ENCRYPTION_BY_DEFAULT, None, backend.get())
+            .await)
+    }
+
+    async fn enable_encryption_by_default(&mut self) -> wasmtime::Result<Result<(), FixerError>> {
+        let backend = match self.backend::<EbsEncryptionBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
+        // No arguments: the planned call's `args` are null too.
+        Ok(self
+            .call(
+                &ENABLE_ENCRYPTION_BY_DEFAULT,
+                Some(Value::Null),
+                backend.enable(),
+            )
+            .await)
+    }
+}
+
+/// In memory, for benchmarks and offline tests; counts writes so a test can prove what reached
+/// the "account".
+#[derive(Default)]
+pub struct InMemoryEbsEncryption {
+    pub enabled: AtomicBool,
+    pub writes: AtomicUsize,
+}
+
+impl EbsEncryptionBackend for InMemoryEbsEncryption {
+    fn get(&self) -> BoxFuture<'_, Result<bool, AwsError>> {
+        Box::pin(async move { Ok(self.enabled.load(Ordering::SeqCst)) })
+    }
+
+    fn enable(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            self.enabled.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
