@@ -18,7 +18,11 @@ use common::proxy::{CountingProxy, FaultRule, Injected, Seen};
 use common::*;
 use serde_json::{json, Value};
 
-const FIXERS: [&str; 2] = ["s3-block-public-access", "sg-close-admin-ports"];
+const FIXERS: [&str; 3] = [
+    "s3-block-public-access",
+    "sg-close-admin-ports",
+    "ebs-encryption-by-default",
+];
 
 fn salve(args: &[&str], paths: &[&Path]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_salve"));
@@ -462,4 +466,60 @@ async fn record_shipped_fixer_cases() {
         });
         record("sg-close-admin-ports", &dir, &proxy);
     }
+
+    // EBS encryption by default: the account's setting in us-east-1, off unless the case says.
+    let ebs_cases = cases_dir("ebs-encryption-by-default");
+    let _ = std::fs::remove_dir_all(&ebs_cases);
+    for case in [
+        "fixed",
+        "already-compliant",
+        "access-denied-on-write",
+        "throttled-then-fixed",
+    ] {
+        if case == "already-compliant" {
+            ec2.enable_ebs_encryption_by_default().send().await.unwrap();
+        } else {
+            ec2.disable_ebs_encryption_by_default()
+                .send()
+                .await
+                .unwrap();
+        }
+        let description = match case {
+            "fixed" => "Encryption by default is off and gets turned on.",
+            "already-compliant" => "Encryption by default is already on: nothing to change.",
+            "access-denied-on-write" => "EnableEbsEncryptionByDefault is denied: the finding fails cleanly, not retryable.",
+            _ => "The first GetEbsEncryptionByDefault is throttled (RequestLimitExceeded); the SDK retries it and the fix lands.",
+        };
+        let finding: Value =
+            serde_json::from_str(&ebs_finding(&format!("case-ebs-{case}"), "us-east-1")).unwrap();
+        let dir = ebs_cases.join(case);
+        write_case(&dir, description, finding);
+        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        proxy.set_fault(match case {
+            "access-denied-on-write" => Some(Arc::new(|s: &Seen| {
+                s.body.contains("Action=EnableEbsEncryptionByDefault").then(|| {
+                    Injected::Respond(
+                        403,
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>denied-1</RequestID></Response>".into(),
+                    )
+                })
+            })),
+            "throttled-then-fixed" => Some(Arc::new(move |s: &Seen| {
+                (s.body.contains("Action=GetEbsEncryptionByDefault")
+                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
+                .then(|| {
+                    Injected::Respond(
+                        503,
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled-1</RequestID></Response>".into(),
+                    )
+                })
+            })),
+            _ => None,
+        });
+        record("ebs-encryption-by-default", &dir, &proxy);
+    }
+    ec2.disable_ebs_encryption_by_default()
+        .send()
+        .await
+        .unwrap();
 }

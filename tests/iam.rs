@@ -223,6 +223,10 @@ fn parliament_finds_nothing_in_any_policy() {
     for (name, arn) in [
         ("s3-block-public-access", BUCKET_ARN),
         ("sg-close-admin-ports", GROUP_ARN),
+        (
+            "ebs-encryption-by-default",
+            "arn:aws:ec2:us-east-1:123456789012:ebs-encryption-by-default",
+        ),
     ] {
         let f = load(name);
         documents.push((
@@ -320,6 +324,10 @@ fn the_cli_prints_a_document_aws_takes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let fixers = [load("s3-block-public-access"), load("sg-close-admin-ports")];
+    let fixers = [
+        load("s3-block-public-access"),
+        load("sg-close-admin-ports"),
+        load("ebs-encryption-by-default"),
+    ];
     assert_eq!(printed, iam::customer_role_policy(&fixers, None));
 }

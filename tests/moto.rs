@@ -340,3 +340,74 @@ async fn no_secret_reaches_the_audit_log_or_the_logs() {
         "an access key ID is in the audit log"
     );
 }
+
+/// A Security Hub EC2.7 finding on the account, as Security Hub sends it: no ARN, just
+/// `AWS::::Account:<id>` and the region.
+fn asff_ebs(id: &str, region: &str) -> String {
+    serde_json::json!({
+        "SchemaVersion": "2018-10-08",
+        "Id": id,
+        "AwsAccountId": ACCOUNT,
+        "Title": "EC2.7 EBS default encryption should be enabled",
+        "Severity": {"Label": "HIGH"},
+        "Compliance": {"Status": "FAILED", "SecurityControlId": "EC2.7"},
+        "RecordState": "ACTIVE",
+        "Resources": [{
+            "Type": "AwsAccount",
+            "Id": format!("AWS::::Account:{ACCOUNT}"),
+            "Region": region,
+            "Tags": {"owner": "platform-team", "environment": "dev"}
+        }]
+    })
+    .to_string()
+}
+
+async fn ebs_encryption(region: &str) -> bool {
+    let config = sdk_config()
+        .await
+        .into_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build();
+    aws_sdk_ec2::Client::new(&config)
+        .get_ebs_encryption_by_default()
+        .send()
+        .await
+        .unwrap()
+        .ebs_encryption_by_default()
+        .unwrap()
+}
+
+/// A kind added after the first release is opt-in: the same finding is skipped under the
+/// default eligibility and fixed once the deployment lists the kind and its write.
+#[tokio::test]
+async fn ebs_encryption_by_default_is_opt_in_and_turned_on_from_security_hub() {
+    // A region no other test touches: the setting is the whole region's.
+    let region = "ap-southeast-2";
+    let fixers = [fixer("ebs-encryption-by-default")];
+    let (default, _) = aws_pipeline_config("moto-ebs-default", &endpoint(), &fixers, "").await;
+    let r = process(&default, &asff_ebs("ebs-default", region), false).await;
+    assert_eq!(r["status"], "skipped", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("AWS::EC2::EbsEncryptionByDefault"),
+        "{r:#}"
+    );
+    assert!(!ebs_encryption(region).await);
+
+    let opt_in = "[eligibility]\nresource-types = [\"AWS::EC2::EbsEncryptionByDefault\"]\nallowed-actions = [\"ec2:EnableEbsEncryptionByDefault\"]\n";
+    let (p, _) = aws_pipeline_config("moto-ebs", &endpoint(), &fixers, opt_in).await;
+    let r = process(&p, &asff_ebs("ebs-on", region), false).await;
+    assert_eq!(r["status"], "remediated", "{r:#}");
+    assert_eq!(
+        r["finding"]["resource"]["arn"],
+        format!("arn:aws:ec2:{region}:{ACCOUNT}:ebs-encryption-by-default")
+    );
+    assert_eq!(r["evidence"]["read_back"][0]["holds"], true);
+    assert_eq!(r["rollback"], serde_json::json!({"was_enabled": false}));
+    assert!(ebs_encryption(region).await);
+
+    let again = process(&p, &asff_ebs("ebs-again", region), false).await;
+    assert_eq!(again["status"], "already-compliant", "{again:#}");
+}

@@ -225,6 +225,15 @@ pub async fn aws_pipeline_config(
     (p, audit)
 }
 
+/// A canonical EC2.7 finding: EBS encryption by default is off in `region`.
+pub fn ebs_finding(id: &str, region: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","source":"test","control_id":"EC2.7","title":"EBS default encryption is off","severity":"HIGH",
+        "resource":{{"arn":"arn:aws:ec2:{region}:123456789012:ebs-encryption-by-default","type":"AWS::EC2::EbsEncryptionByDefault",
+        "account_id":"123456789012","region":"{region}","tags":{{"owner":"platform-team","environment":"dev"}}}}}}"#
+    )
+}
+
 /// A moto security group (named from `prefix`) with SSH open to the world.
 pub async fn open_ssh_group(prefix: &str) -> String {
     use aws_sdk_ec2::types::{IpPermission, IpRange};
