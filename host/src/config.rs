@@ -99,6 +99,18 @@ pub struct SalveConfig {
     /// Which fixer handles a control that two installed fixers both claim:
     /// `[routing] "S3.8" = "s3-block-public-access"`. Without an entry such a claim is refused.
     pub routing: BTreeMap<String, String>,
+    pub read_back: ReadBackConfig,
+}
+
+/// Bounds on the host's read-back of a kind whose changes apply asynchronously (RDS): fewer
+/// attempts or a shorter interval than the kind's own, e.g. to fit a Lambda deadline.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReadBackConfig {
+    /// At most this many reads per planned call (the kind's own bound otherwise).
+    pub max_attempts: Option<u32>,
+    /// Milliseconds between reads (the kind's own interval otherwise).
+    pub interval_ms: Option<u64>,
 }
 
 impl Default for SalveConfig {
@@ -113,6 +125,7 @@ impl Default for SalveConfig {
             notify: NotifyConfig::default(),
             fixers: BTreeMap::new(),
             routing: BTreeMap::new(),
+            read_back: ReadBackConfig::default(),
         }
     }
 }

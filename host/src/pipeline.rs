@@ -116,6 +116,7 @@ pub type FixerSettings = BTreeMap<String, BTreeMap<String, String>>;
 /// Everything the pipeline decides with, built from `salve.toml`.
 pub struct PipelineConfig {
     pub settings: FixerSettings,
+    pub read_back: crate::config::ReadBackConfig,
     pub policy: EligibilityPolicy,
     pub ingest: IngestConfig,
     pub notifier: Notifier,
@@ -125,6 +126,7 @@ impl PipelineConfig {
     pub fn from_config(config: &SalveConfig, notifier: Notifier) -> Result<PipelineConfig> {
         Ok(PipelineConfig {
             settings: config.fixers.clone(),
+            read_back: config.read_back.clone(),
             policy: config.eligibility_policy()?,
             ingest: config.ingest.clone(),
             notifier,
@@ -752,6 +754,8 @@ fn applied_calls(
 #[derive(Debug, Serialize)]
 struct CallReadBack {
     call: PlannedCall,
+    /// How many reads it took (a polled kind reads until the outcome holds or the bound ends).
+    attempts: u32,
     #[serde(flatten)]
     read_back: ReadBack,
 }
@@ -772,29 +776,39 @@ struct FindingRun<'a> {
 impl FindingRun<'_> {
     /// Reads the resource back through the read session for every planned call, as often as
     /// the kind's verify mode allows, until each call's declared outcome holds.
-    async fn read_back(&self, plan: &Plan) -> Result<Vec<CallReadBack>, AwsError> {
+    async fn read_back(
+        &self,
+        plan: &Plan,
+        accepted: &[usize],
+    ) -> Result<Vec<CallReadBack>, AwsError> {
         let Some(kind) = crate::kinds::get(self.fixer.resource_type.name) else {
             return Err(crate::capabilities::internal_error(
                 "the fixer's kind is not registered",
             ));
         };
+        let bounds = &self.pipeline.config.read_back;
         let (attempts, interval) = match kind.spec.verify {
             VerifyMode::Immediate => (1, std::time::Duration::ZERO),
             VerifyMode::Polled {
                 attempts,
                 interval_ms,
             } => (
-                attempts.max(1),
-                std::time::Duration::from_millis(interval_ms),
+                bounds
+                    .max_attempts
+                    .unwrap_or(attempts)
+                    .clamp(1, attempts.max(1)),
+                std::time::Duration::from_millis(bounds.interval_ms.unwrap_or(interval_ms)),
             ),
         };
-        let calls: Vec<&PlannedCall> = plan
+        let calls: Vec<(usize, &PlannedCall)> = plan
             .changes
             .iter()
-            .filter_map(|c| c.call.as_ref())
+            .enumerate()
+            .filter_map(|(i, c)| c.call.as_ref().map(|call| (i, call)))
             .collect();
         let mut results = Vec::with_capacity(calls.len());
-        for call in calls {
+        for (i, call) in calls {
+            let attempts = if accepted.contains(&i) { attempts } else { 1 };
             let mut attempt = 1;
             let read_back = loop {
                 let read_back = kind.read_back(call, self.backend).await?;
@@ -806,6 +820,7 @@ impl FindingRun<'_> {
             };
             results.push(CallReadBack {
                 call: call.clone(),
+                attempts: attempt,
                 read_back,
             });
         }
@@ -1002,7 +1017,15 @@ impl FindingRun<'_> {
         // compares it with each planned call's declared outcome, before it asks the fixer.
         let t = Instant::now();
         let read_back = if plan.is_typed() {
-            Some(self.read_back(&plan).await)
+            // Only a call AWS accepted is worth waiting for; anything else is read once.
+            let accepted: Vec<usize> = sandbox
+                .gate()
+                .calls()
+                .iter()
+                .filter(|c| c.result == crate::capabilities::CallResult::Ok)
+                .filter_map(|c| c.planned)
+                .collect();
+            Some(self.read_back(&plan, &accepted).await)
         } else {
             None
         };
