@@ -23,6 +23,7 @@ pub const KINDS: &[Kind] = &[
     kind::<salve_kind_s3_bucket::host::S3Bucket>(),
     kind::<salve_kind_security_group::host::SecurityGroup>(),
     kind::<salve_kind_ebs_encryption_by_default::host::EbsEncryptionByDefault>(),
+    kind::<salve_kind_rds_instance::host::RdsInstance>(),
 ];
 
 /// One kind's entry: its spec, and its host behaviour as plain functions.

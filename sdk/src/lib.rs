@@ -71,9 +71,13 @@ pub mod ebs_encryption_by_default;
 #[cfg(any(
     feature = "s3-bucket",
     feature = "security-group",
-    feature = "ebs-encryption-by-default"
+    feature = "ebs-encryption-by-default",
+    feature = "rds-instance"
 ))]
 mod kind;
+#[cfg(feature = "rds-instance")]
+#[path = "../../kinds/rds-instance/sdk.rs"]
+pub mod rds_instance;
 #[cfg(feature = "s3-bucket")]
 #[path = "../../kinds/s3-bucket/sdk.rs"]
 pub mod s3_bucket;

@@ -1,0 +1,403 @@
+//! The `rds-instance` capability, bound to the finding's DB instance, and its backends.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use salve_contract::{Arn, ContractVersion, KindSpec};
+use salve_core::{
+    internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
+    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
+    Tags,
+};
+use serde_json::json;
+
+use crate::{DESCRIBE_INSTANCE, SET_PUBLICLY_ACCESSIBLE, SPEC};
+
+/// Contract 0.2.0, the first to have this kind.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/v0.2.0", "wit"],
+        world: "salve:rds-instance/rds-instance-fixer",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
+            "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
+            "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+        },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+}
+
+use v0_2::exports::salve::rds_instance::fixer as typed;
+use v0_2::salve::rds_instance::capability::Host;
+pub use v0_2::salve::rds_instance::capability::Instance;
+use v0_2::RdsInstanceFixerPre;
+
+/// `interface.function`, as planned calls and the gate name a function.
+fn call_name(f: &salve_contract::CapabilityFunction) -> String {
+    format!("{}.{}", f.interface, f.function)
+}
+
+fn to_host_change(p: typed::PlannedCall) -> Change {
+    let typed::Call::SetPubliclyAccessible(public) = p.call;
+    let function = &SET_PUBLICLY_ACCESSIBLE;
+    Change {
+        action: function.iam_action.to_string(),
+        description: p.description,
+        before: None,
+        after: None,
+        call: Some(PlannedCall {
+            function: call_name(function),
+            args: json!(public),
+        }),
+    }
+}
+
+fn to_host_plan(p: typed::FixPlan) -> Plan {
+    Plan {
+        changes: p.calls.into_iter().map(to_host_change).collect(),
+        summary: p.summary,
+    }
+}
+
+fn planned_value(call: &PlannedCall) -> Result<bool, String> {
+    if call.function != call_name(&SET_PUBLICLY_ACCESSIBLE) {
+        return Err(format!("{} is not an rds-instance write", call.function));
+    }
+    call.args
+        .as_bool()
+        .ok_or_else(|| format!("{}: {} is not a boolean", call.function, call.args))
+}
+
+fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
+    let calls = p
+        .changes
+        .iter()
+        .map(|c| {
+            let call = c
+                .call
+                .as_ref()
+                .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
+            Ok(typed::PlannedCall {
+                call: typed::Call::SetPubliclyAccessible(planned_value(call)?),
+                description: c.description.clone(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(typed::FixPlan {
+        calls,
+        summary: p.summary.clone(),
+    })
+}
+
+salve_core::fixer_exports_v0_2! {
+    world: v0_2::RdsInstanceFixer,
+    world_pre: RdsInstanceFixerPre,
+    accessor: salve_rds_instance_fixer,
+    to_host: to_host_plan,
+    to_guest: to_guest_plan,
+}
+
+/// The kind's entry in the host's registry.
+pub struct RdsInstance;
+
+impl KindHost for RdsInstance {
+    const SPEC: &'static KindSpec = &SPEC;
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        version: ContractVersion,
+        get: fn(&mut T) -> &mut Capabilities,
+    ) -> anyhow::Result<()> {
+        use wasmtime::component::HasSelf;
+        match version {
+            ContractVersion::V0_1 => {
+                anyhow::bail!("{} has no contract 0.1.0 interface", SPEC.name)
+            }
+            ContractVersion::V0_2 => v0_2::salve::rds_instance::capability::add_to_linker::<
+                T,
+                HasSelf<Capabilities>,
+            >(linker, get)?,
+        }
+        Ok(())
+    }
+
+    fn fixer_pre_v0_2<T: Send + 'static>(
+        pre: wasmtime::component::InstancePre<T>,
+    ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
+        Ok(Box::new(V0_2Pre(RdsInstanceFixerPre::new(pre)?)))
+    }
+
+    fn read_back<'a>(
+        call: &'a PlannedCall,
+        binding: &'a Binding,
+    ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
+        Box::pin(async move {
+            let Some(db) = binding.as_any().downcast_ref::<RdsInstanceBinding>() else {
+                return Err(internal_error("the binding is not an rds-instance backend"));
+            };
+            let expected = planned_value(call).map_err(|e| internal_error(&e))?;
+            let instance = db.0.describe().await?;
+            Ok(ReadBack {
+                holds: instance.publicly_accessible == expected,
+                expected: json!({ "publicly_accessible": expected }),
+                actual: json!(instance),
+            })
+        })
+    }
+
+    fn aws_backend(session: &SdkConfig, resource: BoundResource<'_>, _path_style: bool) -> Binding {
+        bind(Arc::new(AwsRdsInstance {
+            client: aws_sdk_rds::Client::new(session),
+            identifier: resource.name.to_string(),
+        }))
+    }
+
+    fn resource_name(arn: &Arn<'_>, account: &str, region: &str) -> Result<String, String> {
+        let Some(id) = arn
+            .resource
+            .strip_prefix("db:")
+            .filter(|id| is_identifier(id))
+        else {
+            return Err(
+                "an AWS::RDS::DBInstance ARN looks like arn:aws:rds:<region>:<account>:db:<identifier>"
+                    .into(),
+            );
+        };
+        if arn.service != "rds" {
+            return Err(format!("service {:?} is not rds", arn.service));
+        }
+        if arn.account != account || arn.region != region {
+            return Err(format!(
+                "the ARN names account {} in {}, not resource.account_id {account} in resource.region {region}",
+                arn.account, arn.region
+            ));
+        }
+        Ok(id.to_string())
+    }
+
+    fn canonical_arn(arn: &Arn<'_>, name: &str, account: &str, region: &str) -> String {
+        format!("arn:{}:rds:{region}:{account}:db:{name}", arn.partition)
+    }
+
+    fn arn_for_id(id: &str, typed: bool, account: &str, region: &str) -> Option<String> {
+        (typed && is_identifier(id)).then(|| {
+            format!(
+                "arn:{}:rds:{region}:{account}:db:{id}",
+                salve_contract::partition_of(region)
+            )
+        })
+    }
+
+    fn names_arn(arn: &Arn<'_>) -> bool {
+        arn.service == "rds" && arn.resource.starts_with("db:")
+    }
+}
+
+/// RDS identifiers: 1-63 letters, digits and hyphens, starting with a letter.
+fn is_identifier(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// What the capability needs from RDS for one instance.
+pub trait RdsInstanceBackend: Send + Sync {
+    fn describe(&self) -> BoxFuture<'_, Result<Instance, AwsError>>;
+    fn set_publicly_accessible(&self, public: bool) -> BoxFuture<'_, Result<(), AwsError>>;
+    /// The instance's tags (from DescribeDBInstances), read by the host for eligibility.
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+}
+
+/// The kind's backend as the store holds it.
+#[derive(Clone)]
+pub struct RdsInstanceBinding(pub Arc<dyn RdsInstanceBackend>);
+
+/// Binds a backend (AWS or in memory) as this kind's.
+pub fn bind(backend: Arc<dyn RdsInstanceBackend>) -> Binding {
+    Arc::new(RdsInstanceBinding(backend))
+}
+
+impl KindBackend for RdsInstanceBinding {
+    fn kind(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        self.0.tags()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The real backend: the AWS SDK's RDS client and the one instance it may touch.
+pub struct AwsRdsInstance {
+    client: aws_sdk_rds::Client,
+    identifier: String,
+}
+
+impl AwsRdsInstance {
+    async fn describe_raw(&self) -> Result<aws_sdk_rds::types::DbInstance, AwsError> {
+        let out = self
+            .client
+            .describe_db_instances()
+            .db_instance_identifier(&self.identifier)
+            .send()
+            .await
+            .map_err(to_aws_error)?;
+        out.db_instances()
+            .iter()
+            .find(|i| i.db_instance_identifier() == Some(self.identifier.as_str()))
+            .cloned()
+            .ok_or_else(|| AwsError {
+                code: "DBInstanceNotFound".into(),
+                message: format!("DB instance {} was not in the response", self.identifier),
+                request_id: None,
+                retryable: false,
+            })
+    }
+}
+
+impl RdsInstanceBackend for AwsRdsInstance {
+    fn describe(&self) -> BoxFuture<'_, Result<Instance, AwsError>> {
+        Box::pin(async move {
+            let i = self.describe_raw().await?;
+            Ok(Instance {
+                identifier: self.identifier.clone(),
+                publicly_accessible: i.publicly_accessible().unwrap_or(false),
+                status: i.db_instance_status().unwrap_or("unknown").to_string(),
+            })
+        })
+    }
+
+    fn set_publicly_accessible(&self, public: bool) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.client
+                .modify_db_instance()
+                .db_instance_identifier(&self.identifier)
+                .publicly_accessible(public)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(to_aws_error)
+        })
+    }
+
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async move {
+            Ok(self
+                .describe_raw()
+                .await?
+                .tag_list()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect())
+        })
+    }
+}
+
+impl Host for Capabilities {
+    async fn describe_instance(&mut self) -> wasmtime::Result<Result<Instance, FixerError>> {
+        let backend = match self.backend::<RdsInstanceBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .call(&DESCRIBE_INSTANCE, None, backend.describe())
+            .await)
+    }
+
+    async fn set_publicly_accessible(
+        &mut self,
+        publicly_accessible: bool,
+    ) -> wasmtime::Result<Result<(), FixerError>> {
+        let backend = match self.backend::<RdsInstanceBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .call(
+                &SET_PUBLICLY_ACCESSIBLE,
+                Some(json!(publicly_accessible)),
+                backend.set_publicly_accessible(publicly_accessible),
+            )
+            .await)
+    }
+}
+
+/// In memory, for tests of the polled verify: a modification takes effect only after
+/// `reads_until_applied` further describes, as RDS applies it some minutes later.
+pub struct InMemoryRdsInstance {
+    pub instance: Mutex<Instance>,
+    /// The modification accepted and not applied yet.
+    pub pending: Mutex<Option<bool>>,
+    pub reads_until_applied: Mutex<Option<usize>>,
+    pub writes: AtomicUsize,
+    pub tags: Tags,
+}
+
+impl InMemoryRdsInstance {
+    /// A public instance; a modification shows after `delay` reads (`None`: never).
+    pub fn public(identifier: &str, delay: Option<usize>) -> InMemoryRdsInstance {
+        InMemoryRdsInstance {
+            instance: Mutex::new(Instance {
+                identifier: identifier.to_string(),
+                publicly_accessible: true,
+                status: "available".into(),
+            }),
+            pending: Mutex::new(None),
+            reads_until_applied: Mutex::new(delay),
+            writes: AtomicUsize::new(0),
+            tags: Tags::new(),
+        }
+    }
+}
+
+fn poisoned() -> AwsError {
+    internal_error("in-memory backend lock poisoned")
+}
+
+impl RdsInstanceBackend for InMemoryRdsInstance {
+    fn describe(&self) -> BoxFuture<'_, Result<Instance, AwsError>> {
+        Box::pin(async move {
+            let mut instance = self.instance.lock().map_err(|_| poisoned())?;
+            let mut pending = self.pending.lock().map_err(|_| poisoned())?;
+            let mut delay = self.reads_until_applied.lock().map_err(|_| poisoned())?;
+            if let Some(public) = *pending {
+                match delay.as_mut() {
+                    Some(0) => {
+                        instance.publicly_accessible = public;
+                        *pending = None;
+                        instance.status = "available".into();
+                    }
+                    Some(n) => *n -= 1,
+                    None => {}
+                }
+            }
+            Ok(instance.clone())
+        })
+    }
+
+    fn set_publicly_accessible(&self, public: bool) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            *self.pending.lock().map_err(|_| poisoned())? = Some(public);
+            self.instance.lock().map_err(|_| poisoned())?.status = "modifying".into();
+            Ok(())
+        })
+    }
+
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone()) })
+    }
+}
