@@ -169,3 +169,70 @@ fn a_typed_fixer_imports_only_its_kinds_0_2_interfaces() {
         "{salve:?}"
     );
 }
+
+/// A kind whose change applies asynchronously (RDS) is read back until the change shows, within
+/// a bound: remediated once the instance reports private.
+#[tokio::test]
+async fn an_asynchronous_change_is_polled_until_it_holds() {
+    use salve_kind_rds_instance::host::InMemoryRdsInstance;
+    let db = Arc::new(InMemoryRdsInstance::public("orders", Some(2)));
+    let p = rds_pipeline("rds-polled", db.clone());
+    let r = process_one(
+        &p,
+        rds_finding("rds-polled", "orders").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(r["status"], "remediated", "{r:#}");
+    let read_back = &r["evidence"]["read_back"][0];
+    assert_eq!(read_back["holds"], true);
+    assert_eq!(read_back["attempts"], 3, "{r:#}");
+    assert_eq!(read_back["actual"]["publicly_accessible"], false);
+    assert_eq!(db.writes.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// When the bound runs out first, the finding fails with the last state the host read.
+#[tokio::test]
+async fn an_asynchronous_change_that_never_shows_fails_with_the_last_state() {
+    use salve_kind_rds_instance::host::InMemoryRdsInstance;
+    let db = Arc::new(InMemoryRdsInstance::public("billing", None));
+    let p = rds_pipeline("rds-never", db.clone());
+    let r = process_one(
+        &p,
+        rds_finding("rds-never", "billing").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(r["status"], "failed", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not take effect"),
+        "{r:#}"
+    );
+    let read_back = &r["evidence"]["read_back"][0];
+    assert_eq!(read_back["attempts"], 4, "{r:#}");
+    assert_eq!(read_back["actual"]["status"], "modifying");
+    assert_eq!(read_back["actual"]["publicly_accessible"], true);
+    assert_eq!(read_back["expected"]["publicly_accessible"], false);
+}
+
+/// RDS approved, with a short read-back bound so the test does not wait RDS's minutes.
+fn rds_pipeline(
+    name: &str,
+    db: Arc<salve_kind_rds_instance::host::InMemoryRdsInstance>,
+) -> salve::pipeline::Pipeline {
+    let audit = scratch(name).join("audit.jsonl");
+    let config = test_config(
+        "[eligibility]\nresource-types = [\"AWS::RDS::DBInstance\"]\nallowed-actions = [\"rds:ModifyDBInstance\"]\n[read-back]\nmax-attempts = 4\ninterval-ms = 10\n",
+    );
+    pipeline_with(
+        &[fixer("rds-private")],
+        RuntimeLimits::default(),
+        Box::new(FixedBackend(salve_kind_rds_instance::host::bind(db))),
+        &audit,
+        &config,
+        salve::notify::Notifier::disabled(),
+    )
+}

@@ -18,10 +18,11 @@ use common::proxy::{CountingProxy, FaultRule, Injected, Seen};
 use common::*;
 use serde_json::{json, Value};
 
-const FIXERS: [&str; 3] = [
+const FIXERS: [&str; 4] = [
     "s3-block-public-access",
     "sg-close-admin-ports",
     "ebs-encryption-by-default",
+    "rds-private",
 ];
 
 fn salve(args: &[&str], paths: &[&Path]) -> Output {
@@ -522,4 +523,70 @@ async fn record_shipped_fixer_cases() {
         .send()
         .await
         .unwrap();
+
+    // RDS: one public instance per case (private for already-compliant).
+    let rds_cases = cases_dir("rds-private");
+    let _ = std::fs::remove_dir_all(&rds_cases);
+    let rds = aws_sdk_rds::Client::new(&sdk);
+    for case in [
+        "fixed",
+        "already-compliant",
+        "access-denied-on-write",
+        "throttled-then-fixed",
+    ] {
+        let db = format!("salve-case-{case}");
+        let _ = rds
+            .delete_db_instance()
+            .db_instance_identifier(&db)
+            .skip_final_snapshot(true)
+            .send()
+            .await;
+        public_db(&db).await;
+        if case == "already-compliant" {
+            rds.modify_db_instance()
+                .db_instance_identifier(&db)
+                .publicly_accessible(false)
+                .apply_immediately(true)
+                .send()
+                .await
+                .unwrap();
+        }
+        let description = match case {
+            "fixed" => "A publicly accessible DB instance is made private.",
+            "already-compliant" => "A private DB instance: nothing to change.",
+            "access-denied-on-write" => {
+                "ModifyDBInstance is denied: the finding fails cleanly, not retryable."
+            }
+            _ => {
+                "The first DescribeDBInstances is throttled; the SDK retries it and the fix lands."
+            }
+        };
+        let finding: Value =
+            serde_json::from_str(&rds_finding(&format!("case-rds-{case}"), &db)).unwrap();
+        let dir = rds_cases.join(case);
+        write_case(&dir, description, finding);
+        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        proxy.set_fault(match case {
+            "access-denied-on-write" => Some(Arc::new(|s: &Seen| {
+                s.body.contains("Action=ModifyDBInstance").then(|| {
+                    Injected::Respond(
+                        403,
+                        "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform rds:ModifyDBInstance</Message></Error><RequestId>denied-1</RequestId></ErrorResponse>".into(),
+                    )
+                })
+            })),
+            "throttled-then-fixed" => Some(Arc::new(move |s: &Seen| {
+                (s.body.contains("Action=DescribeDBInstances")
+                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
+                .then(|| {
+                    Injected::Respond(
+                        400,
+                        "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>throttled-1</RequestId></ErrorResponse>".into(),
+                    )
+                })
+            })),
+            _ => None,
+        });
+        record("rds-private", &dir, &proxy);
+    }
 }

@@ -227,6 +227,10 @@ fn parliament_finds_nothing_in_any_policy() {
             "ebs-encryption-by-default",
             "arn:aws:ec2:us-east-1:123456789012:ebs-encryption-by-default",
         ),
+        (
+            "rds-private",
+            "arn:aws:rds:us-east-1:123456789012:db:orders",
+        ),
     ] {
         let f = load(name);
         documents.push((
@@ -328,6 +332,7 @@ fn the_cli_prints_a_document_aws_takes() {
         load("s3-block-public-access"),
         load("sg-close-admin-ports"),
         load("ebs-encryption-by-default"),
+        load("rds-private"),
     ];
     assert_eq!(printed, iam::customer_role_policy(&fixers, None));
 }

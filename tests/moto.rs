@@ -411,3 +411,20 @@ async fn ebs_encryption_by_default_is_opt_in_and_turned_on_from_security_hub() {
     let again = process(&p, &asff_ebs("ebs-again", region), false).await;
     assert_eq!(again["status"], "already-compliant", "{again:#}");
 }
+
+/// RDS.2 against moto: the instance becomes private, and only after the deployment opted in.
+#[tokio::test]
+async fn rds_private_makes_a_public_instance_private() {
+    let db = unique("public-db");
+    public_db(&db).await;
+    let fixers = [fixer("rds-private")];
+    let opt_in = "[eligibility]\nresource-types = [\"AWS::RDS::DBInstance\"]\nallowed-actions = [\"rds:ModifyDBInstance\"]\n";
+    let (p, _) = aws_pipeline_config("moto-rds", &endpoint(), &fixers, opt_in).await;
+    let r = process(&p, &rds_finding("rds-moto", &db), false).await;
+    assert_eq!(r["status"], "remediated", "{r:#}");
+    assert_eq!(r["plan"]["changes"][0]["call"]["args"], false);
+    assert_eq!(r["evidence"]["read_back"][0]["holds"], true);
+    assert!(!db_is_public(&db).await);
+    let again = process(&p, &rds_finding("rds-moto-again", &db), false).await;
+    assert_eq!(again["status"], "already-compliant", "{again:#}");
+}

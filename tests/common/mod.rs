@@ -225,6 +225,44 @@ pub async fn aws_pipeline_config(
     (p, audit)
 }
 
+/// A canonical RDS.2 finding for the DB instance `identifier` in us-east-1.
+pub fn rds_finding(id: &str, identifier: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","source":"test","control_id":"RDS.2","title":"public DB instance","severity":"CRITICAL",
+        "resource":{{"arn":"arn:aws:rds:us-east-1:123456789012:db:{identifier}","type":"AWS::RDS::DBInstance",
+        "account_id":"123456789012","region":"us-east-1","tags":{{"owner":"platform-team","environment":"dev"}}}}}}"#
+    )
+}
+
+/// A public moto DB instance named `identifier`.
+pub async fn public_db(identifier: &str) {
+    let rds = aws_sdk_rds::Client::new(&sdk_config().await);
+    rds.create_db_instance()
+        .db_instance_identifier(identifier)
+        .db_instance_class("db.t3.micro")
+        .engine("postgres")
+        .master_username("salve")
+        .master_user_password("not-a-real-password")
+        .allocated_storage(20)
+        .publicly_accessible(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Whether moto's DB instance `identifier` is publicly accessible.
+pub async fn db_is_public(identifier: &str) -> bool {
+    let rds = aws_sdk_rds::Client::new(&sdk_config().await);
+    rds.describe_db_instances()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .publicly_accessible()
+        .unwrap()
+}
+
 /// A canonical EC2.7 finding: EBS encryption by default is off in `region`.
 pub fn ebs_finding(id: &str, region: &str) -> String {
     format!(
