@@ -72,9 +72,13 @@ pub mod ebs_encryption_by_default;
     feature = "s3-bucket",
     feature = "security-group",
     feature = "ebs-encryption-by-default",
-    feature = "rds-instance"
+    feature = "rds-instance",
+    feature = "network-acl"
 ))]
 mod kind;
+#[cfg(feature = "network-acl")]
+#[path = "../../kinds/network-acl/sdk.rs"]
+pub mod network_acl;
 #[cfg(feature = "rds-instance")]
 #[path = "../../kinds/rds-instance/sdk.rs"]
 pub mod rds_instance;

@@ -1,0 +1,456 @@
+//! The `network-acl` capability, bound to the finding's network ACL, and its backends.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ec2::types::{PortRange, RuleAction};
+use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
+use salve_core::{
+    internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
+    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
+    Tags,
+};
+use serde_json::json;
+
+use crate::{DELETE_INGRESS_ENTRY, DESCRIBE_ENTRIES, REPLACE_INGRESS_ENTRY, SPEC};
+
+/// Contract 0.2.0, the first to have this kind.
+mod v0_2 {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/v0.2.0", "wit"],
+        world: "salve:network-acl/network-acl-fixer",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
+            "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
+            "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+        },
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
+    });
+}
+
+use v0_2::exports::salve::network_acl::fixer as typed;
+pub use v0_2::salve::network_acl::capability::AclEntry;
+use v0_2::salve::network_acl::capability::Host;
+use v0_2::NetworkAclFixerPre;
+
+/// `interface.function`, as planned calls and the gate name a function.
+fn call_name(f: &CapabilityFunction) -> String {
+    format!("{}.{}", f.interface, f.function)
+}
+
+fn to_host_change(p: typed::PlannedCall) -> Change {
+    let (function, args) = match p.call {
+        typed::Call::DeleteIngressEntry(n) => (&DELETE_INGRESS_ENTRY, json!(n)),
+        typed::Call::ReplaceIngressEntry(entry) => (&REPLACE_INGRESS_ENTRY, json!(entry)),
+    };
+    Change {
+        action: function.iam_action.to_string(),
+        description: p.description,
+        before: None,
+        after: None,
+        call: Some(PlannedCall {
+            function: call_name(function),
+            args,
+        }),
+    }
+}
+
+fn to_host_plan(p: typed::FixPlan) -> Plan {
+    Plan {
+        changes: p.calls.into_iter().map(to_host_change).collect(),
+        summary: p.summary,
+    }
+}
+
+/// A planned call in the guest's form, from the host's.
+fn typed_call(call: &PlannedCall) -> Result<typed::Call, String> {
+    let bad = |e: serde_json::Error| format!("{}: {e}", call.function);
+    if call.function == call_name(&DELETE_INGRESS_ENTRY) {
+        Ok(typed::Call::DeleteIngressEntry(
+            serde_json::from_value(call.args.clone()).map_err(bad)?,
+        ))
+    } else if call.function == call_name(&REPLACE_INGRESS_ENTRY) {
+        Ok(typed::Call::ReplaceIngressEntry(
+            serde_json::from_value(call.args.clone()).map_err(bad)?,
+        ))
+    } else {
+        Err(format!("{} is not a network-acl write", call.function))
+    }
+}
+
+fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
+    let calls = p
+        .changes
+        .iter()
+        .map(|c| {
+            let call = c
+                .call
+                .as_ref()
+                .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
+            Ok(typed::PlannedCall {
+                call: typed_call(call)?,
+                description: c.description.clone(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(typed::FixPlan {
+        calls,
+        summary: p.summary.clone(),
+    })
+}
+
+salve_core::fixer_exports_v0_2! {
+    world: v0_2::NetworkAclFixer,
+    world_pre: NetworkAclFixerPre,
+    accessor: salve_network_acl_fixer,
+    to_host: to_host_plan,
+    to_guest: to_guest_plan,
+}
+
+/// The kind's entry in the host's registry.
+pub struct NetworkAcl;
+
+impl KindHost for NetworkAcl {
+    const SPEC: &'static KindSpec = &SPEC;
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        version: ContractVersion,
+        get: fn(&mut T) -> &mut Capabilities,
+    ) -> anyhow::Result<()> {
+        use wasmtime::component::HasSelf;
+        match version {
+            ContractVersion::V0_1 => {
+                anyhow::bail!("{} has no contract 0.1.0 interface", SPEC.name)
+            }
+            ContractVersion::V0_2 => v0_2::salve::network_acl::capability::add_to_linker::<
+                T,
+                HasSelf<Capabilities>,
+            >(linker, get)?,
+        }
+        Ok(())
+    }
+
+    fn fixer_pre_v0_2<T: Send + 'static>(
+        pre: wasmtime::component::InstancePre<T>,
+    ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
+        Ok(Box::new(V0_2Pre(NetworkAclFixerPre::new(pre)?)))
+    }
+
+    fn read_back<'a>(
+        call: &'a PlannedCall,
+        binding: &'a Binding,
+    ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
+        Box::pin(async move {
+            let Some(acl) = binding.as_any().downcast_ref::<NetworkAclBinding>() else {
+                return Err(internal_error("the binding is not a network-acl backend"));
+            };
+            let call = typed_call(call).map_err(|e| internal_error(&e))?;
+            let entries = acl.0.entries().await?;
+            let ingress = |n: i32| entries.iter().find(|e| !e.egress && e.rule_number == n);
+            Ok(match call {
+                typed::Call::DeleteIngressEntry(n) => ReadBack {
+                    holds: ingress(n).is_none(),
+                    expected: json!({ "ingress_entry": n, "present": false }),
+                    actual: json!(ingress(n)),
+                },
+                typed::Call::ReplaceIngressEntry(entry) => ReadBack {
+                    holds: ingress(entry.rule_number) == Some(&entry),
+                    expected: json!(entry),
+                    actual: json!(ingress(entry.rule_number)),
+                },
+            })
+        })
+    }
+
+    fn aws_backend(session: &SdkConfig, resource: BoundResource<'_>, _path_style: bool) -> Binding {
+        bind(Arc::new(AwsNetworkAcl {
+            client: aws_sdk_ec2::Client::new(session),
+            acl_id: resource.name.to_string(),
+        }))
+    }
+
+    fn resource_name(arn: &Arn<'_>, account: &str, region: &str) -> Result<String, String> {
+        let Some(id) = arn
+            .resource
+            .strip_prefix("network-acl/")
+            .filter(|id| is_acl_id(id))
+        else {
+            return Err("an AWS::EC2::NetworkAcl ARN looks like arn:aws:ec2:<region>:<account>:network-acl/acl-<hex>".into());
+        };
+        if arn.service != "ec2" {
+            return Err(format!("service {:?} is not ec2", arn.service));
+        }
+        if arn.account != account || arn.region != region {
+            return Err(format!(
+                "the ARN names account {} in {}, not resource.account_id {account} in resource.region {region}",
+                arn.account, arn.region
+            ));
+        }
+        Ok(id.to_string())
+    }
+
+    fn canonical_arn(arn: &Arn<'_>, name: &str, account: &str, region: &str) -> String {
+        format!(
+            "arn:{}:ec2:{region}:{account}:network-acl/{name}",
+            arn.partition
+        )
+    }
+
+    fn arn_for_id(id: &str, _typed: bool, account: &str, region: &str) -> Option<String> {
+        // The `acl-` prefix says what the ID is.
+        is_acl_id(id).then(|| {
+            format!(
+                "arn:{}:ec2:{region}:{account}:network-acl/{id}",
+                salve_contract::partition_of(region)
+            )
+        })
+    }
+
+    fn names_arn(arn: &Arn<'_>) -> bool {
+        arn.service == "ec2" && arn.resource.starts_with("network-acl/")
+    }
+}
+
+fn is_acl_id(id: &str) -> bool {
+    id.strip_prefix("acl-")
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// What the capability needs from EC2 for one network ACL.
+pub trait NetworkAclBackend: Send + Sync {
+    fn entries(&self) -> BoxFuture<'_, Result<Vec<AclEntry>, AwsError>>;
+    fn delete_ingress(&self, rule_number: i32) -> BoxFuture<'_, Result<(), AwsError>>;
+    fn replace_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>>;
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+}
+
+/// The kind's backend as the store holds it.
+#[derive(Clone)]
+pub struct NetworkAclBinding(pub Arc<dyn NetworkAclBackend>);
+
+/// Binds a backend (AWS or in memory) as this kind's.
+pub fn bind(backend: Arc<dyn NetworkAclBackend>) -> Binding {
+    Arc::new(NetworkAclBinding(backend))
+}
+
+impl KindBackend for NetworkAclBinding {
+    fn kind(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        self.0.tags()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The real backend: the AWS SDK's EC2 client and the one ACL it may touch.
+pub struct AwsNetworkAcl {
+    client: aws_sdk_ec2::Client,
+    acl_id: String,
+}
+
+impl AwsNetworkAcl {
+    async fn describe(&self) -> Result<aws_sdk_ec2::types::NetworkAcl, AwsError> {
+        let out = self
+            .client
+            .describe_network_acls()
+            .network_acl_ids(&self.acl_id)
+            .send()
+            .await
+            .map_err(to_aws_error)?;
+        out.network_acls()
+            .iter()
+            .find(|a| a.network_acl_id() == Some(self.acl_id.as_str()))
+            .cloned()
+            .ok_or_else(|| AwsError {
+                code: "InvalidNetworkAclID.NotFound".into(),
+                message: format!("network ACL {} was not in the response", self.acl_id),
+                request_id: None,
+                retryable: false,
+            })
+    }
+}
+
+impl NetworkAclBackend for AwsNetworkAcl {
+    fn entries(&self) -> BoxFuture<'_, Result<Vec<AclEntry>, AwsError>> {
+        Box::pin(async move {
+            Ok(self
+                .describe()
+                .await?
+                .entries()
+                .iter()
+                .map(|e| AclEntry {
+                    rule_number: e.rule_number().unwrap_or(0),
+                    protocol: e.protocol().unwrap_or("-1").to_string(),
+                    rule_action: e
+                        .rule_action()
+                        .map(|a| a.as_str().to_string())
+                        .unwrap_or_default(),
+                    egress: e.egress().unwrap_or(false),
+                    cidr_block: e.cidr_block().map(str::to_string),
+                    ipv6_cidr_block: e.ipv6_cidr_block().map(str::to_string),
+                    from_port: e.port_range().and_then(|p| p.from()),
+                    to_port: e.port_range().and_then(|p| p.to()),
+                })
+                .collect())
+        })
+    }
+
+    fn delete_ingress(&self, rule_number: i32) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.client
+                .delete_network_acl_entry()
+                .network_acl_id(&self.acl_id)
+                .rule_number(rule_number)
+                .egress(false)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(to_aws_error)
+        })
+    }
+
+    fn replace_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            let ports = match (entry.from_port, entry.to_port) {
+                (Some(from), Some(to)) => Some(PortRange::builder().from(from).to(to).build()),
+                _ => None,
+            };
+            self.client
+                .replace_network_acl_entry()
+                .network_acl_id(&self.acl_id)
+                .rule_number(entry.rule_number)
+                .egress(false)
+                .protocol(&entry.protocol)
+                .rule_action(RuleAction::from(entry.rule_action.as_str()))
+                .set_cidr_block(entry.cidr_block)
+                .set_ipv6_cidr_block(entry.ipv6_cidr_block)
+                .set_port_range(ports)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(to_aws_error)
+        })
+    }
+
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async move {
+            Ok(self
+                .describe()
+                .await?
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect())
+        })
+    }
+}
+
+impl Host for Capabilities {
+    async fn describe_entries(&mut self) -> wasmtime::Result<Result<Vec<AclEntry>, FixerError>> {
+        let backend = match self.backend::<NetworkAclBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.call(&DESCRIBE_ENTRIES, None, backend.entries()).await)
+    }
+
+    async fn delete_ingress_entry(
+        &mut self,
+        rule_number: i32,
+    ) -> wasmtime::Result<Result<(), FixerError>> {
+        let backend = match self.backend::<NetworkAclBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .call(
+                &DELETE_INGRESS_ENTRY,
+                Some(json!(rule_number)),
+                backend.delete_ingress(rule_number),
+            )
+            .await)
+    }
+
+    async fn replace_ingress_entry(
+        &mut self,
+        entry: AclEntry,
+    ) -> wasmtime::Result<Result<(), FixerError>> {
+        // Egress entries are never touched, whatever a plan says.
+        if entry.egress {
+            return Ok(Err(FixerError::InvalidInput(
+                "replace-ingress-entry: the entry is an egress entry; egress entries are never changed".into(),
+            )));
+        }
+        let backend = match self.backend::<NetworkAclBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .call(
+                &REPLACE_INGRESS_ENTRY,
+                Some(json!(entry)),
+                backend.replace_ingress(entry),
+            )
+            .await)
+    }
+}
+
+/// In memory, for benchmarks and offline tests; counts writes.
+#[derive(Default)]
+pub struct InMemoryNetworkAcl {
+    pub entries: Mutex<Vec<AclEntry>>,
+    pub writes: AtomicUsize,
+    pub tags: Tags,
+}
+
+fn poisoned() -> AwsError {
+    internal_error("in-memory backend lock poisoned")
+}
+
+impl NetworkAclBackend for InMemoryNetworkAcl {
+    fn entries(&self) -> BoxFuture<'_, Result<Vec<AclEntry>, AwsError>> {
+        Box::pin(async move { Ok(self.entries.lock().map_err(|_| poisoned())?.clone()) })
+    }
+
+    fn delete_ingress(&self, rule_number: i32) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            self.entries
+                .lock()
+                .map_err(|_| poisoned())?
+                .retain(|e| e.egress || e.rule_number != rule_number);
+            Ok(())
+        })
+    }
+
+    fn replace_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            let mut entries = self.entries.lock().map_err(|_| poisoned())?;
+            for e in entries.iter_mut() {
+                if !e.egress && e.rule_number == entry.rule_number {
+                    *e = entry.clone();
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone()) })
+    }
+}
