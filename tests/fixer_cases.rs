@@ -18,11 +18,12 @@ use common::proxy::{CountingProxy, FaultRule, Injected, Seen};
 use common::*;
 use serde_json::{json, Value};
 
-const FIXERS: [&str; 4] = [
+const FIXERS: [&str; 5] = [
     "s3-block-public-access",
     "sg-close-admin-ports",
     "ebs-encryption-by-default",
     "rds-private",
+    "nacl-close-admin-ports",
 ];
 
 fn salve(args: &[&str], paths: &[&Path]) -> Output {
@@ -588,5 +589,60 @@ async fn record_shipped_fixer_cases() {
             _ => None,
         });
         record("rds-private", &dir, &proxy);
+    }
+
+    // Network ACLs: SSH open to the world in entry 100 (10.0.0.0/8 for already-compliant), and an
+    // HTTPS entry that must stay.
+    let nacl_cases = cases_dir("nacl-close-admin-ports");
+    let _ = std::fs::remove_dir_all(&nacl_cases);
+    for case in [
+        "fixed",
+        "already-compliant",
+        "access-denied-on-write",
+        "throttled-then-fixed",
+    ] {
+        let source = if case == "already-compliant" {
+            "10.0.0.0/8"
+        } else {
+            "0.0.0.0/0"
+        };
+        let acl = moto_acl(&[
+            (100, false, "6", "allow", source, Some((22, 22))),
+            (120, false, "6", "allow", "0.0.0.0/0", Some((443, 443))),
+        ])
+        .await;
+        let description = match case {
+            "fixed" => "Ingress entry 100 allows SSH from 0.0.0.0/0 and is deleted; entry 120 (HTTPS) stays.",
+            "already-compliant" => "SSH is allowed only from 10.0.0.0/8: nothing to change.",
+            "access-denied-on-write" => "DeleteNetworkAclEntry is denied: the finding fails cleanly, not retryable.",
+            _ => "The first DescribeNetworkAcls is throttled (RequestLimitExceeded); the SDK retries it and the fix lands.",
+        };
+        let finding: Value =
+            serde_json::from_str(&nacl_finding(&format!("case-nacl-{case}"), &acl)).unwrap();
+        let dir = nacl_cases.join(case);
+        write_case(&dir, description, finding);
+        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        proxy.set_fault(match case {
+            "access-denied-on-write" => Some(Arc::new(|s: &Seen| {
+                s.body.contains("Action=DeleteNetworkAclEntry").then(|| {
+                    Injected::Respond(
+                        403,
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>denied-1</RequestID></Response>".into(),
+                    )
+                })
+            })),
+            "throttled-then-fixed" => Some(Arc::new(move |s: &Seen| {
+                (s.body.contains("Action=DescribeNetworkAcls")
+                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
+                .then(|| {
+                    Injected::Respond(
+                        503,
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled-1</RequestID></Response>".into(),
+                    )
+                })
+            })),
+            _ => None,
+        });
+        record("nacl-close-admin-ports", &dir, &proxy);
     }
 }

@@ -231,6 +231,10 @@ fn parliament_finds_nothing_in_any_policy() {
             "rds-private",
             "arn:aws:rds:us-east-1:123456789012:db:orders",
         ),
+        (
+            "nacl-close-admin-ports",
+            "arn:aws:ec2:us-east-1:123456789012:network-acl/acl-0123456789abcdef0",
+        ),
     ] {
         let f = load(name);
         documents.push((
@@ -333,6 +337,7 @@ fn the_cli_prints_a_document_aws_takes() {
         load("sg-close-admin-ports"),
         load("ebs-encryption-by-default"),
         load("rds-private"),
+        load("nacl-close-admin-ports"),
     ];
     assert_eq!(printed, iam::customer_role_policy(&fixers, None));
 }

@@ -428,3 +428,63 @@ async fn rds_private_makes_a_public_instance_private() {
     let again = process(&p, &rds_finding("rds-moto-again", &db), false).await;
     assert_eq!(again["status"], "already-compliant", "{again:#}");
 }
+
+/// EC2.21 against moto: world-open admin ports are closed by deleting or narrowing exactly the
+/// entries that decide them; other sources, other ports and egress stay as they were.
+#[tokio::test]
+async fn nacl_close_admin_ports_changes_only_the_deciding_ingress_entries() {
+    let acl = moto_acl(&[
+        (100, false, "6", "allow", "0.0.0.0/0", Some((22, 22))),
+        (105, false, "6", "allow", "::/0", Some((22, 22))),
+        (110, false, "6", "allow", "0.0.0.0/0", Some((3380, 3389))),
+        (120, false, "6", "allow", "0.0.0.0/0", Some((443, 443))),
+        (130, false, "6", "allow", "10.0.0.0/8", Some((22, 22))),
+        (100, true, "-1", "allow", "0.0.0.0/0", None),
+    ])
+    .await;
+    let fixers = [fixer("nacl-close-admin-ports")];
+    let opt_in = "[eligibility]\nresource-types = [\"AWS::EC2::NetworkAcl\"]\nallowed-actions = [\"ec2:DeleteNetworkAclEntry\", \"ec2:ReplaceNetworkAclEntry\"]\n";
+    let (p, _) = aws_pipeline_config("moto-nacl", &endpoint(), &fixers, opt_in).await;
+    let r = process(&p, &nacl_finding("nacl-moto", &acl), false).await;
+    assert_eq!(r["status"], "remediated", "{r:#}");
+    assert_eq!(r["plan"]["changes"].as_array().unwrap().len(), 3, "{r:#}");
+    assert!(r["evidence"]["read_back"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["holds"] == true));
+    assert_eq!(
+        acl_entries(&acl).await,
+        vec![
+            (100, true, "0.0.0.0/0".to_string(), None),
+            (110, false, "0.0.0.0/0".to_string(), Some((3380, 3388))),
+            (120, false, "0.0.0.0/0".to_string(), Some((443, 443))),
+            (130, false, "10.0.0.0/8".to_string(), Some((22, 22))),
+        ]
+    );
+    let again = process(&p, &nacl_finding("nacl-moto-again", &acl), false).await;
+    assert_eq!(again["status"], "already-compliant", "{again:#}");
+}
+
+/// An entry whose remaining ports would need two entries, or that allows every protocol, is
+/// left to a human: nothing changes.
+#[tokio::test]
+async fn nacl_close_admin_ports_leaves_what_one_entry_cannot_hold_to_a_human() {
+    let acl = moto_acl(&[(100, false, "6", "allow", "0.0.0.0/0", Some((0, 65535)))]).await;
+    let fixers = [fixer("nacl-close-admin-ports")];
+    let opt_in = "[eligibility]\nresource-types = [\"AWS::EC2::NetworkAcl\"]\nallowed-actions = [\"ec2:DeleteNetworkAclEntry\", \"ec2:ReplaceNetworkAclEntry\"]\n";
+    let (p, _) = aws_pipeline_config("moto-nacl-human", &endpoint(), &fixers, opt_in).await;
+    let r = process(&p, &nacl_finding("nacl-wide", &acl), false).await;
+    assert_eq!(r["status"], "failed", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a human picks the rule numbers"),
+        "{r:#}"
+    );
+    assert_eq!(
+        acl_entries(&acl).await,
+        vec![(100, false, "0.0.0.0/0".to_string(), Some((0, 65535)))]
+    );
+}

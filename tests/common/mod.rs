@@ -263,6 +263,86 @@ pub async fn db_is_public(identifier: &str) -> bool {
         .unwrap()
 }
 
+/// A canonical EC2.21 finding for the network ACL `acl_id` in us-east-1.
+pub fn nacl_finding(id: &str, acl_id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","source":"test","control_id":"EC2.21","title":"admin ports open in a network ACL","severity":"HIGH",
+        "resource":{{"arn":"arn:aws:ec2:us-east-1:123456789012:network-acl/{acl_id}","type":"AWS::EC2::NetworkAcl",
+        "account_id":"123456789012","region":"us-east-1","tags":{{"owner":"platform-team","environment":"dev"}}}}}}"#
+    )
+}
+
+/// A moto network ACL with `entries` (rule number, egress, protocol, action, CIDR, ports).
+pub async fn moto_acl(entries: &[(i32, bool, &str, &str, &str, Option<(i32, i32)>)]) -> String {
+    use aws_sdk_ec2::types::{PortRange, RuleAction};
+    let ec2 = aws_sdk_ec2::Client::new(&sdk_config().await);
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.42.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc
+        .unwrap()
+        .vpc_id
+        .unwrap();
+    let acl = ec2
+        .create_network_acl()
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap()
+        .network_acl
+        .unwrap()
+        .network_acl_id
+        .unwrap();
+    for (n, egress, protocol, action, cidr, ports) in entries {
+        let mut e = ec2
+            .create_network_acl_entry()
+            .network_acl_id(&acl)
+            .rule_number(*n)
+            .egress(*egress)
+            .protocol(*protocol)
+            .rule_action(RuleAction::from(*action))
+            .set_port_range(ports.map(|(f, t)| PortRange::builder().from(f).to(t).build()));
+        e = if cidr.contains(':') {
+            e.ipv6_cidr_block(*cidr)
+        } else {
+            e.cidr_block(*cidr)
+        };
+        e.send().await.unwrap();
+    }
+    acl
+}
+
+/// The ACL's entries as (rule number, egress, CIDR, ports), sorted.
+pub async fn acl_entries(acl: &str) -> Vec<(i32, bool, String, Option<(i32, i32)>)> {
+    let ec2 = aws_sdk_ec2::Client::new(&sdk_config().await);
+    let out = ec2
+        .describe_network_acls()
+        .network_acl_ids(acl)
+        .send()
+        .await
+        .unwrap();
+    let mut entries: Vec<_> = out.network_acls()[0]
+        .entries()
+        .iter()
+        .map(|e| {
+            (
+                e.rule_number().unwrap(),
+                e.egress().unwrap(),
+                e.cidr_block()
+                    .or(e.ipv6_cidr_block())
+                    .unwrap_or_default()
+                    .to_string(),
+                e.port_range().map(|p| (p.from().unwrap(), p.to().unwrap())),
+            )
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
 /// A canonical EC2.7 finding: EBS encryption by default is off in `region`.
 pub fn ebs_finding(id: &str, region: &str) -> String {
     format!(
