@@ -272,8 +272,11 @@ pub fn nacl_finding(id: &str, acl_id: &str) -> String {
     )
 }
 
-/// A moto network ACL with `entries` (rule number, egress, protocol, action, CIDR, ports).
-pub async fn moto_acl(entries: &[(i32, bool, &str, &str, &str, Option<(i32, i32)>)]) -> String {
+/// One network ACL entry to create: rule number, egress, protocol, action, CIDR, ports.
+pub type AclSpec<'a> = (i32, bool, &'a str, &'a str, &'a str, Option<(i32, i32)>);
+
+/// A moto network ACL with `entries`.
+pub async fn moto_acl(entries: &[AclSpec<'_>]) -> String {
     use aws_sdk_ec2::types::{PortRange, RuleAction};
     let ec2 = aws_sdk_ec2::Client::new(&sdk_config().await);
     let vpc = ec2
