@@ -115,6 +115,13 @@ pub struct CapabilityFunction {
     pub scope: ResourceScope,
 }
 
+impl CapabilityFunction {
+    /// `interface.function`, as the gate, planned calls and the audit record name a call.
+    pub fn call_name(&self) -> String {
+        format!("{}.{}", self.interface, self.function)
+    }
+}
+
 /// How the host confirms a change took effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {

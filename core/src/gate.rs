@@ -159,7 +159,7 @@ impl CallGate {
             ));
         }
         if !self.typed.is_empty() {
-            let name = format!("{}.{}", function.interface, function.function);
+            let name = function.call_name();
             let args = request.cloned().unwrap_or(Value::Null);
             let same = |(c, _): &(PlannedCall, bool)| c.function == name && c.args == args;
             return match self.typed.iter().position(|t| same(t) && !t.1) {
@@ -191,7 +191,7 @@ impl CallGate {
     pub fn record(&mut self, function: &CapabilityFunction, call: CallRecord) {
         self.calls.push(CapabilityCall {
             phase: self.phase,
-            function: format!("{}.{}", function.interface, function.function),
+            function: function.call_name(),
             action: function.iam_action,
             access: function.access,
             result: call.result,

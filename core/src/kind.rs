@@ -89,3 +89,33 @@ pub struct ReadBack {
     /// The state the host read, as JSON.
     pub actual: serde_json::Value,
 }
+
+/// Declares a kind's binding: the newtype the store holds (`$binding`), `bind`, and its
+/// [`KindBackend`] implementation, for a backend trait with a `tags()` read.
+#[macro_export]
+macro_rules! kind_binding {
+    ($binding:ident, $backend:path, $spec:expr) => {
+        /// The kind's backend as the store holds it.
+        #[derive(Clone)]
+        pub struct $binding(pub std::sync::Arc<dyn $backend>);
+
+        /// Binds a backend (AWS or in memory) as this kind's.
+        pub fn bind(backend: std::sync::Arc<dyn $backend>) -> $crate::Binding {
+            std::sync::Arc::new($binding(backend))
+        }
+
+        impl $crate::KindBackend for $binding {
+            fn kind(&self) -> &'static $crate::contract::KindSpec {
+                &$spec
+            }
+
+            fn read_tags(&self) -> $crate::BoxFuture<'_, Result<$crate::Tags, $crate::AwsError>> {
+                self.0.tags()
+            }
+
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+        }
+    };
+}

@@ -1,15 +1,13 @@
 //! The `ebs-encryption-by-default` capability, bound to the finding's account and region, and its
 //! backends.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use salve_contract::{Arn, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
-    Tags,
+    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -35,11 +33,6 @@ use v0_2::exports::salve::ebs_encryption_by_default::fixer as typed;
 use v0_2::salve::ebs_encryption_by_default::capability;
 use v0_2::EbsEncryptionByDefaultFixerPre;
 
-/// `interface.function`, as planned calls and the gate name a function.
-fn call_name(f: &salve_contract::CapabilityFunction) -> String {
-    format!("{}.{}", f.interface, f.function)
-}
-
 fn to_host_change(p: typed::PlannedCall) -> Change {
     let typed::Call::EnableEncryptionByDefault = p.call;
     let function = &ENABLE_ENCRYPTION_BY_DEFAULT;
@@ -49,7 +42,7 @@ fn to_host_change(p: typed::PlannedCall) -> Change {
         before: None,
         after: None,
         call: Some(PlannedCall {
-            function: call_name(function),
+            function: function.call_name(),
             args: Value::Null,
         }),
     }
@@ -67,7 +60,7 @@ fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
         .changes
         .iter()
         .map(|c| match &c.call {
-            Some(call) if call.function == call_name(&ENABLE_ENCRYPTION_BY_DEFAULT) => {
+            Some(call) if call.function == ENABLE_ENCRYPTION_BY_DEFAULT.call_name() => {
                 Ok(typed::PlannedCall {
                     call: typed::Call::EnableEncryptionByDefault,
                     description: c.description.clone(),
@@ -133,7 +126,7 @@ impl KindHost for EbsEncryptionByDefault {
                     "the binding is not an ebs-encryption-by-default backend",
                 ));
             };
-            if call.function != call_name(&ENABLE_ENCRYPTION_BY_DEFAULT) {
+            if call.function != ENABLE_ENCRYPTION_BY_DEFAULT.call_name() {
                 return Err(internal_error(&format!(
                     "{} is not an ebs-encryption-by-default write",
                     call.function
@@ -203,30 +196,13 @@ impl KindHost for EbsEncryptionByDefault {
 pub trait EbsEncryptionBackend: Send + Sync {
     fn get(&self) -> BoxFuture<'_, Result<bool, AwsError>>;
     fn enable(&self) -> BoxFuture<'_, Result<(), AwsError>>;
-}
-
-/// The kind's backend as the store holds it.
-#[derive(Clone)]
-pub struct EbsEncryptionBinding(pub Arc<dyn EbsEncryptionBackend>);
-
-/// Binds a backend (AWS or in memory) as this kind's.
-pub fn bind(backend: Arc<dyn EbsEncryptionBackend>) -> Binding {
-    Arc::new(EbsEncryptionBinding(backend))
-}
-
-impl KindBackend for EbsEncryptionBinding {
-    fn kind(&self) -> &'static KindSpec {
-        &SPEC
-    }
-
-    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+    /// The setting has no tags; the payload's tags are the metadata.
+    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async { Ok(Tags::new()) })
     }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
+
+salve_core::kind_binding!(EbsEncryptionBinding, EbsEncryptionBackend, SPEC);
 
 /// The real backend: the AWS SDK's EC2 client in the finding's region.
 pub struct AwsEbsEncryption(aws_sdk_ec2::Client);

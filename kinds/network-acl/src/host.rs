@@ -1,15 +1,13 @@
 //! The `network-acl` capability, bound to the finding's network ACL, and its backends.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{PortRange, RuleAction};
-use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
+use salve_contract::{Arn, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
-    Tags,
+    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::json;
 
@@ -36,11 +34,6 @@ pub use v0_2::salve::network_acl::capability::AclEntry;
 use v0_2::salve::network_acl::capability::Host;
 use v0_2::NetworkAclFixerPre;
 
-/// `interface.function`, as planned calls and the gate name a function.
-fn call_name(f: &CapabilityFunction) -> String {
-    format!("{}.{}", f.interface, f.function)
-}
-
 fn to_host_change(p: typed::PlannedCall) -> Change {
     let (function, args) = match p.call {
         typed::Call::DeleteIngressEntry(n) => (&DELETE_INGRESS_ENTRY, json!(n)),
@@ -52,7 +45,7 @@ fn to_host_change(p: typed::PlannedCall) -> Change {
         before: None,
         after: None,
         call: Some(PlannedCall {
-            function: call_name(function),
+            function: function.call_name(),
             args,
         }),
     }
@@ -68,11 +61,11 @@ fn to_host_plan(p: typed::FixPlan) -> Plan {
 /// A planned call in the guest's form, from the host's.
 fn typed_call(call: &PlannedCall) -> Result<typed::Call, String> {
     let bad = |e: serde_json::Error| format!("{}: {e}", call.function);
-    if call.function == call_name(&DELETE_INGRESS_ENTRY) {
+    if call.function == DELETE_INGRESS_ENTRY.call_name() {
         Ok(typed::Call::DeleteIngressEntry(
             serde_json::from_value(call.args.clone()).map_err(bad)?,
         ))
-    } else if call.function == call_name(&REPLACE_INGRESS_ENTRY) {
+    } else if call.function == REPLACE_INGRESS_ENTRY.call_name() {
         Ok(typed::Call::ReplaceIngressEntry(
             serde_json::from_value(call.args.clone()).map_err(bad)?,
         ))
@@ -228,28 +221,7 @@ pub trait NetworkAclBackend: Send + Sync {
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
 }
 
-/// The kind's backend as the store holds it.
-#[derive(Clone)]
-pub struct NetworkAclBinding(pub Arc<dyn NetworkAclBackend>);
-
-/// Binds a backend (AWS or in memory) as this kind's.
-pub fn bind(backend: Arc<dyn NetworkAclBackend>) -> Binding {
-    Arc::new(NetworkAclBinding(backend))
-}
-
-impl KindBackend for NetworkAclBinding {
-    fn kind(&self) -> &'static KindSpec {
-        &SPEC
-    }
-
-    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        self.0.tags()
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
+salve_core::kind_binding!(NetworkAclBinding, NetworkAclBackend, SPEC);
 
 /// The real backend: the AWS SDK's EC2 client and the one ACL it may touch.
 pub struct AwsNetworkAcl {

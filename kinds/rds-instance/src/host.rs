@@ -1,14 +1,12 @@
 //! The `rds-instance` capability, bound to the finding's DB instance, and its backends.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use salve_contract::{Arn, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
-    Tags,
+    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::json;
 
@@ -35,11 +33,6 @@ use v0_2::salve::rds_instance::capability::Host;
 pub use v0_2::salve::rds_instance::capability::Instance;
 use v0_2::RdsInstanceFixerPre;
 
-/// `interface.function`, as planned calls and the gate name a function.
-fn call_name(f: &salve_contract::CapabilityFunction) -> String {
-    format!("{}.{}", f.interface, f.function)
-}
-
 fn to_host_change(p: typed::PlannedCall) -> Change {
     let typed::Call::SetPubliclyAccessible(public) = p.call;
     let function = &SET_PUBLICLY_ACCESSIBLE;
@@ -49,7 +42,7 @@ fn to_host_change(p: typed::PlannedCall) -> Change {
         before: None,
         after: None,
         call: Some(PlannedCall {
-            function: call_name(function),
+            function: function.call_name(),
             args: json!(public),
         }),
     }
@@ -63,7 +56,7 @@ fn to_host_plan(p: typed::FixPlan) -> Plan {
 }
 
 fn planned_value(call: &PlannedCall) -> Result<bool, String> {
-    if call.function != call_name(&SET_PUBLICLY_ACCESSIBLE) {
+    if call.function != SET_PUBLICLY_ACCESSIBLE.call_name() {
         return Err(format!("{} is not an rds-instance write", call.function));
     }
     call.args
@@ -211,28 +204,7 @@ pub trait RdsInstanceBackend: Send + Sync {
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
 }
 
-/// The kind's backend as the store holds it.
-#[derive(Clone)]
-pub struct RdsInstanceBinding(pub Arc<dyn RdsInstanceBackend>);
-
-/// Binds a backend (AWS or in memory) as this kind's.
-pub fn bind(backend: Arc<dyn RdsInstanceBackend>) -> Binding {
-    Arc::new(RdsInstanceBinding(backend))
-}
-
-impl KindBackend for RdsInstanceBinding {
-    fn kind(&self) -> &'static KindSpec {
-        &SPEC
-    }
-
-    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        self.0.tags()
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
+salve_core::kind_binding!(RdsInstanceBinding, RdsInstanceBackend, SPEC);
 
 /// The real backend: the AWS SDK's RDS client and the one instance it may touch.
 pub struct AwsRdsInstance {

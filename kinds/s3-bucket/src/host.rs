@@ -1,14 +1,12 @@
 //! The `s3-bucket` capability, bound to the finding's bucket, and its backends.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use salve_contract::{Arn, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
-    Tags,
+    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::json;
 
@@ -71,11 +69,6 @@ impl From<PublicAccessBlock> for PublicAccessBlockV0_2 {
     }
 }
 
-/// `interface.function`, as planned calls and the gate name a function.
-fn call_name(f: &salve_contract::CapabilityFunction) -> String {
-    format!("{}.{}", f.interface, f.function)
-}
-
 /// A typed call as the host plans it; its `args` are the JSON the capability records for the
 /// same call, so the gate can compare them.
 fn to_host_change(p: typed::PlannedCall) -> Change {
@@ -90,7 +83,7 @@ fn to_host_change(p: typed::PlannedCall) -> Change {
         before: None,
         after: None,
         call: Some(PlannedCall {
-            function: call_name(function),
+            function: function.call_name(),
             args,
         }),
     }
@@ -112,7 +105,7 @@ fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
                 .call
                 .as_ref()
                 .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
-            let typed = if call.function == call_name(&PUT_PUBLIC_ACCESS_BLOCK) {
+            let typed = if call.function == PUT_PUBLIC_ACCESS_BLOCK.call_name() {
                 let config: PublicAccessBlock = serde_json::from_value(call.args.clone())
                     .map_err(|e| format!("{}: {e}", call.function))?;
                 typed::Call::PutPublicAccessBlock(config.into())
@@ -179,7 +172,7 @@ impl KindHost for S3Bucket {
             let Some(bucket) = binding.as_any().downcast_ref::<S3BucketBinding>() else {
                 return Err(internal_error("the binding is not an s3-bucket backend"));
             };
-            if call.function != call_name(&PUT_PUBLIC_ACCESS_BLOCK) {
+            if call.function != PUT_PUBLIC_ACCESS_BLOCK.call_name() {
                 return Err(internal_error(&format!(
                     "{} is not an s3-bucket write",
                     call.function
@@ -247,28 +240,7 @@ fn is_bucket_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
-/// The kind's backend as the store holds it.
-#[derive(Clone)]
-pub struct S3BucketBinding(pub Arc<dyn S3BucketBackend>);
-
-/// Binds a backend (AWS or in memory) as this kind's.
-pub fn bind(backend: Arc<dyn S3BucketBackend>) -> Binding {
-    Arc::new(S3BucketBinding(backend))
-}
-
-impl KindBackend for S3BucketBinding {
-    fn kind(&self) -> &'static KindSpec {
-        &SPEC
-    }
-
-    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        self.0.tags()
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
+salve_core::kind_binding!(S3BucketBinding, S3BucketBackend, SPEC);
 
 /// What the capability needs from S3 for one bucket, so tests and benchmarks can swap AWS out.
 pub trait S3BucketBackend: Send + Sync {

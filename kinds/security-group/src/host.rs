@@ -1,6 +1,5 @@
 //! The `security-group` capability, bound to the finding's security group, and its backends.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -8,8 +7,7 @@ use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdG
 use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindBackend, KindHost, Plan, PlannedCall, ReadBack, SdkConfig,
-    Tags,
+    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::json;
 
@@ -90,11 +88,6 @@ fn rules_from<R: Into<IngressRule>>(rules: Vec<R>) -> Vec<IngressRule> {
     rules.into_iter().map(Into::into).collect()
 }
 
-/// `interface.function`, as planned calls and the gate name a function.
-fn call_name(f: &CapabilityFunction) -> String {
-    format!("{}.{}", f.interface, f.function)
-}
-
 /// A typed call as the host plans it; its `args` are the JSON the capability records for the
 /// same call, so the gate can compare them.
 fn to_host_change(p: typed::PlannedCall) -> Change {
@@ -108,7 +101,7 @@ fn to_host_change(p: typed::PlannedCall) -> Change {
         before: None,
         after: None,
         call: Some(PlannedCall {
-            function: call_name(function),
+            function: function.call_name(),
             args: json!(rules),
         }),
     }
@@ -127,7 +120,7 @@ fn planned_rules(
 ) -> Result<(&'static CapabilityFunction, Vec<IngressRule>), String> {
     let function = [&REVOKE_INGRESS, &AUTHORIZE_INGRESS]
         .into_iter()
-        .find(|f| call_name(f) == call.function)
+        .find(|f| f.call_name() == call.function)
         .ok_or_else(|| format!("{} is not a security-group write", call.function))?;
     let rules =
         serde_json::from_value(call.args.clone()).map_err(|e| format!("{}: {e}", call.function))?;
@@ -289,28 +282,7 @@ fn is_group_id(id: &str) -> bool {
         .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The kind's backend as the store holds it.
-#[derive(Clone)]
-pub struct SecurityGroupBinding(pub Arc<dyn SecurityGroupBackend>);
-
-/// Binds a backend (AWS or in memory) as this kind's.
-pub fn bind(backend: Arc<dyn SecurityGroupBackend>) -> Binding {
-    Arc::new(SecurityGroupBinding(backend))
-}
-
-impl KindBackend for SecurityGroupBinding {
-    fn kind(&self) -> &'static KindSpec {
-        &SPEC
-    }
-
-    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        self.0.tags()
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
+salve_core::kind_binding!(SecurityGroupBinding, SecurityGroupBackend, SPEC);
 
 /// What the capability needs from EC2 for one security group.
 pub trait SecurityGroupBackend: Send + Sync {
