@@ -280,6 +280,27 @@ fn policy_config(file: &str) -> String {
     format!("[policy]\nfiles = [{:?}]\n", path.display().to_string())
 }
 
+/// Under contract 0.2.0 a policy sees each planned call and its arguments, and the gate holds
+/// the fixer to them, so a rule about what a change does is binding.
+#[tokio::test]
+async fn a_rego_rule_can_judge_the_typed_plan() {
+    let mut case = Case::new().config(&policy_config("keep-website-policies.rego"));
+    case.bucket = "acme-website";
+    let (r, writes) = case.run("rego-typed-plan").await;
+    assert_eq!(r["status"], "review", "{r:#}");
+    policy_says(
+        &r,
+        "review",
+        "turning on BlockPublicPolicy would break a public website bucket",
+    );
+    assert_eq!(writes, 0);
+    // The same policy lets a bucket that is not a website through.
+    let case = Case::new().config(&policy_config("keep-website-policies.rego"));
+    let (r, writes) = case.run("rego-typed-plan-other").await;
+    assert_eq!(r["status"], "remediated", "{r:#}");
+    assert_eq!(writes, 1);
+}
+
 #[tokio::test]
 async fn a_rego_rule_can_skip() {
     let mut case = Case::new().config(&policy_config("skip-payments.rego"));
