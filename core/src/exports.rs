@@ -70,16 +70,19 @@ impl<T: Send + 'static> FixerInstance<T> for V0_1 {
 }
 
 /// Implements [`FixerPre`] (as `V0_2Pre<T>`) for a kind's contract 0.2.0 world. The kind names
-/// its generated world, the accessor of its `fixer` export, and the two conversions between its
-/// typed plan and the host's [`Plan`]; the calls themselves are the same for every kind.
+/// its generated world, the accessor and module (`typed`) of its `fixer` export, and two
+/// conversions of one call: `host_call` from its typed call to the capability function and the
+/// arguments as JSON, `guest_call` back. The plans, and the calls themselves, are the same for
+/// every kind.
 #[macro_export]
 macro_rules! fixer_exports_v0_2 {
     (
         world: $world:ty,
         world_pre: $world_pre:ident,
         accessor: $accessor:ident,
-        to_host: $to_host:path,
-        to_guest: $to_guest:path $(,)?
+        typed: $typed:ident,
+        host_call: $host_call:ident,
+        guest_call: $guest_call:ident $(,)?
     ) => {
         /// A loaded fixer built against contract 0.2.0.
         pub struct V0_2Pre<T: 'static>(pub $world_pre<T>);
@@ -98,6 +101,44 @@ macro_rules! fixer_exports_v0_2 {
 
         struct V0_2Instance($world);
 
+        mod v0_2_plans {
+            use super::$typed as typed;
+
+            pub(super) fn to_host(p: typed::FixPlan) -> $crate::Plan {
+                $crate::Plan {
+                    changes: p
+                        .calls
+                        .into_iter()
+                        .map(|c| {
+                            let (function, args) = super::$host_call(c.call);
+                            $crate::Change::typed(function, args, c.description)
+                        })
+                        .collect(),
+                    summary: p.summary,
+                }
+            }
+
+            pub(super) fn to_guest(p: &$crate::Plan) -> Result<typed::FixPlan, String> {
+                let calls = p
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        let call = c.call.as_ref().ok_or_else(|| {
+                            format!("change {:?} has no typed call", c.description)
+                        })?;
+                        Ok(typed::PlannedCall {
+                            call: super::$guest_call(call)?,
+                            description: c.description.clone(),
+                        })
+                    })
+                    .collect::<Result<_, String>>()?;
+                Ok(typed::FixPlan {
+                    calls,
+                    summary: p.summary.clone(),
+                })
+            }
+        }
+
         impl<T: Send + 'static> $crate::FixerInstance<T> for V0_2Instance {
             fn check<'a>(
                 &'a self,
@@ -112,7 +153,12 @@ macro_rules! fixer_exports_v0_2 {
             ) -> $crate::BoxFuture<'a, wasmtime::Result<Result<$crate::Plan, $crate::FixerError>>>
             {
                 Box::pin(async move {
-                    Ok(self.0.$accessor().call_plan(store).await?.map($to_host))
+                    Ok(self
+                        .0
+                        .$accessor()
+                        .call_plan(store)
+                        .await?
+                        .map(v0_2_plans::to_host))
                 })
             }
 
@@ -123,7 +169,7 @@ macro_rules! fixer_exports_v0_2 {
             ) -> $crate::BoxFuture<'a, wasmtime::Result<Result<$crate::Outcome, $crate::FixerError>>>
             {
                 Box::pin(async move {
-                    let plan = match $to_guest(plan) {
+                    let plan = match v0_2_plans::to_guest(plan) {
                         Ok(plan) => plan,
                         Err(e) => return Ok(Err($crate::FixerError::InvalidInput(e))),
                     };

@@ -135,6 +135,15 @@ impl CallGate {
         &self.calls
     }
 
+    /// The indices of the approved plan's changes whose call the gate let through and AWS
+    /// accepted (contract 0.2).
+    pub fn accepted(&self) -> impl Iterator<Item = usize> + '_ {
+        self.calls
+            .iter()
+            .filter(|c| c.result == CallResult::Ok)
+            .filter_map(|c| c.planned)
+    }
+
     /// Allows or denies one call; the `Err` is the exact denial message the fixer receives. A
     /// write under a typed plan returns the index of the planned call it uses up.
     pub fn authorize(

@@ -104,6 +104,22 @@ macro_rules! kind_binding {
             std::sync::Arc::new($binding(backend))
         }
 
+        /// The kind's own backend of `binding`, which the host read-back is handed.
+        fn bound(
+            binding: &$crate::Binding,
+        ) -> Result<std::sync::Arc<dyn $backend>, $crate::AwsError> {
+            binding
+                .as_any()
+                .downcast_ref::<$binding>()
+                .map(|b| b.0.clone())
+                .ok_or_else(|| {
+                    $crate::internal_error(&format!(
+                        "the binding is not a {} backend",
+                        $spec.interface
+                    ))
+                })
+        }
+
         impl $crate::KindBackend for $binding {
             fn kind(&self) -> &'static $crate::contract::KindSpec {
                 &$spec

@@ -40,6 +40,28 @@ pub struct Plan {
     pub summary: String,
 }
 
+impl Change {
+    /// A contract 0.2.0 change: the call of `function` with `args`, the JSON the capability
+    /// records for the same call, so the gate can compare them. The action is the host's reading
+    /// of the function, never the fixer's.
+    pub fn typed(
+        function: &salve_contract::CapabilityFunction,
+        args: Value,
+        description: String,
+    ) -> Change {
+        Change {
+            action: function.iam_action.to_string(),
+            description,
+            before: None,
+            after: None,
+            call: Some(PlannedCall {
+                function: function.call_name(),
+                args,
+            }),
+        }
+    }
+}
+
 impl Plan {
     /// Whether every change is a typed call (contract 0.2): then the gate compares arguments and
     /// the host reads the resource back.

@@ -742,10 +742,7 @@ fn applied_calls(
     plan: &Plan,
     gate: &crate::capabilities::CallGate,
 ) -> Vec<crate::capabilities::Change> {
-    gate.calls()
-        .iter()
-        .filter(|c| c.result == crate::capabilities::CallResult::Ok)
-        .filter_map(|c| c.planned)
+    gate.accepted()
         .filter_map(|i| plan.changes.get(i).cloned())
         .collect()
 }
@@ -1018,13 +1015,7 @@ impl FindingRun<'_> {
         let t = Instant::now();
         let read_back = if plan.is_typed() {
             // Only a call AWS accepted is worth waiting for; anything else is read once.
-            let accepted: Vec<usize> = sandbox
-                .gate()
-                .calls()
-                .iter()
-                .filter(|c| c.result == crate::capabilities::CallResult::Ok)
-                .filter_map(|c| c.planned)
-                .collect();
+            let accepted: Vec<usize> = sandbox.gate().accepted().collect();
             Some(self.read_back(&plan, &accepted).await)
         } else {
             None

@@ -4,10 +4,10 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use salve_contract::{Arn, ContractVersion, KindSpec};
+use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -33,58 +33,29 @@ use v0_2::exports::salve::ebs_encryption_by_default::fixer as typed;
 use v0_2::salve::ebs_encryption_by_default::capability;
 use v0_2::EbsEncryptionByDefaultFixerPre;
 
-fn to_host_change(p: typed::PlannedCall) -> Change {
-    let typed::Call::EnableEncryptionByDefault = p.call;
-    let function = &ENABLE_ENCRYPTION_BY_DEFAULT;
-    Change {
-        action: function.iam_action.to_string(),
-        description: p.description,
-        before: None,
-        after: None,
-        call: Some(PlannedCall {
-            function: function.call_name(),
-            args: Value::Null,
-        }),
-    }
+/// A typed call as the host plans it: the function, and no arguments.
+fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
+    let typed::Call::EnableEncryptionByDefault = call;
+    (&ENABLE_ENCRYPTION_BY_DEFAULT, Value::Null)
 }
 
-fn to_host_plan(p: typed::FixPlan) -> Plan {
-    Plan {
-        changes: p.calls.into_iter().map(to_host_change).collect(),
-        summary: p.summary,
+fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
+    if call.function != ENABLE_ENCRYPTION_BY_DEFAULT.call_name() {
+        return Err(format!(
+            "{} is not an ebs-encryption-by-default write",
+            call.function
+        ));
     }
-}
-
-fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
-    let calls = p
-        .changes
-        .iter()
-        .map(|c| match &c.call {
-            Some(call) if call.function == ENABLE_ENCRYPTION_BY_DEFAULT.call_name() => {
-                Ok(typed::PlannedCall {
-                    call: typed::Call::EnableEncryptionByDefault,
-                    description: c.description.clone(),
-                })
-            }
-            Some(call) => Err(format!(
-                "{} is not an ebs-encryption-by-default write",
-                call.function
-            )),
-            None => Err(format!("change {:?} has no typed call", c.description)),
-        })
-        .collect::<Result<_, String>>()?;
-    Ok(typed::FixPlan {
-        calls,
-        summary: p.summary.clone(),
-    })
+    Ok(typed::Call::EnableEncryptionByDefault)
 }
 
 salve_core::fixer_exports_v0_2! {
     world: v0_2::EbsEncryptionByDefaultFixer,
     world_pre: EbsEncryptionByDefaultFixerPre,
     accessor: salve_ebs_encryption_by_default_fixer,
-    to_host: to_host_plan,
-    to_guest: to_guest_plan,
+    typed: typed,
+    host_call: host_call,
+    guest_call: guest_call,
 }
 
 /// The kind's entry in the host's registry.
@@ -121,18 +92,9 @@ impl KindHost for EbsEncryptionByDefault {
         binding: &'a Binding,
     ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
         Box::pin(async move {
-            let Some(setting) = binding.as_any().downcast_ref::<EbsEncryptionBinding>() else {
-                return Err(internal_error(
-                    "the binding is not an ebs-encryption-by-default backend",
-                ));
-            };
-            if call.function != ENABLE_ENCRYPTION_BY_DEFAULT.call_name() {
-                return Err(internal_error(&format!(
-                    "{} is not an ebs-encryption-by-default write",
-                    call.function
-                )));
-            }
-            let enabled = setting.0.get().await?;
+            let setting = bound(binding)?;
+            guest_call(call).map_err(|e| internal_error(&e))?;
+            let enabled = setting.get().await?;
             Ok(ReadBack {
                 holds: enabled,
                 expected: json!({ "enabled": true }),

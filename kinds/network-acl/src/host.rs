@@ -4,12 +4,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{PortRange, RuleAction};
-use salve_contract::{Arn, ContractVersion, KindSpec};
+use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{DELETE_INGRESS_ENTRY, DESCRIBE_ENTRIES, REPLACE_INGRESS_ENTRY, SPEC};
 
@@ -34,32 +34,16 @@ pub use v0_2::salve::network_acl::capability::AclEntry;
 use v0_2::salve::network_acl::capability::Host;
 use v0_2::NetworkAclFixerPre;
 
-fn to_host_change(p: typed::PlannedCall) -> Change {
-    let (function, args) = match p.call {
+/// A typed call as the host plans it: the function and the JSON the capability records for it.
+fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
+    match call {
         typed::Call::DeleteIngressEntry(n) => (&DELETE_INGRESS_ENTRY, json!(n)),
         typed::Call::ReplaceIngressEntry(entry) => (&REPLACE_INGRESS_ENTRY, json!(entry)),
-    };
-    Change {
-        action: function.iam_action.to_string(),
-        description: p.description,
-        before: None,
-        after: None,
-        call: Some(PlannedCall {
-            function: function.call_name(),
-            args,
-        }),
-    }
-}
-
-fn to_host_plan(p: typed::FixPlan) -> Plan {
-    Plan {
-        changes: p.calls.into_iter().map(to_host_change).collect(),
-        summary: p.summary,
     }
 }
 
 /// A planned call in the guest's form, from the host's.
-fn typed_call(call: &PlannedCall) -> Result<typed::Call, String> {
+fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
     let bad = |e: serde_json::Error| format!("{}: {e}", call.function);
     if call.function == DELETE_INGRESS_ENTRY.call_name() {
         Ok(typed::Call::DeleteIngressEntry(
@@ -74,33 +58,13 @@ fn typed_call(call: &PlannedCall) -> Result<typed::Call, String> {
     }
 }
 
-fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
-    let calls = p
-        .changes
-        .iter()
-        .map(|c| {
-            let call = c
-                .call
-                .as_ref()
-                .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
-            Ok(typed::PlannedCall {
-                call: typed_call(call)?,
-                description: c.description.clone(),
-            })
-        })
-        .collect::<Result<_, String>>()?;
-    Ok(typed::FixPlan {
-        calls,
-        summary: p.summary.clone(),
-    })
-}
-
 salve_core::fixer_exports_v0_2! {
     world: v0_2::NetworkAclFixer,
     world_pre: NetworkAclFixerPre,
     accessor: salve_network_acl_fixer,
-    to_host: to_host_plan,
-    to_guest: to_guest_plan,
+    typed: typed,
+    host_call: host_call,
+    guest_call: guest_call,
 }
 
 /// The kind's entry in the host's registry.
@@ -138,11 +102,9 @@ impl KindHost for NetworkAcl {
         binding: &'a Binding,
     ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
         Box::pin(async move {
-            let Some(acl) = binding.as_any().downcast_ref::<NetworkAclBinding>() else {
-                return Err(internal_error("the binding is not a network-acl backend"));
-            };
-            let call = typed_call(call).map_err(|e| internal_error(&e))?;
-            let entries = acl.0.entries().await?;
+            let acl = bound(binding)?;
+            let call = guest_call(call).map_err(|e| internal_error(&e))?;
+            let entries = acl.entries().await?;
             let ingress = |n: i32| entries.iter().find(|e| !e.egress && e.rule_number == n);
             Ok(match call {
                 typed::Call::DeleteIngressEntry(n) => ReadBack {

@@ -3,12 +3,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salve_contract::{Arn, ContractVersion, KindSpec};
+use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{DESCRIBE_INSTANCE, SET_PUBLICLY_ACCESSIBLE, SPEC};
 
@@ -33,26 +33,10 @@ use v0_2::salve::rds_instance::capability::Host;
 pub use v0_2::salve::rds_instance::capability::Instance;
 use v0_2::RdsInstanceFixerPre;
 
-fn to_host_change(p: typed::PlannedCall) -> Change {
-    let typed::Call::SetPubliclyAccessible(public) = p.call;
-    let function = &SET_PUBLICLY_ACCESSIBLE;
-    Change {
-        action: function.iam_action.to_string(),
-        description: p.description,
-        before: None,
-        after: None,
-        call: Some(PlannedCall {
-            function: function.call_name(),
-            args: json!(public),
-        }),
-    }
-}
-
-fn to_host_plan(p: typed::FixPlan) -> Plan {
-    Plan {
-        changes: p.calls.into_iter().map(to_host_change).collect(),
-        summary: p.summary,
-    }
+/// A typed call as the host plans it: the function and the JSON the capability records for it.
+fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
+    let typed::Call::SetPubliclyAccessible(public) = call;
+    (&SET_PUBLICLY_ACCESSIBLE, json!(public))
 }
 
 fn planned_value(call: &PlannedCall) -> Result<bool, String> {
@@ -64,33 +48,17 @@ fn planned_value(call: &PlannedCall) -> Result<bool, String> {
         .ok_or_else(|| format!("{}: {} is not a boolean", call.function, call.args))
 }
 
-fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
-    let calls = p
-        .changes
-        .iter()
-        .map(|c| {
-            let call = c
-                .call
-                .as_ref()
-                .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
-            Ok(typed::PlannedCall {
-                call: typed::Call::SetPubliclyAccessible(planned_value(call)?),
-                description: c.description.clone(),
-            })
-        })
-        .collect::<Result<_, String>>()?;
-    Ok(typed::FixPlan {
-        calls,
-        summary: p.summary.clone(),
-    })
+fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
+    Ok(typed::Call::SetPubliclyAccessible(planned_value(call)?))
 }
 
 salve_core::fixer_exports_v0_2! {
     world: v0_2::RdsInstanceFixer,
     world_pre: RdsInstanceFixerPre,
     accessor: salve_rds_instance_fixer,
-    to_host: to_host_plan,
-    to_guest: to_guest_plan,
+    typed: typed,
+    host_call: host_call,
+    guest_call: guest_call,
 }
 
 /// The kind's entry in the host's registry.
@@ -128,11 +96,9 @@ impl KindHost for RdsInstance {
         binding: &'a Binding,
     ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
         Box::pin(async move {
-            let Some(db) = binding.as_any().downcast_ref::<RdsInstanceBinding>() else {
-                return Err(internal_error("the binding is not an rds-instance backend"));
-            };
+            let db = bound(binding)?;
             let expected = planned_value(call).map_err(|e| internal_error(&e))?;
-            let instance = db.0.describe().await?;
+            let instance = db.describe().await?;
             Ok(ReadBack {
                 holds: instance.publicly_accessible == expected,
                 expected: json!({ "publicly_accessible": expected }),

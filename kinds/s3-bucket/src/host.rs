@@ -3,12 +3,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salve_contract::{Arn, ContractVersion, KindSpec};
+use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{GET_PUBLIC_ACCESS_BLOCK, PUT_PUBLIC_ACCESS_BLOCK, SPEC};
 use bindings::salve::fixer::s3_bucket::Host;
@@ -69,67 +69,36 @@ impl From<PublicAccessBlock> for PublicAccessBlockV0_2 {
     }
 }
 
-/// A typed call as the host plans it; its `args` are the JSON the capability records for the
-/// same call, so the gate can compare them.
-fn to_host_change(p: typed::PlannedCall) -> Change {
-    let (function, args) = match p.call {
+/// A typed call as the host plans it: the function and the JSON the capability records for it.
+fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
+    match call {
         typed::Call::PutPublicAccessBlock(c) => {
             (&PUT_PUBLIC_ACCESS_BLOCK, json!(PublicAccessBlock::from(c)))
         }
-    };
-    Change {
-        action: function.iam_action.to_string(),
-        description: p.description,
-        before: None,
-        after: None,
-        call: Some(PlannedCall {
-            function: function.call_name(),
-            args,
-        }),
     }
 }
 
-fn to_host_plan(p: typed::FixPlan) -> Plan {
-    Plan {
-        changes: p.calls.into_iter().map(to_host_change).collect(),
-        summary: p.summary,
+/// The configuration a planned put sets.
+fn planned_config(call: &PlannedCall) -> Result<PublicAccessBlock, String> {
+    if call.function != PUT_PUBLIC_ACCESS_BLOCK.call_name() {
+        return Err(format!("{} is not an s3-bucket write", call.function));
     }
+    serde_json::from_value(call.args.clone()).map_err(|e| format!("{}: {e}", call.function))
 }
 
-fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
-    let calls = p
-        .changes
-        .iter()
-        .map(|c| {
-            let call = c
-                .call
-                .as_ref()
-                .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
-            let typed = if call.function == PUT_PUBLIC_ACCESS_BLOCK.call_name() {
-                let config: PublicAccessBlock = serde_json::from_value(call.args.clone())
-                    .map_err(|e| format!("{}: {e}", call.function))?;
-                typed::Call::PutPublicAccessBlock(config.into())
-            } else {
-                return Err(format!("{} is not an s3-bucket write", call.function));
-            };
-            Ok(typed::PlannedCall {
-                call: typed,
-                description: c.description.clone(),
-            })
-        })
-        .collect::<Result<_, String>>()?;
-    Ok(typed::FixPlan {
-        calls,
-        summary: p.summary.clone(),
-    })
+fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
+    Ok(typed::Call::PutPublicAccessBlock(
+        planned_config(call)?.into(),
+    ))
 }
 
 salve_core::fixer_exports_v0_2! {
     world: v0_2::S3BucketFixer,
     world_pre: S3BucketFixerPre,
     accessor: salve_s3_bucket_fixer,
-    to_host: to_host_plan,
-    to_guest: to_guest_plan,
+    typed: typed,
+    host_call: host_call,
+    guest_call: guest_call,
 }
 use v0_2::S3BucketFixerPre;
 
@@ -169,18 +138,9 @@ impl KindHost for S3Bucket {
         binding: &'a Binding,
     ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
         Box::pin(async move {
-            let Some(bucket) = binding.as_any().downcast_ref::<S3BucketBinding>() else {
-                return Err(internal_error("the binding is not an s3-bucket backend"));
-            };
-            if call.function != PUT_PUBLIC_ACCESS_BLOCK.call_name() {
-                return Err(internal_error(&format!(
-                    "{} is not an s3-bucket write",
-                    call.function
-                )));
-            }
-            let expected: PublicAccessBlock = serde_json::from_value(call.args.clone())
-                .map_err(|e| internal_error(&format!("{}: {e}", call.function)))?;
-            let actual = bucket.0.get_public_access_block().await?;
+            let bucket = bound(binding)?;
+            let expected = planned_config(call).map_err(|e| internal_error(&e))?;
+            let actual = bucket.get_public_access_block().await?;
             Ok(ReadBack {
                 holds: actual == Some(expected),
                 expected: json!(expected),

@@ -7,9 +7,9 @@ use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdG
 use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    Change, FixerError, FixerPre, KindHost, Plan, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{AUTHORIZE_INGRESS, DESCRIBE_INGRESS, REVOKE_INGRESS, SPEC};
 use bindings::salve::fixer::security_group::Host;
@@ -88,30 +88,13 @@ fn rules_from<R: Into<IngressRule>>(rules: Vec<R>) -> Vec<IngressRule> {
     rules.into_iter().map(Into::into).collect()
 }
 
-/// A typed call as the host plans it; its `args` are the JSON the capability records for the
-/// same call, so the gate can compare them.
-fn to_host_change(p: typed::PlannedCall) -> Change {
-    let (function, rules) = match p.call {
+/// A typed call as the host plans it: the function and the JSON the capability records for it.
+fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
+    let (function, rules) = match call {
         typed::Call::RevokeIngress(rules) => (&REVOKE_INGRESS, rules_from(rules)),
         typed::Call::AuthorizeIngress(rules) => (&AUTHORIZE_INGRESS, rules_from(rules)),
     };
-    Change {
-        action: function.iam_action.to_string(),
-        description: p.description,
-        before: None,
-        after: None,
-        call: Some(PlannedCall {
-            function: function.call_name(),
-            args: json!(rules),
-        }),
-    }
-}
-
-fn to_host_plan(p: typed::FixPlan) -> Plan {
-    Plan {
-        changes: p.calls.into_iter().map(to_host_change).collect(),
-        summary: p.summary,
-    }
+    (function, json!(rules))
 }
 
 /// The planned call's function and rules, from the host's form.
@@ -127,31 +110,13 @@ fn planned_rules(
     Ok((function, rules))
 }
 
-fn to_guest_plan(p: &Plan) -> Result<typed::FixPlan, String> {
-    let calls = p
-        .changes
-        .iter()
-        .map(|c| {
-            let call = c
-                .call
-                .as_ref()
-                .ok_or_else(|| format!("change {:?} has no typed call", c.description))?;
-            let (function, rules) = planned_rules(call)?;
-            let rules = rules.into_iter().map(Into::into).collect();
-            let typed = if function.function == REVOKE_INGRESS.function {
-                typed::Call::RevokeIngress(rules)
-            } else {
-                typed::Call::AuthorizeIngress(rules)
-            };
-            Ok(typed::PlannedCall {
-                call: typed,
-                description: c.description.clone(),
-            })
-        })
-        .collect::<Result<_, String>>()?;
-    Ok(typed::FixPlan {
-        calls,
-        summary: p.summary.clone(),
+fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
+    let (function, rules) = planned_rules(call)?;
+    let rules = rules.into_iter().map(Into::into).collect();
+    Ok(if function.function == REVOKE_INGRESS.function {
+        typed::Call::RevokeIngress(rules)
+    } else {
+        typed::Call::AuthorizeIngress(rules)
     })
 }
 
@@ -159,8 +124,9 @@ salve_core::fixer_exports_v0_2! {
     world: v0_2::SecurityGroupFixer,
     world_pre: SecurityGroupFixerPre,
     accessor: salve_security_group_fixer,
-    to_host: to_host_plan,
-    to_guest: to_guest_plan,
+    typed: typed,
+    host_call: host_call,
+    guest_call: guest_call,
 }
 use v0_2::SecurityGroupFixerPre;
 
@@ -199,13 +165,9 @@ impl KindHost for SecurityGroup {
         binding: &'a Binding,
     ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
         Box::pin(async move {
-            let Some(group) = binding.as_any().downcast_ref::<SecurityGroupBinding>() else {
-                return Err(internal_error(
-                    "the binding is not a security-group backend",
-                ));
-            };
+            let group = bound(binding)?;
             let (function, rules) = planned_rules(call).map_err(|e| internal_error(&e))?;
-            let actual = group.0.describe_ingress().await?;
+            let actual = group.describe_ingress().await?;
             let present = |r: &IngressRule| actual.iter().any(|a| same_rule(a, r));
             // A revoke's outcome is that none of its rules is left; an authorize's, that all are
             // there.
