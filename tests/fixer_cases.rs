@@ -320,6 +320,45 @@ fn access_denied(action_marker: &'static str) -> FaultRule {
     })
 }
 
+/// An EC2 error answer (query protocol): the write denied.
+const EC2_DENIED: (u16, &str) = (
+    403,
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>denied-1</RequestID></Response>",
+);
+/// An EC2 error answer (query protocol): the read throttled.
+const EC2_THROTTLED: (u16, &str) = (
+    503,
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled-1</RequestID></Response>",
+);
+
+/// The faults of the query-protocol cases (EC2, RDS): every request naming `write` is answered
+/// `denied` in the access-denied case, and the first naming `read` is answered `throttled` in the
+/// throttled case; no fault in the others.
+fn query_faults(
+    case: &str,
+    write: &'static str,
+    denied: (u16, &'static str),
+    read: &'static str,
+    throttled: (u16, &'static str),
+) -> Option<FaultRule> {
+    match case {
+        "access-denied-on-write" => Some(Arc::new(move |s: &Seen| {
+            s.body
+                .contains(write)
+                .then(|| Injected::Respond(denied.0, denied.1.into()))
+        })),
+        "throttled-then-fixed" => {
+            let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            Some(Arc::new(move |s: &Seen| {
+                (s.body.contains(read)
+                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
+                .then(|| Injected::Respond(throttled.0, throttled.1.into()))
+            }))
+        }
+        _ => None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "regenerates fixers/*/cases against moto"]
 async fn record_shipped_fixer_cases() {
@@ -444,28 +483,13 @@ async fn record_shipped_fixer_cases() {
         .unwrap();
         let dir = sg_cases.join(case);
         write_case(&dir, description, finding);
-        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        proxy.set_fault(match case {
-            "access-denied-on-write" => Some(Arc::new(|s: &Seen| {
-                s.body.contains("Action=RevokeSecurityGroupIngress").then(|| {
-                    Injected::Respond(
-                        403,
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>denied-1</RequestID></Response>".into(),
-                    )
-                })
-            })),
-            "throttled-then-fixed" => Some(Arc::new(move |s: &Seen| {
-                (s.body.contains("Action=DescribeSecurityGroups")
-                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
-                .then(|| {
-                    Injected::Respond(
-                        503,
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled-1</RequestID></Response>".into(),
-                    )
-                })
-            })),
-            _ => None,
-        });
+        proxy.set_fault(query_faults(
+            case,
+            "Action=RevokeSecurityGroupIngress",
+            EC2_DENIED,
+            "Action=DescribeSecurityGroups",
+            EC2_THROTTLED,
+        ));
         record("sg-close-admin-ports", &dir, &proxy);
     }
 
@@ -496,28 +520,13 @@ async fn record_shipped_fixer_cases() {
             serde_json::from_str(&ebs_finding(&format!("case-ebs-{case}"), "us-east-1")).unwrap();
         let dir = ebs_cases.join(case);
         write_case(&dir, description, finding);
-        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        proxy.set_fault(match case {
-            "access-denied-on-write" => Some(Arc::new(|s: &Seen| {
-                s.body.contains("Action=EnableEbsEncryptionByDefault").then(|| {
-                    Injected::Respond(
-                        403,
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>denied-1</RequestID></Response>".into(),
-                    )
-                })
-            })),
-            "throttled-then-fixed" => Some(Arc::new(move |s: &Seen| {
-                (s.body.contains("Action=GetEbsEncryptionByDefault")
-                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
-                .then(|| {
-                    Injected::Respond(
-                        503,
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled-1</RequestID></Response>".into(),
-                    )
-                })
-            })),
-            _ => None,
-        });
+        proxy.set_fault(query_faults(
+            case,
+            "Action=EnableEbsEncryptionByDefault",
+            EC2_DENIED,
+            "Action=GetEbsEncryptionByDefault",
+            EC2_THROTTLED,
+        ));
         record("ebs-encryption-by-default", &dir, &proxy);
     }
     ec2.disable_ebs_encryption_by_default()
@@ -566,28 +575,13 @@ async fn record_shipped_fixer_cases() {
             serde_json::from_str(&rds_finding(&format!("case-rds-{case}"), &db)).unwrap();
         let dir = rds_cases.join(case);
         write_case(&dir, description, finding);
-        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        proxy.set_fault(match case {
-            "access-denied-on-write" => Some(Arc::new(|s: &Seen| {
-                s.body.contains("Action=ModifyDBInstance").then(|| {
-                    Injected::Respond(
-                        403,
-                        "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform rds:ModifyDBInstance</Message></Error><RequestId>denied-1</RequestId></ErrorResponse>".into(),
-                    )
-                })
-            })),
-            "throttled-then-fixed" => Some(Arc::new(move |s: &Seen| {
-                (s.body.contains("Action=DescribeDBInstances")
-                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
-                .then(|| {
-                    Injected::Respond(
-                        400,
-                        "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>throttled-1</RequestId></ErrorResponse>".into(),
-                    )
-                })
-            })),
-            _ => None,
-        });
+        proxy.set_fault(query_faults(
+            case,
+            "Action=ModifyDBInstance",
+            (403, "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform rds:ModifyDBInstance</Message></Error><RequestId>denied-1</RequestId></ErrorResponse>"),
+            "Action=DescribeDBInstances",
+            (400, "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>throttled-1</RequestId></ErrorResponse>"),
+        ));
         record("rds-private", &dir, &proxy);
     }
 
@@ -621,28 +615,13 @@ async fn record_shipped_fixer_cases() {
             serde_json::from_str(&nacl_finding(&format!("case-nacl-{case}"), &acl)).unwrap();
         let dir = nacl_cases.join(case);
         write_case(&dir, description, finding);
-        let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        proxy.set_fault(match case {
-            "access-denied-on-write" => Some(Arc::new(|s: &Seen| {
-                s.body.contains("Action=DeleteNetworkAclEntry").then(|| {
-                    Injected::Respond(
-                        403,
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>denied-1</RequestID></Response>".into(),
-                    )
-                })
-            })),
-            "throttled-then-fixed" => Some(Arc::new(move |s: &Seen| {
-                (s.body.contains("Action=DescribeNetworkAcls")
-                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
-                .then(|| {
-                    Injected::Respond(
-                        503,
-                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled-1</RequestID></Response>".into(),
-                    )
-                })
-            })),
-            _ => None,
-        });
+        proxy.set_fault(query_faults(
+            case,
+            "Action=DeleteNetworkAclEntry",
+            EC2_DENIED,
+            "Action=DescribeNetworkAcls",
+            EC2_THROTTLED,
+        ));
         record("nacl-close-admin-ports", &dir, &proxy);
     }
 }
