@@ -38,7 +38,7 @@ fn plan(actions: &[&str]) -> Plan {
 fn s3_fixer_session_policies() {
     let f = load("s3-block-public-access");
     assert_eq!(
-        read_policy(&f, BUCKET_ARN).document,
+        read_policy(&f, BUCKET_ARN).to_value(),
         json!({"Version": "2012-10-17", "Statement": [{
             "Sid": "SalveRead", "Effect": "Allow",
             "Action": ["s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging"],
@@ -46,7 +46,7 @@ fn s3_fixer_session_policies() {
         }]})
     );
     assert_eq!(
-        write_policy(&f, &plan(&["s3:PutBucketPublicAccessBlock"]), BUCKET_ARN).document,
+        write_policy(&f, &plan(&["s3:PutBucketPublicAccessBlock"]), BUCKET_ARN).to_value(),
         json!({"Version": "2012-10-17", "Statement": [{
             "Sid": "SalveWrite", "Effect": "Allow",
             "Action": ["s3:PutBucketPublicAccessBlock"],
@@ -61,7 +61,7 @@ fn security_group_fixer_session_policies() {
     // EC2's Describe calls have no resource-level permissions, so IAM cannot narrow the read
     // session; the capability, bound to the one group, does.
     assert_eq!(
-        read_policy(&f, GROUP_ARN).document,
+        read_policy(&f, GROUP_ARN).to_value(),
         json!({"Version": "2012-10-17", "Statement": [{
             "Sid": "SalveReadUnscoped", "Effect": "Allow",
             "Action": ["ec2:DescribeSecurityGroups"],
@@ -69,7 +69,7 @@ fn security_group_fixer_session_policies() {
         }]})
     );
     assert_eq!(
-        write_policy(&f, &plan(&["ec2:RevokeSecurityGroupIngress"]), GROUP_ARN).document,
+        write_policy(&f, &plan(&["ec2:RevokeSecurityGroupIngress"]), GROUP_ARN).to_value(),
         json!({"Version": "2012-10-17", "Statement": [{
             "Sid": "SalveWrite", "Effect": "Allow",
             "Action": ["ec2:RevokeSecurityGroupIngress"],
@@ -82,7 +82,7 @@ fn security_group_fixer_session_policies() {
         "ec2:RevokeSecurityGroupIngress",
     ]);
     assert_eq!(
-        write_policy(&f, &both, GROUP_ARN).document["Statement"][0]["Action"],
+        write_policy(&f, &both, GROUP_ARN).to_value()["Statement"][0]["Action"],
         json!([
             "ec2:AuthorizeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupIngress"
@@ -95,7 +95,7 @@ fn a_write_outside_the_resource_type_is_never_granted() {
     let f = load("s3-block-public-access");
     let sneaky = plan(&["ec2:RevokeSecurityGroupIngress", "s3:DeleteBucket"]);
     assert_eq!(
-        write_policy(&f, &sneaky, BUCKET_ARN).document,
+        write_policy(&f, &sneaky, BUCKET_ARN).to_value(),
         json!({"Version": "2012-10-17", "Statement": []})
     );
 }
@@ -239,12 +239,12 @@ fn parliament_finds_nothing_in_any_policy() {
         let f = load(name);
         documents.push((
             format!("{name} read session"),
-            read_policy(&f, arn).document,
+            read_policy(&f, arn).to_value(),
             false,
         ));
         documents.push((
             format!("{name} write session"),
-            write_policy(&f, &every_action(&f), arn).document,
+            write_policy(&f, &every_action(&f), arn).to_value(),
             false,
         ));
     }

@@ -12,7 +12,8 @@ use serde_json::json;
 
 use common::*;
 use salve::credentials::{
-    AccountRole, ExternalIdSource, RoleAssumer, SessionPolicy, SessionRequest,
+    session_policy::PolicyStatement, AccountRole, ExternalIdSource, PolicyDocument, RoleAssumer,
+    SessionPolicy, SessionRequest,
 };
 
 const ACCOUNT_A: &str = "111111111111";
@@ -36,10 +37,15 @@ fn roles() -> BTreeMap<String, AccountRole> {
 
 fn policy(bucket: &str) -> SessionPolicy {
     SessionPolicy {
-        document: json!({"Version": "2012-10-17", "Statement": [{
-            "Sid": "SalveRead", "Effect": "Allow", "Action": ["s3:GetBucketPublicAccessBlock"],
-            "Resource": format!("arn:aws:s3:::{bucket}")
-        }]}),
+        document: PolicyDocument {
+            version: "2012-10-17".into(),
+            statement: vec![PolicyStatement {
+                sid: "SalveRead".into(),
+                effect: "Allow".into(),
+                action: vec!["s3:GetBucketPublicAccessBlock".into()],
+                resource: format!("arn:aws:s3:::{bucket}"),
+            }],
+        },
     }
 }
 

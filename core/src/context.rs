@@ -1,14 +1,16 @@
 //! The `context` interface: the finding, the fixer's settings and its bounded log.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::bindings::salve::fixer::context::{Host, LogLevel};
 use crate::Capabilities;
 use crate::Finding;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogLine {
-    pub level: &'static str,
+    pub level: Cow<'static, str>,
     pub message: String,
 }
 
@@ -21,7 +23,7 @@ pub const MAX_LOG_LINES: usize = 1000;
 
 /// The fixer's log lines, kept until `max_bytes` (message plus per-line overhead) or
 /// [`MAX_LOG_LINES`]; the rest is counted, not stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FixerLog {
     pub lines: Vec<LogLine>,
     pub dropped_lines: u64,
@@ -52,7 +54,10 @@ impl FixerLog {
         }
         self.bytes += cost;
         tracing::debug!(target: "salve::fixer", level, "{message}");
-        self.lines.push(LogLine { level, message });
+        self.lines.push(LogLine {
+            level: Cow::Borrowed(level),
+            message,
+        });
     }
 }
 

@@ -3,13 +3,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{Plan, PlannedCall};
 use salve_contract::{Access, CapabilityFunction};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     Check,
@@ -29,7 +31,7 @@ impl Phase {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallResult {
     Ok,
@@ -37,13 +39,26 @@ pub enum CallResult {
     AwsError,
 }
 
+impl CallResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallResult::Ok => "ok",
+            CallResult::Denied => "denied",
+            CallResult::AwsError => "aws-error",
+        }
+    }
+}
+
 /// One capability call as the audit record shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CapabilityCall {
     pub phase: Phase,
     pub function: String,
-    pub action: &'static str,
-    #[serde(serialize_with = "serialize_access")]
+    pub action: Cow<'static, str>,
+    #[serde(
+        serialize_with = "serialize_access",
+        deserialize_with = "deserialize_access"
+    )]
     pub access: Access,
     pub result: CallResult,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +88,14 @@ pub struct CallRecord {
 /// The contract crate has no serde; the record spells the access the way it always has.
 pub fn serialize_access<S: serde::Serializer>(access: &Access, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(access.as_str())
+}
+
+pub fn deserialize_access<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Access, D::Error> {
+    match <Cow<'de, str>>::deserialize(d)?.as_ref() {
+        "read" => Ok(Access::Read),
+        "write" => Ok(Access::Write),
+        other => Err(serde::de::Error::unknown_variant(other, &["read", "write"])),
+    }
 }
 
 /// Decides every capability call. Reads pass in every phase; writes pass only during `apply`, only
@@ -201,7 +224,7 @@ impl CallGate {
         self.calls.push(CapabilityCall {
             phase: self.phase,
             function: function.call_name(),
-            action: function.iam_action,
+            action: Cow::Borrowed(function.iam_action),
             access: function.access,
             result: call.result,
             detail: call.detail,

@@ -80,7 +80,7 @@ pub trait KindHost: 'static {
 }
 
 /// What the host read back for one planned call after apply.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReadBack {
     /// Whether the call's declared outcome holds now.
     pub holds: bool,

@@ -15,7 +15,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+
+pub(crate) use crate::base::create_private;
+pub use crate::base::{hex, rfc3339, sha256_hex};
+use crate::capabilities::{CapabilityCall, Plan};
+use crate::finding::Finding;
+use crate::ingest::Source;
+use crate::notify::Delivery;
+use crate::policy::metadata::Metadata;
+use crate::policy::risk::RiskScore;
+use crate::record::{Evidence, RecordedDecision, ResourceTags, SessionRecord};
+pub use crate::runtime::FixerIdentity;
+use crate::runtime::FixerOutput;
 
 /// The hash the first record links to.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -52,18 +63,6 @@ impl Status {
     }
 }
 
-/// The fixer that handled a finding. Its identity *is* the digest of its component; the name
-/// and version are what the component claims about itself, and are only labels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FixerIdentity {
-    pub sha256: String,
-    /// SHA-256 of the compiled artifact that ran, which the cache authenticated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_sha256: Option<String>,
-    pub name: String,
-    pub version: String,
-}
-
 /// What one audit record says about one finding. The log adds the chain fields.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AuditEntry {
@@ -76,44 +75,45 @@ pub struct AuditEntry {
     pub payload_sha256: Option<String>,
     /// The recognised source: canonical, wiz or security-hub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<Value>,
+    pub source: Option<Source>,
     /// The envelopes the finding arrived in, outermost first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub envelope: Vec<String>,
     /// The normalised finding, as decided on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finding: Option<Value>,
+    pub finding: Option<Finding>,
     /// Environment, owner, exception, classification and exposure, each with where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<Value>,
+    pub metadata: Option<Metadata>,
     /// The resource's own tags as read by the host, or why they could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_tags: Option<Value>,
+    pub resource_tags: Option<ResourceTags>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub risk: Option<Value>,
+    pub risk: Option<RiskScore>,
     pub fixer: Option<FixerIdentity>,
     pub dry_run: bool,
-    pub plan: Option<Value>,
-    pub decision: Option<Value>,
+    pub plan: Option<Plan>,
+    pub decision: Option<RecordedDecision>,
     /// Every capability call, with its IAM action, phase and result.
-    pub calls: Vec<Value>,
-    pub evidence: Option<Value>,
+    pub calls: Vec<CapabilityCall>,
+    pub evidence: Option<Evidence>,
+    /// The fixer's own JSON, bounded (see `pipeline::fixer_json`): only the fixer knows its shape.
     pub rollback: Option<Value>,
     /// Integer microseconds: floats would not survive every JSON parser bit for bit, and the
     /// record hash is computed over the parsed form.
     pub durations_us: BTreeMap<String, u64>,
     /// The fixer's own log lines and captured stdout/stderr, bounded.
-    pub fixer_output: Option<Value>,
+    pub fixer_output: Option<FixerOutput>,
     /// The assumed-role sessions: phase, session name and the exact session policy, or why the
     /// session could not be had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sessions: Vec<Value>,
+    pub sessions: Vec<SessionRecord>,
     /// The failure is worth another delivery (throttling, 5xx): the queue retries the message.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retryable: bool,
     /// Every notifier delivery for this finding, including failed ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notifications: Vec<Value>,
+    pub notifications: Vec<Delivery>,
     /// Finding ID plus a hash of the normalised finding; a redelivery with the same key is
     /// recognised as already handled (see `idempotency`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,46 +195,6 @@ pub struct AuditLog {
     head: Option<ChainHead>,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
-    }
-    out
-}
-
-/// Seconds since the epoch as RFC 3339 UTC with milliseconds.
-pub fn rfc3339(time: std::time::SystemTime) -> String {
-    let since = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant), valid for any date after 1970.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
 /// The part of a written line its `record_hash` covers: the writer appends
 /// `,"record_hash":"<64 hex>"}` to the hashed body, so the body is the line without that suffix,
 /// closed again. Hashing these exact bytes (not a re-serialised parse) means a line with a
@@ -257,18 +217,6 @@ fn hashed_body(line: &str) -> Option<String> {
 pub fn record_position(line: &str) -> Option<(u64, String)> {
     let fields = chain_fields(line).ok()?;
     Some((fields.sequence?, fields.record_hash?))
-}
-
-/// Creates a new file only its owner can read, never through a symlink and never over an
-/// existing file: for what sits beside the log or the cache (a torn tail, an artifact, a key).
-pub(crate) fn create_private(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
 }
 
 /// The top-level fields of a record the chain depends on, read without building the whole

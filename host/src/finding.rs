@@ -34,7 +34,7 @@ impl fmt::Display for Severity {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {
     pub arn: String,
     #[serde(rename = "type")]
@@ -46,17 +46,17 @@ pub struct Resource {
     pub tags: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub id: String,
     pub source: String,
     pub control_id: String,
     /// Other identifiers of the same check, such as a Wiz cloud-configuration rule ID. Fixers
     /// are routed by `control_id` or any of these.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub control_aliases: Vec<String>,
     /// Wiz projects, when the sender names them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<String>,
     pub title: String,
     pub severity: Severity,

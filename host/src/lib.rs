@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod audit_sink;
 pub mod aws;
+pub mod base;
 pub mod capabilities;
 pub mod config;
 pub mod credentials;
@@ -18,6 +19,7 @@ pub mod modes;
 pub mod notify;
 pub mod pipeline;
 pub mod policy;
+pub mod record;
 pub mod registry;
 pub mod report;
 pub mod runtime;

@@ -92,7 +92,7 @@ impl Metrics {
         let failed_sessions = record
             .sessions
             .iter()
-            .filter(|s| s.get("failure").is_some_and(|f| !f.is_null()))
+            .filter(|s| s.failure.is_some())
             .count();
         add(&self.assume_role_failures, failed_sessions as u64);
     }
@@ -230,7 +230,21 @@ mod tests {
         fixed.durations_us.insert("apply".into(), 1_000);
         let denied = AuditEntry {
             status: Some(Status::Failed),
-            sessions: vec![serde_json::json!({"phase": "read", "failure": {"reason": "denied"}})],
+            sessions: vec![crate::record::SessionRecord {
+                phase: crate::record::SessionPhase::Read,
+                session_name: "salve-f1".into(),
+                policy: crate::credentials::PolicyDocument {
+                    version: "2012-10-17".into(),
+                    statement: Vec::new(),
+                },
+                failure: Some(crate::credentials::AssumeRoleFailure {
+                    reason: "denied".into(),
+                    code: None,
+                    message: "AccessDenied".into(),
+                    request_id: None,
+                    retryable: false,
+                }),
+            }],
             ..AuditEntry::default()
         };
         metrics.observe_message(&result(vec![fixed, denied]));

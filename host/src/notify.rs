@@ -163,7 +163,7 @@ impl Notice {
 }
 
 /// One delivery attempt, as recorded in the audit record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     pub route: String,
     pub target: String,

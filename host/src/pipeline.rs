@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tracing::Instrument;
 
 use crate::audit::{
@@ -16,7 +16,7 @@ use crate::audit::{
 };
 use crate::capabilities::{
     describe_aws_error, AwsError, Binding, BoxFuture, Capabilities, FixerError, Phase, Plan,
-    PlannedCall, ReadBack,
+    PlannedCall,
 };
 use crate::config::SalveConfig;
 use crate::credentials::{read_policy, write_policy, AssumeRoleFailure, SessionPolicy};
@@ -28,10 +28,13 @@ use crate::notify::{Notice, Notifier, Trigger};
 use crate::policy::metadata::Metadata;
 use crate::policy::risk::{self, RiskScore};
 use crate::policy::{Decision, DecisionInput, EligibilityPolicy, Verdict};
+use crate::record::{
+    AfterApply, CallReadBack, DecisionStage, Evidence, ReadBackEvidence, RecordedDecision,
+    ResourceTags, SessionPhase, SessionRecord,
+};
 use crate::registry::{FixerRegistry, Selection};
 use crate::runtime::{describe_fixer_error, LoadedFixer, Runtime, Sandbox, SandboxError};
 use crate::text;
-use serde::Serialize;
 
 /// Binds capability backends to a finding's resource, through a session limited by one phase's
 /// policy (AWS in production: an assumed role with that session policy).
@@ -62,25 +65,6 @@ impl<T: BackendBinder> BackendBinder for std::sync::Arc<T> {
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         (**self).bind(finding, policy)
     }
-}
-
-/// One session as the audit record keeps it: its phase, name and exact policy, or why it could
-/// not be had. Credentials and the external ID never appear here.
-fn session_record(
-    phase: &str,
-    finding: &Finding,
-    policy: &SessionPolicy,
-    failure: Option<&AssumeRoleFailure>,
-) -> Value {
-    let mut v = json!({
-        "phase": phase,
-        "session_name": crate::credentials::session_name(&finding.id),
-        "policy": policy.document,
-    });
-    if let Some(f) = failure {
-        v["failure"] = serde_json::to_value(f).unwrap_or(Value::Null);
-    }
-    v
 }
 
 fn session_failure(phase: &str, f: &AssumeRoleFailure) -> (Status, Option<String>) {
@@ -220,12 +204,8 @@ fn set(entry: &mut AuditEntry, status: Status, reason: impl Into<String>) {
     entry.reason = Some(reason.into());
 }
 
-fn decision_json(decision: &Decision, stage: &str) -> Option<Value> {
-    let mut v = serde_json::to_value(decision).ok()?;
-    if let Value::Object(map) = &mut v {
-        map.insert("stage".into(), Value::String(stage.into()));
-    }
-    Some(v)
+fn recorded(decision: Decision, stage: DecisionStage) -> Option<RecordedDecision> {
+    Some(RecordedDecision { stage, decision })
 }
 
 impl Pipeline {
@@ -458,7 +438,7 @@ impl Pipeline {
     }
 
     async fn process_item(&self, item: Ingested, options: ProcessOptions, entry: &mut AuditEntry) {
-        entry.source = item.source.and_then(|s| serde_json::to_value(s).ok());
+        entry.source = item.source;
         entry.envelope = item.envelope;
         match item.outcome {
             IngestOutcome::Rejected { reason } => set(entry, Status::Rejected, reason),
@@ -488,13 +468,7 @@ impl Pipeline {
             Some(Status::Failed) => triggers.push(Trigger::Failed),
             _ => {}
         }
-        let urgent = entry
-            .risk
-            .as_ref()
-            .and_then(|r| r.get("urgent"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        if urgent {
+        if entry.risk.as_ref().is_some_and(|r| r.urgent) {
             triggers.push(Trigger::Urgent);
         }
         if triggers.is_empty() {
@@ -510,21 +484,9 @@ impl Pipeline {
             correlation_id: entry.correlation_id.clone().unwrap_or_default(),
             resource_arn: entry.resource_arn.clone().unwrap_or_default(),
             reason: entry.reason.clone(),
-            priority: entry
-                .risk
-                .as_ref()
-                .and_then(|r| r.get("priority"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            priority: entry.risk.as_ref().map(|r| r.priority.as_str().to_string()),
         };
-        entry.notifications = self
-            .config
-            .notifier
-            .notify(&notice)
-            .await
-            .into_iter()
-            .filter_map(|d| serde_json::to_value(d).ok())
-            .collect();
+        entry.notifications = self.config.notifier.notify(&notice).await;
     }
 
     fn risk(&self, finding: &Finding, metadata: &Metadata, entry: &mut AuditEntry) -> RiskScore {
@@ -533,7 +495,7 @@ impl Pipeline {
             metadata.exposure.value.as_deref(),
             metadata.data_classification.value.as_deref(),
         );
-        entry.risk = serde_json::to_value(&score).ok();
+        entry.risk = Some(score.clone());
         score
     }
 
@@ -546,7 +508,7 @@ impl Pipeline {
         entry.finding_id = Some(finding.id.clone());
         entry.correlation_id = Some(finding.correlation_id.clone());
         entry.resource_arn = Some(finding.resource.arn.clone());
-        entry.finding = serde_json::to_value(finding).ok();
+        entry.finding = Some(finding.clone());
 
         // Triage: no AWS call happens unless every check here passes.
         let policy = &self.config.policy;
@@ -558,11 +520,16 @@ impl Pipeline {
         );
         self.risk(finding, &payload_metadata, entry);
         let triage = policy.triage(finding, &payload_metadata);
-        entry.decision = decision_json(&triage, "triage");
         if triage.verdict != Verdict::Remediate {
-            set(entry, Status::Skipped, triage.reason.unwrap_or_default());
+            set(
+                entry,
+                Status::Skipped,
+                triage.reason.clone().unwrap_or_default(),
+            );
+            entry.decision = recorded(triage, DecisionStage::Triage);
             return;
         }
+        entry.decision = recorded(triage, DecisionStage::Triage);
         let fixer = match self.registry.select(finding) {
             Selection::Ready(f) => f,
             Selection::Refused(r) => {
@@ -586,8 +553,8 @@ impl Pipeline {
         let t = Instant::now();
         let bound = self.backends.bind(finding, &policy).await;
         entry.durations_us.insert("read_session".into(), micros(t));
-        entry.sessions.push(session_record(
-            "read",
+        entry.sessions.push(SessionRecord::new(
+            SessionPhase::Read,
             finding,
             &policy,
             bound.as_ref().err(),
@@ -652,13 +619,8 @@ impl Pipeline {
         let (status, reason) = run.phases(&mut sandbox, options, entry).await;
         entry.status = Some(status);
         entry.reason = reason;
-        entry.calls = sandbox
-            .gate()
-            .calls()
-            .iter()
-            .filter_map(|c| serde_json::to_value(c).ok())
-            .collect();
-        entry.fixer_output = serde_json::to_value(sandbox.output()).ok();
+        entry.calls = sandbox.gate().calls().to_vec();
+        entry.fixer_output = Some(sandbox.output());
         tracing::info!(status = status.as_str(), "finding processed");
     }
 }
@@ -701,7 +663,7 @@ fn partial_change(reason: String, gate: &crate::capabilities::CallGate) -> Strin
                 && c.access == crate::kinds::Access::Write
                 && c.result == crate::capabilities::CallResult::Ok
         })
-        .map(|c| c.action)
+        .map(|c| c.action.as_ref())
         .collect();
     if writes.is_empty() {
         format!("{reason}; no write reached AWS before it stopped")
@@ -745,20 +707,6 @@ fn applied_calls(
     gate.accepted()
         .filter_map(|i| plan.changes.get(i).cloned())
         .collect()
-}
-
-/// One planned call and what the host read back for it.
-#[derive(Debug, Serialize)]
-struct CallReadBack {
-    call: PlannedCall,
-    /// How many reads it took (a polled kind reads until the outcome holds or the bound ends).
-    attempts: u32,
-    #[serde(flatten)]
-    read_back: ReadBack,
-}
-
-fn plan_json(plan: &Plan) -> Value {
-    serde_json::to_value(plan).unwrap_or(Value::Null)
 }
 
 /// One finding between triage and the audit record.
@@ -836,7 +784,11 @@ impl FindingRun<'_> {
         let action = self.fixer.resource_type.tags_action;
         match tags {
             Ok(tags) => {
-                entry.resource_tags = Some(json!({ "action": action, "tags": tags }));
+                entry.resource_tags = Some(ResourceTags {
+                    action: action.into(),
+                    tags: Some(tags.clone()),
+                    error: None,
+                });
                 let m = Metadata::from_tags(
                     keys,
                     &self.finding.resource.tags,
@@ -847,7 +799,11 @@ impl FindingRun<'_> {
             }
             Err(e) => {
                 let error = format!("{action}: {}", crate::aws::describe_aws_error(&e));
-                entry.resource_tags = Some(json!({ "action": action, "error": error }));
+                entry.resource_tags = Some(ResourceTags {
+                    action: action.into(),
+                    tags: None,
+                    error: Some(error.clone()),
+                });
                 (self.payload_metadata.clone(), Some(error))
             }
         }
@@ -867,7 +823,10 @@ impl FindingRun<'_> {
             Ok(c) => c,
             Err(e) => return phase_failure("check", &e, sandbox, entry),
         };
-        entry.evidence = Some(json!({ "compliant_before": compliant_before }));
+        entry.evidence = Some(Evidence {
+            compliant_before,
+            after: None,
+        });
         if options.reconcile {
             return if compliant_before {
                 (Status::AlreadyCompliant, None)
@@ -892,7 +851,7 @@ impl FindingRun<'_> {
             Ok(p) => p,
             Err(e) => return phase_failure("plan", &e, sandbox, entry),
         };
-        entry.plan = Some(plan_json(&plan));
+        entry.plan = Some(plan.clone());
         if plan.changes.is_empty() {
             return (
                 Status::AlreadyCompliant,
@@ -901,7 +860,7 @@ impl FindingRun<'_> {
         }
 
         let (metadata, tag_read_error) = self.metadata(entry).await;
-        entry.metadata = serde_json::to_value(&metadata).ok();
+        entry.metadata = Some(metadata.clone());
         let risk = self.pipeline.risk(self.finding, &metadata, entry);
         let t = Instant::now();
         let decision = self.pipeline.config.policy.decide(DecisionInput {
@@ -913,11 +872,12 @@ impl FindingRun<'_> {
             tag_read_error: tag_read_error.as_deref(),
         });
         entry.durations_us.insert("decide".into(), micros(t));
-        entry.decision = decision_json(&decision, "decide");
-        match decision.verdict {
+        let (verdict, reason) = (decision.verdict, decision.reason.clone());
+        entry.decision = recorded(decision, DecisionStage::Decide);
+        match verdict {
             Verdict::Remediate => {}
-            Verdict::Review => return (Status::Review, decision.reason),
-            Verdict::Skip => return (Status::Skipped, decision.reason),
+            Verdict::Review => return (Status::Review, reason),
+            Verdict::Skip => return (Status::Skipped, reason),
         }
         if options.dry_run || options.explain {
             return (
@@ -930,8 +890,8 @@ impl FindingRun<'_> {
         let t = Instant::now();
         let bound = self.pipeline.backends.bind(self.finding, &policy).await;
         entry.durations_us.insert("write_session".into(), micros(t));
-        entry.sessions.push(session_record(
-            "write",
+        entry.sessions.push(SessionRecord::new(
+            SessionPhase::Write,
             self.finding,
             &policy,
             bound.as_ref().err(),
@@ -959,7 +919,10 @@ impl FindingRun<'_> {
                         key,
                         OpenIntent {
                             link: link.clone(),
-                            finding: entry.finding.clone(),
+                            finding: entry
+                                .finding
+                                .as_ref()
+                                .and_then(|f| serde_json::to_value(f).ok()),
                         },
                     );
                 }
@@ -998,9 +961,9 @@ impl FindingRun<'_> {
                 } else {
                     o.applied
                 };
-                (serde_json::to_value(&applied).unwrap_or(Value::Null), None)
+                (Some(applied), None)
             }
-            Err(e) => (Value::Null, Some(e)),
+            Err(e) => (None, Some(e)),
         };
         // After an apply error the resource is read anyway: a write whose response was lost
         // (a reset connection, then a retry that finds the change already made) is a fix, not a
@@ -1026,17 +989,23 @@ impl FindingRun<'_> {
         let t = Instant::now();
         let compliant_after = sandbox.check(Phase::Verify).await;
         entry.durations_us.insert("verify".into(), micros(t));
-        entry.evidence = Some(json!({
-            "compliant_before": compliant_before,
-            "compliant_after": compliant_after.as_ref().ok(),
-            "applied": applied,
-            "apply_error": apply_error.as_ref().map(|e| text::bounded(&e.to_string(), 4096).into_owned()),
-            "read_back": match &read_back {
-                None => Value::Null,
-                Some(Ok(results)) => json!(results),
-                Some(Err(e)) => json!({ "error": describe_aws_error(e) }),
-            },
-        }));
+        entry.evidence = Some(Evidence {
+            compliant_before,
+            after: Some(AfterApply {
+                compliant_after: compliant_after.as_ref().ok().copied(),
+                applied,
+                apply_error: apply_error
+                    .as_ref()
+                    .map(|e| text::bounded(&e.to_string(), 4096).into_owned()),
+                read_back: match &read_back {
+                    None => None,
+                    Some(Ok(results)) => Some(ReadBackEvidence::Calls(results.clone())),
+                    Some(Err(e)) => Some(ReadBackEvidence::Error {
+                        error: describe_aws_error(e),
+                    }),
+                },
+            }),
+        });
         match &read_back {
             Some(Err(e)) => {
                 entry.retryable = e.retryable;

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use crate::audit::{AuditEntry, SealedRecord, VerifyReport};
+use crate::policy::risk::RiskScore;
 
 fn short(hash: &str) -> &str {
     crate::text::clip(hash, 12)
@@ -43,11 +44,7 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
         "finding   {}",
         entry.finding_id.as_deref().unwrap_or("(unparsed payload)")
     );
-    let source = entry
-        .source
-        .as_ref()
-        .and_then(Value::as_str)
-        .unwrap_or("unrecognised");
+    let source = source_name(entry);
     if entry.envelope.is_empty() {
         let _ = writeln!(out, "source    {source}");
     } else {
@@ -74,46 +71,28 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
         );
     }
     if let Some(plan) = &entry.plan {
-        let summary = plan.get("summary").and_then(Value::as_str).unwrap_or("");
-        let _ = writeln!(out, "plan      {summary}");
-        for change in plan
-            .get("changes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let action = change.get("action").and_then(Value::as_str).unwrap_or("?");
-            let desc = change
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let _ = writeln!(out, "            {action}: {desc}");
+        let _ = writeln!(out, "plan      {}", plan.summary);
+        for change in &plan.changes {
+            let _ = writeln!(out, "            {}: {}", change.action, change.description);
         }
     }
     for s in &entry.sessions {
-        let phase = s.get("phase").and_then(Value::as_str).unwrap_or("?");
-        let name = s.get("session_name").and_then(Value::as_str).unwrap_or("?");
         let actions: Vec<&str> = s
-            .pointer("/policy/Statement")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .flat_map(|st| {
-                st.get("Action")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-            })
-            .filter_map(Value::as_str)
+            .policy
+            .statement
+            .iter()
+            .flat_map(|st| st.action.iter().map(String::as_str))
             .collect();
         let failed = s
-            .pointer("/failure/reason")
-            .and_then(Value::as_str)
-            .map(|r| format!(" FAILED: {r}"))
+            .failure
+            .as_ref()
+            .map(|f| format!(" FAILED: {}", f.reason))
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "session   {phase} {name} allows {}{failed}",
+            "session   {} {} allows {}{failed}",
+            s.phase.as_str(),
+            s.session_name,
             actions.join(", ")
         );
     }
@@ -124,7 +103,7 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
     let writes = entry
         .calls
         .iter()
-        .filter(|c| c.get("access").and_then(Value::as_str) == Some("write"))
+        .filter(|c| c.access == crate::kinds::Access::Write)
         .count();
     let _ = writeln!(
         out,
@@ -132,14 +111,12 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
         entry.calls.len()
     );
     for n in &entry.notifications {
-        let route = n.get("route").and_then(Value::as_str).unwrap_or("?");
-        let target = n.get("target").and_then(Value::as_str).unwrap_or("?");
-        match n.get("error").and_then(Value::as_str) {
+        match &n.error {
             None => {
-                let _ = writeln!(out, "notified  {route}: {target}");
+                let _ = writeln!(out, "notified  {}: {}", n.route, n.target);
             }
             Some(e) => {
-                let _ = writeln!(out, "notified  {route}: {target} FAILED: {e}");
+                let _ = writeln!(out, "notified  {}: {} FAILED: {e}", n.route, n.target);
             }
         }
     }
@@ -154,36 +131,38 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
     out
 }
 
-fn describe_risk(risk: &Value) -> String {
-    let text = |k: &str| {
-        risk.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string()
-    };
-    let known = |k: &str| risk.get(k).and_then(Value::as_bool).unwrap_or(false);
+/// An enum as the record spells it (`"internet"`, `"HIGH"`), for the terminal.
+fn spelled(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        _ => "?".into(),
+    }
+}
+
+fn source_name(entry: &AuditEntry) -> String {
+    entry
+        .source
+        .as_ref()
+        .map(spelled)
+        .unwrap_or_else(|| "unrecognised".into())
+}
+
+fn describe_risk(risk: &RiskScore) -> String {
+    let assumed = |known: bool| if known { "" } else { " assumed" };
     let mut s = format!(
         "{} (score {}: severity {} x exposure {}{} x data {}{})",
-        text("priority"),
-        risk.get("score").and_then(Value::as_u64).unwrap_or(0),
-        text("severity"),
-        text("exposure"),
-        if known("exposure_known") {
-            ""
-        } else {
-            " assumed"
-        },
-        text("sensitivity"),
-        if known("sensitivity_known") {
-            ""
-        } else {
-            " assumed"
-        },
+        risk.priority.as_str(),
+        risk.score,
+        spelled(&risk.severity),
+        spelled(&risk.exposure),
+        assumed(risk.exposure_known),
+        spelled(&risk.sensitivity),
+        assumed(risk.sensitivity_known),
     );
-    if known("urgent") {
+    if risk.urgent {
         s.push_str("; URGENT");
     }
-    if known("suggest_exception") {
+    if risk.suggest_exception {
         s.push_str("; low on every factor: consider documenting an exception instead");
     }
     s
@@ -193,15 +172,7 @@ fn describe_risk(risk: &Value) -> String {
 pub fn render_explanation(entry: &AuditEntry) -> String {
     let entry = &sanitized(entry);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "source     {}",
-        entry
-            .source
-            .as_ref()
-            .and_then(Value::as_str)
-            .unwrap_or("unrecognised")
-    );
+    let _ = writeln!(out, "source     {}", source_name(entry));
     if !entry.envelope.is_empty() {
         let _ = writeln!(out, "envelope   {}", entry.envelope.join(" > "));
     }
@@ -216,43 +187,36 @@ pub fn render_explanation(entry: &AuditEntry) -> String {
     }
     if let Some(m) = &entry.metadata {
         let _ = writeln!(out, "metadata");
-        for (k, v) in m.as_object().into_iter().flatten() {
-            let value = v
-                .get("value")
-                .and_then(Value::as_str)
-                .unwrap_or("(missing)");
-            let from = v.get("source").and_then(Value::as_str).unwrap_or("");
-            let _ = writeln!(out, "  {k:<20} {value} ({from})");
+        for (k, v) in m.fields() {
+            let value = v.value.as_deref().unwrap_or("(missing)");
+            let _ = writeln!(out, "  {k:<20} {value} ({})", spelled(&v.source));
         }
     }
     if let Some(d) = &entry.decision {
-        let stage = d.get("stage").and_then(Value::as_str).unwrap_or("?");
-        let _ = writeln!(out, "checks ({stage})");
-        for c in d
-            .get("checks")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let passed = c.get("passed").and_then(Value::as_bool).unwrap_or(false);
+        let _ = writeln!(out, "checks ({})", spelled(&d.stage));
+        for c in &d.decision.checks {
             let _ = writeln!(
                 out,
                 "  [{}] {:<30} {}",
-                if passed { "pass" } else { "FAIL" },
-                c.get("name").and_then(Value::as_str).unwrap_or("?"),
-                c.get("detail").and_then(Value::as_str).unwrap_or("")
+                if c.passed { "pass" } else { "FAIL" },
+                c.name,
+                c.detail
             );
         }
-        if let Some(p) = d.get("policy") {
+        if let Some(p) = &d.decision.policy {
             let _ = writeln!(out, "rego rules that fired");
             let mut any = false;
-            for set in ["skip", "review", "require_approval"] {
-                for r in p.get(set).and_then(Value::as_array).into_iter().flatten() {
+            for (set, rules) in [
+                ("skip", &p.skip),
+                ("review", &p.review),
+                ("require_approval", &p.require_approval),
+            ] {
+                for r in rules {
                     any = true;
-                    let _ = writeln!(out, "  {set:<17} {}", r.as_str().unwrap_or("?"));
+                    let _ = writeln!(out, "  {set:<17} {r}");
                 }
             }
-            if let Some(e) = p.get("error").and_then(Value::as_str) {
+            if let Some(e) = &p.error {
                 any = true;
                 let _ = writeln!(out, "  error             {e}");
             }

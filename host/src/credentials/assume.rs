@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::session_name;
 use super::SessionPolicy;
-use crate::audit::sha256_hex;
+use crate::base::sha256_hex;
 
 /// Sessions are asked for this long; the cache hands one out only while it has at least
 /// `REFRESH_BEFORE` left, so a fixer never starts with credentials about to expire.
@@ -64,7 +64,7 @@ pub struct SessionRequest<'a> {
 }
 
 /// Why no session could be had, as the audit record says it. Holds no secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AssumeRoleFailure {
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,4 +12,4 @@ pub mod session_policy;
 
 pub use assume::{AccountRole, AssumeRoleFailure, ExternalIdSource, RoleAssumer, SessionRequest};
 pub use session_name::session_name;
-pub use session_policy::{read_policy, write_policy, SessionPolicy};
+pub use session_policy::{read_policy, write_policy, PolicyDocument, SessionPolicy};

@@ -1,7 +1,7 @@
 //! STS role session names: `salve-<finding id>`, so each action in the customer's CloudTrail
 //! names the finding it came from.
 
-use crate::audit::sha256_hex;
+use crate::base::sha256_hex;
 
 /// STS allows 2 to 64 characters of `[\w+=,.@-]`.
 const MAX_LEN: usize = 64;

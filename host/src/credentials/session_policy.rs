@@ -5,50 +5,91 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::capabilities::Plan;
 use crate::kinds::{self, Access, ResourceScope};
 use crate::runtime::LoadedFixer;
 
-/// A session policy as AWS takes it, with the actions it allows for the audit record.
-#[derive(Debug, Clone, PartialEq)]
+/// A session policy as AWS takes it, and as the audit record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionPolicy {
-    pub document: Value,
+    pub document: PolicyDocument,
+}
+
+/// The subset of the IAM policy grammar salve writes: allow statements, each with its actions on
+/// one resource (the finding's, or `*` where IAM has no resource-level permission).
+///
+/// Fields are in alphabetical order, as the JSON has always been: the document is part of the
+/// AssumeRole request that `fixer test` cases record and of every hashed audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyDocument {
+    pub statement: Vec<PolicyStatement>,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PolicyStatement {
+    pub action: Vec<String>,
+    pub effect: String,
+    pub resource: String,
+    pub sid: String,
 }
 
 impl SessionPolicy {
     pub fn json(&self) -> String {
-        self.document.to_string()
+        serde_json::to_string(&self.document).unwrap_or_default()
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(&self.document).unwrap_or(Value::Null)
+    }
+
+    /// Every action the policy allows, in statement order.
+    pub fn actions(&self) -> impl Iterator<Item = &str> {
+        self.document
+            .statement
+            .iter()
+            .flat_map(|s| s.action.iter().map(String::as_str))
     }
 }
 
-fn statements(sid: &str, grants: &BTreeSet<(ResourceScope, &str)>, arn: &str) -> Vec<Value> {
+fn statements(
+    sid: &str,
+    grants: &BTreeSet<(ResourceScope, &str)>,
+    arn: &str,
+) -> Vec<PolicyStatement> {
     let mut out = Vec::new();
     for (scope, suffix, resource) in [
-        (ResourceScope::FindingResource, "", json!(arn)),
-        (ResourceScope::AllResources, "Unscoped", json!("*")),
+        (ResourceScope::FindingResource, "", arn),
+        (ResourceScope::AllResources, "Unscoped", "*"),
     ] {
-        let actions: Vec<&str> = grants
+        let action: Vec<String> = grants
             .iter()
             .filter(|(s, _)| *s == scope)
-            .map(|(_, a)| *a)
+            .map(|(_, a)| a.to_string())
             .collect();
-        if !actions.is_empty() {
-            out.push(json!({
-                "Sid": format!("{sid}{suffix}"),
-                "Effect": "Allow",
-                "Action": actions,
-                "Resource": resource,
-            }));
+        if !action.is_empty() {
+            out.push(PolicyStatement {
+                sid: format!("{sid}{suffix}"),
+                effect: "Allow".into(),
+                action,
+                resource: resource.into(),
+            });
         }
     }
     out
 }
 
-fn document(statements: Vec<Value>) -> SessionPolicy {
+fn document(statement: Vec<PolicyStatement>) -> SessionPolicy {
     SessionPolicy {
-        document: json!({ "Version": "2012-10-17", "Statement": statements }),
+        document: PolicyDocument {
+            version: "2012-10-17".into(),
+            statement,
+        },
     }
 }
 

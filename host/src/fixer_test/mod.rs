@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::audit::{AuditEntry, AuditLog};
 use crate::aws::{AwsBackends, AwsOptions};
+use crate::capabilities::CapabilityCall;
 use crate::config::SalveConfig;
 use crate::credentials::AccountRole;
 use crate::notify::Notifier;
@@ -157,38 +158,26 @@ impl Observed {
         let record = serde_json::to_value(e).unwrap_or(Value::Null);
         Expectations {
             status: e.status.map(|s| s.as_str().to_string()),
-            decision: e
-                .decision
-                .as_ref()
-                .and_then(|d| d.get("verdict"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            decision: e.decision.as_ref().and_then(|d| {
+                match serde_json::to_value(d.decision.verdict) {
+                    Ok(Value::String(v)) => Some(v),
+                    _ => None,
+                }
+            }),
             changes: e.plan.as_ref().map(|p| {
-                p.get("changes")
-                    .and_then(Value::as_array)
-                    .map(|changes| {
-                        changes
-                            .iter()
-                            .map(|c| {
-                                let action = c.get("action").cloned().unwrap_or(Value::Null);
-                                // A typed call (contract 0.2) is the change itself; a 0.1 change
-                                // is known by its action and declared after-state.
-                                match c.get("call") {
-                                    Some(call) => {
-                                        serde_json::json!({ "action": action, "call": call })
-                                    }
-                                    None => serde_json::json!({
-                                        "action": action,
-                                        "after": c.get("after").cloned().unwrap_or(Value::Null),
-                                    }),
-                                }
-                            })
-                            .collect()
+                p.changes
+                    .iter()
+                    .map(|c| match &c.call {
+                        // A typed call (contract 0.2) is the change itself; a 0.1 change is
+                        // known by its action and declared after-state.
+                        Some(call) => serde_json::json!({ "action": c.action, "call": call }),
+                        None => serde_json::json!({ "action": c.action, "after": c.after }),
                     })
-                    .unwrap_or_default()
+                    .collect()
             }),
             calls: Some(e.calls.iter().map(call_line).collect()),
             rollback: e.rollback.clone(),
+            // Extra fields a case pins are compared as the record spells them.
             audit: keep_audit
                 .keys()
                 .map(|k| (k.clone(), record.get(k).cloned().unwrap_or(Value::Null)))
@@ -197,10 +186,14 @@ impl Observed {
     }
 }
 
-fn call_line(call: &Value) -> String {
-    let text = |k: &str| call.get(k).and_then(Value::as_str).unwrap_or("?");
-    let mut line = format!("{} {} {}", text("phase"), text("action"), text("result"));
-    if let Some(detail) = call.get("detail").and_then(Value::as_str) {
+fn call_line(call: &CapabilityCall) -> String {
+    let mut line = format!(
+        "{} {} {}",
+        call.phase.as_str(),
+        call.action,
+        call.result.as_str()
+    );
+    if let Some(detail) = &call.detail {
         line.push_str(": ");
         line.push_str(detail);
     }

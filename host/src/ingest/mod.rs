@@ -27,7 +27,7 @@ pub struct IngestConfig {
     pub wiz: wiz::WizConfig,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     Canonical,

@@ -19,7 +19,7 @@ impl Date {
         &self.0
     }
     pub fn today() -> Date {
-        Date(crate::audit::rfc3339(std::time::SystemTime::now())[..10].to_string())
+        Date(crate::base::rfc3339(std::time::SystemTime::now())[..10].to_string())
     }
 }
 

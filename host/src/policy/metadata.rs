@@ -30,7 +30,7 @@ impl Default for TagKeys {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MetadataSource {
     PayloadTags,
@@ -40,7 +40,7 @@ pub enum MetadataSource {
 
 /// One piece of metadata: the value decided with, where it came from, and what each source
 /// said, so a reviewer sees when the payload and the resource disagreed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataValue {
     pub value: Option<String>,
     pub source: MetadataSource,
@@ -50,13 +50,26 @@ pub struct MetadataValue {
     pub resource: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
     pub environment: MetadataValue,
     pub owner: MetadataValue,
     pub exception: MetadataValue,
     pub data_classification: MetadataValue,
     pub exposure: MetadataValue,
+}
+
+impl Metadata {
+    /// Each piece by the name the record gives it, in the record's (alphabetical) order.
+    pub fn fields(&self) -> [(&'static str, &MetadataValue); 5] {
+        [
+            ("data_classification", &self.data_classification),
+            ("environment", &self.environment),
+            ("exception", &self.exception),
+            ("exposure", &self.exposure),
+            ("owner", &self.owner),
+        ]
+    }
 }
 
 fn lookup(tags: &BTreeMap<String, String>, key: &str) -> Option<String> {

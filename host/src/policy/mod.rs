@@ -104,7 +104,7 @@ impl EligibilityConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Remediate,
@@ -113,16 +113,16 @@ pub enum Verdict {
 }
 
 /// What a failed check does to the finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnFail {
     Skip,
     Review,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: std::borrow::Cow<'static, str>,
     pub passed: bool,
     pub inputs: Value,
     /// The reason when it failed; what it established when it passed.
@@ -130,13 +130,13 @@ pub struct Check {
     pub on_fail: OnFail,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Decision {
     pub verdict: Verdict,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub checks: Vec<Check>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyVerdict>,
     pub requires_approval: bool,
 }
@@ -220,7 +220,7 @@ fn check(
     on_fail: OnFail,
 ) -> Check {
     Check {
-        name,
+        name: name.into(),
         passed,
         inputs,
         detail,

@@ -19,13 +19,13 @@ const VERDICT_RULE: &str = "data.salve.eligibility.verdict";
 const SETS: [&str; 3] = ["skip", "review", "require_approval"];
 
 /// What the policies said about one finding.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct PolicyVerdict {
     pub skip: Vec<String>,
     pub review: Vec<String>,
     pub require_approval: Vec<String>,
     /// Set when evaluation failed; the decision is then review, whatever the sets say.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

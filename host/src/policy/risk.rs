@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::finding::Severity;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Exposure {
     Internet,
@@ -16,7 +16,7 @@ pub enum Exposure {
     Private,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sensitivity {
     Pii,
@@ -26,7 +26,7 @@ pub enum Sensitivity {
     Public,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 pub enum Priority {
     P1,
     P2,
@@ -34,7 +34,18 @@ pub enum Priority {
     P4,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+            Priority::P4 => "P4",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RiskScore {
     pub severity: Severity,
     pub exposure: Exposure,

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::audit::{create_private, hex};
+use crate::base::{create_private, hex};
 
 type HmacSha256 = Hmac<Sha256>;
 

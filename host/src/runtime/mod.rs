@@ -23,7 +23,7 @@ use wasmtime::{
 };
 use wasmtime_wasi::WasiCtxBuilder;
 
-use crate::audit::{sha256_hex, FixerIdentity};
+use crate::base::sha256_hex;
 use crate::capabilities::{
     self, Binding, CallGate, Capabilities, FixerCorePre, FixerError, FixerInstance, FixerLog,
     FixerPre, Outcome, Phase, Plan, V0_1Pre,
@@ -32,6 +32,18 @@ use crate::kinds::{self, ContractVersion, Kind, KindSpec};
 use inspect::{FixerManifest, Imports};
 use output::BoundedOutput;
 use state::{CpuClock, CpuLimitExceeded, SandboxState, EPOCH_TICK};
+
+/// The fixer that handled a finding. Its identity *is* the digest of its component; the name
+/// and version are what the component claims about itself, and are only labels.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FixerIdentity {
+    pub sha256: String,
+    /// SHA-256 of the compiled artifact that ran, which the cache authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_sha256: Option<String>,
+    pub name: String,
+    pub version: String,
+}
 
 /// wasmtime has its own error type; this lets `anyhow`'s `.context` apply to it.
 fn wt<T>(result: wasmtime::Result<T>) -> Result<T> {
@@ -560,7 +572,7 @@ pub fn describe_fixer_error(e: &FixerError) -> String {
 }
 
 /// Captured stdout, stderr and log of one fixer run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FixerOutput {
     pub log: FixerLog,
     pub stdout: String,

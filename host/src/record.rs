@@ -1,0 +1,121 @@
+//! The typed stages of an audit record that only the pipeline produces: the resource's tag read,
+//! the sessions, the decision with the stage it was made at, and the evidence of a fix.
+//!
+//! They serialise to the JSON the log has always held, so old logs read into them, and readers
+//! (`fixer test`, metrics, the terminal report) use fields instead of looking strings up in a
+//! `serde_json::Value`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::{Change, PlannedCall, ReadBack};
+use crate::credentials::{AssumeRoleFailure, PolicyDocument, SessionPolicy};
+use crate::finding::Finding;
+use crate::policy::Decision;
+
+/// The resource's own tags as the host read them, or why it could not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceTags {
+    /// The IAM action of the tag read.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionPhase {
+    Read,
+    Write,
+}
+
+impl SessionPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionPhase::Read => "read",
+            SessionPhase::Write => "write",
+        }
+    }
+}
+
+/// One assumed-role session: its phase, name and exact policy, or why it could not be had.
+/// Credentials and the external ID never appear here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub phase: SessionPhase,
+    pub session_name: String,
+    pub policy: PolicyDocument,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<AssumeRoleFailure>,
+}
+
+impl SessionRecord {
+    pub fn new(
+        phase: SessionPhase,
+        finding: &Finding,
+        policy: &SessionPolicy,
+        failure: Option<&AssumeRoleFailure>,
+    ) -> SessionRecord {
+        SessionRecord {
+            phase,
+            session_name: crate::credentials::session_name(&finding.id),
+            policy: policy.document.clone(),
+            failure: failure.cloned(),
+        }
+    }
+}
+
+/// Where in the path a decision was made: triage (before any AWS call) or decide (after the
+/// plan and the tag read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecisionStage {
+    Triage,
+    Decide,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecordedDecision {
+    pub stage: DecisionStage,
+    #[serde(flatten)]
+    pub decision: Decision,
+}
+
+/// One planned call and what the host read back for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallReadBack {
+    pub call: PlannedCall,
+    /// How many reads it took (a polled kind reads until the outcome holds or the bound ends).
+    pub attempts: u32,
+    #[serde(flatten)]
+    pub read_back: ReadBack,
+}
+
+/// The host's read-back after apply: one result per planned call, or why the resource could not
+/// be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReadBackEvidence {
+    Calls(Vec<CallReadBack>),
+    Error { error: String },
+}
+
+/// What the record holds as proof of its outcome. Every field after `compliant_before` is
+/// written only once apply ran, and then always, as `null` where there is nothing to say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub compliant_before: bool,
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<AfterApply>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AfterApply {
+    pub compliant_after: Option<bool>,
+    pub applied: Option<Vec<Change>>,
+    pub apply_error: Option<String>,
+    pub read_back: Option<ReadBackEvidence>,
+}
