@@ -8,7 +8,7 @@ mod common;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range};
 use common::*;
 
-use salve::pipeline::{Pipeline, ProcessOptions};
+use salve::pipeline::{Effect, Pipeline, ProcessOptions};
 
 use serde_json::Value;
 
@@ -22,7 +22,11 @@ async fn moto_pipeline(name: &str) -> (Pipeline, std::path::PathBuf) {
 
 async fn process(p: &Pipeline, payload: &str, dry_run: bool) -> Value {
     let options = ProcessOptions {
-        dry_run,
+        effect: if dry_run {
+            Effect::PlanOnly
+        } else {
+            Effect::Apply
+        },
         ..ProcessOptions::default()
     };
     process_one(p, payload.as_bytes(), options).await

@@ -18,10 +18,7 @@ use salve::audit::{AuditLog, Status};
 use salve::config::SalveConfig;
 use salve::in_memory::BucketPerFinding;
 use salve::modes::batch::{process_batch, Disposition, QueueMessage};
-use salve::notify::Notifier;
-use salve::pipeline::{Pipeline, PipelineConfig};
-use salve::registry::FixerRegistry;
-use salve::runtime::{Runtime, RuntimeLimits};
+use salve::pipeline::{Pipeline, PipelineBuilder};
 
 mod support;
 
@@ -34,21 +31,18 @@ fn pipeline(audit: &Path) -> Pipeline {
     )
     .expect("config");
     let cache = std::env::temp_dir().join("salve-bench-fixer-cache");
-    let runtime = Runtime::new(RuntimeLimits::default(), Some(cache)).expect("runtime");
-    let mut registry = FixerRegistry::default();
-    registry.add_file(
-        &runtime,
-        &root.join("build/fixers/s3-block-public-access.wasm"),
+    let pipeline = PipelineBuilder::new(&config)
+        .cache_dir(Some(cache))
+        .fixer_files(&[root.join("build/fixers/s3-block-public-access.wasm")])
+        .audit_log(AuditLog::open(audit).expect("audit log"))
+        .build(Box::new(BucketPerFinding::default()))
+        .expect("pipeline");
+    assert_eq!(
+        pipeline.registry().ready.len(),
+        1,
+        "run scripts/build-fixers.sh first"
     );
-    assert_eq!(registry.ready.len(), 1, "run scripts/build-fixers.sh first");
-    Pipeline::new(
-        runtime,
-        registry,
-        Box::new(BucketPerFinding::default()),
-        Some(AuditLog::open(audit).expect("audit log")),
-        PipelineConfig::from_config(&config, Notifier::disabled()).expect("pipeline config"),
-    )
-    .expect("pipeline")
+    pipeline
 }
 
 fn messages(run: &str, n: usize) -> Vec<QueueMessage> {

@@ -22,10 +22,7 @@ use salve::aws::{AwsBackends, AwsOptions};
 use salve::config::SalveConfig;
 use salve::metrics::Metrics;
 use salve::modes::daemon::{self, DaemonOptions, Health};
-use salve::notify::Notifier;
-use salve::pipeline::{Pipeline, PipelineConfig};
-use salve::registry::FixerRegistry;
-use salve::runtime::{Runtime, RuntimeLimits};
+use salve::pipeline::PipelineBuilder;
 
 /// 2,000 by default; `SALVE_BENCH_FINDINGS` sets another count (moto's cost per message grows
 /// with the queue's length, so smaller runs show how).
@@ -110,12 +107,6 @@ async fn drain(
         &root,
     )
     .expect("config");
-    let runtime = Runtime::new(
-        RuntimeLimits::default(),
-        Some(std::env::temp_dir().join("salve-bench-fixer-cache")),
-    )
-    .expect("runtime");
-    let registry = FixerRegistry::load_dir(&runtime, &root.join("build/fixers")).expect("fixers");
     let backends = AwsBackends::from_config(
         sdk.clone(),
         AwsOptions {
@@ -127,14 +118,12 @@ async fn drain(
     let audit =
         std::env::temp_dir().join(format!("salve-bench-drain-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&audit);
-    let pipeline = Pipeline::new(
-        runtime,
-        registry,
-        Box::new(backends),
-        Some(AuditLog::open(&audit).expect("audit log")),
-        PipelineConfig::from_config(&config, Notifier::disabled()).expect("pipeline config"),
-    )
-    .expect("pipeline");
+    let pipeline = PipelineBuilder::new(&config)
+        .cache_dir(Some(std::env::temp_dir().join("salve-bench-fixer-cache")))
+        .fixer_dir(&root.join("build/fixers"))
+        .audit_log(AuditLog::open(&audit).expect("audit log"))
+        .build(Box::new(backends))
+        .expect("pipeline");
     let metrics = Arc::new(Metrics::default());
     let options = DaemonOptions {
         queue_url: queue.clone(),

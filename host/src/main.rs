@@ -13,7 +13,9 @@ use salve::audit::{self, AuditLog, Status};
 use salve::aws::{AwsBackends, AwsOptions};
 use salve::config::SalveConfig;
 use salve::notify::Notifier;
-use salve::pipeline::{FixerSettings, Pipeline, PipelineConfig, ProcessOptions, Processed};
+use salve::pipeline::{
+    Effect, FixerSettings, Pipeline, PipelineBuilder, ProcessOptions, Processed,
+};
 use salve::registry::FixerRegistry;
 use salve::report;
 use salve::runtime::{Runtime, RuntimeLimits};
@@ -473,18 +475,20 @@ async fn build_pipeline(
     audit: Option<AuditLog>,
 ) -> Result<(Pipeline, aws_config::SdkConfig)> {
     let config = load_config(host.config.as_deref())?;
-    let runtime = Runtime::new(host.limits.to_limits()?, cache_dir(&host.cache_dir))?;
+    let mut builder = PipelineBuilder::new(&config)
+        .limits(host.limits.to_limits()?)
+        .cache_dir(cache_dir(&host.cache_dir))
+        .settings(parse_settings(&host.settings, config.fixers.clone())?);
     // `explain` writes nothing and changes nothing, so it still shows ingest and triage on a
     // machine with no fixers installed yet.
-    let registry = if audit.is_none() && !host.fixers.exists() {
+    if audit.is_none() && !host.fixers.exists() {
         eprintln!(
             "note: no fixers are installed ({} does not exist); explaining ingest and triage only",
             host.fixers.display()
         );
-        FixerRegistry::default()
     } else {
-        FixerRegistry::load_dir_routed(&runtime, &host.fixers, config.routing.clone())?
-    };
+        builder = builder.fixer_dir(&host.fixers);
+    }
     let backends = AwsBackends::load(
         AwsOptions {
             endpoint_url: host.endpoint_url.clone(),
@@ -493,18 +497,16 @@ async fn build_pipeline(
         config.account_roles(),
     )
     .await;
-    let notifier = Notifier::new(config.notify.clone(), Some(backends.sdk_config().clone()));
-    let mut pipeline_config = PipelineConfig::from_config(&config, notifier)?;
-    pipeline_config.settings = parse_settings(&host.settings, pipeline_config.settings)?;
     let sdk_config = backends.sdk_config().clone();
+    builder = builder.notifier(Notifier::new(
+        config.notify.clone(),
+        Some(sdk_config.clone()),
+    ));
     let reconcile = audit.is_some();
-    let pipeline = Pipeline::new(
-        runtime,
-        registry,
-        Box::new(backends),
-        audit,
-        pipeline_config,
-    )?;
+    if let Some(log) = audit {
+        builder = builder.audit_log(log);
+    }
+    let pipeline = builder.build(Box::new(backends))?;
     if reconcile {
         for p in pipeline.reconcile_open_intents().await? {
             tracing::warn!(
@@ -543,7 +545,11 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
     let audit = AuditLog::open(&args.audit_log)?;
     let (pipeline, _) = build_pipeline(&args.host, Some(audit)).await?;
     let options = ProcessOptions {
-        dry_run: args.dry_run,
+        effect: if args.dry_run {
+            Effect::PlanOnly
+        } else {
+            Effect::Apply
+        },
         ..ProcessOptions::default()
     };
     let processed = run_input(&pipeline, payload, options).await?;
@@ -725,8 +731,7 @@ async fn explain(args: ExplainArgs) -> Result<ExitCode> {
     let payload = read_input(&args.input)?;
     let (pipeline, _) = build_pipeline(&args.host, None).await?;
     let options = ProcessOptions {
-        dry_run: true,
-        explain: true,
+        effect: Effect::Explain,
         ..ProcessOptions::default()
     };
     let processed = run_input(&pipeline, payload, options).await?;

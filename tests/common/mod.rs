@@ -13,9 +13,8 @@ use salve::config::SalveConfig;
 use salve::credentials::{AssumeRoleFailure, SessionPolicy};
 use salve::finding::Finding;
 use salve::notify::Notifier;
-use salve::pipeline::{BackendBinder, FixerSettings, Pipeline, PipelineConfig, ProcessOptions};
-use salve::registry::FixerRegistry;
-use salve::runtime::{Runtime, RuntimeLimits};
+use salve::pipeline::{BackendBinder, FixerSettings, Pipeline, PipelineBuilder, ProcessOptions};
+use salve::runtime::RuntimeLimits;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -94,19 +93,13 @@ pub fn pipeline_with(
     config: &SalveConfig,
     notifier: Notifier,
 ) -> Pipeline {
-    let runtime = Runtime::new(limits, None).expect("runtime");
-    let mut registry = FixerRegistry::default();
-    for f in fixers {
-        registry.add_file(&runtime, f);
-    }
-    Pipeline::new(
-        runtime,
-        registry,
-        binder,
-        Some(AuditLog::open(audit).expect("audit log")),
-        PipelineConfig::from_config(config, notifier).expect("pipeline config"),
-    )
-    .expect("pipeline")
+    PipelineBuilder::new(config)
+        .limits(limits)
+        .fixer_files(fixers)
+        .notifier(notifier)
+        .audit_log(AuditLog::open(audit).expect("audit log"))
+        .build(binder)
+        .expect("pipeline")
 }
 
 /// Processes a payload that holds exactly one message and returns its audit record as written.

@@ -28,9 +28,7 @@ use crate::aws::{AwsBackends, AwsOptions};
 use crate::capabilities::CapabilityCall;
 use crate::config::SalveConfig;
 use crate::credentials::AccountRole;
-use crate::notify::Notifier;
-use crate::pipeline::{Pipeline, PipelineConfig, ProcessOptions};
-use crate::registry::FixerRegistry;
+use crate::pipeline::{Pipeline, PipelineBuilder, ProcessOptions};
 use crate::runtime::{Runtime, RuntimeLimits};
 use dvr::{NetworkTraffic, RecordingClient, ReplayingClient};
 
@@ -288,6 +286,10 @@ enum Traffic {
 pub struct FixerUnderTest {
     pub wasm: PathBuf,
     pub name: String,
+    /// Its kind and write actions: a case approves exactly these, so a kind that is opt-in in
+    /// production is tested the same as the rest.
+    kind: &'static str,
+    writes: Vec<&'static str>,
     cache_dir: Option<PathBuf>,
 }
 
@@ -301,6 +303,14 @@ impl FixerUnderTest {
         Ok(FixerUnderTest {
             wasm: wasm.to_path_buf(),
             name: fixer.manifest.name.clone(),
+            kind: fixer.resource_type.name,
+            writes: fixer
+                .imports
+                .functions
+                .iter()
+                .filter(|f| f.access == crate::kinds::Access::Write)
+                .map(|f| f.iam_action)
+                .collect(),
             cache_dir,
         })
     }
@@ -309,29 +319,17 @@ impl FixerUnderTest {
         let finding = crate::finding::Finding::from_canonical_value(case.spec.finding.clone())
             .context("the case's finding")?;
         let account = finding.resource.account_id.clone();
-        let runtime = Runtime::new(RuntimeLimits::default(), self.cache_dir.clone())?;
-        let fixer = runtime.load_file(&self.wasm)?;
-        // A case tests the fixer under test, so its own kind and writes are approved: a kind
-        // that is opt-in in production is tested the same as the rest.
-        let writes: Vec<String> = fixer
-            .imports
-            .functions
-            .iter()
-            .filter(|f| f.access == crate::kinds::Access::Write)
-            .map(|f| format!("{:?}", f.iam_action))
-            .collect();
+        let writes: Vec<String> = self.writes.iter().map(|a| format!("{a:?}")).collect();
         let config = SalveConfig::parse(
             &format!(
                 "deployment = \"salve-fixer-test\"\n[accounts.\"{account}\"]\nname = \"case\"\nrole-arn = \"{}\"\n[eligibility]\nresource-types = [{:?}]\nallowed-actions = [{}]\n",
                 role_arn(&account),
-                fixer.resource_type.name,
+                self.kind,
                 writes.join(", ")
             ),
             "fixer test salve.toml",
             &case.dir,
         )?;
-        let mut registry = FixerRegistry::default();
-        registry.ready.push(fixer);
         let roles: BTreeMap<String, AccountRole> = BTreeMap::from([(
             account.clone(),
             AccountRole {
@@ -347,17 +345,19 @@ impl FixerUnderTest {
             "salve-fixer-test",
             roles,
         );
-        let mut pipeline_config = PipelineConfig::from_config(&config, Notifier::disabled())?;
-        pipeline_config
-            .settings
-            .insert(self.name.clone(), case.spec.settings.clone());
-        Pipeline::new(
-            runtime,
-            registry,
-            Box::new(backends),
-            Some(AuditLog::open(audit)?),
-            pipeline_config,
-        )
+        let mut settings = config.fixers.clone();
+        settings.insert(self.name.clone(), case.spec.settings.clone());
+        let pipeline = PipelineBuilder::new(&config)
+            .cache_dir(self.cache_dir.clone())
+            .fixer_files(std::slice::from_ref(&self.wasm))
+            .settings(settings)
+            .audit_log(AuditLog::open(audit)?)
+            .build(Box::new(backends))?;
+        // The component loaded once already; one that no longer loads is the case's failure.
+        if let Some(refused) = pipeline.registry().refused.first() {
+            bail!("{}: {}", self.wasm.display(), refused.error);
+        }
+        Ok(pipeline)
     }
 
     async fn run(&self, case: &Case, sdk: SdkConfig) -> Result<Observed> {

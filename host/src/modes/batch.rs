@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::audit::{AuditEntry, Status};
-use crate::pipeline::{Pipeline, ProcessOptions, Redelivery};
+use crate::pipeline::{Origin, Pipeline, ProcessOptions, Redelivery};
 
 /// A message as a queue delivers it.
 #[derive(Debug, Clone)]
@@ -160,7 +160,7 @@ async fn process_one(
 ) -> MessageResult {
     let started = Instant::now();
     let options = ProcessOptions {
-        deduplicate: true,
+        origin: Origin::Queue,
         ..ProcessOptions::default()
     };
     let delivery = crate::audit::DeliveryInfo {

@@ -15,13 +15,12 @@ use crate::audit::{
     sha256_hex, AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
 };
 use crate::capabilities::{
-    describe_aws_error, AwsError, Binding, BoxFuture, Capabilities, FixerError, Phase, Plan,
-    PlannedCall,
+    AwsError, Binding, BoxFuture, Capabilities, FixerError, Phase, Plan, PlannedCall,
 };
 use crate::config::SalveConfig;
-use crate::credentials::{read_policy, write_policy, AssumeRoleFailure, SessionPolicy};
+use crate::credentials::{read_policy, AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
-use crate::idempotency::{self, Claim, Ledger, OpenIntent};
+use crate::idempotency::{self, Claim, Ledger};
 use crate::ingest::{self, IngestConfig, IngestOutcome, Ingested};
 use crate::kinds::VerifyMode;
 use crate::notify::{Notice, Notifier, Trigger};
@@ -29,12 +28,18 @@ use crate::policy::metadata::Metadata;
 use crate::policy::risk::{self, RiskScore};
 use crate::policy::{Decision, DecisionInput, EligibilityPolicy, Verdict};
 use crate::record::{
-    AfterApply, CallReadBack, DecisionStage, Evidence, ReadBackEvidence, RecordedDecision,
-    ResourceTags, SessionPhase, SessionRecord,
+    CallReadBack, DecisionStage, Evidence, RecordedDecision, ResourceTags, SessionPhase,
+    SessionRecord,
 };
 use crate::registry::{FixerRegistry, Selection};
 use crate::runtime::{describe_fixer_error, LoadedFixer, Runtime, Sandbox, SandboxError};
 use crate::text;
+
+mod builder;
+mod effect;
+
+pub use builder::PipelineBuilder;
+pub use effect::{Effect, Origin};
 
 /// Binds capability backends to a finding's resource, through a session limited by one phase's
 /// policy (AWS in production: an assumed role with that session policy).
@@ -81,17 +86,10 @@ fn session_failure(phase: &str, f: &AssumeRoleFailure) -> (Status, Option<String
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessOptions {
-    /// Stop after the plan and record it; change nothing.
-    pub dry_run: bool,
-    /// `salve explain`: a dry run that writes no audit record and notifies nobody.
-    pub explain: bool,
-    /// Queue delivery: a finding whose terminal record is already in the audit log is
-    /// acknowledged without processing it again. A manual `salve process` is a deliberate
-    /// re-check, so it leaves this off.
-    pub deduplicate: bool,
-    /// Settling an intent left by a run that stopped after its first write call: read the
-    /// resource and record what is in place; change nothing.
-    pub reconcile: bool,
+    /// The most this run may do with a decided plan.
+    pub effect: Effect,
+    /// Where the payload came from, which decides whether a redelivery is recognised.
+    pub origin: Origin,
 }
 
 /// Per-fixer settings from the operator, by fixer name.
@@ -209,7 +207,8 @@ fn recorded(decision: Decision, stage: DecisionStage) -> Option<RecordedDecision
 }
 
 impl Pipeline {
-    pub fn new(
+    /// Through [`PipelineBuilder`], the one place the parts are put together.
+    pub(crate) fn new(
         runtime: Runtime,
         registry: FixerRegistry,
         backends: Box<dyn BackendBinder>,
@@ -285,8 +284,9 @@ impl Pipeline {
             };
             // An empty payload has no identity of its own: two of them are not one message
             // delivered twice.
-            let deduplicate =
-                options.deduplicate && !options.dry_run && !options.explain && !payload.is_empty();
+            let deduplicate = options.origin == Origin::Queue
+                && options.effect.changes_resources()
+                && !payload.is_empty();
             if deduplicate {
                 match self.ledger.claim(&key) {
                     Claim::Fresh => {}
@@ -303,23 +303,25 @@ impl Pipeline {
             let started = Instant::now();
             let mut entry = AuditEntry {
                 payload_sha256: Some(payload_sha256.clone()),
-                dry_run: options.dry_run || options.explain,
+                dry_run: options.effect.is_dry_run(),
                 idempotency_key: Some(key.clone()),
                 delivery: delivery.cloned(),
                 ..AuditEntry::default()
             };
-            let open_intent = (!options.explain && !options.dry_run)
+            let open_intent = options
+                .effect
+                .changes_resources()
                 .then(|| self.ledger.open_intent(&key))
                 .flatten();
             self.process_item(item, options, &mut entry).await;
             if let Some(link) = open_intent {
                 settle(&mut entry, link);
             }
-            if !options.explain {
+            if options.effect.records() {
                 self.notify(&mut entry).await;
             }
             entry.durations_us.insert("total".into(), micros(started));
-            if options.explain {
+            if !options.effect.records() {
                 out.push(Processed {
                     entry,
                     sealed: None,
@@ -355,10 +357,10 @@ impl Pipeline {
             status: Some(Status::Rejected),
             reason: Some(reason),
             payload_sha256: Some(payload_sha256.to_string()),
-            dry_run: options.dry_run || options.explain,
+            dry_run: options.effect.is_dry_run(),
             ..AuditEntry::default()
         };
-        if options.explain {
+        if !options.effect.records() {
             return Ok(Processed {
                 entry,
                 sealed: None,
@@ -383,7 +385,7 @@ impl Pipeline {
             match open.finding.map(Finding::from_recorded) {
                 Some(Ok(finding)) => {
                     let options = ProcessOptions {
-                        reconcile: true,
+                        effect: Effect::Reconcile,
                         ..ProcessOptions::default()
                     };
                     self.process_finding(&finding, options, &mut entry).await;
@@ -827,7 +829,7 @@ impl FindingRun<'_> {
             compliant_before,
             after: None,
         });
-        if options.reconcile {
+        if options.effect == Effect::Reconcile {
             return if compliant_before {
                 (Status::AlreadyCompliant, None)
             } else {
@@ -879,190 +881,7 @@ impl FindingRun<'_> {
             Verdict::Review => return (Status::Review, reason),
             Verdict::Skip => return (Status::Skipped, reason),
         }
-        if options.dry_run || options.explain {
-            return (
-                Status::Planned,
-                Some("dry run: stopped after the plan; nothing was changed".into()),
-            );
-        }
-
-        let policy = write_policy(self.fixer, &plan, &self.finding.resource.arn);
-        let t = Instant::now();
-        let bound = self.pipeline.backends.bind(self.finding, &policy).await;
-        entry.durations_us.insert("write_session".into(), micros(t));
-        entry.sessions.push(SessionRecord::new(
-            SessionPhase::Write,
-            self.finding,
-            &policy,
-            bound.as_ref().err(),
-        ));
-        let write_backend = match bound {
-            Ok(b) => b,
-            Err(f) => {
-                entry.retryable = f.retryable;
-                return session_failure("write", &f);
-            }
-        };
-        // Nothing may change in AWS that the log could not record: the intent (the approved
-        // plan and the write session) is durable before the fixer's first write call.
-        let mut intent = entry.clone();
-        intent.status = Some(Status::Intent);
-        intent.reason = Some(
-            "the approved plan is about to be applied; the terminal record links back here".into(),
-        );
-        intent.durations_us.clear();
-        match self.pipeline.record_operation(intent).await {
-            Ok(sealed) => {
-                let link = sealed.link();
-                if let Some(key) = &entry.idempotency_key {
-                    self.pipeline.ledger.note_intent(
-                        key,
-                        OpenIntent {
-                            link: link.clone(),
-                            finding: entry
-                                .finding
-                                .as_ref()
-                                .and_then(|f| serde_json::to_value(f).ok()),
-                        },
-                    );
-                }
-                entry.intent = Some(link);
-                if let Some(shipper) = &self.pipeline.intent_shipper {
-                    if let Err(e) = shipper.ship().await {
-                        entry.retryable = true;
-                        return (
-                            Status::Failed,
-                            Some(format!("the intent record could not reach the durable audit sink, so nothing was changed; the message is retried: {e:#}")),
-                        );
-                    }
-                }
-            }
-            Err(e) => {
-                entry.retryable = true;
-                return (
-                    Status::Failed,
-                    Some(format!("the audit log could not take the intent record, so nothing was changed; the message is retried: {e:#}")),
-                );
-            }
-        }
-        sandbox.rebind(write_backend);
-        let t = Instant::now();
-        let outcome = sandbox.apply(&plan).await;
-        entry.durations_us.insert("apply".into(), micros(t));
-        // Verify reads through the read session again; the write session is not used after apply.
-        sandbox.rebind(self.backend.clone());
-        let (applied, apply_error) = match outcome {
-            Ok(o) => {
-                entry.rollback = o.rollback.as_deref().map(fixer_json);
-                // Under a typed plan what was applied is what the gate let through and AWS
-                // accepted, not a list the fixer returns.
-                let applied = if plan.is_typed() {
-                    applied_calls(&plan, sandbox.gate())
-                } else {
-                    o.applied
-                };
-                (Some(applied), None)
-            }
-            Err(e) => (None, Some(e)),
-        };
-        // After an apply error the resource is read anyway: a write whose response was lost
-        // (a reset connection, then a retry that finds the change already made) is a fix, not a
-        // failure. A fixer the sandbox stopped cannot check, so its partial change is stated.
-        if let Some(e @ SandboxError::Contained(_)) = &apply_error {
-            let (status, reason) = phase_failure("apply", e, sandbox, entry);
-            return (status, reason.map(|r| partial_change(r, sandbox.gate())));
-        }
-
-        // The host's own evidence first: under a typed plan it reads the resource back and
-        // compares it with each planned call's declared outcome, before it asks the fixer.
-        let t = Instant::now();
-        let read_back = if plan.is_typed() {
-            // Only a call AWS accepted is worth waiting for; anything else is read once.
-            let accepted: Vec<usize> = sandbox.gate().accepted().collect();
-            Some(self.read_back(&plan, &accepted).await)
-        } else {
-            None
-        };
-        if read_back.is_some() {
-            entry.durations_us.insert("read_back".into(), micros(t));
-        }
-        let t = Instant::now();
-        let compliant_after = sandbox.check(Phase::Verify).await;
-        entry.durations_us.insert("verify".into(), micros(t));
-        entry.evidence = Some(Evidence {
-            compliant_before,
-            after: Some(AfterApply {
-                compliant_after: compliant_after.as_ref().ok().copied(),
-                applied,
-                apply_error: apply_error
-                    .as_ref()
-                    .map(|e| text::bounded(&e.to_string(), 4096).into_owned()),
-                read_back: match &read_back {
-                    None => None,
-                    Some(Ok(results)) => Some(ReadBackEvidence::Calls(results.clone())),
-                    Some(Err(e)) => Some(ReadBackEvidence::Error {
-                        error: describe_aws_error(e),
-                    }),
-                },
-            }),
-        });
-        match &read_back {
-            Some(Err(e)) => {
-                entry.retryable = e.retryable;
-                return (
-                    Status::Failed,
-                    Some(format!(
-                        "the host could not read the resource back after apply, so the change is unconfirmed: {}",
-                        describe_aws_error(e)
-                    )),
-                );
-            }
-            Some(Ok(results)) => {
-                let miss = results.iter().find(|r| !r.read_back.holds);
-                // An apply that failed (a throttled write, say) explains a change that is not
-                // there; its own failure decides, retryable or not, with the read-back kept as
-                // evidence.
-                if let (Some(_), Some(e)) = (miss, &apply_error) {
-                    let (status, reason) = phase_failure("apply", e, sandbox, entry);
-                    return (status, reason.map(|r| partial_change(r, sandbox.gate())));
-                }
-                if let Some(miss) = miss {
-                    let reason = format!(
-                        "the host read the resource back and {} did not take effect: the plan declares {}, the resource has {}",
-                        miss.call.function,
-                        text::bounded(&miss.read_back.expected.to_string(), 1024),
-                        text::bounded(&miss.read_back.actual.to_string(), 1024),
-                    );
-                    return (Status::Failed, Some(partial_change(reason, sandbox.gate())));
-                }
-            }
-            None => {}
-        }
-        if let Some(e) = apply_error {
-            return match compliant_after {
-                Ok(true) => (
-                    Status::Remediated,
-                    Some(format!(
-                        "apply reported an error ({}), but verify finds the resource in the planned state",
-                        text::bounded(&e.to_string(), 1024)
-                    )),
-                ),
-                _ => {
-                    let (status, reason) = phase_failure("apply", &e, sandbox, entry);
-                    (status, reason.map(|r| partial_change(r, sandbox.gate())))
-                }
-            };
-        }
-        match compliant_after {
-            Ok(true) => (Status::Remediated, None),
-            Ok(false) => (
-                Status::Failed,
-                Some(
-                    "verify: apply() finished but check() still finds the resource non-compliant"
-                        .into(),
-                ),
-            ),
-            Err(e) => phase_failure("verify", &e, sandbox, entry),
-        }
+        self.land(options.effect, sandbox, &plan, compliant_before, entry)
+            .await
     }
 }
