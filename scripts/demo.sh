@@ -154,3 +154,8 @@ for line in open(sys.argv[1]):
 PY
 echo
 "$salve" audit verify "$SALVE_AUDIT_LOG"
+
+echo; echo "== the report: MTTR, recurrence and exception rate (salve report)"
+"$salve" report --audit-log "$SALVE_AUDIT_LOG"
+"$salve" report --audit-log "$SALVE_AUDIT_LOG" --output html --out "$work/report.html"
+echo "open $work/report.html in a browser or a mail client"

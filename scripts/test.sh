@@ -29,6 +29,15 @@ export SALVE_PARLIAMENT="$PWD/.venv/bin/parliament"
 # The fixer crates are wasm components only (their export names do not link natively), so the
 # host and the SDK are what runs here; the fixers run inside the host's tests.
 # The ingest property tests run a bounded number of cases, so CI time stays predictable.
+# tests/report.rs renders the HTML report in headless Chromium, driven through chromedriver:
+# Debian's packages, installed here when missing.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "installing chromium and chromium-driver ..." >&2
+  apt=(apt-get); [ "$(id -u)" -eq 0 ] || apt=(sudo apt-get)
+  export DEBIAN_FRONTEND=noninteractive
+  "${apt[@]}" install -y -q chromium chromium-driver >/dev/null \
+    || { "${apt[@]}" update -q >/dev/null && "${apt[@]}" install -y -q chromium chromium-driver >/dev/null; }
+fi
 export PROPTEST_CASES="${PROPTEST_CASES:-2000}"
 # Every kind crate under kinds/ is tested, so adding a kind needs no edit here.
 kinds=()

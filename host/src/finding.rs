@@ -62,6 +62,10 @@ pub struct Finding {
     pub severity: Severity,
     pub resource: Resource,
     pub correlation_id: String,
+    /// When the source first observed the problem (RFC 3339, UTC), where it says: the start of
+    /// the exposure that `salve report` measures time to remediation from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_observed_at: Option<String>,
 }
 
 /// Why a payload is not a usable finding. The message is what the `rejected` audit record says.
@@ -106,6 +110,9 @@ pub(crate) struct RawFinding {
     pub(crate) resource: RawResource,
     #[serde(default)]
     pub(crate) correlation_id: Option<String>,
+    /// Any form [`crate::timestamp::parse`] reads; written back as RFC 3339 UTC.
+    #[serde(default)]
+    pub(crate) first_observed_at: Option<String>,
 }
 
 fn default_source() -> String {
@@ -273,6 +280,15 @@ impl Finding {
             Some(c) => non_empty("correlation_id", c, 256)?,
             None => id.clone(),
         };
+        let first_observed_at = match raw.first_observed_at {
+            None => None,
+            Some(t) => Some(crate::timestamp::normalise(&t).ok_or_else(|| {
+                invalid(
+                    "first_observed_at",
+                    "is not a timestamp (RFC 3339, e.g. 2026-11-20T08:00:00Z, or epoch seconds)",
+                )
+            })?),
+        };
         Ok(Finding {
             id,
             source: non_empty("source", raw.source, 256)?,
@@ -290,6 +306,7 @@ impl Finding {
                 tags: r.tags,
             },
             correlation_id,
+            first_observed_at,
         })
     }
 }

@@ -23,4 +23,6 @@ pub mod record;
 pub mod registry;
 pub mod report;
 pub mod runtime;
+pub mod scorecard;
 pub mod text;
+pub mod timestamp;

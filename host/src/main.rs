@@ -59,6 +59,9 @@ enum Command {
         #[command(subcommand)]
         command: FixerCommand,
     },
+    /// MTTR, recurrence and exception rate, the backlog, the weekly trend and the coverage,
+    /// from audit logs (files, or directories of rotated logs).
+    Report(ReportArgs),
     /// Print IAM policies (JSON that AWS accepts) for permission reviews.
     Iam {
         #[command(subcommand)]
@@ -304,6 +307,45 @@ enum LogFormat {
     Auto,
     Json,
     Human,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Audit logs to read: files, or directories whose files are read in name order (rotated
+    /// logs). A record found twice is counted once.
+    #[arg(long = "audit-log", env = "SALVE_AUDIT_LOG", default_value = "salve-audit.jsonl", num_args = 1..)]
+    audit_logs: Vec<PathBuf>,
+    /// Count outcomes from this date (YYYY-MM-DD, or RFC 3339); earlier records still give
+    /// each finding its history.
+    #[arg(long)]
+    since: Option<String>,
+    /// Ignore records after this date (a date means its end, 23:59:59.999 UTC).
+    #[arg(long)]
+    until: Option<String>,
+    /// Also split the numbers by this.
+    #[arg(long, value_enum)]
+    by: Option<ReportBy>,
+    #[arg(long, value_enum, default_value_t = ReportOutput::Human)]
+    output: ReportOutput,
+    /// Where --output html writes (default report.html); human and json go to stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportBy {
+    Account,
+    Owner,
+    Control,
+    Kind,
+    Priority,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportOutput {
+    Human,
+    Json,
+    Html,
 }
 
 #[derive(Args)]
@@ -727,6 +769,59 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
     })
 }
 
+/// A `--since`/`--until` bound; a bare date is the start of that day, or with `end_of_day` its
+/// last millisecond.
+fn report_bound(flag: &str, text: &str, end_of_day: bool) -> Result<i64> {
+    let at = salve::timestamp::parse(text).with_context(|| {
+        format!("{flag} {text:?} is not a date: use YYYY-MM-DD or RFC 3339 (2026-11-20T08:00:00Z)")
+    })?;
+    Ok(if end_of_day && text.trim().len() == 10 {
+        at + 86_400_000 - 1
+    } else {
+        at
+    })
+}
+
+fn report(args: ReportArgs) -> Result<ExitCode> {
+    use salve::scorecard::{self, GroupBy, ReportOptions};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let options = ReportOptions {
+        since: args
+            .since
+            .as_deref()
+            .map(|s| report_bound("--since", s, false))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| report_bound("--until", s, true))
+            .transpose()?,
+        by: args.by.map(|b| match b {
+            ReportBy::Account => GroupBy::Account,
+            ReportBy::Owner => GroupBy::Owner,
+            ReportBy::Control => GroupBy::Control,
+            ReportBy::Kind => GroupBy::Kind,
+            ReportBy::Priority => GroupBy::Priority,
+        }),
+        now,
+    };
+    let report = scorecard::report(&args.audit_logs, options)?;
+    match args.output {
+        ReportOutput::Human => print!("{}", scorecard::text::render(&report)),
+        ReportOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportOutput::Html => {
+            let out = args.out.unwrap_or_else(|| PathBuf::from("report.html"));
+            std::fs::write(&out, scorecard::html::render(&report))
+                .with_context(|| format!("writing the report to {}", out.display()))?;
+            eprintln!("wrote {}", out.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn explain(args: ExplainArgs) -> Result<ExitCode> {
     let payload = read_input(&args.input)?;
     let (pipeline, _) = build_pipeline(&args.host, None).await?;
@@ -1064,6 +1159,7 @@ fn main() -> ExitCode {
         Command::Lambda(args) => block_on(lambda(args)),
         Command::Daemon(args) => block_on(daemon(args)),
         Command::Replay(args) => block_on(replay(args)),
+        Command::Report(args) => report(args),
         Command::Iam { command } => iam(command),
         Command::Fixer { command } => fixer(command),
         Command::Audit {

@@ -160,6 +160,9 @@ pub fn normalise(f: &Value) -> IngestOutcome {
             tags: tags(resource.get("Tags")),
         },
         correlation_id: Some(id.to_string()),
+        first_observed_at: text(f, "/FirstObservedAt")
+            .or_else(|| text(f, "/CreatedAt"))
+            .and_then(crate::timestamp::normalise),
     };
     match Finding::validate(raw) {
         Ok(finding) => IngestOutcome::Finding(Box::new(finding)),

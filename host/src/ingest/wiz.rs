@@ -57,6 +57,7 @@ pub struct WizFields {
     pub issue_status: JsonPointer,
     pub issue_severity: JsonPointer,
     pub issue_projects: JsonPointer,
+    pub issue_created: JsonPointer,
     pub resource_id: JsonPointer,
     pub resource_type: JsonPointer,
     pub resource_cloud_platform: JsonPointer,
@@ -77,6 +78,7 @@ impl Default for WizFields {
             issue_status: ptr("/issue/status"),
             issue_severity: ptr("/issue/severity"),
             issue_projects: ptr("/issue/projects"),
+            issue_created: ptr("/issue/created"),
             resource_id: ptr("/resource/id"),
             resource_type: ptr("/resource/type"),
             resource_cloud_platform: ptr("/resource/cloudPlatform"),
@@ -261,6 +263,13 @@ fn normalise_inner(payload: &Value, cfg: &WizConfig) -> Result<IngestOutcome, In
             tags: tags(f.resource_tags.get(payload)),
         },
         correlation_id: Some(id),
+        // Wiz's own formats are loose (its test event's is not a timestamp at all): one that
+        // cannot be read falls back to salve's first record, never rejects the finding.
+        first_observed_at: f.issue_created.get(payload).and_then(|v| match v {
+            Value::String(s) => crate::timestamp::normalise(s),
+            Value::Number(n) => crate::timestamp::normalise(&n.to_string()),
+            _ => None,
+        }),
     };
     Ok(match Finding::validate(raw) {
         Ok(finding) => IngestOutcome::Finding(Box::new(finding)),

@@ -88,7 +88,7 @@ pub struct Exceptions {
 }
 
 /// What the exception register and the exception tag say about one finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum ExceptionStatus {
     Approved {

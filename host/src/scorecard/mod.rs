@@ -1,0 +1,901 @@
+//! `salve report`: mean time to remediation, recurrence and exception rate, the backlog, the
+//! trend and the coverage, computed from the audit log alone.
+//!
+//! The log is streamed: one line is parsed at a time into a view of the few fields the report
+//! needs, and what is kept is one small entry per finding and per (resource, control) pair.
+//! Every definition is in README.md under "The report"; this module is their one
+//! implementation.
+
+pub mod html;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::Status;
+use crate::finding::{Finding, Severity};
+use crate::policy::exceptions::ExceptionStatus;
+use crate::policy::metadata::Metadata;
+use crate::policy::risk::{Priority, RiskScore};
+use crate::record::{DecisionStage, RecordedDecision};
+use crate::timestamp::{self, EpochMillis};
+
+pub const MTTR_TARGET_HOURS: f64 = 48.0;
+pub const RECURRENCE_TARGET: f64 = 0.05;
+pub const EXCEPTION_TARGET: f64 = 0.20;
+/// Exceptions that end within this many days are listed as expiring.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+/// The JSON report's `schema`; bumped whenever a field changes meaning or goes away.
+pub const SCHEMA: u32 = 1;
+
+const HOUR: f64 = 3_600_000.0;
+const DAY: EpochMillis = 86_400_000;
+/// The name of the triage check an approved exception fails.
+const EXCEPTION_CHECK: &str = "exception not approved";
+
+/// The parts of one audit record the report reads; serde skips the rest of the line.
+#[derive(Deserialize)]
+struct RecordView {
+    #[serde(default)]
+    record_hash: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    finding_id: Option<String>,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    finding: Option<Finding>,
+    #[serde(default)]
+    risk: Option<RiskScore>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    decision: Option<RecordedDecision>,
+    #[serde(default)]
+    dry_run: bool,
+    #[serde(default)]
+    reconciles: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    operation: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupBy {
+    Account,
+    Owner,
+    Control,
+    Kind,
+    Priority,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// Records before this still build each finding's history; only outcomes from here on
+    /// are counted.
+    pub since: Option<EpochMillis>,
+    /// Records after this are not read at all; the backlog's age is taken at this instant.
+    pub until: Option<EpochMillis>,
+    pub by: Option<GroupBy>,
+    /// Today, for exception expiry and the backlog when `until` is open.
+    pub now: EpochMillis,
+}
+
+/// Where a finding's start of exposure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartSource {
+    /// The source said when it first observed the finding.
+    Observed,
+    /// It did not; the first record salve holds for the finding stands in.
+    FirstRecord,
+}
+
+#[derive(Debug, Clone)]
+struct ExceptionSeen {
+    at: EpochMillis,
+    source: String,
+    owner: String,
+    expires: Option<String>,
+}
+
+/// What the report keeps per finding.
+#[derive(Debug, Clone)]
+struct Tracked {
+    id: String,
+    first_record: EpochMillis,
+    first_observed: Option<EpochMillis>,
+    severity: Option<Severity>,
+    priority: Option<Priority>,
+    account: String,
+    owner: Option<String>,
+    control: String,
+    kind: String,
+    resource: String,
+    eligible: bool,
+    remediated: Option<EpochMillis>,
+    exception: Option<ExceptionSeen>,
+    last_status: Option<Status>,
+    last_at: EpochMillis,
+    in_window: bool,
+    /// Why salve could not act, from its latest record that did not act.
+    not_acted: Option<String>,
+    acted: bool,
+}
+
+impl Tracked {
+    fn start(&self) -> (EpochMillis, StartSource) {
+        match self.first_observed {
+            Some(t) => (t.min(self.first_record), StartSource::Observed),
+            None => (self.first_record, StartSource::FirstRecord),
+        }
+    }
+
+    fn group(&self, by: GroupBy) -> String {
+        let v = match by {
+            GroupBy::Account => Some(self.account.as_str()),
+            GroupBy::Owner => self.owner.as_deref(),
+            GroupBy::Control => Some(self.control.as_str()),
+            GroupBy::Kind => Some(self.kind.as_str()),
+            GroupBy::Priority => self.priority.map(Priority::as_str),
+        };
+        v.filter(|s| !s.is_empty())
+            .unwrap_or("(unknown)")
+            .to_string()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Pair {
+    remediated: Option<EpochMillis>,
+    recurred: Option<EpochMillis>,
+    control: String,
+    kind: String,
+}
+
+/// Reading the log: what was read, skipped and could not be read.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Input {
+    pub sources: Vec<String>,
+    pub records: u64,
+    /// Lines that are not records the report can read (a torn tail, another program's lines).
+    pub unreadable_lines: u64,
+    /// The same record read twice (a rotated log and its copy, say), counted once.
+    pub duplicate_records: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub count: usize,
+    pub median_hours: Option<f64>,
+    pub p90_hours: Option<f64>,
+    pub mean_hours: Option<f64>,
+}
+
+impl Stats {
+    fn of(mut hours: Vec<f64>) -> Stats {
+        if hours.is_empty() {
+            return Stats::default();
+        }
+        hours.sort_by(f64::total_cmp);
+        let rank =
+            |q: f64| hours[((q * hours.len() as f64).ceil() as usize).clamp(1, hours.len()) - 1];
+        Stats {
+            count: hours.len(),
+            median_hours: Some(rank(0.5)),
+            p90_hours: Some(rank(0.9)),
+            mean_hours: Some(hours.iter().sum::<f64>() / hours.len() as f64),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Missed {
+    pub finding_id: String,
+    pub resource: String,
+    pub control: String,
+    pub severity: Option<Severity>,
+    pub hours: f64,
+    pub start: StartSource,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mttr {
+    pub target_hours: f64,
+    /// The headline: every critical finding remediated in the window.
+    pub critical: Stats,
+    pub met: Option<bool>,
+    pub by_severity: BTreeMap<String, Stats>,
+    pub by_priority: BTreeMap<String, Stats>,
+    /// Findings whose start is the first record salve holds, not the source's own timestamp.
+    pub fallback_starts: usize,
+    /// Critical findings that took longer than the target, slowest first (at most 20).
+    pub missed: Vec<Missed>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ranked {
+    pub name: String,
+    pub count: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recurrence {
+    pub target: f64,
+    /// (resource, control) pairs first remediated in the window.
+    pub remediated_pairs: usize,
+    /// Of those, the pairs found non-compliant again after the fix.
+    pub recurred_pairs: usize,
+    pub rate: Option<f64>,
+    pub met: Option<bool>,
+    pub worst_controls: Vec<Ranked>,
+    pub worst_kinds: Vec<Ranked>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExceptionRow {
+    pub finding_id: String,
+    pub resource: String,
+    pub control: String,
+    pub owner: String,
+    pub source: String,
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Exceptions {
+    pub target: f64,
+    /// Findings seen in the window that salve could have fixed but for an exception.
+    pub eligible: usize,
+    pub excepted: usize,
+    pub rate: Option<f64>,
+    pub met: Option<bool>,
+    pub expiring_soon: Vec<ExceptionRow>,
+    pub without_expiry: Vec<ExceptionRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BacklogItem {
+    pub finding_id: String,
+    pub status: Status,
+    pub priority: Option<Priority>,
+    pub resource: String,
+    pub control: String,
+    pub age_days: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Backlog {
+    pub open: usize,
+    /// Open findings per priority, then per age bucket (`<1d`, `1-7d`, `7-30d`, `>30d`).
+    pub by_priority: BTreeMap<String, BTreeMap<String, usize>>,
+    pub oldest_p1: Vec<BacklogItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Week {
+    /// The Monday the week starts on (UTC).
+    pub week: String,
+    pub remediated: usize,
+    pub mttr_mean_hours: Option<f64>,
+    pub recurred: usize,
+    pub excepted: usize,
+    pub eligible: usize,
+    pub exception_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub findings: usize,
+    pub acted_on: usize,
+    pub share: Option<f64>,
+    pub top_reasons: Vec<Ranked>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub findings: usize,
+    pub remediated: usize,
+    pub mttr: Stats,
+    pub recurrence_rate: Option<f64>,
+    pub exception_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: u32,
+    pub generated_at: String,
+    pub window: Window,
+    pub input: Input,
+    pub mttr: Mttr,
+    pub recurrence: Recurrence,
+    pub exceptions: Exceptions,
+    pub backlog: Backlog,
+    pub trend: Vec<Week>,
+    pub coverage: Coverage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<GroupBy>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+}
+
+/// Feeds records in log order and produces the report.
+pub struct Builder {
+    options: ReportOptions,
+    input: Input,
+    /// The first 128 bits of every record hash read: a SHA-256 prefix that long cannot be
+    /// made to collide, and 16 bytes a record keeps a million-record log in 16 MB.
+    seen: HashSet<u128>,
+    findings: HashMap<String, Tracked>,
+    pairs: HashMap<(String, String), Pair>,
+}
+
+fn ratio(part: usize, whole: usize) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+fn top(counts: HashMap<String, usize>, n: usize) -> Vec<Ranked> {
+    let mut v: Vec<Ranked> = counts
+        .into_iter()
+        .map(|(name, count)| Ranked { name, count })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    v.truncate(n);
+    v
+}
+
+fn severity_name(s: Severity) -> String {
+    match serde_json::to_value(s) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".into(),
+    }
+}
+
+/// Why a record did not act, as a short category: the guardrail that failed, or the reason's
+/// first clause ("no fixer", …).
+fn not_acted_reason(view: &RecordView) -> String {
+    if let Some(d) = &view.decision {
+        if let Some(c) = d.decision.checks.iter().find(|c| !c.passed) {
+            return match c.name.as_ref() {
+                "owner present" => "missing owner".into(),
+                "environment not restricted" => "restricted environment".into(),
+                "account allowlisted" => "account not allowlisted".into(),
+                "resource type approved" => "resource type not approved".into(),
+                "severity eligible" => "severity below the threshold".into(),
+                "every proposed action allowed" => "action not allowed".into(),
+                other => other.to_string(),
+            };
+        }
+    }
+    let reason = view.reason.as_deref().unwrap_or("no reason recorded");
+    let first = reason
+        .split([':', ';', '('])
+        .next()
+        .unwrap_or(reason)
+        .trim();
+    crate::text::clip(first, 80).to_string()
+}
+
+impl Builder {
+    pub fn new(options: ReportOptions) -> Builder {
+        Builder {
+            options,
+            input: Input::default(),
+            seen: HashSet::new(),
+            findings: HashMap::new(),
+            pairs: HashMap::new(),
+        }
+    }
+
+    fn in_window(&self, at: EpochMillis) -> bool {
+        self.options.since.is_none_or(|s| at >= s) && self.options.until.is_none_or(|u| at <= u)
+    }
+
+    /// Reads every record of one log (a file, or every file of a directory in name order).
+    pub fn read_path(&mut self, path: &Path) -> Result<()> {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading the directory {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                self.read_path(&f)?;
+            }
+            return Ok(());
+        }
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("opening the audit log {}", path.display()))?;
+        self.input.sources.push(path.display().to_string());
+        self.read(std::io::BufReader::new(file))
+            .with_context(|| format!("reading the audit log {}", path.display()))
+    }
+
+    /// Reads JSON Lines; a line that is not a readable record is counted, never fatal.
+    pub fn read(&mut self, mut reader: impl BufRead) -> Result<()> {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<RecordView>(text) {
+                Ok(view) => self.add(view),
+                Err(_) => self.input.unreadable_lines += 1,
+            }
+        }
+    }
+
+    fn add(&mut self, view: RecordView) {
+        if let Some(hash) = &view.record_hash {
+            if let Ok(key) = u128::from_str_radix(crate::text::clip(hash, 32), 16) {
+                if !self.seen.insert(key) {
+                    self.input.duplicate_records += 1;
+                    return;
+                }
+            }
+        }
+        self.input.records += 1;
+        let Some(at) = view.timestamp.as_deref().and_then(timestamp::parse) else {
+            self.input.unreadable_lines += 1;
+            return;
+        };
+        if self.options.until.is_some_and(|u| at > u) {
+            return;
+        }
+        // An intent is not an outcome, a dry run changed nothing, and an operation record (a
+        // dead-letter replay) is about messages, not findings.
+        if view.dry_run
+            || view.operation.is_some()
+            || matches!(
+                view.status,
+                None | Some(Status::Intent) | Some(Status::Planned)
+            )
+        {
+            return;
+        }
+        let Some(id) = view.finding_id.clone() else {
+            return;
+        };
+        let in_window = self.in_window(at);
+        let status = view.status;
+        let tracked = self.findings.entry(id.clone()).or_insert_with(|| Tracked {
+            id,
+            first_record: at,
+            first_observed: None,
+            severity: None,
+            priority: None,
+            account: String::new(),
+            owner: None,
+            control: String::new(),
+            kind: String::new(),
+            resource: String::new(),
+            eligible: false,
+            remediated: None,
+            exception: None,
+            last_status: None,
+            last_at: at,
+            in_window: false,
+            not_acted: None,
+            acted: false,
+        });
+        tracked.first_record = tracked.first_record.min(at);
+        tracked.last_at = tracked.last_at.max(at);
+        tracked.last_status = status;
+        tracked.in_window |= in_window;
+        if let Some(f) = &view.finding {
+            if let Some(t) = f.first_observed_at.as_deref().and_then(timestamp::parse) {
+                tracked.first_observed = Some(tracked.first_observed.map_or(t, |o| o.min(t)));
+            }
+            tracked.severity = Some(f.severity);
+            tracked.account = f.resource.account_id.clone();
+            tracked.control = f.control_id.clone();
+            tracked.kind = f.resource.resource_type.clone();
+            tracked.resource = f.resource.arn.clone();
+        }
+        if let Some(r) = &view.risk {
+            tracked.priority = Some(r.priority);
+        }
+        if let Some(owner) = view.metadata.as_ref().and_then(|m| m.owner.value.clone()) {
+            tracked.owner = Some(owner);
+        }
+        let mut excepted = false;
+        if let Some(d) = &view.decision {
+            let failed: Vec<&str> = d
+                .decision
+                .checks
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name.as_ref())
+                .collect();
+            // Past triage, or stopped at triage only by its exception: salve could have acted.
+            if d.stage == DecisionStage::Decide || failed.iter().all(|n| *n == EXCEPTION_CHECK) {
+                tracked.eligible = true;
+            }
+            if let Some(c) = d
+                .decision
+                .checks
+                .iter()
+                .find(|c| c.name == EXCEPTION_CHECK && !c.passed)
+            {
+                if let Ok(ExceptionStatus::Approved {
+                    source,
+                    owner,
+                    expires,
+                    ..
+                }) = serde_json::from_value::<ExceptionStatus>(c.inputs.clone())
+                {
+                    excepted = true;
+                    tracked.exception = Some(ExceptionSeen {
+                        at,
+                        source,
+                        owner,
+                        expires,
+                    });
+                }
+            }
+        }
+        match status {
+            Some(Status::Remediated) => {
+                tracked.eligible = true;
+                tracked.acted = true;
+                if tracked.remediated.is_none() {
+                    tracked.remediated = Some(at);
+                }
+            }
+            Some(Status::Failed | Status::Review | Status::AlreadyCompliant) => {
+                tracked.acted = true;
+            }
+            _ => {
+                if !excepted {
+                    tracked.not_acted = Some(not_acted_reason(&view));
+                }
+            }
+        }
+        if !tracked.resource.is_empty() && view.reconciles.is_none() {
+            let pair = self
+                .pairs
+                .entry((tracked.resource.clone(), tracked.control.clone()))
+                .or_default();
+            pair.control.clone_from(&tracked.control);
+            pair.kind.clone_from(&tracked.kind);
+            match (status, pair.remediated) {
+                // Non-compliant again after a fix: the fixed state did not hold.
+                (Some(Status::Remediated | Status::Failed | Status::Review), Some(fixed))
+                    if at > fixed && pair.recurred.is_none() =>
+                {
+                    pair.recurred = Some(at);
+                }
+                (Some(Status::Remediated), None) => pair.remediated = Some(at),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn finish(self) -> Report {
+        let o = &self.options;
+        let until = o.until.unwrap_or(o.now);
+        let in_window = |t: EpochMillis| o.since.is_none_or(|s| t >= s) && t <= until;
+
+        // MTTR: findings remediated in the window, not closed by an exception first.
+        let mut all_by_sev: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut all_by_pri: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut critical = Vec::new();
+        let mut missed = Vec::new();
+        let mut fallback_starts = 0;
+        let mut weeks: BTreeMap<EpochMillis, WeekAcc> = BTreeMap::new();
+        let mut groups: BTreeMap<String, GroupAcc> = BTreeMap::new();
+        for t in self.findings.values() {
+            let group = o.by.map(|by| t.group(by));
+            if let Some(g) = &group {
+                if t.in_window {
+                    groups.entry(g.clone()).or_default().findings += 1;
+                }
+            }
+            let Some(fixed) = t.remediated.filter(|f| in_window(*f)) else {
+                continue;
+            };
+            if t.exception.as_ref().is_some_and(|e| e.at <= fixed) {
+                continue;
+            }
+            let (start, source) = t.start();
+            if source == StartSource::FirstRecord {
+                fallback_starts += 1;
+            }
+            let hours = (fixed - start).max(0) as f64 / HOUR;
+            let sev = t.severity.map(severity_name).unwrap_or_else(|| "?".into());
+            all_by_sev.entry(sev).or_default().push(hours);
+            if let Some(p) = t.priority {
+                all_by_pri.entry(p.as_str().into()).or_default().push(hours);
+            }
+            if t.severity == Some(Severity::Critical) {
+                critical.push(hours);
+                if hours > MTTR_TARGET_HOURS {
+                    missed.push(Missed {
+                        finding_id: t.id.clone(),
+                        resource: t.resource.clone(),
+                        control: t.control.clone(),
+                        severity: t.severity,
+                        hours,
+                        start: source,
+                    });
+                }
+            }
+            let w = weeks.entry(week_of(fixed)).or_default();
+            w.remediated += 1;
+            w.hours.push(hours);
+            if let Some(g) = group {
+                let g = groups.entry(g).or_default();
+                g.remediated += 1;
+                g.hours.push(hours);
+            }
+        }
+        missed.sort_by(|a, b| b.hours.total_cmp(&a.hours));
+        missed.truncate(20);
+        let critical = Stats::of(critical);
+        let mttr = Mttr {
+            target_hours: MTTR_TARGET_HOURS,
+            met: critical.mean_hours.map(|h| h <= MTTR_TARGET_HOURS),
+            critical,
+            by_severity: all_by_sev
+                .into_iter()
+                .map(|(k, v)| (k, Stats::of(v)))
+                .collect(),
+            by_priority: all_by_pri
+                .into_iter()
+                .map(|(k, v)| (k, Stats::of(v)))
+                .collect(),
+            fallback_starts,
+            missed,
+        };
+
+        // Recurrence: pairs first fixed in the window, and which of them came back.
+        let (mut remediated_pairs, mut recurred_pairs) = (0, 0);
+        let mut by_control: HashMap<String, usize> = HashMap::new();
+        let mut by_kind: HashMap<String, usize> = HashMap::new();
+        let mut group_pairs: HashMap<String, (usize, usize)> = HashMap::new();
+        let pair_group: HashMap<(&str, &str), String> = match o.by {
+            Some(by) => self
+                .findings
+                .values()
+                .map(|t| ((t.resource.as_str(), t.control.as_str()), t.group(by)))
+                .collect(),
+            None => HashMap::new(),
+        };
+        for ((resource, control), p) in &self.pairs {
+            if !p.remediated.is_some_and(in_window) {
+                continue;
+            }
+            remediated_pairs += 1;
+            let group = pair_group.get(&(resource.as_str(), control.as_str()));
+            if let Some(g) = group {
+                group_pairs.entry(g.clone()).or_default().0 += 1;
+            }
+            if let Some(again) = p.recurred.filter(|r| *r <= until) {
+                recurred_pairs += 1;
+                *by_control.entry(p.control.clone()).or_default() += 1;
+                *by_kind.entry(p.kind.clone()).or_default() += 1;
+                weeks.entry(week_of(again)).or_default().recurred += 1;
+                if let Some(g) = group {
+                    group_pairs.entry(g.clone()).or_default().1 += 1;
+                }
+            }
+        }
+        let rate = ratio(recurred_pairs, remediated_pairs);
+        let recurrence = Recurrence {
+            target: RECURRENCE_TARGET,
+            remediated_pairs,
+            recurred_pairs,
+            rate,
+            met: rate.map(|r| r <= RECURRENCE_TARGET),
+            worst_controls: top(by_control, 10),
+            worst_kinds: top(by_kind, 10),
+        };
+
+        // Exceptions, backlog and coverage: the findings seen in the window.
+        let today = o.now;
+        let (mut eligible, mut excepted) = (0, 0);
+        let mut expiring_soon = Vec::new();
+        let mut without_expiry = Vec::new();
+        let mut open = 0;
+        let mut by_priority: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        let mut oldest_p1 = Vec::new();
+        let (mut findings, mut acted_on) = (0, 0);
+        let mut reasons: HashMap<String, usize> = HashMap::new();
+        for t in self.findings.values().filter(|t| t.in_window) {
+            findings += 1;
+            if t.acted {
+                acted_on += 1;
+            } else if let Some(r) = &t.not_acted {
+                if t.exception.is_none() {
+                    *reasons.entry(r.clone()).or_default() += 1;
+                }
+            }
+            let group = o.by.map(|by| t.group(by));
+            if t.eligible {
+                eligible += 1;
+                weeks.entry(week_of(t.last_at)).or_default().eligible += 1;
+                if let Some(g) = &group {
+                    groups.entry(g.clone()).or_default().eligible += 1;
+                }
+            }
+            if let Some(e) = &t.exception {
+                excepted += 1;
+                weeks.entry(week_of(e.at)).or_default().excepted += 1;
+                if let Some(g) = &group {
+                    groups.entry(g.clone()).or_default().excepted += 1;
+                }
+                let row = ExceptionRow {
+                    finding_id: t.id.clone(),
+                    resource: t.resource.clone(),
+                    control: t.control.clone(),
+                    owner: e.owner.clone(),
+                    source: e.source.clone(),
+                    expires: e.expires.clone(),
+                };
+                match e.expires.as_deref().and_then(timestamp::parse) {
+                    None => without_expiry.push(row),
+                    Some(end) if end >= today - DAY && end <= today + EXPIRY_WARNING_DAYS * DAY => {
+                        expiring_soon.push(row)
+                    }
+                    Some(_) => {}
+                }
+            }
+            if matches!(t.last_status, Some(Status::Review | Status::Failed)) {
+                open += 1;
+                let (start, _) = t.start();
+                let age_days = (until - start).max(0) as f64 / DAY as f64;
+                let bucket = match age_days {
+                    d if d < 1.0 => "<1d",
+                    d if d < 7.0 => "1-7d",
+                    d if d < 30.0 => "7-30d",
+                    _ => ">30d",
+                };
+                let priority = t.priority.map(Priority::as_str).unwrap_or("unscored");
+                *by_priority
+                    .entry(priority.into())
+                    .or_default()
+                    .entry(bucket.into())
+                    .or_default() += 1;
+                if t.priority == Some(Priority::P1) {
+                    oldest_p1.push(BacklogItem {
+                        finding_id: t.id.clone(),
+                        status: t.last_status.unwrap_or(Status::Review),
+                        priority: t.priority,
+                        resource: t.resource.clone(),
+                        control: t.control.clone(),
+                        age_days,
+                    });
+                }
+            }
+        }
+        for eligible_exceptions in [&mut expiring_soon, &mut without_expiry] {
+            eligible_exceptions.sort_by(|a, b| {
+                a.expires
+                    .cmp(&b.expires)
+                    .then(a.finding_id.cmp(&b.finding_id))
+            });
+        }
+        oldest_p1.sort_by(|a, b| b.age_days.total_cmp(&a.age_days));
+        oldest_p1.truncate(10);
+        let rate = ratio(excepted, eligible);
+        let exceptions = Exceptions {
+            target: EXCEPTION_TARGET,
+            eligible,
+            excepted,
+            rate,
+            met: rate.map(|r| r <= EXCEPTION_TARGET),
+            expiring_soon,
+            without_expiry,
+        };
+
+        let trend = weeks
+            .into_iter()
+            .filter(|(start, _)| o.since.is_none_or(|s| start + 7 * DAY > s))
+            .map(|(start, w)| Week {
+                week: timestamp::format(start)[..10].to_string(),
+                remediated: w.remediated,
+                mttr_mean_hours: (!w.hours.is_empty())
+                    .then(|| w.hours.iter().sum::<f64>() / w.hours.len() as f64),
+                recurred: w.recurred,
+                excepted: w.excepted,
+                eligible: w.eligible,
+                exception_rate: ratio(w.excepted, w.eligible),
+            })
+            .collect();
+        let groups = groups
+            .into_iter()
+            .map(|(name, g)| {
+                let pairs = group_pairs.get(&name).copied().unwrap_or_default();
+                Group {
+                    findings: g.findings,
+                    remediated: g.remediated,
+                    mttr: Stats::of(g.hours),
+                    recurrence_rate: ratio(pairs.1, pairs.0),
+                    exception_rate: ratio(g.excepted, g.eligible),
+                    name,
+                }
+            })
+            .collect();
+        Report {
+            schema: SCHEMA,
+            generated_at: timestamp::format(o.now),
+            window: Window {
+                since: o.since.map(timestamp::format),
+                until: o.until.map(timestamp::format),
+            },
+            input: self.input,
+            mttr,
+            recurrence,
+            exceptions,
+            backlog: Backlog {
+                open,
+                by_priority,
+                oldest_p1,
+            },
+            trend,
+            coverage: Coverage {
+                findings,
+                acted_on,
+                share: ratio(acted_on, findings),
+                top_reasons: top(reasons, 10),
+            },
+            by: o.by,
+            groups,
+        }
+    }
+}
+
+#[derive(Default)]
+struct WeekAcc {
+    remediated: usize,
+    hours: Vec<f64>,
+    recurred: usize,
+    excepted: usize,
+    eligible: usize,
+}
+
+#[derive(Default)]
+struct GroupAcc {
+    findings: usize,
+    remediated: usize,
+    hours: Vec<f64>,
+    excepted: usize,
+    eligible: usize,
+}
+
+/// The Monday (00:00 UTC) of the week an instant falls in.
+fn week_of(at: EpochMillis) -> EpochMillis {
+    let days = at.div_euclid(DAY);
+    // 1970-01-01 was a Thursday.
+    let monday = days - (days + 3).rem_euclid(7);
+    monday * DAY
+}
+
+/// Reads every log and builds the report.
+pub fn report(paths: &[PathBuf], options: ReportOptions) -> Result<Report> {
+    let mut builder = Builder::new(options);
+    for p in paths {
+        builder.read_path(p)?;
+    }
+    Ok(builder.finish())
+}
