@@ -240,6 +240,50 @@ fn metrics_on_a_hand_built_log() {
     assert_eq!(r.trend[1].recurred, 1);
 }
 
+/// The daemon's `/metrics` gauges: the same definitions, kept up to date record by record.
+#[test]
+fn metrics_gauges_follow_the_report() {
+    let now = T0 + 201 * H;
+    let lines = hand_built_log(now);
+    let mut b = scorecard::Builder::new(ReportOptions {
+        now,
+        ..ReportOptions::default()
+    });
+    b.read(lines.join("\n").as_bytes()).unwrap();
+    let g = b.gauges(now);
+    assert_eq!(g.open_by_priority.get("P1"), Some(&1));
+    assert_eq!(g.recurrence_rate, Some(1.0 / 3.0));
+    assert_eq!(g.exception_rate, Some(0.25));
+    // The last 7 days before 201 h start at 33 h: f2 (60 h) and f5 (1 h).
+    assert_eq!(g.mttr_7d_hours, Some(30.5));
+
+    // Through the daemon's endpoint text, seeded from the log on disk.
+    let dir = scratch("gauges");
+    let log = dir.join("audit.jsonl");
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let metrics = salve::metrics::Metrics::default();
+    metrics.track_program(&log).unwrap();
+    let text = metrics.render();
+    for line in [
+        "salve_backlog_open{priority=\"P1\"} 1",
+        "salve_backlog_open{priority=\"P2\"} 0",
+        "salve_exception_rate 0.25",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("salve_recurrence_rate 0.333")),
+        "{text}"
+    );
+    // The 7-day MTTR is taken against the clock, so only its presence is checked here; the
+    // arithmetic is checked above at a fixed instant.
+    assert!(
+        text.lines().any(|l| l.starts_with("salve_mttr_7d_hours ")),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_window_counts_outcomes_inside_it_and_keeps_the_history_before() {
     let now = T0 + 30 * 24 * H;

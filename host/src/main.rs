@@ -716,6 +716,9 @@ async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
     let (pipeline, sdk_config) = build_pipeline(&args.host, Some(audit)).await?;
     require_region(&sdk_config)?;
     let metrics = Arc::new(salve::metrics::Metrics::default());
+    metrics
+        .track_program(&args.audit_log)
+        .context("reading the audit log for the program gauges on /metrics")?;
     let health = Arc::new(daemon::Health::default());
     let endpoint = if args.listen == "off" {
         None

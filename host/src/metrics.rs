@@ -40,6 +40,15 @@ pub struct Metrics {
     messages_retried: AtomicU64,
     messages_released: AtomicU64,
     in_flight: AtomicU64,
+    /// The report's numbers (backlog, MTTR, recurrence, exceptions), fed record by record; set
+    /// up by [`Metrics::track_program`] from the audit log the daemon appends to.
+    program: std::sync::Mutex<Option<crate::scorecard::Builder>>,
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -51,6 +60,20 @@ fn get(counter: &AtomicU64) -> u64 {
 }
 
 impl Metrics {
+    /// Reads the audit log once, so the program gauges cover what was recorded before this
+    /// process started; every record written from here on is added as it is observed.
+    pub fn track_program(&self, audit_log: &std::path::Path) -> anyhow::Result<()> {
+        let mut builder = crate::scorecard::Builder::new(crate::scorecard::ReportOptions {
+            now: now_millis(),
+            ..Default::default()
+        });
+        if audit_log.exists() {
+            builder.read_path(audit_log)?;
+        }
+        *self.program.lock().unwrap_or_else(|p| p.into_inner()) = Some(builder);
+        Ok(())
+    }
+
     pub fn observe_message(&self, result: &MessageResult) {
         for record in &result.records {
             self.observe_record(record);
@@ -68,6 +91,14 @@ impl Metrics {
     }
 
     fn observe_record(&self, record: &AuditEntry) {
+        if let Some(program) = self
+            .program
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            program.add_entry(record, now_millis());
+        }
         if let Some(i) = record
             .status
             .and_then(|s| STATUSES.iter().position(|x| *x == s))
@@ -199,6 +230,46 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE salve_messages_in_flight gauge");
         let _ = writeln!(out, "salve_messages_in_flight {}", get(&self.in_flight));
+        let gauges = self
+            .program
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|b| b.gauges(now_millis()));
+        if let Some(g) = gauges {
+            let _ = writeln!(
+                out,
+                "# HELP salve_backlog_open Findings whose latest record is review or failed, by priority."
+            );
+            let _ = writeln!(out, "# TYPE salve_backlog_open gauge");
+            for p in ["P1", "P2", "P3", "P4", "unscored"] {
+                let n = g.open_by_priority.get(p).copied().unwrap_or(0);
+                let _ = writeln!(out, "salve_backlog_open{{priority=\"{p}\"}} {n}");
+            }
+            // NaN is how the text format says "no data", rather than a misleading 0.
+            let value = |v: Option<f64>| v.map_or_else(|| "NaN".to_string(), |v| format!("{v}"));
+            for (name, help, v) in [
+                (
+                    "salve_mttr_7d_hours",
+                    "Mean time to remediation of the findings fixed in the last 7 days, in hours.",
+                    g.mttr_7d_hours,
+                ),
+                (
+                    "salve_recurrence_rate",
+                    "Share of fixed (resource, control) pairs found non-compliant again.",
+                    g.recurrence_rate,
+                ),
+                (
+                    "salve_exception_rate",
+                    "Share of eligible findings closed by an approved exception.",
+                    g.exception_rate,
+                ),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                let _ = writeln!(out, "{name} {}", value(v));
+            }
+        }
         out
     }
 }

@@ -333,9 +333,37 @@ pub struct Report {
     pub groups: Vec<Group>,
 }
 
+/// The program's numbers as gauges for `/metrics`: kept up to date record by record, so a
+/// scrape costs no pass over the findings.
+#[derive(Debug, Default)]
+struct Running {
+    open_by_priority: BTreeMap<&'static str, u64>,
+    eligible: u64,
+    excepted: u64,
+    remediated_pairs: u64,
+    recurred_pairs: u64,
+    /// Remediations with their MTTR in hours, oldest first, for the trailing seven days.
+    recent_fixes: std::collections::VecDeque<(EpochMillis, f64)>,
+}
+
+/// What `/metrics` shows of the program (README: "The report" defines each).
+#[derive(Debug, Clone, Default)]
+pub struct Gauges {
+    pub open_by_priority: BTreeMap<&'static str, u64>,
+    pub mttr_7d_hours: Option<f64>,
+    pub recurrence_rate: Option<f64>,
+    pub exception_rate: Option<f64>,
+}
+
+fn open_priority(t: &Tracked) -> Option<&'static str> {
+    matches!(t.last_status, Some(Status::Review | Status::Failed))
+        .then(|| t.priority.map(Priority::as_str).unwrap_or("unscored"))
+}
+
 /// Feeds records in log order and produces the report.
 pub struct Builder {
     options: ReportOptions,
+    running: Running,
     input: Input,
     /// The first 128 bits of every record hash read: a SHA-256 prefix that long cannot be
     /// made to collide, and 16 bytes a record keeps a million-record log in 16 MB.
@@ -394,6 +422,7 @@ impl Builder {
     pub fn new(options: ReportOptions) -> Builder {
         Builder {
             options,
+            running: Running::default(),
             input: Input::default(),
             seen: HashSet::new(),
             findings: HashMap::new(),
@@ -459,6 +488,36 @@ impl Builder {
             self.input.unreadable_lines += 1;
             return;
         };
+        self.add_at(view, at);
+    }
+
+    /// Adds one record the daemon has just written (it has no timestamp field yet: `at` is when
+    /// it was sealed).
+    pub fn add_entry(&mut self, entry: &crate::audit::AuditEntry, at: EpochMillis) {
+        if entry.finding_id.is_none() || entry.operation.is_some() {
+            return;
+        }
+        self.input.records += 1;
+        self.add_at(
+            RecordView {
+                record_hash: None,
+                timestamp: None,
+                finding_id: entry.finding_id.clone(),
+                status: entry.status,
+                reason: entry.reason.clone(),
+                finding: entry.finding.clone(),
+                risk: entry.risk.clone(),
+                metadata: entry.metadata.clone(),
+                decision: entry.decision.clone(),
+                dry_run: entry.dry_run,
+                reconciles: entry.reconciles.as_ref().map(|_| serde::de::IgnoredAny),
+                operation: None,
+            },
+            at,
+        );
+    }
+
+    fn add_at(&mut self, view: RecordView, at: EpochMillis) {
         if self.options.until.is_some_and(|u| at > u) {
             return;
         }
@@ -498,6 +557,12 @@ impl Builder {
             not_acted: None,
             acted: false,
         });
+        let was_open = open_priority(tracked);
+        let (was_eligible, was_excepted, was_fixed) = (
+            tracked.eligible,
+            tracked.exception.is_some(),
+            tracked.remediated.is_some(),
+        );
         tracked.first_record = tracked.first_record.min(at);
         tracked.last_at = tracked.last_at.max(at);
         tracked.last_status = status;
@@ -571,6 +636,29 @@ impl Builder {
                 }
             }
         }
+        let r = &mut self.running;
+        if let Some(p) = was_open {
+            if let Some(n) = r.open_by_priority.get_mut(p) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        if let Some(p) = open_priority(tracked) {
+            *r.open_by_priority.entry(p).or_default() += 1;
+        }
+        r.eligible += u64::from(tracked.eligible && !was_eligible);
+        r.excepted += u64::from(tracked.exception.is_some() && !was_excepted);
+        if let (false, Some(fixed), None) = (was_fixed, tracked.remediated, &tracked.exception) {
+            let hours = (fixed - tracked.start().0).max(0) as f64 / HOUR;
+            r.recent_fixes.push_back((fixed, hours));
+            // Only the trailing week is ever shown; a log read at start must not keep it all.
+            while r
+                .recent_fixes
+                .front()
+                .is_some_and(|(t, _)| *t < fixed - 7 * DAY)
+            {
+                r.recent_fixes.pop_front();
+            }
+        }
         if !tracked.resource.is_empty() && view.reconciles.is_none() {
             let pair = self
                 .pairs
@@ -584,10 +672,32 @@ impl Builder {
                     if at > fixed && pair.recurred.is_none() =>
                 {
                     pair.recurred = Some(at);
+                    self.running.recurred_pairs += 1;
                 }
-                (Some(Status::Remediated), None) => pair.remediated = Some(at),
+                (Some(Status::Remediated), None) => {
+                    pair.remediated = Some(at);
+                    self.running.remediated_pairs += 1;
+                }
                 _ => {}
             }
+        }
+    }
+
+    /// The gauges as of `now`: MTTR over the fixes of the trailing seven days, the rates over
+    /// everything read.
+    pub fn gauges(&self, now: EpochMillis) -> Gauges {
+        let r = &self.running;
+        let week: Vec<f64> = r
+            .recent_fixes
+            .iter()
+            .filter(|(t, _)| *t >= now - 7 * DAY)
+            .map(|(_, h)| *h)
+            .collect();
+        Gauges {
+            open_by_priority: r.open_by_priority.clone(),
+            mttr_7d_hours: Stats::of(week).mean_hours,
+            recurrence_rate: ratio(r.recurred_pairs as usize, r.remediated_pairs as usize),
+            exception_rate: ratio(r.excepted as usize, r.eligible as usize),
         }
     }
 

@@ -1,0 +1,134 @@
+//! `salve report` over a log of a million records: how long it takes and how much memory it
+//! holds. The records are copies of real ones: the S3 fixer remediates one finding through the
+//! in-memory backend, and its terminal record (and a review and a skipped one) are replayed with
+//! new IDs, times and hashes, a third of the findings recording twice (a review, then a fix).
+//!
+//! Run: `./scripts/build-fixers.sh && cargo bench -p salve --bench report_scale [-- RECORDS]`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use salve::audit::AuditLog;
+use salve::config::SalveConfig;
+use salve::in_memory::BucketPerFinding;
+use salve::pipeline::{PipelineBuilder, ProcessOptions};
+use salve::scorecard::{self, ReportOptions};
+use serde_json::Value;
+
+/// Peak resident memory of this process so far (Linux), in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// One real terminal record of each status the generator uses.
+async fn templates(dir: &Path) -> Vec<Value> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = SalveConfig::parse(
+        "deployment = \"bench\"\n[accounts.\"123456789012\"]\nname = \"bench\"\nrole-arn = \"arn:aws:iam::123456789012:role/salve\"\n",
+        "bench salve.toml",
+        &root,
+    )
+    .expect("config");
+    let audit = dir.join("template.jsonl");
+    let pipeline = PipelineBuilder::new(&config)
+        .fixer_files(&[root.join("build/fixers/s3-block-public-access.wasm")])
+        .audit_log(AuditLog::open(&audit).expect("audit log"))
+        .build(Box::new(BucketPerFinding::default()))
+        .expect("pipeline (run scripts/build-fixers.sh first)");
+    let mut out = Vec::new();
+    for (name, tags) in [
+        ("fixed", r#"{"owner":"team-a","environment":"dev"}"#),
+        ("review", r#"{"environment":"dev"}"#),
+    ] {
+        let payload = format!(
+            r#"{{"id":"{name}","control_id":"S3.8","title":"public bucket","severity":"CRITICAL","first_observed_at":"2026-11-01T00:00:00Z",
+            "resource":{{"arn":"arn:aws:s3:::bench-{name}","type":"AWS::S3::Bucket","account_id":"123456789012","region":"us-east-1","tags":{tags}}}}}"#
+        );
+        let processed = pipeline
+            .process_payload(payload.as_bytes(), ProcessOptions::default())
+            .await
+            .expect("process");
+        let line = &processed[0].sealed.as_ref().expect("sealed").line;
+        out.push(serde_json::from_str(line).expect("record"));
+    }
+    out
+}
+
+fn main() {
+    let records: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = std::env::temp_dir().join(format!("salve-bench-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let templates = rt.block_on(templates(&dir));
+    let (fixed, review) = (&templates[0], &templates[1]);
+    assert_eq!(fixed["status"], "remediated", "{fixed:#}");
+    assert_eq!(review["status"], "review", "{review:#}");
+
+    let log = dir.join("audit.jsonl");
+    let t = Instant::now();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
+    let start = salve::timestamp::parse("2026-06-01T00:00:00Z").unwrap();
+    let mut bytes = 0u64;
+    for i in 0..records {
+        // Finding n records once (fixed) or, for every third, a review first and then the fix.
+        let n = i / 3 * 2 + usize::from(i % 3 != 0);
+        let template = if i % 3 == 1 { review } else { fixed };
+        let mut r = template.clone();
+        let id = format!("bench-{n}");
+        let at = start + (i as i64) * 15_000;
+        r["finding_id"] = Value::String(id.clone());
+        r["finding"]["id"] = Value::String(id.clone());
+        r["finding"]["control_id"] = Value::String(format!("S3.{}", n % 9));
+        r["finding"]["resource"]["arn"] =
+            Value::String(format!("arn:aws:s3:::bench-{}", n % 50_000));
+        r["finding"]["first_observed_at"] =
+            Value::String(salve::timestamp::format(at - 86_400_000));
+        r["timestamp"] = Value::String(salve::timestamp::format(at));
+        r["sequence"] = Value::from(i);
+        let h = (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        r["record_hash"] = Value::String(format!("{h:032x}{i:032x}"));
+        let line = serde_json::to_string(&r).unwrap();
+        bytes += line.len() as u64 + 1;
+        writeln!(w, "{line}").unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let generated = t.elapsed();
+    let before = peak_rss_mib();
+
+    let t = Instant::now();
+    let report = scorecard::report(
+        std::slice::from_ref(&log),
+        ReportOptions {
+            now: start + records as i64 * 15_000,
+            ..ReportOptions::default()
+        },
+    )
+    .expect("report");
+    let took = t.elapsed();
+    let after = peak_rss_mib();
+    println!(
+        "log: {records} records, {:.0} MiB (generated in {:.1} s)",
+        bytes as f64 / 1048576.0,
+        generated.as_secs_f64()
+    );
+    println!(
+        "report: {:.2} s, {:.0} records/s, {:.0} MiB/s; findings {}, pairs fixed {}",
+        took.as_secs_f64(),
+        report.input.records as f64 / took.as_secs_f64(),
+        bytes as f64 / 1048576.0 / took.as_secs_f64(),
+        report.coverage.findings,
+        report.recurrence.remediated_pairs
+    );
+    println!("peak RSS: {before:.0} MiB before the report, {after:.0} MiB after");
+    let _ = std::fs::remove_dir_all(&dir);
+}
