@@ -406,6 +406,64 @@ async fn a_log_the_pipeline_wrote_reports_its_fix() {
     );
 }
 
+/// The Lambda's audit sink objects in S3 (moto), read by the command line with salve's own
+/// credentials, give the same numbers as the log they came from; a dead endpoint is a clear
+/// error, not a report of nothing.
+#[tokio::test]
+async fn the_audit_sink_in_s3_reads_like_the_local_log() {
+    let now = T0 + 30 * 24 * H;
+    let lines = hand_built_log(now);
+    let s3 = common::s3().await;
+    let bucket = common::unique("salve-report-sink");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    // As the sink names them: one object per batch, keyed by the sequence range.
+    for (i, chunk) in lines.chunks(5).enumerate() {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!(
+                "audit/chain-a/{:012}-{:012}.jsonl",
+                i * 5,
+                i * 5 + chunk.len() - 1
+            ))
+            .body(chunk.join("\n").into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let run = |endpoint: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
+            .args(["report", "--output", "json", "--audit-log"])
+            .arg(format!("s3://{bucket}/audit"))
+            .env("SALVE_ENDPOINT_URL", endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .output()
+            .unwrap()
+    };
+    let out = run(common::endpoint());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["schema"], 1);
+    assert_eq!(r["input"]["sources"].as_array().unwrap().len(), 3);
+    assert_eq!(r["mttr"]["critical"]["count"], 2);
+    assert_eq!(r["recurrence"]["recurred_pairs"], 1);
+    assert_eq!(r["exceptions"]["excepted"], 2);
+    assert_eq!(r["input"]["unreadable_lines"], 1);
+
+    let dead = run("http://127.0.0.1:9".into());
+    assert!(!dead.status.success());
+    let err = String::from_utf8_lossy(&dead.stderr);
+    assert!(
+        err.contains(&format!("listing s3://{bucket}/audit")),
+        "{err}"
+    );
+}
+
 fn first_observed(fixture: &str) -> Vec<Option<String>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/payloads")

@@ -24,6 +24,33 @@ pub fn s3_client(config: &SdkConfig, endpoint_override: bool) -> aws_sdk_s3::Cli
     aws_sdk_s3::Client::from_conf(b.build())
 }
 
+/// salve's own AWS configuration from the default chains (environment, profile, instance role),
+/// for the calls salve makes as itself: STS, the notifier, queues, the audit sink.
+pub async fn platform_config(options: &AwsOptions) -> SdkConfig {
+    use aws_config::meta::region::RegionProviderChain;
+    // The region comes from the environment or the profile, never from instance metadata:
+    // a lookup there, on a machine that is not in AWS, costs seconds and prints the SDK's
+    // internal errors on every command, even one that makes no AWS call.
+    let region = RegionProviderChain::first_try(
+        aws_config::environment::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(aws_config::profile::ProfileFileRegionProvider::new());
+    let Some(region) = region.region().await else {
+        // Without a region nothing can be called, and loading the default chains would
+        // look the region up in instance metadata (seconds, and the SDK's internal errors on
+        // stderr). A command that needs AWS says so in one line when it gets there.
+        tracing::debug!("no AWS region configured (set AWS_REGION)");
+        return SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+    };
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+    if let Some(url) = &options.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
 /// Where the AWS clients point. `endpoint_url` sends every call to one endpoint (moto in tests).
 #[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
@@ -65,29 +92,8 @@ impl AwsBackends {
         source_identity: &str,
         roles: BTreeMap<String, AccountRole>,
     ) -> AwsBackends {
-        use aws_config::meta::region::RegionProviderChain;
-        // The region comes from the environment or the profile, never from instance metadata:
-        // a lookup there, on a machine that is not in AWS, costs seconds and prints the SDK's
-        // internal errors on every command, even one that makes no AWS call.
-        let region = RegionProviderChain::first_try(
-            aws_config::environment::EnvironmentVariableRegionProvider::new(),
-        )
-        .or_else(aws_config::profile::ProfileFileRegionProvider::new());
-        let Some(region) = region.region().await else {
-            // Without a region nothing can be called, and loading the default chains would
-            // look the region up in instance metadata (seconds, and the SDK's internal errors on
-            // stderr). A command that needs AWS says so in one line when it gets there.
-            tracing::debug!("no AWS region configured (set AWS_REGION)");
-            let config = SdkConfig::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .build();
-            return AwsBackends::from_config(config, options, source_identity, roles);
-        };
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
-        if let Some(url) = &options.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        AwsBackends::from_config(loader.load().await, options, source_identity, roles)
+        let config = platform_config(&options).await;
+        AwsBackends::from_config(config, options, source_identity, roles)
     }
 
     pub fn from_config(

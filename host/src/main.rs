@@ -311,8 +311,9 @@ enum LogFormat {
 
 #[derive(Args)]
 struct ReportArgs {
-    /// Audit logs to read: files, or directories whose files are read in name order (rotated
-    /// logs). A record found twice is counted once.
+    /// Audit logs to read: files, directories whose files are read in name order (rotated
+    /// logs), or s3://bucket/prefix where the Lambda's audit sink writes. A record found twice
+    /// is counted once.
     #[arg(long = "audit-log", env = "SALVE_AUDIT_LOG", default_value = "salve-audit.jsonl", num_args = 1..)]
     audit_logs: Vec<PathBuf>,
     /// Count outcomes from this date (YYYY-MM-DD, or RFC 3339); earlier records still give
@@ -330,6 +331,9 @@ struct ReportArgs {
     /// Where --output html writes (default report.html); human and json go to stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Send the S3 calls for s3:// logs to this endpoint (a local stand-in such as moto).
+    #[arg(long, env = "SALVE_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -785,7 +789,7 @@ fn report_bound(flag: &str, text: &str, end_of_day: bool) -> Result<i64> {
     })
 }
 
-fn report(args: ReportArgs) -> Result<ExitCode> {
+async fn report(args: ReportArgs) -> Result<ExitCode> {
     use salve::scorecard::{self, GroupBy, ReportOptions};
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -811,7 +815,28 @@ fn report(args: ReportArgs) -> Result<ExitCode> {
         }),
         now,
     };
-    let report = scorecard::report(&args.audit_logs, options)?;
+    let mut builder = scorecard::Builder::new(options);
+    let mut s3 = None;
+    for log in &args.audit_logs {
+        match log.to_str().filter(|l| l.starts_with("s3://")) {
+            Some(url) => {
+                let client = match &s3 {
+                    Some(c) => c,
+                    None => {
+                        let aws = salve::aws::AwsOptions {
+                            endpoint_url: args.endpoint_url.clone(),
+                        };
+                        let config = salve::aws::platform_config(&aws).await;
+                        require_region(&config)?;
+                        s3.insert(salve::aws::s3_client(&config, aws.endpoint_url.is_some()))
+                    }
+                };
+                builder.read_s3(client, url).await?;
+            }
+            None => builder.read_path(log)?,
+        }
+    }
+    let report = builder.finish();
     match args.output {
         ReportOutput::Human => print!("{}", scorecard::text::render(&report)),
         ReportOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -1162,7 +1187,7 @@ fn main() -> ExitCode {
         Command::Lambda(args) => block_on(lambda(args)),
         Command::Daemon(args) => block_on(daemon(args)),
         Command::Replay(args) => block_on(replay(args)),
-        Command::Report(args) => report(args),
+        Command::Report(args) => block_on(report(args)),
         Command::Iam { command } => iam(command),
         Command::Fixer { command } => fixer(command),
         Command::Audit {

@@ -455,6 +455,57 @@ impl Builder {
             .with_context(|| format!("reading the audit log {}", path.display()))
     }
 
+    /// Reads every object under an `s3://bucket/prefix` the audit sink wrote (each chain's
+    /// objects in key order, which is record order), with salve's own credentials.
+    pub async fn read_s3(&mut self, client: &aws_sdk_s3::Client, url: &str) -> Result<()> {
+        let (bucket, prefix) = crate::audit_sink::parse_s3_url(url)?;
+        let mut keys = Vec::new();
+        let mut pages = client
+            .list_objects_v2()
+            .bucket(&bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                anyhow::anyhow!(
+                    "listing {url}: {}; check the bucket name and salve's s3:ListBucket permission",
+                    crate::aws::describe_aws_error(&crate::aws::to_aws_error(e))
+                )
+            })?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        keys.sort();
+        for key in keys {
+            let object = client
+                .get_object()
+                .bucket(&bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "reading s3://{bucket}/{key}: {}",
+                        crate::aws::describe_aws_error(&crate::aws::to_aws_error(e))
+                    )
+                })?;
+            // The sink writes one object per batch of records: small, so read whole.
+            let body = object
+                .body
+                .collect()
+                .await
+                .with_context(|| format!("reading s3://{bucket}/{key}"))?
+                .into_bytes();
+            self.input.sources.push(format!("s3://{bucket}/{key}"));
+            self.read(&body[..])?;
+        }
+        Ok(())
+    }
+
     /// Reads JSON Lines; a line that is not a readable record is counted, never fatal.
     pub fn read(&mut self, mut reader: impl BufRead) -> Result<()> {
         let mut line = Vec::new();
