@@ -24,7 +24,8 @@ use crate::ingest::Source;
 use crate::notify::Delivery;
 use crate::policy::metadata::Metadata;
 use crate::policy::risk::RiskScore;
-use crate::record::{Evidence, RecordedDecision, ResourceTags, SessionRecord};
+pub use crate::record::RecordLink;
+use crate::record::{Approval, Evidence, RecordedDecision, ResourceTags, SessionRecord};
 pub use crate::runtime::FixerIdentity;
 use crate::runtime::FixerOutput;
 
@@ -130,6 +131,9 @@ pub struct AuditEntry {
     /// How the payload arrived: the queue or topic message it came in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryInfo>,
+    /// On a record of a plan a person approved: who, why, and the review record approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 /// The message a payload arrived in, so a record can be matched to the queue's own logs.
@@ -138,13 +142,6 @@ pub struct DeliveryInfo {
     /// `sqs` (a queue, through Lambda or the daemon) or `sns` (a topic invoking Lambda).
     pub via: String,
     pub message_id: String,
-}
-
-/// A reference to another record of the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordLink {
-    pub sequence: u64,
-    pub record_hash: String,
 }
 
 impl SealedRecord {

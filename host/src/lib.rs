@@ -1,6 +1,7 @@
 //! salve: closes cloud security findings with sandboxed WebAssembly fixers, and records evidence
 //! for every decision. `main.rs` is only the command line; each stage lives in its own module.
 
+pub mod approval;
 pub mod audit;
 pub mod audit_sink;
 pub mod aws;

@@ -59,6 +59,14 @@ enum Command {
         #[command(subcommand)]
         command: FixerCommand,
     },
+    /// List the findings waiting for approval: the latest record of each is a review with a
+    /// plan. Oldest first, with the plan and why it went to review.
+    Pending(PendingArgs),
+    /// Approve a finding that waits for approval: check and plan again against the resource as
+    /// it is now, refuse if the plan differs from the reviewed one (unless --accept-new-plan),
+    /// run every guardrail again (the allowlists cannot be overridden), apply, and record who
+    /// approved which review record.
+    Approve(ApproveArgs),
     /// MTTR, recurrence and exception rate, the backlog, the weekly trend and the coverage,
     /// from audit logs (files, or directories of rotated logs).
     Report(ReportArgs),
@@ -310,11 +318,42 @@ enum LogFormat {
 }
 
 #[derive(Args)]
+struct PendingArgs {
+    /// The audit log (JSON Lines).
+    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+    audit_log: PathBuf,
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    output: Output,
+}
+
+#[derive(Args)]
+struct ApproveArgs {
+    /// The finding ID, as `salve pending` shows it.
+    finding_id: String,
+    /// Who approves: recorded in the audit record.
+    #[arg(long)]
+    by: String,
+    /// Why: recorded in the audit record.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Apply the plan made now even when it differs from the reviewed one.
+    #[arg(long)]
+    accept_new_plan: bool,
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    output: Output,
+    /// The audit log (JSON Lines, appended and fsynced).
+    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+    audit_log: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Args)]
 struct ReportArgs {
     /// Audit logs to read: files, directories whose files are read in name order (rotated
     /// logs), or s3://bucket/prefix where the Lambda's audit sink writes. A record found twice
     /// is counted once.
-    #[arg(long = "audit-log", env = "SALVE_AUDIT_LOG", default_value = "salve-audit.jsonl", num_args = 1..)]
+    #[arg(long = "audit-log", env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl", num_args = 1..)]
     audit_logs: Vec<PathBuf>,
     /// Count outcomes from this date (YYYY-MM-DD, or RFC 3339); earlier records still give
     /// each finding its history.
@@ -618,6 +657,48 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
         }
     }
     Ok(exit_code(&processed))
+}
+
+fn pending(args: PendingArgs) -> Result<ExitCode> {
+    let waiting = salve::approval::pending(&args.audit_log)?;
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&waiting)?),
+        Output::Human => print!(
+            "{}",
+            escape_control(&report::render_pending(&waiting), true)
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn approve(args: ApproveArgs) -> Result<ExitCode> {
+    let waiting = salve::approval::find(&args.audit_log, &args.finding_id)?;
+    if args.by.trim().is_empty() {
+        bail!("--by must name who approves");
+    }
+    let audit = AuditLog::open(&args.audit_log)?;
+    let (pipeline, _) = build_pipeline(&args.host, Some(audit)).await?;
+    let request = salve::approval::ApprovalRequest {
+        by: args.by,
+        reason: args.reason,
+        accept_new_plan: args.accept_new_plan,
+    };
+    let processed = pipeline.approve(&waiting, &request).await?;
+    match args.output {
+        Output::Json => {
+            if let Some(sealed) = &processed.sealed {
+                println!("{}", sealed.line);
+            }
+        }
+        Output::Human => print!(
+            "{}",
+            escape_control(
+                &report::render_processed(&processed.entry, processed.sealed.as_ref()),
+                true
+            )
+        ),
+    }
+    Ok(exit_code(std::slice::from_ref(&processed)))
 }
 
 async fn lambda(args: LambdaArgs) -> Result<ExitCode> {
@@ -1188,6 +1269,8 @@ fn main() -> ExitCode {
         Command::Daemon(args) => block_on(daemon(args)),
         Command::Replay(args) => block_on(replay(args)),
         Command::Report(args) => block_on(report(args)),
+        Command::Pending(args) => pending(args),
+        Command::Approve(args) => block_on(approve(args)),
         Command::Iam { command } => iam(command),
         Command::Fixer { command } => fixer(command),
         Command::Audit {

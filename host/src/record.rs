@@ -14,6 +14,30 @@ use crate::credentials::{AssumeRoleFailure, PolicyDocument, SessionPolicy};
 use crate::finding::Finding;
 use crate::policy::Decision;
 
+/// A reference to another record of the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordLink {
+    pub sequence: u64,
+    pub record_hash: String,
+}
+
+/// A person's approval of a plan that went to review, as the record of the run it allowed
+/// keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The review record whose plan was approved.
+    pub approves: RecordLink,
+    /// The review reasons the approval overrode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<String>,
+    /// The plan made now differed from the reviewed one, and the approver accepted it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepted_new_plan: bool,
+}
+
 /// The resource's own tags as the host read them, or why it could not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceTags {

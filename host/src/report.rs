@@ -97,6 +97,18 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
         );
     }
     let _ = writeln!(out, "status    {status}");
+    if let Some(a) = &entry.approval {
+        let _ = writeln!(
+            out,
+            "approved  by {} (record #{}){}",
+            a.by,
+            a.approves.sequence,
+            a.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
     if let Some(reason) = &entry.reason {
         let _ = writeln!(out, "reason    {reason}");
     }
@@ -226,6 +238,34 @@ pub fn render_explanation(entry: &AuditEntry) -> String {
         }
     }
     out.push_str(&render_processed(entry, None));
+    out
+}
+
+/// `salve pending`: what waits for a person, oldest first.
+pub fn render_pending(waiting: &[crate::approval::Pending]) -> String {
+    let mut out = String::new();
+    if waiting.is_empty() {
+        out.push_str("nothing is waiting for approval\n");
+    }
+    for p in waiting {
+        let _ = writeln!(
+            out,
+            "{}  {}  {}  since {} (record #{})",
+            p.finding.id,
+            p.finding.control_id,
+            p.finding.resource.arn,
+            p.recorded_at,
+            p.record.sequence
+        );
+        if let Some(r) = &p.reason {
+            let _ = writeln!(out, "  review    {r}");
+        }
+        let _ = writeln!(out, "  plan      {}", p.plan.summary);
+        for c in &p.plan.changes {
+            let _ = writeln!(out, "            {}: {}", c.action, c.description);
+        }
+        let _ = writeln!(out, "  approve   salve approve {} --by <you>", p.finding.id);
+    }
     out
 }
 

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::approval::{ApprovalRequest, Pending, NOT_OVERRIDABLE};
 use crate::audit::{
     sha256_hex, AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
 };
@@ -27,6 +28,7 @@ use crate::notify::{Notice, Notifier, Trigger};
 use crate::policy::metadata::Metadata;
 use crate::policy::risk::{self, RiskScore};
 use crate::policy::{Decision, DecisionInput, EligibilityPolicy, Verdict};
+use crate::record::Approval;
 use crate::record::{
     CallReadBack, DecisionStage, Evidence, RecordedDecision, ResourceTags, SessionPhase,
     SessionRecord,
@@ -34,6 +36,12 @@ use crate::record::{
 use crate::registry::{FixerRegistry, Selection};
 use crate::runtime::{describe_fixer_error, LoadedFixer, Runtime, Sandbox, SandboxError};
 use crate::text;
+
+/// An approval on its way through one run.
+struct Approving<'a> {
+    request: &'a ApprovalRequest,
+    pending: &'a Pending,
+}
 
 mod builder;
 mod effect;
@@ -345,6 +353,38 @@ impl Pipeline {
         Ok(out)
     }
 
+    /// `salve approve`: runs a finding that waits for approval again, from check, with the
+    /// approval standing in for the review reasons it overrides. The plan must equal the one the
+    /// person reviewed (unless they accepted a new one); every guardrail runs again, and the
+    /// allowlists can never be overridden. The record says who approved which review record.
+    pub async fn approve(&self, pending: &Pending, request: &ApprovalRequest) -> Result<Processed> {
+        let started = Instant::now();
+        let finding = &pending.finding;
+        let key = idempotency::finding_key(finding);
+        let mut entry = AuditEntry {
+            idempotency_key: Some(key.clone()),
+            ..AuditEntry::default()
+        };
+        let approving = Approving { request, pending };
+        let span =
+            tracing::info_span!("approval", finding_id = %finding.id, approved_by = %request.by);
+        self.process_finding(
+            finding,
+            ProcessOptions::default(),
+            &mut entry,
+            Some(&approving),
+        )
+        .instrument(span)
+        .await;
+        self.notify(&mut entry).await;
+        entry.durations_us.insert("total".into(), micros(started));
+        let processed = self.record(entry).await?;
+        let e = &processed.entry;
+        self.ledger.complete(&key, e.status, e.retryable, e.dry_run);
+        self.ledger.settle_intent(&key);
+        Ok(processed)
+    }
+
     /// Records a payload that was refused before ingest (an input over the size limit), by its
     /// digest, which covers the whole input.
     pub async fn reject(
@@ -388,7 +428,8 @@ impl Pipeline {
                         effect: Effect::Reconcile,
                         ..ProcessOptions::default()
                     };
-                    self.process_finding(&finding, options, &mut entry).await;
+                    self.process_finding(&finding, options, &mut entry, None)
+                        .await;
                 }
                 Some(Err(e)) => set(
                     &mut entry,
@@ -451,7 +492,7 @@ impl Pipeline {
             IngestOutcome::Finding(finding) => {
                 // Every log line of the finding carries its IDs.
                 let span = tracing::info_span!("finding", finding_id = %finding.id, correlation_id = %finding.correlation_id);
-                self.process_finding(&finding, options, entry)
+                self.process_finding(&finding, options, entry, None)
                     .instrument(span)
                     .await
             }
@@ -506,6 +547,7 @@ impl Pipeline {
         finding: &Finding,
         options: ProcessOptions,
         entry: &mut AuditEntry,
+        approval: Option<&Approving<'_>>,
     ) {
         entry.finding_id = Some(finding.id.clone());
         entry.correlation_id = Some(finding.correlation_id.clone());
@@ -617,6 +659,7 @@ impl Pipeline {
             fixer,
             backend: &backend,
             payload_metadata,
+            approval,
         };
         let (status, reason) = run.phases(&mut sandbox, options, entry).await;
         entry.status = Some(status);
@@ -718,6 +761,8 @@ struct FindingRun<'a> {
     fixer: &'a LoadedFixer,
     backend: &'a Binding,
     payload_metadata: Metadata,
+    /// Set when a person approved the plan this run re-makes (`salve approve`).
+    approval: Option<&'a Approving<'a>>,
 }
 
 impl FindingRun<'_> {
@@ -875,11 +920,48 @@ impl FindingRun<'_> {
         });
         entry.durations_us.insert("decide".into(), micros(t));
         let (verdict, reason) = (decision.verdict, decision.reason.clone());
+        let guardrails: Vec<String> = decision
+            .checks
+            .iter()
+            .filter(|c| !c.passed && NOT_OVERRIDABLE.contains(&c.name.as_ref()))
+            .map(|c| c.detail.clone())
+            .collect();
         entry.decision = recorded(decision, DecisionStage::Decide);
-        match verdict {
-            Verdict::Remediate => {}
-            Verdict::Review => return (Status::Review, reason),
-            Verdict::Skip => return (Status::Skipped, reason),
+        match (verdict, self.approval) {
+            (Verdict::Skip, _) => return (Status::Skipped, reason),
+            (Verdict::Remediate, None) => {}
+            (Verdict::Review, None) => return (Status::Review, reason),
+            (_, Some(a)) => {
+                if !guardrails.is_empty() {
+                    return (
+                        Status::Review,
+                        Some(format!(
+                            "the approval by {} was not applied: an approval cannot override {}",
+                            a.request.by,
+                            guardrails.join("; ")
+                        )),
+                    );
+                }
+                let changed = plan != a.pending.plan;
+                if changed && !a.request.accept_new_plan {
+                    return (
+                        Status::Review,
+                        Some(format!(
+                            "the approval by {} was not applied: the plan changed since it was reviewed; reviewed: {}; now: {}; approve again with --accept-new-plan to apply the new one",
+                            a.request.by,
+                            text::bounded(&serde_json::to_string(&a.pending.plan).unwrap_or_default(), 2048),
+                            text::bounded(&serde_json::to_string(&plan).unwrap_or_default(), 2048),
+                        )),
+                    );
+                }
+                entry.approval = Some(Approval {
+                    by: a.request.by.clone(),
+                    reason: a.request.reason.clone(),
+                    approves: a.pending.record.clone(),
+                    overrides: reason.filter(|_| verdict == Verdict::Review),
+                    accepted_new_plan: changed,
+                });
+            }
         }
         self.land(options.effect, sandbox, &plan, compliant_before, entry)
             .await
