@@ -34,9 +34,11 @@ async fn an_approved_plan_is_applied_and_recorded() {
     let client = s3().await;
     let bucket = unique("approve-ok");
     client.create_bucket().bucket(&bucket).send().await.unwrap();
+    // Through the proxy, to see the session tags salve asks STS for.
+    let proxy = common::proxy::CountingProxy::start(&endpoint()).await;
     let (p, audit) = aws_pipeline_config(
         "approve-ok",
-        &endpoint(),
+        &proxy.url,
         &[common::fixer("s3-block-public-access")],
         "",
     )
@@ -80,6 +82,19 @@ async fn an_approved_plan_is_applied_and_recorded() {
         .expect("an intent record");
     assert_eq!(intent["approval"]["by"], "alice@example.com");
     assert_eq!(public_access_block(&client, &bucket).await, Some([true; 4]));
+    // Only the write session of the approved run names the approver.
+    let sessions: Vec<String> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.body.contains("Action=AssumeRole"))
+        .map(|r| r.body)
+        .collect();
+    let tagged: Vec<&String> = sessions
+        .iter()
+        .filter(|b| b.contains("Key=salve%3Aapproved-by&Tags.member.3.Value=alice%40example.com"))
+        .collect();
+    assert_eq!(tagged.len(), 1, "{sessions:#?}");
+    assert!(tagged[0].contains("SalveWrite"), "{}", tagged[0]);
     // Nothing waits any more.
     assert!(approval::pending(&audit).unwrap().is_empty());
     assert!(approval::find(&audit, "appr-1").is_err());
@@ -158,8 +173,14 @@ async fn a_plan_that_changed_since_review_needs_a_new_approval() {
         .all(|c| c.access != salve::kinds::Access::Write));
     assert_eq!(world_open_ports(&group).await, [22, 3389]);
 
-    // Accepting the new plan applies it, and the record says so.
-    let waiting = approval::find(&audit, "appr-2").unwrap();
+    // The refusal is itself a review, of the new plan: that is what `salve pending` now shows.
+    let latest = approval::find(&audit, "appr-2").unwrap();
+    assert_eq!(
+        latest.record.sequence,
+        refused.sealed.as_ref().unwrap().sequence
+    );
+    assert_ne!(latest.plan, waiting.plan);
+    // Approving the first review again, accepting the new plan, applies it and says so.
     let done = p.approve(&waiting, &alice(true)).await.unwrap();
     assert_eq!(
         done.entry.status,

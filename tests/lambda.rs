@@ -58,6 +58,7 @@ impl BackendBinder for ByBucket {
         &'a self,
         finding: &'a Finding,
         _: &'a SessionPolicy,
+        _: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         Box::pin(async move {
             Ok(if finding.resource.name == "throttled-bucket" {

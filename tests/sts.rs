@@ -67,6 +67,7 @@ fn request<'a>(
         finding_id: finding,
         correlation_id: "corr-1",
         policy,
+        approved_by: None,
     }
 }
 

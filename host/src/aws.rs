@@ -135,6 +135,7 @@ impl AwsBackends {
         &self,
         finding: &Finding,
         policy: &SessionPolicy,
+        approved_by: Option<&str>,
     ) -> Result<Binding, AssumeRoleFailure> {
         let r = &finding.resource;
         let credentials = self
@@ -144,6 +145,7 @@ impl AwsBackends {
                 finding_id: &finding.id,
                 correlation_id: &finding.correlation_id,
                 policy,
+                approved_by,
             })
             .await?;
         let session = self

@@ -20,6 +20,7 @@ impl BackendBinder for BucketPerFinding {
         &'a self,
         finding: &'a Finding,
         _policy: &'a SessionPolicy,
+        _approved_by: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         let bucket = self
             .0

@@ -57,6 +57,7 @@ impl BackendBinder for FixedBackend {
         &'a self,
         _finding: &'a Finding,
         _policy: &'a SessionPolicy,
+        _approved_by: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         Box::pin(async move { Ok(self.0.clone()) })
     }

@@ -61,6 +61,9 @@ pub struct SessionRequest<'a> {
     pub finding_id: &'a str,
     pub correlation_id: &'a str,
     pub policy: &'a SessionPolicy,
+    /// The person whose approval the session acts on: tagged `salve:approved-by`, so CloudTrail
+    /// names them beside the finding.
+    pub approved_by: Option<&'a str>,
 }
 
 /// Why no session could be had, as the audit record says it. Holds no secret.
@@ -171,7 +174,11 @@ impl RoleAssumer {
             request.account_id.to_string(),
             account.role_arn.clone(),
             sha256_hex(request.policy.json().as_bytes()),
-            request.finding_id.to_string(),
+            match request.approved_by {
+                // A session that names an approver is never handed to a run that has none.
+                Some(by) => format!("{}\u{0}{by}", request.finding_id),
+                None => request.finding_id.to_string(),
+            },
         );
         if let Some(cached) = self.cached(&key) {
             return Ok(cached);
@@ -185,10 +192,12 @@ impl RoleAssumer {
             None => None,
         };
         let tags = [
-            ("salve:finding-id", request.finding_id),
-            ("salve:correlation-id", request.correlation_id),
+            ("salve:finding-id", Some(request.finding_id)),
+            ("salve:correlation-id", Some(request.correlation_id)),
+            ("salve:approved-by", request.approved_by),
         ]
         .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
         .filter_map(|(k, v)| {
             aws_sdk_sts::types::Tag::builder()
                 .key(k)

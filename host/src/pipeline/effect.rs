@@ -99,7 +99,12 @@ impl FindingRun<'_> {
     ) -> (Status, Option<String>) {
         let policy = write_policy(self.fixer, plan, &self.finding.resource.arn);
         let t = Instant::now();
-        let bound = self.pipeline.backends.bind(self.finding, &policy).await;
+        let approved_by = self.approval.map(|a| a.request.by.as_str());
+        let bound = self
+            .pipeline
+            .backends
+            .bind(self.finding, &policy, approved_by)
+            .await;
         entry.durations_us.insert("write_session".into(), micros(t));
         entry.sessions.push(SessionRecord::new(
             SessionPhase::Write,

@@ -50,12 +50,14 @@ pub use builder::PipelineBuilder;
 pub use effect::{Effect, Origin};
 
 /// Binds capability backends to a finding's resource, through a session limited by one phase's
-/// policy (AWS in production: an assumed role with that session policy).
+/// policy (AWS in production: an assumed role with that session policy). `approved_by` names
+/// the person whose approval the session acts on (a session tag in AWS).
 pub trait BackendBinder: Send + Sync {
     fn bind<'a>(
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
+        approved_by: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>>;
 }
 
@@ -64,8 +66,9 @@ impl BackendBinder for crate::aws::AwsBackends {
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
+        approved_by: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
-        Box::pin(self.bind_session(finding, policy))
+        Box::pin(self.bind_session(finding, policy, approved_by))
     }
 }
 
@@ -75,8 +78,9 @@ impl<T: BackendBinder> BackendBinder for std::sync::Arc<T> {
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
+        approved_by: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
-        (**self).bind(finding, policy)
+        (**self).bind(finding, policy, approved_by)
     }
 }
 
@@ -595,7 +599,7 @@ impl Pipeline {
         entry.fixer = Some(fixer.identity());
         let policy = read_policy(fixer, &finding.resource.arn);
         let t = Instant::now();
-        let bound = self.backends.bind(finding, &policy).await;
+        let bound = self.backends.bind(finding, &policy, None).await;
         entry.durations_us.insert("read_session".into(), micros(t));
         entry.sessions.push(SessionRecord::new(
             SessionPhase::Read,
