@@ -47,11 +47,11 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
     let bad = |e: serde_json::Error| format!("{}: {e}", call.function);
     if call.function == DELETE_INGRESS_ENTRY.call_name() {
         Ok(typed::Call::DeleteIngressEntry(
-            serde_json::from_value(call.args.clone()).map_err(bad)?,
+            serde::Deserialize::deserialize(&call.args).map_err(bad)?,
         ))
     } else if call.function == REPLACE_INGRESS_ENTRY.call_name() {
         Ok(typed::Call::ReplaceIngressEntry(
-            serde_json::from_value(call.args.clone()).map_err(bad)?,
+            serde::Deserialize::deserialize(&call.args).map_err(bad)?,
         ))
     } else {
         Err(format!("{} is not a network-acl write", call.function))

@@ -83,7 +83,7 @@ fn planned_config(call: &PlannedCall) -> Result<PublicAccessBlock, String> {
     if call.function != PUT_PUBLIC_ACCESS_BLOCK.call_name() {
         return Err(format!("{} is not an s3-bucket write", call.function));
     }
-    serde_json::from_value(call.args.clone()).map_err(|e| format!("{}: {e}", call.function))
+    serde::Deserialize::deserialize(&call.args).map_err(|e| format!("{}: {e}", call.function))
 }
 
 fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {

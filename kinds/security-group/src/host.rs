@@ -105,8 +105,8 @@ fn planned_rules(
         .into_iter()
         .find(|f| f.call_name() == call.function)
         .ok_or_else(|| format!("{} is not a security-group write", call.function))?;
-    let rules =
-        serde_json::from_value(call.args.clone()).map_err(|e| format!("{}: {e}", call.function))?;
+    let rules = serde::Deserialize::deserialize(&call.args)
+        .map_err(|e| format!("{}: {e}", call.function))?;
     Ok((function, rules))
 }
 
