@@ -270,3 +270,103 @@ async fn the_command_line_lists_and_refuses_clearly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not waiting for approval"), "{err}");
 }
+
+fn signed(key: &str, approval: &serde_json::Value) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let text = approval.to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    json!({"type": "salve-approval", "approval": text, "hmac-sha256": hex})
+        .to_string()
+        .into_bytes()
+}
+
+/// Approvals from the queue: authenticated, fresh and used once, or refused and recorded.
+#[tokio::test]
+async fn approval_messages_are_authenticated_fresh_and_used_once() {
+    const KEY: &str = "a-test-approval-key-of-more-than-32-characters";
+    std::env::set_var("SALVE_TEST_APPROVAL_KEY_Q", KEY);
+    let client = s3().await;
+    let bucket = unique("approve-queue");
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    let (p, audit) = aws_pipeline_config(
+        "approve-queue",
+        &endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        "[approvals]\nkey-env = \"SALVE_TEST_APPROVAL_KEY_Q\"\nmax-age-seconds = 600\n",
+    )
+    .await;
+    let review = process_one(
+        &p,
+        ownerless("appr-q", &bucket).as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(review["status"], "review", "{review:#}");
+    let now = salve::timestamp::format(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    let approval = |nonce: &str, issued_at: &str| {
+        json!({"finding_id": "appr-q", "by": "carol@example.com", "reason": "from the chat button",
+               "issued_at": issued_at, "nonce": nonce})
+    };
+    let rejected = |r: &serde_json::Value, why: &str| {
+        assert_eq!(r["status"], "rejected", "{r:#}");
+        assert!(r["reason"].as_str().unwrap().contains(why), "{r:#}");
+    };
+
+    // Signed with another key: refused, and its nonce is not trusted (not recorded).
+    let forged = signed(
+        "another-key-that-is-also-longer-than-32-chars",
+        &approval("n1", &now),
+    );
+    let r = process_one(&p, &forged, ProcessOptions::default()).await;
+    rejected(&r, "failed authentication");
+    assert!(r.get("approval_message").is_none(), "{r:#}");
+    // Expired.
+    let r = process_one(
+        &p,
+        &signed(KEY, &approval("n2", "2026-01-01T00:00:00Z")),
+        ProcessOptions::default(),
+    )
+    .await;
+    rejected(&r, "expired");
+    assert_eq!(public_access_block(&client, &bucket).await, None);
+    // Still waiting after those.
+    assert_eq!(approval::pending(&audit).unwrap().len(), 1);
+
+    // A good one: applied, through SNS too, and recorded with its nonce.
+    let good = signed(KEY, &approval("n3", &now));
+    let sns = json!({"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:approvals",
+                     "Message": String::from_utf8(good.clone()).unwrap(), "Timestamp": now});
+    let r = process_one(&p, sns.to_string().as_bytes(), ProcessOptions::default()).await;
+    assert_eq!(r["status"], "remediated", "{r:#}");
+    assert_eq!(r["source"], "salve-approval");
+    assert_eq!(r["approval"]["by"], "carol@example.com");
+    assert_eq!(r["approval_message"]["nonce"], "n3");
+    assert_eq!(public_access_block(&client, &bucket).await, Some([true; 4]));
+
+    // The same message again: a replay, refused.
+    let r = process_one(&p, &good, ProcessOptions::default()).await;
+    rejected(&r, "replayed");
+    // And after a restart, from the log alone.
+    drop(p);
+    let restarted = salve::idempotency::Ledger::from_audit_log(&audit).unwrap();
+    assert!(
+        !restarted.take_nonce("n3"),
+        "the nonce must be known after a restart"
+    );
+    assert!(
+        restarted.take_nonce("n1"),
+        "an unauthenticated message's nonce is not trusted"
+    );
+}

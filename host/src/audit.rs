@@ -134,6 +134,9 @@ pub struct AuditEntry {
     /// On a record of a plan a person approved: who, why, and the review record approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// On every record about an authenticated `salve-approval` message, applied or refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_message: Option<crate::approval::ApprovalMessageRecord>,
 }
 
 /// The message a payload arrived in, so a record can be matched to the queue's own logs.

@@ -100,6 +100,8 @@ pub struct SalveConfig {
     /// `[routing] "S3.8" = "s3-block-public-access"`. Without an entry such a claim is refused.
     pub routing: BTreeMap<String, String>,
     pub read_back: ReadBackConfig,
+    /// `[approvals]`: the key that authenticates `salve-approval` messages.
+    pub approvals: crate::approval::ApprovalsConfig,
 }
 
 /// Bounds on the host's read-back of a kind whose changes apply asynchronously (RDS): fewer
@@ -126,6 +128,7 @@ impl Default for SalveConfig {
             fixers: BTreeMap::new(),
             routing: BTreeMap::new(),
             read_back: ReadBackConfig::default(),
+            approvals: crate::approval::ApprovalsConfig::default(),
         }
     }
 }
@@ -152,6 +155,9 @@ impl SalveConfig {
                 *f = base_dir.join(&*f);
             }
         }
+        if let Some(f) = &mut config.approvals.key_file {
+            *f = base_dir.join(&*f);
+        }
         config.validate(origin)?;
         Ok(config)
     }
@@ -166,6 +172,9 @@ impl SalveConfig {
     /// Checks that need the whole file; each error names its key.
     fn validate(&self, origin: &str) -> Result<()> {
         self.eligibility
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        self.approvals
             .validate()
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         for (id, account) in &self.accounts {

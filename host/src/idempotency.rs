@@ -60,6 +60,8 @@ struct LedgerState {
     /// Intent records with no terminal record after them: a run stopped between its first
     /// write call and its record. Keyed by idempotency key.
     open_intents: HashMap<String, OpenIntent>,
+    /// The nonces of the approval messages already recorded: a second one is a replay.
+    nonces: HashSet<String>,
 }
 
 /// An intent record that no terminal record settled yet.
@@ -82,6 +84,13 @@ struct KeyFields {
     record_hash: Option<String>,
     intent: Option<RecordLink>,
     reconciles: Option<RecordLink>,
+    #[serde(default)]
+    approval_message: Option<NonceField>,
+}
+
+#[derive(Deserialize)]
+struct NonceField {
+    nonce: String,
 }
 
 /// The finding an intent record holds; read only for intents, so rebuilding the ledger does not
@@ -110,6 +119,10 @@ impl Ledger {
             let Ok(fields) = serde_json::from_str::<KeyFields>(&line) else {
                 continue;
             };
+            // A retryable record gave its nonce back (see `return_nonce`).
+            if let (Some(n), false) = (&fields.approval_message, fields.retryable) {
+                state.nonces.insert(n.nonce.clone());
+            }
             let Some(key) = fields.idempotency_key else {
                 continue;
             };
@@ -144,6 +157,18 @@ impl Ledger {
         }
         drop(state);
         Ok(ledger)
+    }
+
+    /// Takes an approval message's nonce; `false` when it was taken before (a replay).
+    pub fn take_nonce(&self, nonce: &str) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.nonces.insert(nonce.to_string())
+    }
+
+    /// Gives a nonce back: its approval ended in a failure worth another delivery.
+    pub fn return_nonce(&self, nonce: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.nonces.remove(nonce);
     }
 
     pub fn claim(&self, key: &str) -> Claim {

@@ -33,6 +33,8 @@ pub enum Source {
     Canonical,
     Wiz,
     SecurityHub,
+    /// A person's approval of a plan (`salve-approval`), e.g. from a chat button.
+    SalveApproval,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,6 +48,8 @@ pub enum IngestOutcome {
     Rejected {
         reason: String,
     },
+    /// A `salve-approval` message, not yet authenticated: the pipeline checks its HMAC.
+    Approval(Box<crate::approval::ApprovalMessage>),
 }
 
 impl IngestOutcome {
@@ -58,7 +62,7 @@ impl IngestOutcome {
         match self {
             IngestOutcome::Finding(f) => Some(&f.id),
             IngestOutcome::NotActionable { finding_id, .. } => Some(finding_id),
-            IngestOutcome::Rejected { .. } => None,
+            IngestOutcome::Rejected { .. } | IngestOutcome::Approval(_) => None,
         }
     }
 }
@@ -145,6 +149,13 @@ fn is_canonical(v: &Value) -> bool {
 }
 
 fn recognise(body: Value, cfg: &IngestConfig) -> Vec<(Option<Source>, IngestOutcome)> {
+    if body.get("type").and_then(Value::as_str) == Some(crate::approval::MESSAGE_TYPE) {
+        let outcome = match serde_json::from_value(body) {
+            Ok(m) => IngestOutcome::Approval(Box::new(m)),
+            Err(e) => IngestOutcome::rejected(format!("malformed salve-approval message: {e}")),
+        };
+        return vec![(Some(Source::SalveApproval), outcome)];
+    }
     if is_canonical(&body) {
         let outcome = match Finding::from_canonical_value(body) {
             Ok(f) => IngestOutcome::Finding(Box::new(f)),

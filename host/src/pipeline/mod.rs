@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tracing::Instrument;
 
-use crate::approval::{ApprovalRequest, Pending, NOT_OVERRIDABLE};
+use crate::approval::{ApprovalMessage, ApprovalRequest, Pending, NOT_OVERRIDABLE};
 use crate::audit::{
     sha256_hex, AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
 };
@@ -114,6 +114,7 @@ pub struct PipelineConfig {
     pub policy: EligibilityPolicy,
     pub ingest: IngestConfig,
     pub notifier: Notifier,
+    pub approvals: crate::approval::ApprovalsConfig,
 }
 
 impl PipelineConfig {
@@ -124,6 +125,7 @@ impl PipelineConfig {
             policy: config.eligibility_policy()?,
             ingest: config.ingest.clone(),
             notifier,
+            approvals: config.approvals.clone(),
         })
     }
 }
@@ -142,6 +144,8 @@ pub struct Pipeline {
     config: PipelineConfig,
     /// `None` only for `salve explain`, which must not write anything.
     audit: Option<AuditWriter>,
+    /// Where that log is, to find what an approval message approves.
+    audit_path: Option<std::path::PathBuf>,
     ledger: Ledger,
 }
 
@@ -227,6 +231,7 @@ impl Pipeline {
         audit: Option<AuditLog>,
         config: PipelineConfig,
     ) -> Result<Pipeline> {
+        let audit_path = audit.as_ref().map(|log| log.path().to_path_buf());
         let (audit, ledger) = match audit {
             Some(log) => {
                 let ledger = Ledger::from_audit_log(log.path())?;
@@ -241,6 +246,7 @@ impl Pipeline {
             backends,
             config,
             audit,
+            audit_path,
             ledger,
         })
     }
@@ -290,6 +296,15 @@ impl Pipeline {
             .into_iter()
             .enumerate()
         {
+            if let (IngestOutcome::Approval(message), true) =
+                (&item.outcome, options.effect.changes_resources())
+            {
+                out.push(
+                    self.approval_message(&payload_sha256, &item, message, delivery)
+                        .await?,
+                );
+                continue;
+            }
             let key = match &item.outcome {
                 IngestOutcome::Finding(f) => idempotency::finding_key(f),
                 other => idempotency::payload_key(&payload_sha256, index, other.finding_id()),
@@ -362,12 +377,23 @@ impl Pipeline {
     /// person reviewed (unless they accepted a new one); every guardrail runs again, and the
     /// allowlists can never be overridden. The record says who approved which review record.
     pub async fn approve(&self, pending: &Pending, request: &ApprovalRequest) -> Result<Processed> {
+        self.approve_with(pending, request, AuditEntry::default())
+            .await
+    }
+
+    /// [`Pipeline::approve`], recording what `template` already says (the message it came in).
+    async fn approve_with(
+        &self,
+        pending: &Pending,
+        request: &ApprovalRequest,
+        template: AuditEntry,
+    ) -> Result<Processed> {
         let started = Instant::now();
         let finding = &pending.finding;
         let key = idempotency::finding_key(finding);
         let mut entry = AuditEntry {
             idempotency_key: Some(key.clone()),
-            ..AuditEntry::default()
+            ..template
         };
         let approving = Approving { request, pending };
         let span =
@@ -387,6 +413,68 @@ impl Pipeline {
         self.ledger.complete(&key, e.status, e.retryable, e.dry_run);
         self.ledger.settle_intent(&key);
         Ok(processed)
+    }
+
+    /// A `salve-approval` message: authenticated with the deployment's key, fresh, never seen
+    /// before, and naming a finding that waits for approval, it runs like `salve approve`.
+    /// Anything else is refused, and every case is recorded.
+    async fn approval_message(
+        &self,
+        payload_sha256: &str,
+        item: &Ingested,
+        message: &ApprovalMessage,
+        delivery: Option<&DeliveryInfo>,
+    ) -> Result<Processed> {
+        let started = Instant::now();
+        let mut entry = AuditEntry {
+            payload_sha256: Some(payload_sha256.to_string()),
+            source: item.source,
+            envelope: item.envelope.clone(),
+            delivery: delivery.cloned(),
+            ..AuditEntry::default()
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let refused = match self.config.approvals.verify(message, now) {
+            Err(reason) => reason,
+            Ok(signed) => {
+                entry.finding_id = Some(signed.finding_id.clone());
+                entry.approval_message = Some((&signed).into());
+                if !self.ledger.take_nonce(&signed.nonce) {
+                    format!(
+                        "a replayed approval: nonce {:?} was used before; nothing was changed",
+                        signed.nonce
+                    )
+                } else {
+                    let waiting = self
+                        .audit_path
+                        .as_deref()
+                        .context("this pipeline has no audit log to find the approved review in")
+                        .and_then(|log| crate::approval::find(log, &signed.finding_id));
+                    match waiting {
+                        Err(e) => format!("{e:#}; nothing was changed"),
+                        Ok(pending) => {
+                            let request = ApprovalRequest {
+                                by: signed.by.clone(),
+                                reason: signed.reason.clone(),
+                                accept_new_plan: signed.accept_new_plan,
+                            };
+                            let processed = self.approve_with(&pending, &request, entry).await?;
+                            // A failure worth another delivery must not burn the nonce.
+                            if processed.entry.retryable {
+                                self.ledger.return_nonce(&signed.nonce);
+                            }
+                            return Ok(processed);
+                        }
+                    }
+                }
+            }
+        };
+        entry.status = Some(Status::Rejected);
+        entry.reason = Some(refused);
+        entry.durations_us.insert("total".into(), micros(started));
+        self.record(entry).await
     }
 
     /// Records a payload that was refused before ingest (an input over the size limit), by its
@@ -489,6 +577,11 @@ impl Pipeline {
         entry.envelope = item.envelope;
         match item.outcome {
             IngestOutcome::Rejected { reason } => set(entry, Status::Rejected, reason),
+            IngestOutcome::Approval(_) => set(
+                entry,
+                Status::Skipped,
+                "an approval message acts only when it may change resources: explain and --dry-run do not apply it",
+            ),
             IngestOutcome::NotActionable { finding_id, reason } => {
                 entry.finding_id = Some(finding_id);
                 set(entry, Status::Skipped, reason);
