@@ -106,19 +106,34 @@ struct ExceptionSeen {
     expires: Option<String>,
 }
 
+/// Text the report keeps many times over (accounts, controls, kinds, owners, resources): held
+/// once and shared, since a million-record log repeats the same few values.
+type Text = std::sync::Arc<str>;
+
+fn intern(strings: &mut HashSet<Text>, s: &str) -> Text {
+    match strings.get(s) {
+        Some(t) => t.clone(),
+        None => {
+            let t: Text = s.into();
+            strings.insert(t.clone());
+            t
+        }
+    }
+}
+
 /// What the report keeps per finding.
 #[derive(Debug, Clone)]
 struct Tracked {
-    id: String,
+    id: Text,
     first_record: EpochMillis,
     first_observed: Option<EpochMillis>,
     severity: Option<Severity>,
     priority: Option<Priority>,
-    account: String,
-    owner: Option<String>,
-    control: String,
-    kind: String,
-    resource: String,
+    account: Text,
+    owner: Option<Text>,
+    control: Text,
+    kind: Text,
+    resource: Text,
     eligible: bool,
     remediated: Option<EpochMillis>,
     exception: Option<ExceptionSeen>,
@@ -126,11 +141,34 @@ struct Tracked {
     last_at: EpochMillis,
     in_window: bool,
     /// Why salve could not act, from its latest record that did not act.
-    not_acted: Option<String>,
+    not_acted: Option<Text>,
     acted: bool,
 }
 
 impl Tracked {
+    fn new(id: Text, empty: Text, at: EpochMillis) -> Tracked {
+        Tracked {
+            id,
+            first_record: at,
+            first_observed: None,
+            severity: None,
+            priority: None,
+            account: empty.clone(),
+            owner: None,
+            control: empty.clone(),
+            kind: empty.clone(),
+            resource: empty,
+            eligible: false,
+            remediated: None,
+            exception: None,
+            last_status: None,
+            last_at: at,
+            in_window: false,
+            not_acted: None,
+            acted: false,
+        }
+    }
+
     fn start(&self) -> (EpochMillis, StartSource) {
         match self.first_observed {
             Some(t) => (t.min(self.first_record), StartSource::Observed),
@@ -140,10 +178,10 @@ impl Tracked {
 
     fn group(&self, by: GroupBy) -> String {
         let v = match by {
-            GroupBy::Account => Some(self.account.as_str()),
+            GroupBy::Account => Some(&*self.account),
             GroupBy::Owner => self.owner.as_deref(),
-            GroupBy::Control => Some(self.control.as_str()),
-            GroupBy::Kind => Some(self.kind.as_str()),
+            GroupBy::Control => Some(&*self.control),
+            GroupBy::Kind => Some(&*self.kind),
             GroupBy::Priority => self.priority.map(Priority::as_str),
         };
         v.filter(|s| !s.is_empty())
@@ -156,8 +194,8 @@ impl Tracked {
 struct Pair {
     remediated: Option<EpochMillis>,
     recurred: Option<EpochMillis>,
-    control: String,
-    kind: String,
+    control: Text,
+    kind: Text,
 }
 
 /// Reading the log: what was read, skipped and could not be read.
@@ -368,8 +406,9 @@ pub struct Builder {
     /// The first 128 bits of every record hash read: a SHA-256 prefix that long cannot be
     /// made to collide, and 16 bytes a record keeps a million-record log in 16 MB.
     seen: HashSet<u128>,
-    findings: HashMap<String, Tracked>,
-    pairs: HashMap<(String, String), Pair>,
+    findings: HashMap<Text, Tracked>,
+    pairs: HashMap<(Text, Text), Pair>,
+    strings: HashSet<Text>,
 }
 
 fn ratio(part: usize, whole: usize) -> Option<f64> {
@@ -427,6 +466,7 @@ impl Builder {
             seen: HashSet::new(),
             findings: HashMap::new(),
             pairs: HashMap::new(),
+            strings: HashSet::new(),
         }
     }
 
@@ -588,26 +628,36 @@ impl Builder {
         };
         let in_window = self.in_window(at);
         let status = view.status;
-        let tracked = self.findings.entry(id.clone()).or_insert_with(|| Tracked {
-            id,
-            first_record: at,
-            first_observed: None,
-            severity: None,
-            priority: None,
-            account: String::new(),
-            owner: None,
-            control: String::new(),
-            kind: String::new(),
-            resource: String::new(),
-            eligible: false,
-            remediated: None,
-            exception: None,
-            last_status: None,
-            last_at: at,
-            in_window: false,
-            not_acted: None,
-            acted: false,
+        let strings = &mut self.strings;
+        let described = view.finding.as_ref().map(|f| {
+            (
+                intern(strings, &f.resource.account_id),
+                intern(strings, &f.control_id),
+                intern(strings, &f.resource.resource_type),
+                intern(strings, &f.resource.arn),
+            )
         });
+        let owner = view
+            .metadata
+            .as_ref()
+            .and_then(|m| m.owner.value.as_deref())
+            .map(|o| intern(strings, o));
+        let not_acted = match status {
+            Some(
+                Status::Remediated | Status::Failed | Status::Review | Status::AlreadyCompliant,
+            ) => None,
+            _ => Some(intern(strings, &not_acted_reason(&view))),
+        };
+        if !self.findings.contains_key(id.as_str()) {
+            // Allocated once per finding, not once per record.
+            let key: Text = id.as_str().into();
+            let empty = intern(strings, "");
+            self.findings
+                .insert(key.clone(), Tracked::new(key, empty, at));
+        }
+        let Some(tracked) = self.findings.get_mut(id.as_str()) else {
+            return;
+        };
         let was_open = open_priority(tracked);
         let (was_eligible, was_excepted, was_fixed) = (
             tracked.eligible,
@@ -623,16 +673,18 @@ impl Builder {
                 tracked.first_observed = Some(tracked.first_observed.map_or(t, |o| o.min(t)));
             }
             tracked.severity = Some(f.severity);
-            tracked.account = f.resource.account_id.clone();
-            tracked.control = f.control_id.clone();
-            tracked.kind = f.resource.resource_type.clone();
-            tracked.resource = f.resource.arn.clone();
+        }
+        if let Some((account, control, kind, resource)) = described {
+            tracked.account = account;
+            tracked.control = control;
+            tracked.kind = kind;
+            tracked.resource = resource;
         }
         if let Some(r) = &view.risk {
             tracked.priority = Some(r.priority);
         }
-        if let Some(owner) = view.metadata.as_ref().and_then(|m| m.owner.value.clone()) {
-            tracked.owner = Some(owner);
+        if owner.is_some() {
+            tracked.owner = owner;
         }
         let mut excepted = false;
         if let Some(d) = &view.decision {
@@ -683,7 +735,7 @@ impl Builder {
             }
             _ => {
                 if !excepted {
-                    tracked.not_acted = Some(not_acted_reason(&view));
+                    tracked.not_acted = not_acted;
                 }
             }
         }
@@ -792,9 +844,9 @@ impl Builder {
                 critical.push(hours);
                 if hours > MTTR_TARGET_HOURS {
                     missed.push(Missed {
-                        finding_id: t.id.clone(),
-                        resource: t.resource.clone(),
-                        control: t.control.clone(),
+                        finding_id: t.id.to_string(),
+                        resource: t.resource.to_string(),
+                        control: t.control.to_string(),
                         severity: t.severity,
                         hours,
                         start: source,
@@ -838,7 +890,7 @@ impl Builder {
             Some(by) => self
                 .findings
                 .values()
-                .map(|t| ((t.resource.as_str(), t.control.as_str()), t.group(by)))
+                .map(|t| ((&*t.resource, &*t.control), t.group(by)))
                 .collect(),
             None => HashMap::new(),
         };
@@ -847,14 +899,14 @@ impl Builder {
                 continue;
             }
             remediated_pairs += 1;
-            let group = pair_group.get(&(resource.as_str(), control.as_str()));
+            let group = pair_group.get(&(&**resource, &**control));
             if let Some(g) = group {
                 group_pairs.entry(g.clone()).or_default().0 += 1;
             }
             if let Some(again) = p.recurred.filter(|r| *r <= until) {
                 recurred_pairs += 1;
-                *by_control.entry(p.control.clone()).or_default() += 1;
-                *by_kind.entry(p.kind.clone()).or_default() += 1;
+                *by_control.entry(p.control.to_string()).or_default() += 1;
+                *by_kind.entry(p.kind.to_string()).or_default() += 1;
                 weeks.entry(week_of(again)).or_default().recurred += 1;
                 if let Some(g) = group {
                     group_pairs.entry(g.clone()).or_default().1 += 1;
@@ -888,7 +940,7 @@ impl Builder {
                 acted_on += 1;
             } else if let Some(r) = &t.not_acted {
                 if t.exception.is_none() {
-                    *reasons.entry(r.clone()).or_default() += 1;
+                    *reasons.entry(r.to_string()).or_default() += 1;
                 }
             }
             let group = o.by.map(|by| t.group(by));
@@ -906,9 +958,9 @@ impl Builder {
                     groups.entry(g.clone()).or_default().excepted += 1;
                 }
                 let row = ExceptionRow {
-                    finding_id: t.id.clone(),
-                    resource: t.resource.clone(),
-                    control: t.control.clone(),
+                    finding_id: t.id.to_string(),
+                    resource: t.resource.to_string(),
+                    control: t.control.to_string(),
                     owner: e.owner.clone(),
                     source: e.source.clone(),
                     expires: e.expires.clone(),
@@ -939,11 +991,11 @@ impl Builder {
                     .or_default() += 1;
                 if t.priority == Some(Priority::P1) {
                     oldest_p1.push(BacklogItem {
-                        finding_id: t.id.clone(),
+                        finding_id: t.id.to_string(),
                         status: t.last_status.unwrap_or(Status::Review),
                         priority: t.priority,
-                        resource: t.resource.clone(),
-                        control: t.control.clone(),
+                        resource: t.resource.to_string(),
+                        control: t.control.to_string(),
                         age_days,
                     });
                 }
