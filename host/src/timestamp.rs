@@ -54,6 +54,10 @@ fn split_zone(s: &str) -> Option<(&str, i64)> {
     let (rest, zone) = s.split_at(at);
     let sign = if zone.starts_with('-') { -1 } else { 1 };
     let zone = zone[1..].replace(':', "");
+    // Slicing below is by byte: a non-ASCII zone would cut a character in two.
+    if !zone.is_ascii() {
+        return None;
+    }
     let (h, m) = match zone.len() {
         2 => (digits(&zone)?, 0),
         4 => (digits(&zone[..2])?, digits(&zone[2..])?),
@@ -105,6 +109,13 @@ pub fn parse(text: &str) -> Option<EpochMillis> {
     };
     let seconds = days * 86_400 + h * 3600 + m * 60 + sec - offset_min * 60;
     Some(seconds * 1000 + millis)
+}
+
+/// This instant, by the system clock.
+pub fn now() -> EpochMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The record's form of an instant: RFC 3339, UTC, milliseconds.
@@ -163,6 +174,12 @@ mod tests {
             "2023-08-01T10:00:00+5",
             "2023-08-01T10:00:00+99:00",
             "2023-08-01T10:00:00:00Z",
+            // Multi-byte characters where a zone is read by byte offsets.
+            "2023-08-01T10:00:00+1é1",
+            "2023-08-01T10:00:00+é12",
+            "2023-08-01T10:00:00.1é",
+            "2023-08-01T1é:00:00Z",
+            "é023-08-01T10:00:00Z",
         ] {
             assert_eq!(parse(text), None, "{text}");
         }
