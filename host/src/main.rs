@@ -872,10 +872,7 @@ fn report_bound(flag: &str, text: &str, end_of_day: bool) -> Result<i64> {
 
 async fn report(args: ReportArgs) -> Result<ExitCode> {
     use salve::scorecard::{self, GroupBy, ReportOptions};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = salve::timestamp::now();
     let options = ReportOptions {
         since: args
             .since

@@ -45,12 +45,6 @@ pub struct Metrics {
     program: std::sync::Mutex<Option<crate::scorecard::Builder>>,
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
@@ -64,7 +58,7 @@ impl Metrics {
     /// process started; every record written from here on is added as it is observed.
     pub fn track_program(&self, audit_log: &std::path::Path) -> anyhow::Result<()> {
         let mut builder = crate::scorecard::Builder::new(crate::scorecard::ReportOptions {
-            now: now_millis(),
+            now: crate::timestamp::now(),
             ..Default::default()
         });
         if audit_log.exists() {
@@ -97,7 +91,7 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
         {
-            program.add_entry(record, now_millis());
+            program.add_entry(record, crate::timestamp::now());
         }
         if let Some(i) = record
             .status
@@ -235,7 +229,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|b| b.gauges(now_millis()));
+            .map(|b| b.gauges(crate::timestamp::now()));
         if let Some(g) = gauges {
             let _ = writeln!(
                 out,

@@ -433,10 +433,11 @@ impl Pipeline {
             delivery: delivery.cloned(),
             ..AuditEntry::default()
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let refused = match self.config.approvals.verify(message, now) {
+        let refused = match self
+            .config
+            .approvals
+            .verify(message, crate::timestamp::now())
+        {
             Err(reason) => reason,
             Ok(signed) => {
                 entry.finding_id = Some(signed.finding_id.clone());
