@@ -145,10 +145,7 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
 
 /// An enum as the record spells it (`"internet"`, `"HIGH"`), for the terminal.
 fn spelled(v: &impl serde::Serialize) -> String {
-    match serde_json::to_value(v) {
-        Ok(Value::String(s)) => s,
-        _ => "?".into(),
-    }
+    crate::text::spelled(v).unwrap_or_else(|| "?".into())
 }
 
 fn source_name(entry: &AuditEntry) -> String {

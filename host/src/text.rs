@@ -48,6 +48,15 @@ pub fn escape_control(s: &str, keep_newlines: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// How the audit record spells an enum (`"HIGH"`, `"internet"`, `"remediate"`): its serde
+/// name, for readers that print it.
+pub fn spelled(v: &impl serde::Serialize) -> Option<String> {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

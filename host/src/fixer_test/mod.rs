@@ -156,12 +156,10 @@ impl Observed {
         let record = serde_json::to_value(e).unwrap_or(Value::Null);
         Expectations {
             status: e.status.map(|s| s.as_str().to_string()),
-            decision: e.decision.as_ref().and_then(|d| {
-                match serde_json::to_value(d.decision.verdict) {
-                    Ok(Value::String(v)) => Some(v),
-                    _ => None,
-                }
-            }),
+            decision: e
+                .decision
+                .as_ref()
+                .and_then(|d| crate::text::spelled(&d.decision.verdict)),
             changes: e.plan.as_ref().map(|p| {
                 p.changes
                     .iter()

@@ -426,10 +426,7 @@ fn top(counts: HashMap<String, usize>, n: usize) -> Vec<Ranked> {
 }
 
 fn severity_name(s: Severity) -> String {
-    match serde_json::to_value(s) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => "?".into(),
-    }
+    crate::text::spelled(&s).unwrap_or_else(|| "?".into())
 }
 
 /// Why a record did not act, as a short category: the guardrail that failed, or the reason's
