@@ -43,6 +43,9 @@ impl S3BucketBackend for ThrottledBucket {
     fn put_public_access_block(&self, _: PublicAccessBlock) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async { Err(throttled()) })
     }
+    fn delete_public_access_block(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async { Err(throttled()) })
+    }
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async { Err(throttled()) })
     }

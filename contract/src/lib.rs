@@ -206,13 +206,21 @@ impl KindSpec {
                     self.name, f.function, f.interface, self.interface
                 ));
             }
-            if self.functions[..i]
-                .iter()
-                .any(|g| g.iam_action == f.iam_action || g.function == f.function)
-            {
+            if self.functions[..i].iter().any(|g| g.function == f.function) {
                 return Err(format!(
                     "{}: {} ({}) is listed twice",
                     self.name, f.function, f.iam_action
+                ));
+            }
+            // Two functions may share an action (S3 authorizes DeletePublicAccessBlock with
+            // the put's action), but then an action names one access and one scope, so a
+            // session policy or a 0.1 plan that names the action means the same thing.
+            if let Some(g) = self.functions[..i].iter().find(|g| {
+                g.iam_action == f.iam_action && (g.access != f.access || g.scope != f.scope)
+            }) {
+                return Err(format!(
+                    "{}: {} and {} share {} but differ in access or scope",
+                    self.name, g.function, f.function, f.iam_action
                 ));
             }
         }

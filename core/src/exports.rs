@@ -16,11 +16,21 @@ pub trait FixerPre<T: 'static>: Send + Sync {
     ) -> BoxFuture<'a, wasmtime::Result<Box<dyn FixerInstance<T>>>>;
 }
 
-/// One instance's `check`, `plan` and `apply`.
+/// One instance's `check`, `plan` and `apply`, and its optional `rollback`.
 pub trait FixerInstance<T: 'static>: Send + Sync {
     fn check<'a>(&'a self, store: &'a mut Store<T>) -> Call<'a, bool>;
     fn plan<'a>(&'a self, store: &'a mut Store<T>) -> Call<'a, Plan>;
     fn apply<'a>(&'a self, store: &'a mut Store<T>, plan: &'a Plan) -> Call<'a, Outcome>;
+    /// Whether the component exports `rollback` at all.
+    fn exports_rollback(&self) -> bool;
+    /// The calls that undo a fix whose outcome returned `rollback`; `None` when the fixer
+    /// declares no rollback (or does not export it).
+    fn plan_rollback<'a>(
+        &'a self,
+        store: &'a mut Store<T>,
+        rollback: &'a str,
+        force: bool,
+    ) -> Call<'a, Option<Plan>>;
 }
 
 /// A fixer built against contract 0.1.0: its plan names IAM actions, not calls.
@@ -67,25 +77,56 @@ impl<T: Send + 'static> FixerInstance<T> for V0_1 {
                 .map(Outcome::from))
         })
     }
+
+    fn exports_rollback(&self) -> bool {
+        false
+    }
+
+    // Contract 0.1.0 has no rollback export.
+    fn plan_rollback<'a>(
+        &'a self,
+        _store: &'a mut Store<T>,
+        _rollback: &'a str,
+        _force: bool,
+    ) -> Call<'a, Option<Plan>> {
+        Box::pin(async { Ok(Ok(None)) })
+    }
 }
 
 /// Implements [`FixerPre`] (as `V0_2Pre<T>`) for a kind's contract 0.2.0 world. The kind names
-/// its generated world, the accessor and module (`typed`) of its `fixer` export, and two
-/// conversions of one call: `host_call` from its typed call to the capability function and the
-/// arguments as JSON, `guest_call` back. The plans, and the calls themselves, are the same for
-/// every kind.
+/// the generated modules of its `fixer` export (`typed`) and of its optional `rollback` export,
+/// and two conversions of one call: `host_call` from its typed call to the capability function
+/// and the arguments as JSON, `guest_call` back. The plans, and the calls themselves, are the
+/// same for every kind.
 #[macro_export]
 macro_rules! fixer_exports_v0_2 {
     (
-        world: $world:ty,
-        world_pre: $world_pre:ident,
-        accessor: $accessor:ident,
         typed: $typed:ident,
+        rollback: $rollback:ident,
         host_call: $host_call:ident,
         guest_call: $guest_call:ident $(,)?
     ) => {
-        /// A loaded fixer built against contract 0.2.0.
-        pub struct V0_2Pre<T: 'static>(pub $world_pre<T>);
+        /// A loaded fixer built against contract 0.2.0. The exports are looked up per
+        /// interface, not per world, because `rollback` is optional: a component without it
+        /// loads and declares no rollback.
+        pub struct V0_2Pre<T: 'static> {
+            pre: wasmtime::component::InstancePre<T>,
+            fixer: $typed::GuestIndices,
+            rollback: Option<$rollback::GuestIndices>,
+        }
+
+        impl<T: 'static> V0_2Pre<T> {
+            /// Fails when the component does not export the kind's `fixer`.
+            pub fn new(pre: wasmtime::component::InstancePre<T>) -> wasmtime::Result<Self> {
+                let fixer = $typed::GuestIndices::new(&pre)?;
+                let rollback = $rollback::GuestIndices::new(&pre).ok();
+                Ok(V0_2Pre {
+                    pre,
+                    fixer,
+                    rollback,
+                })
+            }
+        }
 
         impl<T: Send + 'static> $crate::FixerPre<T> for V0_2Pre<T> {
             fn instantiate<'a>(
@@ -93,13 +134,24 @@ macro_rules! fixer_exports_v0_2 {
                 store: &'a mut wasmtime::Store<T>,
             ) -> $crate::BoxFuture<'a, wasmtime::Result<Box<dyn $crate::FixerInstance<T>>>> {
                 Box::pin(async move {
-                    let bindings = self.0.instantiate_async(store).await?;
-                    Ok(Box::new(V0_2Instance(bindings)) as Box<dyn $crate::FixerInstance<T>>)
+                    let instance = self.pre.instantiate_async(&mut *store).await?;
+                    let fixer = self.fixer.load(&mut *store, &instance)?;
+                    Ok(Box::new(V0_2Instance {
+                        fixer,
+                        instance,
+                        rollback: self.rollback.clone(),
+                    }) as Box<dyn $crate::FixerInstance<T>>)
                 })
             }
         }
 
-        struct V0_2Instance($world);
+        struct V0_2Instance {
+            fixer: $typed::Guest,
+            instance: wasmtime::component::Instance,
+            // Loaded (and type-checked) only when a rollback is planned, so a fix pays nothing
+            // for it.
+            rollback: Option<$rollback::GuestIndices>,
+        }
 
         mod v0_2_plans {
             use super::$typed as typed;
@@ -144,7 +196,7 @@ macro_rules! fixer_exports_v0_2 {
                 &'a self,
                 store: &'a mut wasmtime::Store<T>,
             ) -> $crate::BoxFuture<'a, wasmtime::Result<Result<bool, $crate::FixerError>>> {
-                Box::pin(async move { self.0.$accessor().call_check(store).await })
+                Box::pin(async move { self.fixer.call_check(store).await })
             }
 
             fn plan<'a>(
@@ -154,8 +206,7 @@ macro_rules! fixer_exports_v0_2 {
             {
                 Box::pin(async move {
                     Ok(self
-                        .0
-                        .$accessor()
+                        .fixer
                         .call_plan(store)
                         .await?
                         .map(v0_2_plans::to_host))
@@ -174,8 +225,7 @@ macro_rules! fixer_exports_v0_2 {
                         Err(e) => return Ok(Err($crate::FixerError::InvalidInput(e))),
                     };
                     Ok(self
-                        .0
-                        .$accessor()
+                        .fixer
                         .call_apply(store, &plan)
                         .await?
                         .map(|o| $crate::Outcome {
@@ -183,6 +233,31 @@ macro_rules! fixer_exports_v0_2 {
                             applied: Vec::new(),
                             rollback: o.rollback,
                         }))
+                })
+            }
+
+            fn exports_rollback(&self) -> bool {
+                self.rollback.is_some()
+            }
+
+            fn plan_rollback<'a>(
+                &'a self,
+                store: &'a mut wasmtime::Store<T>,
+                rollback: &'a str,
+                force: bool,
+            ) -> $crate::BoxFuture<
+                'a,
+                wasmtime::Result<Result<Option<$crate::Plan>, $crate::FixerError>>,
+            > {
+                Box::pin(async move {
+                    let Some(indices) = &self.rollback else {
+                        return Ok(Ok(None));
+                    };
+                    let guest = indices.load(&mut *store, &self.instance)?;
+                    Ok(guest
+                        .call_plan_rollback(store, rollback, force)
+                        .await?
+                        .map(|p| p.map(v0_2_plans::to_host)))
                 })
             }
         }

@@ -3,17 +3,15 @@
 //! pipeline re-checks, re-plans and re-decides it before anything changes
 //! (`Pipeline::approve`).
 
-use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Status;
 use crate::capabilities::Plan;
 use crate::finding::Finding;
-use crate::record::{RecordLink, RecordedDecision};
+use crate::record::RecordLink;
 
 /// What a person approves with `salve approve`.
 #[derive(Debug, Clone)]
@@ -36,67 +34,14 @@ pub struct Pending {
     pub recorded_at: String,
 }
 
-/// The fields of a record this module reads.
-#[derive(Deserialize)]
-struct View {
-    #[serde(default)]
-    sequence: Option<u64>,
-    #[serde(default)]
-    record_hash: Option<String>,
-    #[serde(default)]
-    timestamp: Option<String>,
-    #[serde(default)]
-    finding_id: Option<String>,
-    #[serde(default)]
-    status: Option<Status>,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    dry_run: bool,
-    #[serde(default)]
-    finding: Option<serde_json::Value>,
-    #[serde(default)]
-    plan: Option<Plan>,
-    #[serde(default)]
-    decision: Option<RecordedDecision>,
-}
-
 /// Every finding whose latest terminal record is a review with a plan, oldest first.
 pub fn pending(audit_log: &Path) -> Result<Vec<Pending>> {
-    let file = match std::fs::File::open(audit_log) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading audit log {}", audit_log.display()))
-        }
-    };
-    let mut latest: HashMap<String, Option<Pending>> = HashMap::new();
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.with_context(|| format!("reading audit log {}", audit_log.display()))?;
-        // A line that is not a record (a torn tail) is `salve audit verify`'s to report.
-        let Ok(v) = serde_json::from_str::<View>(&line) else {
-            continue;
-        };
-        let Some(id) = v.finding_id.clone() else {
-            continue;
-        };
-        // A rejected record (a refused approval message, say) says nothing of the finding.
-        if v.dry_run
-            || matches!(
-                v.status,
-                None | Some(Status::Intent | Status::Planned | Status::Rejected)
-            )
-        {
-            continue;
-        }
-        let waiting = match (v.status, v.plan, v.finding, v.sequence, v.record_hash) {
-            (
-                Some(Status::Review),
-                Some(plan),
-                Some(finding),
-                Some(sequence),
-                Some(record_hash),
-            ) if !plan.changes.is_empty() => {
+    let mut out: Vec<Pending> = crate::latest::records(audit_log)?
+        .into_values()
+        .filter_map(|v| match (v.status, v.plan, v.finding, v.link) {
+            (Status::Review, Some(plan), Some(finding), Some(record))
+                if !plan.changes.is_empty() =>
+            {
                 // The record's finding is input again: validated like any other.
                 Finding::from_recorded(finding).ok().map(|finding| Pending {
                     finding,
@@ -106,18 +51,13 @@ pub fn pending(audit_log: &Path) -> Result<Vec<Pending>> {
                         .decision
                         .as_ref()
                         .is_some_and(|d| d.decision.requires_approval),
-                    record: RecordLink {
-                        sequence,
-                        record_hash,
-                    },
+                    record,
                     recorded_at: v.timestamp.unwrap_or_default(),
                 })
             }
             _ => None,
-        };
-        latest.insert(id, waiting);
-    }
-    let mut out: Vec<Pending> = latest.into_values().flatten().collect();
+        })
+        .collect();
     out.sort_by_key(|p| p.record.sequence);
     Ok(out)
 }

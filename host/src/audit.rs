@@ -43,6 +43,8 @@ pub enum Status {
     Failed,
     /// A `--dry-run` stopped after the plan.
     Planned,
+    /// `salve rollback` undid a fix: the host read every reversing call's outcome back.
+    RolledBack,
     /// Not an outcome: written (and fsynced) after the write session is had and before the
     /// fixer's first write call, so nothing changes in AWS that the log could not record. The
     /// terminal record links back to it; one with no terminal record is reconciled at start.
@@ -59,6 +61,7 @@ impl Status {
             Status::Rejected => "rejected",
             Status::Failed => "failed",
             Status::Planned => "planned",
+            Status::RolledBack => "rolled-back",
             Status::Intent => "intent",
         }
     }
@@ -137,6 +140,9 @@ pub struct AuditEntry {
     /// On every record about an authenticated `salve-approval` message, applied or refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_message: Option<crate::approval::ApprovalMessageRecord>,
+    /// On every record of a `salve rollback` run, done or refused: who, why, and the fix undone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversal: Option<crate::record::Reversal>,
 }
 
 /// The message a payload arrived in, so a record can be matched to the queue's own logs.

@@ -67,6 +67,11 @@ enum Command {
     /// run every guardrail again (the allowlists cannot be overridden), apply, and record who
     /// approved which review record.
     Approve(ApproveArgs),
+    /// Undo a fix salve made, with the rollback data its record keeps: refused when the
+    /// resource changed since the fix or the fixer declares no rollback; otherwise the fixer
+    /// plans the inverse calls, every guardrail runs again, and the calls are applied through a
+    /// write session limited to them and recorded with a link to the fix.
+    Rollback(RollbackArgs),
     /// MTTR, recurrence and exception rate, the backlog, the weekly trend and the coverage,
     /// from audit logs (files, or directories of rotated logs).
     Report(ReportArgs),
@@ -324,6 +329,28 @@ struct PendingArgs {
     audit_log: PathBuf,
     #[arg(long, value_enum, default_value_t = Output::Human)]
     output: Output,
+}
+
+#[derive(Args)]
+struct RollbackArgs {
+    /// The finding ID whose fix is undone; its latest record must be `remediated`.
+    finding_id: String,
+    /// Who rolls the fix back: recorded, and set as the write session's salve:approved-by tag.
+    #[arg(long)]
+    by: String,
+    /// Why: recorded in the audit record.
+    #[arg(long)]
+    reason: String,
+    /// Undo even where the fixer calls undoing unsafe (EBS encryption by default).
+    #[arg(long)]
+    force: bool,
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    output: Output,
+    /// The audit log (JSON Lines, appended and fsynced).
+    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+    audit_log: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
 }
 
 #[derive(Args)]
@@ -684,7 +711,33 @@ async fn approve(args: ApproveArgs) -> Result<ExitCode> {
         accept_new_plan: args.accept_new_plan,
     };
     let processed = pipeline.approve(&waiting, &request).await?;
-    match args.output {
+    print_processed(args.output, &processed);
+    Ok(exit_code(std::slice::from_ref(&processed)))
+}
+
+async fn rollback(args: RollbackArgs) -> Result<ExitCode> {
+    if args.by.trim().is_empty() {
+        bail!("--by must name who rolls the fix back");
+    }
+    if args.reason.trim().is_empty() {
+        bail!("--reason must say why the fix is rolled back");
+    }
+    let fixed = salve::rollback::find(&args.audit_log, &args.finding_id)?;
+    let audit = AuditLog::open(&args.audit_log)?;
+    let (pipeline, _) = build_pipeline(&args.host, Some(audit)).await?;
+    let request = salve::rollback::RollbackRequest {
+        by: args.by,
+        reason: args.reason,
+        force: args.force,
+    };
+    let processed = pipeline.rollback(&fixed, &request).await?;
+    print_processed(args.output, &processed);
+    Ok(exit_code(std::slice::from_ref(&processed)))
+}
+
+/// One run's outcome: its sealed record as JSON, or the terminal report.
+fn print_processed(output: Output, processed: &Processed) {
+    match output {
         Output::Json => {
             if let Some(sealed) = &processed.sealed {
                 println!("{}", sealed.line);
@@ -698,7 +751,6 @@ async fn approve(args: ApproveArgs) -> Result<ExitCode> {
             )
         ),
     }
-    Ok(exit_code(std::slice::from_ref(&processed)))
 }
 
 async fn lambda(args: LambdaArgs) -> Result<ExitCode> {
@@ -1268,6 +1320,7 @@ fn main() -> ExitCode {
         Command::Report(args) => block_on(report(args)),
         Command::Pending(args) => pending(args),
         Command::Approve(args) => block_on(approve(args)),
+        Command::Rollback(args) => block_on(rollback(args)),
         Command::Iam { command } => iam(command),
         Command::Fixer { command } => fixer(command),
         Command::Audit {

@@ -38,6 +38,21 @@ pub struct Approval {
     pub accepted_new_plan: bool,
 }
 
+/// A person's rollback of a fix (`salve rollback`), as the record of the run keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reversal {
+    pub by: String,
+    pub reason: String,
+    /// The `remediated` record whose change this run undoes.
+    pub reverses: RecordLink,
+    /// The person insisted on a rollback the fixer calls unsafe.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+    /// The review reasons the person's rollback overrode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<String>,
+}
+
 /// The resource's own tags as the host read them, or why it could not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceTags {

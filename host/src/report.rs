@@ -109,6 +109,16 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
                 .unwrap_or_default()
         );
     }
+    if let Some(r) = &entry.reversal {
+        let _ = writeln!(
+            out,
+            "rollback  of record #{} by {}{}: {}",
+            r.reverses.sequence,
+            r.by,
+            if r.force { " (forced)" } else { "" },
+            r.reason
+        );
+    }
     if let Some(reason) = &entry.reason {
         let _ = writeln!(out, "reason    {reason}");
     }

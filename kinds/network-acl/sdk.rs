@@ -7,7 +7,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: ["../wit/v0.2.0", "../kinds/network-acl/wit"],
-        world: "salve:network-acl/network-acl-fixer",
+        world: "salve:network-acl/network-acl-fixer-with-rollback",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_network_acl_fixer",
@@ -19,11 +19,13 @@ pub mod __bindings {
 use salve_kind_network_acl as kind;
 
 pub use __bindings::salve::network_acl::capability::{
-    delete_ingress_entry, describe_entries, replace_ingress_entry, AclEntry,
+    create_ingress_entry, delete_ingress_entry, describe_entries, replace_ingress_entry, AclEntry,
 };
 #[doc(hidden)]
 pub use __exports::network_acl::fixer::Guest as __Guest;
 pub use __exports::network_acl::fixer::{Call, FixPlan as Plan, PlannedCall};
+#[doc(hidden)]
+pub use __exports::network_acl::rollback::Guest as __RollbackGuest;
 
 /// The resource type the manifest declares.
 pub const RESOURCE_TYPE: &str = kind::SPEC.name;
@@ -33,5 +35,7 @@ pub const DESCRIBE_ENTRIES: &str = kind::DESCRIBE_ENTRIES.iam_action;
 pub const DELETE_INGRESS_ENTRY: &str = kind::DELETE_INGRESS_ENTRY.iam_action;
 /// The IAM action of [`replace_ingress_entry`].
 pub const REPLACE_INGRESS_ENTRY: &str = kind::REPLACE_INGRESS_ENTRY.iam_action;
+/// The IAM action of [`create_ingress_entry`].
+pub const CREATE_INGRESS_ENTRY: &str = kind::CREATE_INGRESS_ENTRY.iam_action;
 
 crate::kind::kind_module!(export_macro: __export_network_acl_fixer);

@@ -8,7 +8,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: ["../wit/v0.2.0", "../kinds/s3-bucket/wit"],
-        world: "salve:s3-bucket/s3-bucket-fixer",
+        world: "salve:s3-bucket/s3-bucket-fixer-with-rollback",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_s3_bucket_fixer",
@@ -20,11 +20,13 @@ pub mod __bindings {
 use salve_kind_s3_bucket as kind;
 
 pub use __bindings::salve::s3_bucket::capability::{
-    get_public_access_block, put_public_access_block, PublicAccessBlock,
+    delete_public_access_block, get_public_access_block, put_public_access_block, PublicAccessBlock,
 };
 #[doc(hidden)]
 pub use __exports::s3_bucket::fixer::Guest as __Guest;
 pub use __exports::s3_bucket::fixer::{Call, FixPlan as Plan, PlannedCall};
+#[doc(hidden)]
+pub use __exports::s3_bucket::rollback::Guest as __RollbackGuest;
 
 /// The resource type the manifest declares.
 pub const RESOURCE_TYPE: &str = kind::SPEC.name;
@@ -32,5 +34,7 @@ pub const RESOURCE_TYPE: &str = kind::SPEC.name;
 pub const GET_PUBLIC_ACCESS_BLOCK: &str = kind::GET_PUBLIC_ACCESS_BLOCK.iam_action;
 /// The IAM action of [`put_public_access_block`].
 pub const PUT_PUBLIC_ACCESS_BLOCK: &str = kind::PUT_PUBLIC_ACCESS_BLOCK.iam_action;
+/// The IAM action of [`delete_public_access_block`] (S3 authorizes it with the put's).
+pub const DELETE_PUBLIC_ACCESS_BLOCK: &str = kind::DELETE_PUBLIC_ACCESS_BLOCK.iam_action;
 
 crate::kind::kind_module!(export_macro: __export_s3_bucket_fixer);

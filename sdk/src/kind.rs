@@ -25,6 +25,25 @@ macro_rules! kind_module {
             fn plan() -> Result<Plan>;
             /// Make exactly the calls of `plan`, which is the plan the host approved.
             fn apply(plan: Plan) -> Result<Outcome>;
+            /// Read only: the calls that undo a fix whose `apply` returned `rollback` (its
+            /// [`Outcome::with_rollback`] JSON; [`rollback_data`] reads it). The host gates them
+            /// and hands them to [`Fixer::apply`] like any plan, so `apply` must make these calls
+            /// too. `force` is set when a person insists on a rollback this fixer calls unsafe;
+            /// without it, answer [`FixerError::Denied`] with the reason. The default declares
+            /// no rollback.
+            fn plan_rollback(rollback: String, force: bool) -> Result<Option<Plan>> {
+                let _ = (rollback, force);
+                Ok(None)
+            }
+        }
+
+        /// The rollback data a fix returned, read back into the type it was written from.
+        pub fn rollback_data<T: serde::de::DeserializeOwned>(rollback: &str) -> Result<T> {
+            $crate::__private::from_json(rollback).map_err(|e| {
+                FixerError::InvalidInput(format!(
+                    "the rollback data is not what this fixer wrote: {e}"
+                ))
+            })
         }
 
         impl Plan {
@@ -79,6 +98,11 @@ macro_rules! kind_module {
             /// The finding or plan is not usable.
             pub fn invalid_input(message: impl Into<String>) -> Self {
                 FixerError::InvalidInput(message.into())
+            }
+
+            /// The fixer refuses: a rollback that needs `force`, say.
+            pub fn denied(message: impl Into<String>) -> Self {
+                FixerError::Denied(message.into())
             }
         }
 

@@ -97,6 +97,10 @@ pub mod __private {
         serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"unserialisable\":\"{e}\"}}"))
     }
 
+    pub fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
     /// The manifest's length: every part, one after the other.
     pub const fn manifest_len(parts: &[&str]) -> usize {
         let mut n = 0;
@@ -147,6 +151,15 @@ macro_rules! register_fixer {
             }
             fn apply(plan: $crate::$kind::Plan) -> $crate::$kind::Result<$crate::$kind::Outcome> {
                 <$fixer as $crate::$kind::Fixer>::apply(plan)
+            }
+        }
+
+        impl $crate::$kind::__RollbackGuest for __SalveExport {
+            fn plan_rollback(
+                rollback: String,
+                force: bool,
+            ) -> $crate::$kind::Result<Option<$crate::$kind::Plan>> {
+                <$fixer as $crate::$kind::Fixer>::plan_rollback(rollback, force)
             }
         }
 

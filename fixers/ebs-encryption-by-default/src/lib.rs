@@ -5,7 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use salve_sdk::ebs_encryption_by_default::{self as ebs, Call, Fixer, Outcome, Plan, Result};
+use salve_sdk::ebs_encryption_by_default::{
+    self as ebs, Call, Fixer, FixerError, Outcome, Plan, Result,
+};
+
+/// The rollback data's one field.
+const WAS_ENABLED: &str = "was_enabled";
 
 pub struct EnableEbsEncryption;
 
@@ -31,11 +36,39 @@ impl Fixer for EnableEbsEncryption {
     fn apply(plan: Plan) -> Result<Outcome> {
         let was_enabled = ebs::get_encryption_by_default()?;
         for planned in plan.calls {
-            let Call::EnableEncryptionByDefault = planned.call;
-            ebs::enable_encryption_by_default()?;
+            match planned.call {
+                Call::EnableEncryptionByDefault => ebs::enable_encryption_by_default()?,
+                Call::DisableEncryptionByDefault => ebs::disable_encryption_by_default()?,
+            }
         }
-        let rollback = BTreeMap::from([("was_enabled", was_enabled)]);
+        let rollback = BTreeMap::from([(WAS_ENABLED, was_enabled)]);
         Ok(Outcome::with_rollback(&rollback))
+    }
+
+    fn plan_rollback(rollback: String, force: bool) -> Result<Option<Plan>> {
+        let data: BTreeMap<String, bool> = ebs::rollback_data(&rollback)?;
+        let Some(&was_enabled) = data.get(WAS_ENABLED) else {
+            return Err(FixerError::invalid_input(format!(
+                "the rollback data has no {WAS_ENABLED}"
+            )));
+        };
+        if was_enabled {
+            return Ok(Some(Plan::compliant(
+                "the setting was already on before the fix; there is nothing to undo",
+            )));
+        }
+        // Possible, but it weakens every volume created afterwards, so a person must insist.
+        if !force {
+            return Err(FixerError::denied(
+                "turning EBS encryption by default off leaves every new volume in the region unencrypted; run salve rollback again with --force if that is intended",
+            ));
+        }
+        Ok(Some(
+            Plan::new("turn EBS encryption by default off again, as it was before the fix").call(
+                Call::DisableEncryptionByDefault,
+                "new EBS volumes in the region are no longer encrypted by default",
+            ),
+        ))
     }
 }
 

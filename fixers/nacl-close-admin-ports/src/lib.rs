@@ -15,6 +15,8 @@ use salve_sdk::network_acl::{
     self as acl, context, AclEntry, Call, Fixer, FixerError, Outcome, Plan, Result,
 };
 
+/// The rollback data's one field: the ingress entries the fix touched, as they were before.
+const ENTRIES_BEFORE: &str = "entries_before";
 const DEFAULT_ADMIN_PORTS: [i32; 2] = [22, 3389];
 const TCP: &str = "6";
 const ALL: &str = "-1";
@@ -135,15 +137,59 @@ impl Fixer for CloseAdminPorts {
     }
 
     fn apply(plan: Plan) -> Result<Outcome> {
-        let before = acl::describe_entries()?;
+        // The rollback data is the entries this plan touches, as they are before it: a
+        // rollback puts back those and nothing else someone changed since.
+        let touched: Vec<i32> = plan
+            .calls
+            .iter()
+            .map(|c| match &c.call {
+                Call::DeleteIngressEntry(n) => *n,
+                Call::ReplaceIngressEntry(e) | Call::CreateIngressEntry(e) => e.rule_number,
+            })
+            .collect();
+        let before: Vec<AclEntry> = acl::describe_entries()?
+            .into_iter()
+            .filter(|e| !e.egress && touched.contains(&e.rule_number))
+            .collect();
         for planned in plan.calls {
             match planned.call {
                 Call::DeleteIngressEntry(n) => acl::delete_ingress_entry(n)?,
                 Call::ReplaceIngressEntry(entry) => acl::replace_ingress_entry(&entry)?,
+                Call::CreateIngressEntry(entry) => acl::create_ingress_entry(&entry)?,
             }
         }
-        let rollback = BTreeMap::from([("entries_before", before)]);
+        let rollback = BTreeMap::from([(ENTRIES_BEFORE, before)]);
         Ok(Outcome::with_rollback(&rollback))
+    }
+
+    fn plan_rollback(rollback: String, _force: bool) -> Result<Option<Plan>> {
+        let data: BTreeMap<String, Vec<AclEntry>> = acl::rollback_data(&rollback)?;
+        let Some(before) = data.get(ENTRIES_BEFORE) else {
+            return Err(FixerError::invalid_input(format!(
+                "the rollback data has no {ENTRIES_BEFORE}"
+            )));
+        };
+        let now = acl::describe_entries()?;
+        let mut plan = Plan::new("put the ACL's ingress entries back as they were before the fix");
+        // Only ingress entries the fix could change: the ones now missing or different.
+        for entry in before.iter().filter(|e| !e.egress) {
+            let current = now
+                .iter()
+                .find(|e| !e.egress && e.rule_number == entry.rule_number);
+            let n = entry.rule_number;
+            plan = match current {
+                Some(c) if c == entry => plan,
+                Some(_) => plan.call(
+                    Call::ReplaceIngressEntry(entry.clone()),
+                    format!("restore ingress entry {n} as it was before the fix"),
+                ),
+                None => plan.call(
+                    Call::CreateIngressEntry(entry.clone()),
+                    format!("create again ingress entry {n}, which the fix deleted"),
+                ),
+            };
+        }
+        Ok(Some(plan))
     }
 }
 

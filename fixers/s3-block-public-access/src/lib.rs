@@ -1,9 +1,15 @@
 //! Turns on all four S3 public access block settings of the finding's bucket (Security Hub S3.8).
-//! Rollback data is the previous configuration, or `null` when the bucket had none.
+//! Rollback data is the previous configuration, or `null` when the bucket had none; a rollback
+//! puts the previous configuration back, or deletes the configuration the fix created.
 
 use std::collections::BTreeMap;
 
-use salve_sdk::s3_bucket::{self, Call, Fixer, Outcome, Plan, PublicAccessBlock, Result};
+use salve_sdk::s3_bucket::{
+    self, Call, Fixer, FixerError, Outcome, Plan, PublicAccessBlock, Result,
+};
+
+/// The rollback data's one field.
+const PREVIOUS: &str = "previous_public_access_block";
 
 const BLOCK_ALL: PublicAccessBlock = PublicAccessBlock {
     block_public_acls: true,
@@ -40,12 +46,35 @@ impl Fixer for BlockPublicAccess {
         // Read again for the rollback data: the bucket may have changed since the plan.
         let previous = s3_bucket::get_public_access_block()?;
         for planned in plan.calls {
-            let Call::PutPublicAccessBlock(config) = planned.call;
-            s3_bucket::put_public_access_block(config)?;
+            match planned.call {
+                Call::PutPublicAccessBlock(config) => s3_bucket::put_public_access_block(config)?,
+                Call::DeletePublicAccessBlock => s3_bucket::delete_public_access_block()?,
+            }
         }
         // Naming the field makes `null` read as "the bucket had no configuration".
-        let rollback = BTreeMap::from([("previous_public_access_block", previous)]);
+        let rollback = BTreeMap::from([(PREVIOUS, previous)]);
         Ok(Outcome::with_rollback(&rollback))
+    }
+
+    fn plan_rollback(rollback: String, _force: bool) -> Result<Option<Plan>> {
+        let data: BTreeMap<String, Option<PublicAccessBlock>> =
+            s3_bucket::rollback_data(&rollback)?;
+        let Some(previous) = data.get(PREVIOUS) else {
+            return Err(FixerError::invalid_input(format!(
+                "the rollback data has no {PREVIOUS}"
+            )));
+        };
+        let plan = Plan::new("put the bucket's public access block back as it was before the fix");
+        Ok(Some(match previous {
+            Some(config) => plan.call(
+                Call::PutPublicAccessBlock(*config),
+                "restore the configuration the bucket had before the fix",
+            ),
+            None => plan.call(
+                Call::DeletePublicAccessBlock,
+                "delete the configuration: the bucket had none before the fix",
+            ),
+        }))
     }
 }
 

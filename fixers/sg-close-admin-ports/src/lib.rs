@@ -173,6 +173,24 @@ impl Fixer for CloseAdminPorts {
         }
         Ok(Outcome::with_rollback(&rollback))
     }
+
+    fn plan_rollback(rollback: String, _force: bool) -> Result<Option<Plan>> {
+        let data: BTreeMap<String, Vec<IngressRule>> = security_group::rollback_data(&rollback)?;
+        let mut plan = Plan::new("put the group's ingress back as it was before the fix");
+        if let Some(revoked) = data.get("revoked").filter(|r| !r.is_empty()) {
+            plan = plan.call(
+                Call::AuthorizeIngress(revoked.clone()),
+                "authorize again exactly the rules the fix revoked",
+            );
+        }
+        if let Some(authorized) = data.get("authorized").filter(|r| !r.is_empty()) {
+            plan = plan.call(
+                Call::RevokeIngress(authorized.clone()),
+                "revoke the narrower rules the fix authorized in their place",
+            );
+        }
+        Ok(Some(plan))
+    }
 }
 
 salve_sdk::register_fixer!(

@@ -99,7 +99,11 @@ impl FindingRun<'_> {
     ) -> (Status, Option<String>) {
         let policy = write_policy(self.fixer, plan, &self.finding.resource.arn);
         let t = Instant::now();
-        let approved_by = self.approval.map(|a| a.request.by.as_str());
+        // The person who approved the plan, or who asked for the rollback, is on the session.
+        let approved_by = self
+            .approval
+            .map(|a| a.request.by.as_str())
+            .or(self.reversal.map(|r| r.by.as_str()));
         let bound = self
             .pipeline
             .backends
@@ -253,6 +257,19 @@ impl FindingRun<'_> {
                 }
             }
             None => {}
+        }
+        if self.reversal.is_some() {
+            // The fixer's check() is expected to fail now: the finding is open again. The
+            // host's read-back of every reversing call is the evidence.
+            return (
+                Status::RolledBack,
+                apply_error.map(|e| {
+                    format!(
+                        "apply reported an error ({}), but the host reads every reversing call's outcome in place",
+                        text::bounded(&e.to_string(), 1024)
+                    )
+                }),
+            );
         }
         if let Some(e) = apply_error {
             return match compliant_after {

@@ -34,6 +34,7 @@ use crate::record::{
     SessionRecord,
 };
 use crate::registry::{FixerRegistry, Selection};
+use crate::rollback::RollbackRequest;
 use crate::runtime::{describe_fixer_error, LoadedFixer, Runtime, Sandbox, SandboxError};
 use crate::text;
 
@@ -45,6 +46,7 @@ struct Approving<'a> {
 
 mod builder;
 mod effect;
+mod undo;
 
 pub use builder::PipelineBuilder;
 pub use effect::{Effect, Origin};
@@ -406,12 +408,22 @@ impl Pipeline {
         )
         .instrument(span)
         .await;
+        self.conclude(&key, entry, started).await
+    }
+
+    /// Notifies, records and settles a run a person started (`approve`, `rollback`).
+    async fn conclude(
+        &self,
+        key: &str,
+        mut entry: AuditEntry,
+        started: Instant,
+    ) -> Result<Processed> {
         self.notify(&mut entry).await;
         entry.durations_us.insert("total".into(), micros(started));
         let processed = self.record(entry).await?;
         let e = &processed.entry;
-        self.ledger.complete(&key, e.status, e.retryable, e.dry_run);
-        self.ledger.settle_intent(&key);
+        self.ledger.complete(key, e.status, e.retryable, e.dry_run);
+        self.ledger.settle_intent(key);
         Ok(processed)
     }
 
@@ -672,6 +684,44 @@ impl Pipeline {
             return;
         }
         entry.decision = recorded(triage, DecisionStage::Triage);
+        let Some((fixer, backend, mut sandbox)) = self.start(finding, entry).await else {
+            return;
+        };
+        let run = FindingRun {
+            pipeline: self,
+            finding,
+            fixer,
+            backend: &backend,
+            payload_metadata,
+            approval,
+            reversal: None,
+        };
+        let (status, reason) = run.phases(&mut sandbox, options, entry).await;
+        self.finish_run(&sandbox, status, reason, entry);
+    }
+
+    /// What every run ends with: its outcome, and the calls and output the sandbox saw.
+    fn finish_run(
+        &self,
+        sandbox: &Sandbox,
+        status: Status,
+        reason: Option<String>,
+        entry: &mut AuditEntry,
+    ) {
+        entry.status = Some(status);
+        entry.reason = reason;
+        entry.calls = sandbox.gate().calls().to_vec();
+        entry.fixer_output = Some(sandbox.output());
+        tracing::info!(status = status.as_str(), "finding processed");
+    }
+
+    /// Selects the finding's fixer, has its read session and starts it in a sandbox, recording
+    /// each step; `None` when one failed, with `entry` saying why.
+    async fn start(
+        &self,
+        finding: &Finding,
+        entry: &mut AuditEntry,
+    ) -> Option<(&LoadedFixer, Binding, Sandbox)> {
         let fixer = match self.registry.select(finding) {
             Selection::Ready(f) => f,
             Selection::Refused(r) => {
@@ -683,11 +733,11 @@ impl Pipeline {
                         finding.resource.resource_type, r.error
                     ),
                 );
-                return;
+                return None;
             }
             Selection::None(reason) => {
                 set(entry, Status::Skipped, reason);
-                return;
+                return None;
             }
         };
         entry.fixer = Some(fixer.identity());
@@ -708,7 +758,7 @@ impl Pipeline {
                 entry.status = Some(status);
                 entry.reason = reason;
                 entry.retryable = f.retryable;
-                return;
+                return None;
             }
         };
         let mut settings = self
@@ -729,7 +779,7 @@ impl Pipeline {
                         fixer.manifest.name, fixer.sha256
                     ),
                 );
-                return;
+                return None;
             }
         }
         let limits = self.runtime.limits();
@@ -741,31 +791,28 @@ impl Pipeline {
             limits.log_bytes,
         );
         let started = Instant::now();
-        let mut sandbox = match self.runtime.start(fixer, capabilities).await {
+        let sandbox = match self.runtime.start(fixer, capabilities).await {
             Ok(s) => s,
             Err(e) => {
                 set(entry, Status::Failed, format!("starting the fixer: {e:#}"));
-                return;
+                return None;
             }
         };
         entry
             .durations_us
             .insert("instantiate".into(), micros(started));
-        let run = FindingRun {
-            pipeline: self,
-            finding,
-            fixer,
-            backend: &backend,
-            payload_metadata,
-            approval,
-        };
-        let (status, reason) = run.phases(&mut sandbox, options, entry).await;
-        entry.status = Some(status);
-        entry.reason = reason;
-        entry.calls = sandbox.gate().calls().to_vec();
-        entry.fixer_output = Some(sandbox.output());
-        tracing::info!(status = status.as_str(), "finding processed");
+        Some((fixer, backend, sandbox))
     }
+}
+
+/// The failed guardrails no person can override (an approval, a rollback), each with its detail.
+fn unoverridable(decision: &Decision) -> Vec<String> {
+    decision
+        .checks
+        .iter()
+        .filter(|c| !c.passed && NOT_OVERRIDABLE.contains(&c.name.as_ref()))
+        .map(|c| c.detail.clone())
+        .collect()
 }
 
 /// A failed phase. Only an AWS error the host itself received (throttling, 5xx) can make the
@@ -861,6 +908,8 @@ struct FindingRun<'a> {
     payload_metadata: Metadata,
     /// Set when a person approved the plan this run re-makes (`salve approve`).
     approval: Option<&'a Approving<'a>>,
+    /// Set when the run undoes a fix (`salve rollback`).
+    reversal: Option<&'a RollbackRequest>,
 }
 
 impl FindingRun<'_> {
@@ -1018,12 +1067,7 @@ impl FindingRun<'_> {
         });
         entry.durations_us.insert("decide".into(), micros(t));
         let (verdict, reason) = (decision.verdict, decision.reason.clone());
-        let guardrails: Vec<String> = decision
-            .checks
-            .iter()
-            .filter(|c| !c.passed && NOT_OVERRIDABLE.contains(&c.name.as_ref()))
-            .map(|c| c.detail.clone())
-            .collect();
+        let guardrails = unoverridable(&decision);
         entry.decision = recorded(decision, DecisionStage::Decide);
         match (verdict, self.approval) {
             (Verdict::Skip, _) => return (Status::Skipped, reason),

@@ -697,6 +697,35 @@ impl Sandbox {
         Ok(plan)
     }
 
+    /// Whether the fixer exports `rollback` (contract 0.2.0, optional).
+    pub fn exports_rollback(&self) -> bool {
+        self.bindings.exports_rollback()
+    }
+
+    /// Runs `rollback.plan-rollback` (read only, like `plan`): the calls that undo a fix whose
+    /// outcome returned `rollback`. `None` when the fixer declares no rollback.
+    pub async fn plan_rollback(
+        &mut self,
+        rollback: &str,
+        force: bool,
+    ) -> Result<Option<Plan>, SandboxError> {
+        let remaining = self.begin(Phase::Plan)?;
+        self.store
+            .data_mut()
+            .capabilities
+            .gate_mut()
+            .enter(Phase::Plan);
+        let outcome = tokio::time::timeout(
+            remaining,
+            self.bindings
+                .plan_rollback(&mut self.store, rollback, force),
+        )
+        .await;
+        let plan = self.finish(Phase::Plan, outcome)?;
+        check_size("rollback plan", &plan).map_err(|m| self.contain(m))?;
+        Ok(plan)
+    }
+
     /// Runs `apply(plan)`; only the actions `approved` lists pass the gate.
     pub async fn apply(&mut self, approved: &Plan) -> Result<Outcome, SandboxError> {
         let remaining = self.begin(Phase::Apply)?;

@@ -64,6 +64,8 @@ struct RecordView {
     reconciles: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     operation: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    reversal: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,9 +395,16 @@ pub struct Gauges {
     pub exception_rate: Option<f64>,
 }
 
+/// Whether the finding waits for someone: a review, a failure, or a fix rolled back.
+fn is_open(t: &Tracked) -> bool {
+    matches!(
+        t.last_status,
+        Some(Status::Review | Status::Failed | Status::RolledBack)
+    )
+}
+
 fn open_priority(t: &Tracked) -> Option<&'static str> {
-    matches!(t.last_status, Some(Status::Review | Status::Failed))
-        .then(|| t.priority.map(Priority::as_str).unwrap_or("unscored"))
+    is_open(t).then(|| t.priority.map(Priority::as_str).unwrap_or("unscored"))
 }
 
 /// Feeds records in log order and produces the report.
@@ -600,6 +609,7 @@ impl Builder {
                 dry_run: entry.dry_run,
                 reconciles: entry.reconciles.as_ref().map(|_| serde::de::IgnoredAny),
                 operation: None,
+                reversal: entry.reversal.as_ref().map(|_| serde::de::IgnoredAny),
             },
             at,
         );
@@ -611,8 +621,11 @@ impl Builder {
         }
         // An intent is not an outcome, a dry run changed nothing, and an operation record (a
         // dead-letter replay) is about messages, not findings.
+        // A rollback that did not happen leaves the fix as it was.
+        let refused_rollback = view.reversal.is_some() && view.status != Some(Status::RolledBack);
         if view.dry_run
             || view.operation.is_some()
+            || refused_rollback
             || matches!(
                 view.status,
                 None | Some(Status::Intent) | Some(Status::Planned)
@@ -641,7 +654,11 @@ impl Builder {
             .map(|o| intern(strings, o));
         let not_acted = match status {
             Some(
-                Status::Remediated | Status::Failed | Status::Review | Status::AlreadyCompliant,
+                Status::Remediated
+                | Status::Failed
+                | Status::Review
+                | Status::AlreadyCompliant
+                | Status::RolledBack,
             ) => None,
             _ => Some(intern(strings, &not_acted_reason(&view))),
         };
@@ -727,7 +744,9 @@ impl Builder {
                     tracked.remediated = Some(at);
                 }
             }
-            Some(Status::Failed | Status::Review | Status::AlreadyCompliant) => {
+            Some(
+                Status::Failed | Status::Review | Status::AlreadyCompliant | Status::RolledBack,
+            ) => {
                 tracked.acted = true;
             }
             _ => {
@@ -970,7 +989,7 @@ impl Builder {
                     Some(_) => {}
                 }
             }
-            if matches!(t.last_status, Some(Status::Review | Status::Failed)) {
+            if is_open(t) {
                 open += 1;
                 let (start, _) = t.start();
                 let age_days = (until - start).max(0) as f64 / DAY as f64;

@@ -11,13 +11,16 @@ use salve_core::{
 };
 use serde_json::{json, Value};
 
-use crate::{ARN_RESOURCE, ENABLE_ENCRYPTION_BY_DEFAULT, GET_ENCRYPTION_BY_DEFAULT, SPEC};
+use crate::{
+    ARN_RESOURCE, DISABLE_ENCRYPTION_BY_DEFAULT, ENABLE_ENCRYPTION_BY_DEFAULT,
+    GET_ENCRYPTION_BY_DEFAULT, SPEC,
+};
 
 /// Contract 0.2.0, the first to have this kind.
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:ebs-encryption-by-default/ebs-encryption-by-default-fixer",
+        world: "salve:ebs-encryption-by-default/ebs-encryption-by-default-fixer-with-rollback",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -30,30 +33,42 @@ mod v0_2 {
 }
 
 use v0_2::exports::salve::ebs_encryption_by_default::fixer as typed;
+use v0_2::exports::salve::ebs_encryption_by_default::rollback as undo;
 use v0_2::salve::ebs_encryption_by_default::capability;
-use v0_2::EbsEncryptionByDefaultFixerPre;
 
 /// A typed call as the host plans it: the function, and no arguments.
 fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
-    let typed::Call::EnableEncryptionByDefault = call;
-    (&ENABLE_ENCRYPTION_BY_DEFAULT, Value::Null)
+    match call {
+        typed::Call::EnableEncryptionByDefault => (&ENABLE_ENCRYPTION_BY_DEFAULT, Value::Null),
+        typed::Call::DisableEncryptionByDefault => (&DISABLE_ENCRYPTION_BY_DEFAULT, Value::Null),
+    }
+}
+
+/// The setting a planned call leaves.
+fn planned_setting(call: &PlannedCall) -> Result<bool, String> {
+    if call.function == ENABLE_ENCRYPTION_BY_DEFAULT.call_name() {
+        Ok(true)
+    } else if call.function == DISABLE_ENCRYPTION_BY_DEFAULT.call_name() {
+        Ok(false)
+    } else {
+        Err(format!(
+            "{} is not an ebs-encryption-by-default write",
+            call.function
+        ))
+    }
 }
 
 fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
-    if call.function != ENABLE_ENCRYPTION_BY_DEFAULT.call_name() {
-        return Err(format!(
-            "{} is not an ebs-encryption-by-default write",
-            call.function
-        ));
-    }
-    Ok(typed::Call::EnableEncryptionByDefault)
+    Ok(if planned_setting(call)? {
+        typed::Call::EnableEncryptionByDefault
+    } else {
+        typed::Call::DisableEncryptionByDefault
+    })
 }
 
 salve_core::fixer_exports_v0_2! {
-    world: v0_2::EbsEncryptionByDefaultFixer,
-    world_pre: EbsEncryptionByDefaultFixerPre,
-    accessor: salve_ebs_encryption_by_default_fixer,
     typed: typed,
+    rollback: undo,
     host_call: host_call,
     guest_call: guest_call,
 }
@@ -84,7 +99,7 @@ impl KindHost for EbsEncryptionByDefault {
     fn fixer_pre_v0_2<T: Send + 'static>(
         pre: wasmtime::component::InstancePre<T>,
     ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
-        Ok(Box::new(V0_2Pre(EbsEncryptionByDefaultFixerPre::new(pre)?)))
+        Ok(Box::new(V0_2Pre::new(pre)?))
     }
 
     fn read_back<'a>(
@@ -93,11 +108,11 @@ impl KindHost for EbsEncryptionByDefault {
     ) -> BoxFuture<'a, Result<ReadBack, AwsError>> {
         Box::pin(async move {
             let setting = bound(binding)?;
-            guest_call(call).map_err(|e| internal_error(&e))?;
+            let expected = planned_setting(call).map_err(|e| internal_error(&e))?;
             let enabled = setting.get().await?;
             Ok(ReadBack {
-                holds: enabled,
-                expected: json!({ "enabled": true }),
+                holds: enabled == expected,
+                expected: json!({ "enabled": expected }),
                 actual: json!({ "enabled": enabled }),
             })
         })
@@ -158,6 +173,7 @@ impl KindHost for EbsEncryptionByDefault {
 pub trait EbsEncryptionBackend: Send + Sync {
     fn get(&self) -> BoxFuture<'_, Result<bool, AwsError>>;
     fn enable(&self) -> BoxFuture<'_, Result<(), AwsError>>;
+    fn disable(&self) -> BoxFuture<'_, Result<(), AwsError>>;
     /// The setting has no tags; the payload's tags are the metadata.
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async { Ok(Tags::new()) })
@@ -192,6 +208,17 @@ impl EbsEncryptionBackend for AwsEbsEncryption {
                 .map_err(to_aws_error)
         })
     }
+
+    fn disable(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.0
+                .disable_ebs_encryption_by_default()
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(to_aws_error)
+        })
+    }
 }
 
 impl capability::Host for Capabilities {
@@ -219,6 +246,20 @@ impl capability::Host for Capabilities {
             )
             .await)
     }
+
+    async fn disable_encryption_by_default(&mut self) -> wasmtime::Result<Result<(), FixerError>> {
+        let backend = match self.backend::<EbsEncryptionBinding>() {
+            Ok(b) => b.0,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .call(
+                &DISABLE_ENCRYPTION_BY_DEFAULT,
+                Some(Value::Null),
+                backend.disable(),
+            )
+            .await)
+    }
 }
 
 /// In memory, for benchmarks and offline tests; counts writes so a test can prove what reached
@@ -238,6 +279,14 @@ impl EbsEncryptionBackend for InMemoryEbsEncryption {
         Box::pin(async move {
             self.writes.fetch_add(1, Ordering::SeqCst);
             self.enabled.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    fn disable(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            self.enabled.store(false, Ordering::SeqCst);
             Ok(())
         })
     }

@@ -33,6 +33,15 @@ pub const ENABLE_ENCRYPTION_BY_DEFAULT: CapabilityFunction = CapabilityFunction 
     scope: ResourceScope::AllResources,
 };
 
+/// Undoes the fix; the fixer asks for `--force`, since new volumes are then unencrypted.
+pub const DISABLE_ENCRYPTION_BY_DEFAULT: CapabilityFunction = CapabilityFunction {
+    interface: "ebs-encryption-by-default",
+    function: "disable-encryption-by-default",
+    iam_action: "ec2:DisableEbsEncryptionByDefault",
+    access: Access::Write,
+    scope: ResourceScope::AllResources,
+};
+
 pub const SPEC: KindSpec = KindSpec {
     name: "AWS::EC2::EbsEncryptionByDefault",
     security_hub_types: &["AwsAccount"],
@@ -40,7 +49,11 @@ pub const SPEC: KindSpec = KindSpec {
     controls: &["EC2.7"],
     world: "ebs-encryption-by-default-fixer",
     interface: "ebs-encryption-by-default",
-    functions: &[GET_ENCRYPTION_BY_DEFAULT, ENABLE_ENCRYPTION_BY_DEFAULT],
+    functions: &[
+        GET_ENCRYPTION_BY_DEFAULT,
+        ENABLE_ENCRYPTION_BY_DEFAULT,
+        DISABLE_ENCRYPTION_BY_DEFAULT,
+    ],
     // The setting has no tags; the host's tag read asks for nothing and finds none, so the
     // payload's tags are the metadata.
     tags_action: "ec2:GetEbsEncryptionByDefault",

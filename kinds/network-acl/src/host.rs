@@ -11,13 +11,15 @@ use salve_core::{
 };
 use serde_json::{json, Value};
 
-use crate::{DELETE_INGRESS_ENTRY, DESCRIBE_ENTRIES, REPLACE_INGRESS_ENTRY, SPEC};
+use crate::{
+    CREATE_INGRESS_ENTRY, DELETE_INGRESS_ENTRY, DESCRIBE_ENTRIES, REPLACE_INGRESS_ENTRY, SPEC,
+};
 
 /// Contract 0.2.0, the first to have this kind.
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:network-acl/network-acl-fixer",
+        world: "salve:network-acl/network-acl-fixer-with-rollback",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -30,15 +32,16 @@ mod v0_2 {
 }
 
 use v0_2::exports::salve::network_acl::fixer as typed;
+use v0_2::exports::salve::network_acl::rollback as undo;
 pub use v0_2::salve::network_acl::capability::AclEntry;
 use v0_2::salve::network_acl::capability::Host;
-use v0_2::NetworkAclFixerPre;
 
 /// A typed call as the host plans it: the function and the JSON the capability records for it.
 fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
     match call {
         typed::Call::DeleteIngressEntry(n) => (&DELETE_INGRESS_ENTRY, json!(n)),
         typed::Call::ReplaceIngressEntry(entry) => (&REPLACE_INGRESS_ENTRY, json!(entry)),
+        typed::Call::CreateIngressEntry(entry) => (&CREATE_INGRESS_ENTRY, json!(entry)),
     }
 }
 
@@ -53,16 +56,18 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
         Ok(typed::Call::ReplaceIngressEntry(
             serde::Deserialize::deserialize(&call.args).map_err(bad)?,
         ))
+    } else if call.function == CREATE_INGRESS_ENTRY.call_name() {
+        Ok(typed::Call::CreateIngressEntry(
+            serde::Deserialize::deserialize(&call.args).map_err(bad)?,
+        ))
     } else {
         Err(format!("{} is not a network-acl write", call.function))
     }
 }
 
 salve_core::fixer_exports_v0_2! {
-    world: v0_2::NetworkAclFixer,
-    world_pre: NetworkAclFixerPre,
-    accessor: salve_network_acl_fixer,
     typed: typed,
+    rollback: undo,
     host_call: host_call,
     guest_call: guest_call,
 }
@@ -94,7 +99,7 @@ impl KindHost for NetworkAcl {
     fn fixer_pre_v0_2<T: Send + 'static>(
         pre: wasmtime::component::InstancePre<T>,
     ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
-        Ok(Box::new(V0_2Pre(NetworkAclFixerPre::new(pre)?)))
+        Ok(Box::new(V0_2Pre::new(pre)?))
     }
 
     fn read_back<'a>(
@@ -112,7 +117,8 @@ impl KindHost for NetworkAcl {
                     expected: json!({ "ingress_entry": n, "present": false }),
                     actual: json!(ingress(n)),
                 },
-                typed::Call::ReplaceIngressEntry(entry) => ReadBack {
+                typed::Call::ReplaceIngressEntry(entry)
+                | typed::Call::CreateIngressEntry(entry) => ReadBack {
                     holds: ingress(entry.rule_number) == Some(&entry),
                     expected: json!(entry),
                     actual: json!(ingress(entry.rule_number)),
@@ -175,11 +181,33 @@ fn is_acl_id(id: &str) -> bool {
         .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// Fills an ingress entry into a create or replace request: the two SDK builders are distinct
+/// types with the same setters.
+macro_rules! ingress_entry {
+    ($builder:expr, $acl_id:expr, $entry:expr) => {{
+        let entry = $entry;
+        let ports = match (entry.from_port, entry.to_port) {
+            (Some(from), Some(to)) => Some(PortRange::builder().from(from).to(to).build()),
+            _ => None,
+        };
+        $builder
+            .network_acl_id(&$acl_id)
+            .rule_number(entry.rule_number)
+            .egress(false)
+            .protocol(&entry.protocol)
+            .rule_action(RuleAction::from(entry.rule_action.as_str()))
+            .set_cidr_block(entry.cidr_block)
+            .set_ipv6_cidr_block(entry.ipv6_cidr_block)
+            .set_port_range(ports)
+    }};
+}
+
 /// What the capability needs from EC2 for one network ACL.
 pub trait NetworkAclBackend: Send + Sync {
     fn entries(&self) -> BoxFuture<'_, Result<Vec<AclEntry>, AwsError>>;
     fn delete_ingress(&self, rule_number: i32) -> BoxFuture<'_, Result<(), AwsError>>;
     fn replace_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>>;
+    fn create_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>>;
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
 }
 
@@ -254,20 +282,17 @@ impl NetworkAclBackend for AwsNetworkAcl {
 
     fn replace_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async move {
-            let ports = match (entry.from_port, entry.to_port) {
-                (Some(from), Some(to)) => Some(PortRange::builder().from(from).to(to).build()),
-                _ => None,
-            };
-            self.client
-                .replace_network_acl_entry()
-                .network_acl_id(&self.acl_id)
-                .rule_number(entry.rule_number)
-                .egress(false)
-                .protocol(&entry.protocol)
-                .rule_action(RuleAction::from(entry.rule_action.as_str()))
-                .set_cidr_block(entry.cidr_block)
-                .set_ipv6_cidr_block(entry.ipv6_cidr_block)
-                .set_port_range(ports)
+            ingress_entry!(self.client.replace_network_acl_entry(), self.acl_id, entry)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(to_aws_error)
+        })
+    }
+
+    fn create_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            ingress_entry!(self.client.create_network_acl_entry(), self.acl_id, entry)
                 .send()
                 .await
                 .map(|_| ())
@@ -323,24 +348,38 @@ impl Host for Capabilities {
         &mut self,
         entry: AclEntry,
     ) -> wasmtime::Result<Result<(), FixerError>> {
-        // Egress entries are never touched, whatever a plan says.
-        if entry.egress {
-            return Ok(Err(FixerError::InvalidInput(
-                "replace-ingress-entry: the entry is an egress entry; egress entries are never changed".into(),
-            )));
-        }
-        let backend = match self.backend::<NetworkAclBinding>() {
-            Ok(b) => b.0,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .call(
-                &REPLACE_INGRESS_ENTRY,
-                Some(json!(entry)),
-                backend.replace_ingress(entry),
-            )
-            .await)
+        Ok(write_entry(self, &REPLACE_INGRESS_ENTRY, entry).await)
     }
+
+    async fn create_ingress_entry(
+        &mut self,
+        entry: AclEntry,
+    ) -> wasmtime::Result<Result<(), FixerError>> {
+        Ok(write_entry(self, &CREATE_INGRESS_ENTRY, entry).await)
+    }
+}
+
+/// Replaces or creates one ingress entry.
+async fn write_entry(
+    caps: &mut Capabilities,
+    function: &'static CapabilityFunction,
+    entry: AclEntry,
+) -> Result<(), FixerError> {
+    // Egress entries are never touched, whatever a plan says.
+    if entry.egress {
+        return Err(FixerError::InvalidInput(format!(
+            "{}: the entry is an egress entry; egress entries are never changed",
+            function.function
+        )));
+    }
+    let backend = caps.backend::<NetworkAclBinding>()?.0;
+    let request = Some(json!(entry));
+    let write = if function.function == CREATE_INGRESS_ENTRY.function {
+        backend.create_ingress(entry)
+    } else {
+        backend.replace_ingress(entry)
+    };
+    caps.call(function, request, write).await
 }
 
 /// In memory, for benchmarks and offline tests; counts writes.
@@ -380,6 +419,26 @@ impl NetworkAclBackend for InMemoryNetworkAcl {
                     *e = entry.clone();
                 }
             }
+            Ok(())
+        })
+    }
+
+    fn create_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            let mut entries = self.entries.lock().map_err(|_| poisoned())?;
+            if entries
+                .iter()
+                .any(|e| !e.egress && e.rule_number == entry.rule_number)
+            {
+                return Err(AwsError {
+                    code: "NetworkAclEntryAlreadyExists".into(),
+                    message: format!("ingress entry {} already exists", entry.rule_number),
+                    request_id: None,
+                    retryable: false,
+                });
+            }
+            entries.push(entry);
             Ok(())
         })
     }

@@ -36,6 +36,15 @@ pub const REPLACE_INGRESS_ENTRY: CapabilityFunction = CapabilityFunction {
     scope: ResourceScope::FindingResource,
 };
 
+/// Undoes a fix that deleted an entry.
+pub const CREATE_INGRESS_ENTRY: CapabilityFunction = CapabilityFunction {
+    interface: "network-acl",
+    function: "create-ingress-entry",
+    iam_action: "ec2:CreateNetworkAclEntry",
+    access: Access::Write,
+    scope: ResourceScope::FindingResource,
+};
+
 pub const SPEC: KindSpec = KindSpec {
     name: "AWS::EC2::NetworkAcl",
     security_hub_types: &["AwsEc2NetworkAcl"],
@@ -47,6 +56,7 @@ pub const SPEC: KindSpec = KindSpec {
         DESCRIBE_ENTRIES,
         DELETE_INGRESS_ENTRY,
         REPLACE_INGRESS_ENTRY,
+        CREATE_INGRESS_ENTRY,
     ],
     tags_action: "ec2:DescribeNetworkAcls",
     tags_scope: ResourceScope::AllResources,

@@ -16,7 +16,7 @@ use crate::{DESCRIBE_INSTANCE, SET_PUBLICLY_ACCESSIBLE, SPEC};
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:rds-instance/rds-instance-fixer",
+        world: "salve:rds-instance/rds-instance-fixer-with-rollback",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -29,9 +29,9 @@ mod v0_2 {
 }
 
 use v0_2::exports::salve::rds_instance::fixer as typed;
+use v0_2::exports::salve::rds_instance::rollback as undo;
 use v0_2::salve::rds_instance::capability::Host;
 pub use v0_2::salve::rds_instance::capability::Instance;
-use v0_2::RdsInstanceFixerPre;
 
 /// A typed call as the host plans it: the function and the JSON the capability records for it.
 fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
@@ -53,10 +53,8 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
 }
 
 salve_core::fixer_exports_v0_2! {
-    world: v0_2::RdsInstanceFixer,
-    world_pre: RdsInstanceFixerPre,
-    accessor: salve_rds_instance_fixer,
     typed: typed,
+    rollback: undo,
     host_call: host_call,
     guest_call: guest_call,
 }
@@ -88,7 +86,7 @@ impl KindHost for RdsInstance {
     fn fixer_pre_v0_2<T: Send + 'static>(
         pre: wasmtime::component::InstancePre<T>,
     ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
-        Ok(Box::new(V0_2Pre(RdsInstanceFixerPre::new(pre)?)))
+        Ok(Box::new(V0_2Pre::new(pre)?))
     }
 
     fn read_back<'a>(

@@ -10,7 +10,7 @@ use salve_core::{
 };
 use serde_json::{json, Value};
 
-use crate::{GET_PUBLIC_ACCESS_BLOCK, PUT_PUBLIC_ACCESS_BLOCK, SPEC};
+use crate::{DELETE_PUBLIC_ACCESS_BLOCK, GET_PUBLIC_ACCESS_BLOCK, PUT_PUBLIC_ACCESS_BLOCK, SPEC};
 use bindings::salve::fixer::s3_bucket::Host;
 pub use bindings::salve::fixer::s3_bucket::PublicAccessBlock;
 
@@ -32,7 +32,7 @@ mod bindings {
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:s3-bucket/s3-bucket-fixer",
+        world: "salve:s3-bucket/s3-bucket-fixer-with-rollback",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -45,6 +45,7 @@ mod v0_2 {
 }
 
 use v0_2::exports::salve::s3_bucket::fixer as typed;
+use v0_2::exports::salve::s3_bucket::rollback as undo;
 type PublicAccessBlockV0_2 = v0_2::salve::s3_bucket::capability::PublicAccessBlock;
 
 impl From<PublicAccessBlockV0_2> for PublicAccessBlock {
@@ -75,32 +76,36 @@ fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
         typed::Call::PutPublicAccessBlock(c) => {
             (&PUT_PUBLIC_ACCESS_BLOCK, json!(PublicAccessBlock::from(c)))
         }
+        typed::Call::DeletePublicAccessBlock => (&DELETE_PUBLIC_ACCESS_BLOCK, Value::Null),
     }
 }
 
-/// The configuration a planned put sets.
-fn planned_config(call: &PlannedCall) -> Result<PublicAccessBlock, String> {
+/// The configuration a planned call leaves: a put's, or none after a delete.
+fn planned_config(call: &PlannedCall) -> Result<Option<PublicAccessBlock>, String> {
+    if call.function == DELETE_PUBLIC_ACCESS_BLOCK.call_name() {
+        return Ok(None);
+    }
     if call.function != PUT_PUBLIC_ACCESS_BLOCK.call_name() {
         return Err(format!("{} is not an s3-bucket write", call.function));
     }
-    serde::Deserialize::deserialize(&call.args).map_err(|e| format!("{}: {e}", call.function))
+    serde::Deserialize::deserialize(&call.args)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", call.function))
 }
 
 fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
-    Ok(typed::Call::PutPublicAccessBlock(
-        planned_config(call)?.into(),
-    ))
+    Ok(match planned_config(call)? {
+        Some(config) => typed::Call::PutPublicAccessBlock(config.into()),
+        None => typed::Call::DeletePublicAccessBlock,
+    })
 }
 
 salve_core::fixer_exports_v0_2! {
-    world: v0_2::S3BucketFixer,
-    world_pre: S3BucketFixerPre,
-    accessor: salve_s3_bucket_fixer,
     typed: typed,
+    rollback: undo,
     host_call: host_call,
     guest_call: guest_call,
 }
-use v0_2::S3BucketFixerPre;
 
 /// The kind's entry in the host's registry.
 pub struct S3Bucket;
@@ -130,7 +135,7 @@ impl KindHost for S3Bucket {
     fn fixer_pre_v0_2<T: Send + 'static>(
         pre: wasmtime::component::InstancePre<T>,
     ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
-        Ok(Box::new(V0_2Pre(S3BucketFixerPre::new(pre)?)))
+        Ok(Box::new(V0_2Pre::new(pre)?))
     }
 
     fn read_back<'a>(
@@ -142,7 +147,7 @@ impl KindHost for S3Bucket {
             let expected = planned_config(call).map_err(|e| internal_error(&e))?;
             let actual = bucket.get_public_access_block().await?;
             Ok(ReadBack {
-                holds: actual == Some(expected),
+                holds: actual == expected,
                 expected: json!(expected),
                 actual: json!(actual),
             })
@@ -210,6 +215,7 @@ pub trait S3BucketBackend: Send + Sync {
         &self,
         config: PublicAccessBlock,
     ) -> BoxFuture<'_, Result<(), AwsError>>;
+    fn delete_public_access_block(&self) -> BoxFuture<'_, Result<(), AwsError>>;
     /// The bucket's tags (s3:GetBucketTagging), read by the host for eligibility metadata.
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
 }
@@ -293,6 +299,19 @@ impl S3BucketBackend for AwsS3Bucket {
         })
     }
 
+    fn delete_public_access_block(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.client
+                .delete_public_access_block()
+                .bucket(&self.bucket)
+                .expected_bucket_owner(&self.owner)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(to_aws_error)
+        })
+    }
+
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async move {
             match self
@@ -349,6 +368,16 @@ async fn put_public_access_block(
     .await
 }
 
+async fn delete_public_access_block(caps: &mut Capabilities) -> Result<(), FixerError> {
+    let backend = caps.backend::<S3BucketBinding>()?.0;
+    caps.call(
+        &DELETE_PUBLIC_ACCESS_BLOCK,
+        Some(Value::Null),
+        backend.delete_public_access_block(),
+    )
+    .await
+}
+
 impl Host for Capabilities {
     async fn get_public_access_block(
         &mut self,
@@ -378,6 +407,10 @@ impl v0_2::salve::s3_bucket::capability::Host for Capabilities {
         config: PublicAccessBlockV0_2,
     ) -> wasmtime::Result<Result<(), FixerError>> {
         Ok(put_public_access_block(self, config.into()).await)
+    }
+
+    async fn delete_public_access_block(&mut self) -> wasmtime::Result<Result<(), FixerError>> {
+        Ok(delete_public_access_block(self).await)
     }
 }
 
@@ -426,6 +459,17 @@ impl S3BucketBackend for InMemoryS3Bucket {
                 .config
                 .lock()
                 .map_err(|_| internal_error("in-memory backend lock poisoned"))? = Some(config);
+            Ok(())
+        })
+    }
+
+    fn delete_public_access_block(&self) -> BoxFuture<'_, Result<(), AwsError>> {
+        Box::pin(async move {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            *self
+                .config
+                .lock()
+                .map_err(|_| internal_error("in-memory backend lock poisoned"))? = None;
             Ok(())
         })
     }

@@ -26,6 +26,16 @@ pub const PUT_PUBLIC_ACCESS_BLOCK: CapabilityFunction = CapabilityFunction {
     scope: ResourceScope::FindingResource,
 };
 
+/// Undoes a fix on a bucket that had no configuration. S3 authorizes DeletePublicAccessBlock
+/// with `s3:PutBucketPublicAccessBlock`; there is no delete action.
+pub const DELETE_PUBLIC_ACCESS_BLOCK: CapabilityFunction = CapabilityFunction {
+    interface: "s3-bucket",
+    function: "delete-public-access-block",
+    iam_action: "s3:PutBucketPublicAccessBlock",
+    access: Access::Write,
+    scope: ResourceScope::FindingResource,
+};
+
 pub const SPEC: KindSpec = KindSpec {
     name: "AWS::S3::Bucket",
     security_hub_types: &["AwsS3Bucket"],
@@ -33,7 +43,11 @@ pub const SPEC: KindSpec = KindSpec {
     controls: &["S3.8"],
     world: "s3-bucket-fixer",
     interface: "s3-bucket",
-    functions: &[GET_PUBLIC_ACCESS_BLOCK, PUT_PUBLIC_ACCESS_BLOCK],
+    functions: &[
+        GET_PUBLIC_ACCESS_BLOCK,
+        PUT_PUBLIC_ACCESS_BLOCK,
+        DELETE_PUBLIC_ACCESS_BLOCK,
+    ],
     tags_action: "s3:GetBucketTagging",
     tags_scope: ResourceScope::FindingResource,
     // Bucket ARNs carry no account; ExpectedBucketOwner on every call is what pins the account.

@@ -33,7 +33,7 @@ mod bindings {
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:security-group/security-group-fixer",
+        world: "salve:security-group/security-group-fixer-with-rollback",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
@@ -46,6 +46,7 @@ mod v0_2 {
 }
 
 use v0_2::exports::salve::security_group::fixer as typed;
+use v0_2::exports::salve::security_group::rollback as undo;
 use v0_2::salve::security_group::capability as capability_v0_2;
 
 impl From<capability_v0_2::IngressRule> for IngressRule {
@@ -121,14 +122,11 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
 }
 
 salve_core::fixer_exports_v0_2! {
-    world: v0_2::SecurityGroupFixer,
-    world_pre: SecurityGroupFixerPre,
-    accessor: salve_security_group_fixer,
     typed: typed,
+    rollback: undo,
     host_call: host_call,
     guest_call: guest_call,
 }
-use v0_2::SecurityGroupFixerPre;
 
 /// The kind's entry in the host's registry.
 pub struct SecurityGroup;
@@ -157,7 +155,7 @@ impl KindHost for SecurityGroup {
     fn fixer_pre_v0_2<T: Send + 'static>(
         pre: wasmtime::component::InstancePre<T>,
     ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
-        Ok(Box::new(V0_2Pre(SecurityGroupFixerPre::new(pre)?)))
+        Ok(Box::new(V0_2Pre::new(pre)?))
     }
 
     fn read_back<'a>(
