@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: starts moto server, creates a public bucket and an SSH-open security group, feeds salve
 # a Wiz payload through SNS, a Security Hub event and a malformed message, then runs the daemon on
-# an SNS-fed SQS queue (with a duplicate delivery), and shows the audit trail.
+# an SNS-fed SQS queue (with a duplicate delivery), approves the finding that went to review, rolls
+# one fix back, and shows the audit trail and the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-fixers.sh
@@ -130,13 +131,26 @@ PY
 "$salve" daemon --queue-url "$queue_url" --drain --wait-seconds 1 --listen off --log-format human 2>&1 \
   | sed 's/^/  daemon: /'
 
+echo; echo "== waiting for a person: the ownerless security group went to review (salve pending)"
+"$salve" pending
+echo; echo "== alice approves it: planned again, checked again, applied, recorded (salve approve)"
+"$salve" approve demo-sh-no-owner --by alice@example.com \
+  --reason "the owner tag is missing, but SSH must not stay open to the internet"
+echo; echo "== the queued bucket's fix broke a reader: bob rolls it back (salve rollback)"
+"$salve" rollback demo-wiz-queued-bucket --by bob@example.com \
+  --reason "the nightly export reads this bucket anonymously until it moves"
+
 echo; echo "== what AWS (moto) says now"
 .venv/bin/python - "$group_id" <<'PY'
 import os, sys, boto3
 ep = os.environ["SALVE_MOTO_ENDPOINT"]
+s3 = boto3.client("s3", endpoint_url=ep)
 for bucket in ("demo-public-bucket", "demo-queued-bucket"):
-    pab = boto3.client("s3", endpoint_url=ep).get_public_access_block(Bucket=bucket)
-    print(f"{bucket} public access block:", pab["PublicAccessBlockConfiguration"])
+    try:
+        pab = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    except s3.exceptions.ClientError as e:
+        pab = e.response["Error"]["Code"]  # rolled back to no configuration at all
+    print(f"{bucket} public access block:", pab)
 g = boto3.client("ec2", endpoint_url=ep).describe_security_groups(GroupIds=[sys.argv[1]])["SecurityGroups"][0]
 for p in g["IpPermissions"]:
     for r in p.get("IpRanges", []) + p.get("Ipv6Ranges", []):
