@@ -133,7 +133,7 @@ async fn an_s3_fix_is_undone_to_the_configuration_before_it_or_to_none() {
     );
     // And the report sees the finding open again.
     let report = salve::scorecard::report(
-        &[audit.clone()],
+        std::slice::from_ref(&audit),
         salve::scorecard::ReportOptions {
             since: None,
             until: None,

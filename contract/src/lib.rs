@@ -170,6 +170,24 @@ pub struct KindSpec {
     /// cannot exist.
     pub since: ContractVersion,
     pub scaffold: Scaffold,
+    /// How Terraform's AWS provider declares the kind, so a finding can be traced to its code;
+    /// `None` when salve does not trace it.
+    pub terraform: Option<Terraform>,
+}
+
+/// How a kind appears in Terraform (the AWS provider), in its state and in its code.
+#[derive(Debug)]
+pub struct Terraform {
+    /// The resource type that declares the resource: "aws_s3_bucket".
+    pub resource_type: &'static str,
+    /// The state attributes that name the resource, compared with the finding's resource name
+    /// and ARN: "bucket", "id", "arn".
+    pub id_attributes: &'static [&'static str],
+    /// Resource types that configure the resource from outside, with the attribute that refers
+    /// to it: `("aws_s3_bucket_public_access_block", "bucket")`.
+    pub configured_by: &'static [(&'static str, &'static str)],
+    /// Attributes of `resource_type` whose change destroys and recreates the resource.
+    pub forces_replacement: &'static [&'static str],
 }
 
 impl KindSpec {

@@ -143,6 +143,9 @@ pub struct AuditEntry {
     /// On every record of a `salve rollback` run, done or refused: who, why, and the fix undone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reversal: Option<crate::record::Reversal>,
+    /// Where the resource is declared in Terraform, when `[[iac.terraform]]` is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iac: Option<crate::iac::Traced>,
 }
 
 /// The message a payload arrived in, so a record can be matched to the queue's own logs.

@@ -24,6 +24,33 @@ pub fn s3_client(config: &SdkConfig, endpoint_override: bool) -> aws_sdk_s3::Cli
     aws_sdk_s3::Client::from_conf(b.build())
 }
 
+/// One S3 object, whole, read with `client`'s credentials. The error names the object and the
+/// AWS error.
+pub async fn get_object(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "reading s3://{bucket}/{key}: {}",
+                describe_aws_error(&to_aws_error(e))
+            )
+        })?;
+    let body = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading s3://{bucket}/{key}: {e}"))?;
+    Ok(body.into_bytes().to_vec())
+}
+
 /// salve's own AWS configuration from the default chains (environment, profile, instance role),
 /// for the calls salve makes as itself: STS, the notifier, queues, the audit sink.
 pub async fn platform_config(options: &AwsOptions) -> SdkConfig {

@@ -102,6 +102,8 @@ pub struct SalveConfig {
     pub read_back: ReadBackConfig,
     /// `[approvals]`: the key that authenticates `salve-approval` messages.
     pub approvals: crate::approval::ApprovalsConfig,
+    /// `[[iac.terraform]]`: the Terraform workspaces that declare the resources.
+    pub iac: crate::iac::IacConfig,
 }
 
 /// Bounds on the host's read-back of a kind whose changes apply asynchronously (RDS): fewer
@@ -129,6 +131,7 @@ impl Default for SalveConfig {
             routing: BTreeMap::new(),
             read_back: ReadBackConfig::default(),
             approvals: crate::approval::ApprovalsConfig::default(),
+            iac: crate::iac::IacConfig::default(),
         }
     }
 }
@@ -158,6 +161,9 @@ impl SalveConfig {
         if let Some(f) = &mut config.approvals.key_file {
             *f = base_dir.join(&*f);
         }
+        for w in &mut config.iac.terraform {
+            w.resolve_paths(base_dir);
+        }
         config.validate(origin)?;
         Ok(config)
     }
@@ -175,6 +181,9 @@ impl SalveConfig {
             .validate()
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         self.approvals
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        self.iac
             .validate()
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
         for (id, account) in &self.accounts {

@@ -982,12 +982,16 @@ async fn report(args: ReportArgs) -> Result<ExitCode> {
 
 async fn explain(args: ExplainArgs) -> Result<ExitCode> {
     let payload = read_input(&args.input)?;
-    let (pipeline, _) = build_pipeline(&args.host, None).await?;
+    let (pipeline, sdk) = build_pipeline(&args.host, None).await?;
     let options = ProcessOptions {
         effect: Effect::Explain,
         ..ProcessOptions::default()
     };
-    let processed = run_input(&pipeline, payload, options).await?;
+    let mut processed = run_input(&pipeline, payload, options).await?;
+    let s3 = salve::aws::s3_client(&sdk, args.host.endpoint_url.is_some());
+    for p in &mut processed {
+        pipeline.trace_to_code(&mut p.entry, &s3).await;
+    }
     for (i, p) in processed.iter().enumerate() {
         match args.output {
             Output::Json => println!("{}", serde_json::to_string(&p.entry)?),

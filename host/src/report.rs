@@ -245,6 +245,9 @@ pub fn render_explanation(entry: &AuditEntry) -> String {
         }
     }
     out.push_str(&render_processed(entry, None));
+    if let Some(t) = &entry.iac {
+        render_traced(&mut out, t);
+    }
     out
 }
 
@@ -378,4 +381,44 @@ pub fn render_replay(report: &crate::modes::replay::ReplayReport) -> String {
         let _ = writeln!(out, "audit record {seq}");
     }
     out
+}
+
+/// Where Terraform declares the resource, for `explain`.
+fn render_traced(out: &mut String, traced: &crate::iac::Traced) {
+    use crate::iac::Traced;
+    match traced {
+        Traced::Unmanaged { reason } => {
+            let _ = writeln!(out, "terraform  not managed: {reason}");
+        }
+        Traced::Unreadable { reason } => {
+            let _ = writeln!(out, "terraform  could not be read: {reason}");
+        }
+        Traced::Refused {
+            workspace,
+            address,
+            reason,
+        } => {
+            let _ = writeln!(
+                out,
+                "terraform  {address} (workspace {workspace}) cannot be edited: {reason}"
+            );
+        }
+        Traced::Located {
+            workspace,
+            address,
+            location,
+        } => {
+            let _ = writeln!(out, "terraform  {address} (workspace {workspace})");
+            for l in std::iter::once(&location.resource).chain(&location.configured_by) {
+                let _ = writeln!(
+                    out,
+                    "  {} at {}:{}-{}",
+                    l.address,
+                    l.file.display(),
+                    l.start_line,
+                    l.end_line
+                );
+            }
+        }
+    }
 }

@@ -117,6 +117,7 @@ pub struct PipelineConfig {
     pub ingest: IngestConfig,
     pub notifier: Notifier,
     pub approvals: crate::approval::ApprovalsConfig,
+    pub iac: crate::iac::IacConfig,
 }
 
 impl PipelineConfig {
@@ -128,6 +129,7 @@ impl PipelineConfig {
             ingest: config.ingest.clone(),
             notifier,
             approvals: config.approvals.clone(),
+            iac: config.iac.clone(),
         })
     }
 }
@@ -488,6 +490,22 @@ impl Pipeline {
         entry.reason = Some(refused);
         entry.durations_us.insert("total".into(), micros(started));
         self.record(entry).await
+    }
+
+    /// Traces the finding `entry` is about to its Terraform code (`[[iac.terraform]]`) and
+    /// keeps the answer in `entry.iac`. The state is read through `s3` with salve's own
+    /// credentials; a local repository is read in place.
+    pub async fn trace_to_code(&self, entry: &mut AuditEntry, s3: &aws_sdk_s3::Client) {
+        let Some(finding) = &entry.finding else {
+            return;
+        };
+        if self.config.iac.terraform.is_empty() {
+            return;
+        }
+        let traced = crate::iac::trace(&self.config.iac, finding, Some(s3), crate::iac::checkout)
+            .await
+            .unwrap_or_else(|reason| crate::iac::Traced::Unreadable { reason });
+        entry.iac = Some(traced);
     }
 
     /// Records a payload that was refused before ingest (an input over the size limit), by its

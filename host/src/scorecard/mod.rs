@@ -527,25 +527,8 @@ impl Builder {
         }
         keys.sort();
         for key in keys {
-            let object = client
-                .get_object()
-                .bucket(&bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "reading s3://{bucket}/{key}: {}",
-                        crate::aws::describe_aws_error(&crate::aws::to_aws_error(e))
-                    )
-                })?;
             // The sink writes one object per batch of records: small, so read whole.
-            let body = object
-                .body
-                .collect()
-                .await
-                .with_context(|| format!("reading s3://{bucket}/{key}"))?
-                .into_bytes();
+            let body = crate::aws::get_object(client, &bucket, &key).await?;
             self.input.sources.push(format!("s3://{bucket}/{key}"));
             self.read(&body[..])?;
         }

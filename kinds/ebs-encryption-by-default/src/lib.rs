@@ -7,7 +7,8 @@
 //! capability, the AWS backend and the in-memory backend.
 
 use salve_contract::{
-    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, VerifyMode,
+    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, Terraform,
+    VerifyMode,
 };
 
 #[cfg(feature = "host")]
@@ -69,6 +70,13 @@ pub const SPEC: KindSpec = KindSpec {
         traffic: include_str!("../scaffold-traffic.json"),
         recorded_at: "2026-11-23T17:56:14.710Z",
     },
+    terraform: Some(Terraform {
+        resource_type: "aws_ebs_encryption_by_default",
+        // The provider's ID for the setting is the region.
+        id_attributes: &["id"],
+        configured_by: &[],
+        forces_replacement: &[],
+    }),
 };
 
 #[cfg(test)]

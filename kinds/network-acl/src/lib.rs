@@ -5,7 +5,8 @@
 //! capability, the AWS backend and the in-memory backend.
 
 use salve_contract::{
-    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, VerifyMode,
+    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, Terraform,
+    VerifyMode,
 };
 
 #[cfg(feature = "host")]
@@ -71,6 +72,12 @@ pub const SPEC: KindSpec = KindSpec {
         traffic: include_str!("../scaffold-traffic.json"),
         recorded_at: "2026-11-23T18:30:31.903Z",
     },
+    terraform: Some(Terraform {
+        resource_type: "aws_network_acl",
+        id_attributes: &["id", "arn"],
+        configured_by: &[("aws_network_acl_rule", "network_acl_id")],
+        forces_replacement: &["vpc_id"],
+    }),
 };
 
 #[cfg(test)]

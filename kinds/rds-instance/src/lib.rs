@@ -7,7 +7,8 @@
 //! capability, the AWS backend and the in-memory backend.
 
 use salve_contract::{
-    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, VerifyMode,
+    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, Terraform,
+    VerifyMode,
 };
 
 #[cfg(feature = "host")]
@@ -55,6 +56,12 @@ pub const SPEC: KindSpec = KindSpec {
         traffic: include_str!("../scaffold-traffic.json"),
         recorded_at: "2026-11-23T18:09:21.758Z",
     },
+    terraform: Some(Terraform {
+        resource_type: "aws_db_instance",
+        id_attributes: &["identifier", "arn"],
+        configured_by: &[],
+        forces_replacement: &["identifier", "engine", "storage_encrypted"],
+    }),
 };
 
 #[cfg(test)]

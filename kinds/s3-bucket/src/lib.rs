@@ -4,7 +4,8 @@
 //! capability, the AWS backend and the in-memory backend.
 
 use salve_contract::{
-    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, VerifyMode,
+    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, Terraform,
+    VerifyMode,
 };
 
 #[cfg(feature = "host")]
@@ -62,6 +63,12 @@ pub const SPEC: KindSpec = KindSpec {
         traffic: include_str!("../scaffold-traffic.json"),
         recorded_at: "2026-11-23T10:49:09.741Z",
     },
+    terraform: Some(Terraform {
+        resource_type: "aws_s3_bucket",
+        id_attributes: &["bucket", "arn"],
+        configured_by: &[("aws_s3_bucket_public_access_block", "bucket")],
+        forces_replacement: &["bucket"],
+    }),
 };
 
 #[cfg(test)]

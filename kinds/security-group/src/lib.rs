@@ -5,7 +5,8 @@
 //! capability, the AWS backend and the in-memory backend.
 
 use salve_contract::{
-    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, VerifyMode,
+    Access, CapabilityFunction, ContractVersion, KindSpec, ResourceScope, Scaffold, Terraform,
+    VerifyMode,
 };
 
 #[cfg(feature = "host")]
@@ -57,6 +58,15 @@ pub const SPEC: KindSpec = KindSpec {
         traffic: include_str!("../scaffold-traffic.json"),
         recorded_at: "2026-11-23T10:49:49.954Z",
     },
+    terraform: Some(Terraform {
+        resource_type: "aws_security_group",
+        id_attributes: &["id", "arn"],
+        configured_by: &[
+            ("aws_security_group_rule", "security_group_id"),
+            ("aws_vpc_security_group_ingress_rule", "security_group_id"),
+        ],
+        forces_replacement: &["name", "vpc_id"],
+    }),
 };
 
 #[cfg(test)]

@@ -1,0 +1,211 @@
+//! Finding a resource's code in a Terraform repository: follow the local module calls from the
+//! root module to the directory that declares it, then find its `resource` block and the blocks
+//! that configure it from outside. The parser (hcl-edit) keeps formatting and comments, so what
+//! is found can later be edited in place.
+
+use std::path::{Path, PathBuf};
+
+use hcl_edit::structure::{Block, Body};
+use hcl_edit::Span;
+use serde::{Deserialize, Serialize};
+
+use super::state::Address;
+
+/// One block found in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Located {
+    /// `module.bucket.aws_s3_bucket.logs` (without an index key: a block declares every
+    /// instance).
+    pub address: String,
+    pub resource_type: String,
+    /// Relative to the repository's root.
+    pub file: PathBuf,
+    /// 1-based, inclusive.
+    pub start_line: usize,
+    pub end_line: usize,
+    /// The block's text as written.
+    pub text: String,
+}
+
+/// A resource's block, and the blocks that configure it from outside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub resource: Located,
+    pub configured_by: Vec<Located>,
+}
+
+/// Why a resource's code was not found; each reason goes into the record as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocateError {
+    #[error("resource is declared in external module {module_source} (module \"{call}\"); only local modules (./, ../) can be edited in this repository")]
+    External { call: String, module_source: String },
+    #[error("module \"{call}\" has a source that leaves the repository ({module_source})")]
+    Escapes { call: String, module_source: String },
+    #[error("no module \"{call}\" block in {dir}: the repository does not match the state")]
+    ModuleCallNotFound { call: String, dir: String },
+    #[error("no resource \"{resource_type}\" \"{name}\" block in {dir}: the repository does not match the state")]
+    BlockNotFound {
+        resource_type: String,
+        name: String,
+        dir: String,
+    },
+    #[error("{file} is not valid HCL: {error}")]
+    Parse { file: String, error: String },
+    #[error("reading {path}: {error}")]
+    Io { path: String, error: String },
+}
+
+/// One parsed `.tf` file.
+struct TfFile {
+    /// Relative to the repository's root.
+    path: PathBuf,
+    text: String,
+    body: Body,
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> LocateError {
+    LocateError::Io {
+        path: path.display().to_string(),
+        error: e.to_string(),
+    }
+}
+
+/// Every `.tf` file of `dir`, parsed, in name order.
+fn tf_files(repo: &Path, dir: &Path) -> Result<Vec<TfFile>, LocateError> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io_error(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "tf"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+            let relative = path.strip_prefix(repo).unwrap_or(&path).to_path_buf();
+            let body = hcl_edit::parser::parse_body(&text).map_err(|e| LocateError::Parse {
+                file: relative.display().to_string(),
+                error: e.to_string(),
+            })?;
+            Ok(TfFile {
+                path: relative,
+                text,
+                body,
+            })
+        })
+        .collect()
+}
+
+fn located(file: &TfFile, block: &Block, address: String, resource_type: &str) -> Located {
+    let span = block.span().unwrap_or(0..0);
+    let line = |at: usize| file.text[..at.min(file.text.len())].matches('\n').count() + 1;
+    Located {
+        address,
+        resource_type: resource_type.to_string(),
+        file: file.path.clone(),
+        start_line: line(span.start),
+        end_line: line(span.end.saturating_sub(1).max(span.start)),
+        text: file.text.get(span).unwrap_or_default().to_string(),
+    }
+}
+
+/// The string value of a block's attribute `key`, when it is a plain string.
+fn string_attribute<'a>(block: &'a Block, key: &str) -> Option<&'a str> {
+    block.body.get_attribute(key).and_then(|a| a.value.as_str())
+}
+
+/// Follows `address`'s module calls from `root` (a directory inside `repo`) and finds its
+/// resource block, and the blocks of `configured_by` (type, referring attribute) that refer to it.
+pub fn locate(
+    repo: &Path,
+    root: &Path,
+    address: &Address,
+    configured_by: &[(&str, &str)],
+) -> Result<Location, LocateError> {
+    let repo = repo.canonicalize().map_err(|e| io_error(repo, e))?;
+    let mut dir = root.canonicalize().map_err(|e| io_error(root, e))?;
+    let mut prefix = String::new();
+    for call in address.module_calls() {
+        let files = tf_files(&repo, &dir)?;
+        let source = files
+            .iter()
+            .flat_map(|f| f.body.get_blocks("module"))
+            .find(|b| b.has_exact_labels(&[call]))
+            .map(|b| {
+                string_attribute(b, "source")
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .ok_or_else(|| LocateError::ModuleCallNotFound {
+                call: call.to_string(),
+                dir: dir
+                    .strip_prefix(&repo)
+                    .unwrap_or(&dir)
+                    .display()
+                    .to_string(),
+            })?;
+        if !(source.starts_with("./") || source.starts_with("../")) {
+            return Err(LocateError::External {
+                call: call.to_string(),
+                module_source: source,
+            });
+        }
+        let next = dir
+            .join(&source)
+            .canonicalize()
+            .map_err(|e| io_error(&dir.join(&source), e))?;
+        if !next.starts_with(&repo) {
+            return Err(LocateError::Escapes {
+                call: call.to_string(),
+                module_source: source,
+            });
+        }
+        dir = next;
+        prefix.push_str(&format!("module.{call}."));
+    }
+    let files = tf_files(&repo, &dir)?;
+    let (rt, name) = (address.resource_type.as_str(), address.name.as_str());
+    let resource = files
+        .iter()
+        .find_map(|f| {
+            f.body
+                .get_blocks("resource")
+                .find(|b| b.has_exact_labels(&[rt, name]))
+                .map(|b| located(f, b, format!("{prefix}{rt}.{name}"), rt))
+        })
+        .ok_or_else(|| LocateError::BlockNotFound {
+            resource_type: rt.to_string(),
+            name: name.to_string(),
+            dir: dir
+                .strip_prefix(&repo)
+                .unwrap_or(&dir)
+                .display()
+                .to_string(),
+        })?;
+    // `aws_s3_bucket.logs.id`, `aws_s3_bucket.logs["a"].id`, `aws_s3_bucket.logs.bucket`, ...
+    let reference = format!("{rt}.{name}");
+    let refers = |text: &str| {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
+            .any(|word| word == reference || word.starts_with(&format!("{reference}.")))
+    };
+    let mut configured = Vec::new();
+    for (config_type, attribute) in configured_by {
+        for f in &files {
+            for b in f.body.get_blocks("resource") {
+                let Some(label) = b.labels.get(1) else {
+                    continue;
+                };
+                let is_type = b.labels.first().is_some_and(|l| l.as_str() == *config_type);
+                let value = b.body.get_attribute(attribute).map(|a| a.value.to_string());
+                if is_type && value.as_deref().is_some_and(refers) {
+                    let address = format!("{prefix}{config_type}.{}", label.as_str());
+                    configured.push(located(f, b, address, config_type));
+                }
+            }
+        }
+    }
+    Ok(Location {
+        resource,
+        configured_by: configured,
+    })
+}

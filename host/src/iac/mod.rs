@@ -1,0 +1,309 @@
+//! Infrastructure as code: the Terraform workspaces that manage a finding's resource, and where
+//! in a workspace's repository the resource is declared (`[[iac.terraform]]`).
+//!
+//! Tracing a finding: the workspace whose accounts and regions cover it → its state (a local
+//! file, or S3 read with salve's own credentials) → the resource's address → the local module
+//! calls from the root module → the `resource` block and the blocks that configure it.
+
+pub mod code;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::Finding;
+use code::{LocateError, Location};
+use state::{Address, State};
+
+/// `[iac]` in `salve.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IacConfig {
+    pub terraform: Vec<Workspace>,
+}
+
+/// One `[[iac.terraform]]` workspace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Workspace {
+    pub name: String,
+    /// The accounts and regions whose resources this workspace declares.
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+    /// A remote URL, or a local path, of the repository.
+    pub repository: String,
+    #[serde(default = "main_branch")]
+    pub base_branch: String,
+    /// The root module's directory inside the repository.
+    #[serde(default = "repository_root")]
+    pub root_module: String,
+    /// A local file, or `s3://bucket/key`.
+    pub state: String,
+}
+
+fn main_branch() -> String {
+    "main".into()
+}
+
+fn repository_root() -> String {
+    ".".into()
+}
+
+/// Where a workspace's state is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    File(PathBuf),
+    S3 { bucket: String, key: String },
+}
+
+impl Workspace {
+    /// A local repository or state file named relative to the config file is found beside it.
+    pub fn resolve_paths(&mut self, base_dir: &Path) {
+        if self.is_local_repository() && Path::new(&self.repository).is_relative() {
+            self.repository = base_dir.join(&self.repository).display().to_string();
+        }
+        if !self.state.starts_with("s3://") && Path::new(&self.state).is_relative() {
+            self.state = base_dir.join(&self.state).display().to_string();
+        }
+    }
+
+    /// Whether `repository` is a path rather than a URL (`https://…`, `ssh://…`, `git@host:…`).
+    pub fn is_local_repository(&self) -> bool {
+        let r = &self.repository;
+        let scp_like = r
+            .split_once(':')
+            .is_some_and(|(host, _)| host.contains('@') && !host.contains('/'));
+        !r.contains("://") && !scp_like
+    }
+
+    /// Errors name the workspace and the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let at = |key: &str| format!("[[iac.terraform]] {:?}: {key}", self.name);
+        if self.name.trim().is_empty() {
+            return Err("[[iac.terraform]]: name must not be empty".into());
+        }
+        if self.accounts.is_empty() {
+            return Err(format!("{} must list at least one account", at("accounts")));
+        }
+        if let Some(a) = self
+            .accounts
+            .iter()
+            .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "{}: {a:?} is not a 12-digit account ID",
+                at("accounts")
+            ));
+        }
+        if self.regions.is_empty() {
+            return Err(format!("{} must list at least one region", at("regions")));
+        }
+        if self.repository.trim().is_empty() {
+            return Err(format!("{} must not be empty", at("repository")));
+        }
+        let root = Path::new(&self.root_module);
+        if root.is_absolute()
+            || root
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(format!(
+                "{}: {:?} must be a directory inside the repository",
+                at("root-module"),
+                self.root_module
+            ));
+        }
+        self.state_location()
+            .map_err(|e| format!("{}: {e}", at("state")))?;
+        Ok(())
+    }
+
+    pub fn state_location(&self) -> Result<StateLocation, String> {
+        if let Some(rest) = self.state.strip_prefix("s3://") {
+            return match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => {
+                    Ok(StateLocation::S3 {
+                        bucket: bucket.into(),
+                        key: key.into(),
+                    })
+                }
+                _ => Err(format!("{:?} is not s3://bucket/key", self.state)),
+            };
+        }
+        if self.state.trim().is_empty() {
+            return Err("must name a state file or s3://bucket/key".into());
+        }
+        Ok(StateLocation::File(PathBuf::from(&self.state)))
+    }
+
+    /// Whether the workspace manages resources in the finding's account and region.
+    pub fn covers(&self, finding: &Finding) -> bool {
+        self.accounts.contains(&finding.resource.account_id)
+            && self.regions.contains(&finding.resource.region)
+    }
+}
+
+impl IacConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        for w in &self.terraform {
+            w.validate()?;
+        }
+        let mut names: Vec<&str> = self.terraform.iter().map(|w| w.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("[[iac.terraform]]: name {:?} is used twice", w[0]));
+        }
+        Ok(())
+    }
+
+    /// The workspaces that cover the finding's account and region, in configuration order.
+    pub fn workspaces_for<'a>(
+        &'a self,
+        finding: &'a Finding,
+    ) -> impl Iterator<Item = &'a Workspace> {
+        self.terraform.iter().filter(|w| w.covers(finding))
+    }
+}
+
+/// Reads a workspace's state: a local file, or an S3 object through `s3` (salve's own
+/// credentials). The error says what to fix.
+pub async fn read_state(
+    location: &StateLocation,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> Result<State, String> {
+    let (bytes, name) = match location {
+        StateLocation::File(path) => (
+            std::fs::read(path)
+                .map_err(|e| format!("reading the state {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        StateLocation::S3 { bucket, key } => {
+            let name = format!("s3://{bucket}/{key}");
+            let Some(s3) = s3 else {
+                return Err(format!("reading the state {name}: no AWS configuration"));
+            };
+            let bytes = crate::aws::get_object(s3, bucket, key)
+                .await
+                .map_err(|e| format!("reading the state {name}: {e:#}"))?;
+            (bytes, name)
+        }
+    };
+    state::parse(&bytes).map_err(|e| format!("the state {name}: {e}"))
+}
+
+/// Where a finding's resource is declared, or why it was not found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Traced {
+    /// No configured workspace manages the resource (or its kind is not traced).
+    Unmanaged { reason: String },
+    Located {
+        workspace: String,
+        /// The state address, with its index key.
+        address: String,
+        location: Location,
+    },
+    /// The resource is in a workspace's state, but its code cannot be edited or found.
+    Refused {
+        workspace: String,
+        address: String,
+        reason: String,
+    },
+    /// A workspace's state or repository could not be read.
+    Unreadable { reason: String },
+}
+
+/// The workspace's repository as a local directory: a local repository in place. Cloning a
+/// remote one belongs to the pull-request step, which is not built yet.
+pub fn checkout(workspace: &Workspace) -> Result<PathBuf, String> {
+    if workspace.is_local_repository() {
+        Ok(PathBuf::from(&workspace.repository))
+    } else {
+        Err(format!(
+            "repository {} is remote; salve reads only a local checkout so far (set repository to its path)",
+            workspace.repository
+        ))
+    }
+}
+
+/// Traces `finding` through the workspaces that cover it. `checkout` gives a workspace's
+/// repository as a local directory (the path itself for a local repository).
+pub async fn trace(
+    config: &IacConfig,
+    finding: &Finding,
+    s3: Option<&aws_sdk_s3::Client>,
+    checkout: impl Fn(&Workspace) -> Result<PathBuf, String>,
+) -> Result<Traced, String> {
+    let Some(tf) = crate::kinds::resource_type(&finding.resource.resource_type)
+        .and_then(|k| k.terraform.as_ref())
+    else {
+        return Ok(Traced::Unmanaged {
+            reason: format!(
+                "salve does not trace {} to Terraform",
+                finding.resource.resource_type
+            ),
+        });
+    };
+    let mut workspaces = 0;
+    for w in config.workspaces_for(finding) {
+        workspaces += 1;
+        let location = w.state_location()?;
+        let state = read_state(&location, s3)
+            .await
+            .map_err(|e| format!("workspace {:?}: {e}", w.name))?;
+        let found = state.find(
+            tf.resource_type,
+            tf.id_attributes,
+            &finding.resource.name,
+            &finding.resource.arn,
+        );
+        let address: Address =
+            match found.as_slice() {
+                [] => continue,
+                [one] => one.clone(),
+                many => {
+                    return Ok(Traced::Refused {
+                        workspace: w.name.clone(),
+                        address: many[0].to_string(),
+                        reason: format!(
+                        "{} instances in the state name this resource ({}); salve edits only one",
+                        many.len(),
+                        many.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ),
+                    })
+                }
+            };
+        let repo = checkout(w).map_err(|e| format!("workspace {:?}: {e}", w.name))?;
+        let root = repo.join(&w.root_module);
+        let traced = match code::locate(&repo, &root, &address, tf.configured_by) {
+            Ok(location) => Traced::Located {
+                workspace: w.name.clone(),
+                address: address.to_string(),
+                location,
+            },
+            Err(e @ (LocateError::Io { .. } | LocateError::Parse { .. })) => {
+                return Err(format!("workspace {:?}: {e}", w.name))
+            }
+            Err(e) => Traced::Refused {
+                workspace: w.name.clone(),
+                address: address.to_string(),
+                reason: e.to_string(),
+            },
+        };
+        return Ok(traced);
+    }
+    Ok(Traced::Unmanaged {
+        reason: if workspaces == 0 {
+            format!(
+                "no [[iac.terraform]] workspace covers account {} in {}",
+                finding.resource.account_id, finding.resource.region
+            )
+        } else {
+            format!(
+                "not in the state of the {workspaces} workspace(s) that cover account {} in {}",
+                finding.resource.account_id, finding.resource.region
+            )
+        },
+    })
+}
