@@ -288,52 +288,178 @@ fn bad_workspaces_are_refused_with_the_key() {
     assert!(e.contains("root-module"), "{e}");
 }
 
-/// `salve explain` shows where the resource is declared: address, file and lines.
-#[test]
-fn explain_shows_the_located_code() {
+/// `salve explain` shows where the resource is declared (address, file, lines) and the edit
+/// the fixer proposes, as a diff.
+#[tokio::test]
+async fn explain_shows_the_located_code_and_the_proposed_edit() {
+    let client = common::s3().await;
+    let _ = client.create_bucket().bucket("tf-logs-bucket").send().await;
     let dir = common::scratch("iac-explain");
+    let fixers = dir.join("fixers");
+    std::fs::create_dir_all(&fixers).unwrap();
+    std::fs::copy(
+        common::fixer("s3-block-public-access"),
+        fixers.join("s3-block-public-access.wasm"),
+    )
+    .unwrap();
     let config = dir.join("salve.toml");
     std::fs::write(
         &config,
         format!(
-            r#"
-[accounts."123456789012"]
-name = "prod"
-
-[[iac.terraform]]
-name = "prod"
-accounts = ["123456789012"]
-regions = ["us-east-1"]
-repository = "{repo}"
-state = "{repo}/terraform.tfstate"
-"#,
-            repo = repository().display()
+            "[accounts.\"123456789012\"]\nname = \"prod\"\nrole-arn = \"arn:aws:iam::123456789012:role/salve-remediation\"\n\n{}",
+            workspace_toml().replace("tests/terraform", &repository().display().to_string())
         ),
     )
     .unwrap();
     let payload = dir.join("finding.json");
-    std::fs::write(
-        &payload,
-        common::sg_finding("iac-1", "sg-0a0d1a2b3c4d5e6f7", "ssh open"),
-    )
-    .unwrap();
+    std::fs::write(&payload, common::s3_finding("iac-1", "tf-logs-bucket")).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_salve"))
         .arg("explain")
         .arg(&payload)
         .arg("--config")
         .arg(&config)
         .arg("--fixers")
-        .arg(dir.join("no-fixers"))
+        .arg(&fixers)
+        .arg("--cache-dir")
+        .arg(dir.join("cache"))
+        .arg("--endpoint-url")
+        .arg(common::endpoint())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        text.contains("terraform  aws_security_group.admin (workspace prod)"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        text.contains("terraform  module.logs.aws_s3_bucket.this (workspace prod)"),
+        "{text}\n{err}"
     );
     assert!(
-        text.contains("aws_security_group.admin at main.tf:22-34"),
+        text.contains("module.logs.aws_s3_bucket.this at modules/bucket/main.tf:5-7"),
         "{text}"
     );
+    assert!(
+        text.contains(
+            "module.logs.aws_s3_bucket_public_access_block.this at modules/bucket/main.tf:10-17"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("  proposed edit:"), "{text}");
+    assert!(
+        text.contains("    +  block_public_acls       = true"),
+        "{text}"
+    );
+}
+
+/// The workspace as `[[iac.terraform]]` TOML, with the fixture's state file.
+fn workspace_toml() -> String {
+    "[[iac.terraform]]\nname = \"prod\"\naccounts = [\"123456789012\"]\nregions = [\"us-east-1\"]\nrepository = \"tests/terraform\"\nstate = \"tests/terraform/terraform.tfstate\"\n".into()
+}
+
+/// A dry run of an S3.8 finding on `bucket` (created in moto, public) with the bucket fixer.
+async fn dry_run(name: &str, bucket: &str) -> serde_json::Value {
+    let client = common::s3().await;
+    let _ = client.create_bucket().bucket(bucket).send().await;
+    let (p, _) = common::aws_pipeline_config(
+        name,
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        &workspace_toml(),
+    )
+    .await;
+    let options = salve::pipeline::ProcessOptions {
+        effect: salve::pipeline::Effect::PlanOnly,
+        ..Default::default()
+    };
+    let r = common::process_one(&p, common::s3_finding(name, bucket).as_bytes(), options).await;
+    assert_eq!(r["status"], "planned", "{r:#}");
+    r
+}
+
+#[tokio::test]
+async fn the_fixer_completes_an_existing_public_access_block() {
+    let r = dry_run("iac-complete", "tf-logs-bucket").await;
+    let iac = &r["iac"];
+    assert_eq!(iac["outcome"], "located", "{iac:#}");
+    let change = &iac["change"];
+    assert_eq!(change["outcome"], "proposed", "{iac:#}");
+    assert_eq!(change["files"][0]["file"], "modules/bucket/main.tf");
+    assert_eq!(
+        change["files"][0]["diff"],
+        "--- a/modules/bucket/main.tf\n+++ b/modules/bucket/main.tf\n@@ -13,4 +13,4 @@\n\
+         -  block_public_acls       = false\n-  ignore_public_acls      = false\n\
+         -  block_public_policy     = false\n-  restrict_public_buckets = false\n\
+         +  block_public_acls       = true\n+  ignore_public_acls      = true\n\
+         +  block_public_policy     = true\n+  restrict_public_buckets = true\n"
+    );
+}
+
+#[tokio::test]
+async fn the_fixer_adds_a_public_access_block_after_a_bucket_without_one() {
+    let r = dry_run("iac-insert", "tf-assets-bucket").await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "proposed", "{r:#}");
+    let diff = change["files"][0]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains(
+            "+resource \"aws_s3_bucket_public_access_block\" \"assets\" {\n+  bucket = aws_s3_bucket.assets.id\n"
+        ),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+  restrict_public_buckets = true\n+}\n"),
+        "{diff}"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_of_a_for_each_block_is_not_edited_for_all() {
+    let r = dry_run("iac-each", "tf-prod-bucket").await;
+    let iac = &r["iac"];
+    assert_eq!(iac["address"], "aws_s3_bucket.per_env[\"prod\"]", "{iac:#}");
+    assert_eq!(iac["change"]["outcome"], "refused", "{iac:#}");
+    assert!(
+        iac["change"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("whose block declares every instance"),
+        "{iac:#}"
+    );
+}
+
+/// The host's checks of a fixer's edits, whatever the fixer: only located blocks, the result
+/// parses, and new text keeps terraform fmt's layout.
+#[test]
+fn edits_outside_the_located_blocks_or_badly_formed_are_refused() {
+    use salve::capabilities::{BlockText, Edit};
+    use salve::iac::code::locate;
+    use salve::iac::state::Address;
+    let repo = repository();
+    let address = Address {
+        module: vec![],
+        resource_type: "aws_s3_bucket".into(),
+        name: "assets".into(),
+        index: None,
+    };
+    let location = locate(&repo, &repo, &address, &[]).unwrap();
+    let edit = |address: &str, text: &str| {
+        Edit::InsertAfter(BlockText {
+            address: address.into(),
+            text: text.into(),
+        })
+    };
+    let refused = |edits: Vec<Edit>| salve::iac::edit::apply(&repo, &location, &edits).unwrap_err();
+    let e = refused(vec![edit("aws_security_group.admin", "# x")]);
+    assert!(e.contains("not a located block"), "{e}");
+    let e = refused(vec![edit("aws_s3_bucket.assets", "resource \"x\" \"y\" {")]);
+    assert!(e.contains("would not parse"), "{e}");
+    let e = refused(vec![edit(
+        "aws_s3_bucket.assets",
+        "resource \"x\" \"y\" {\n  a = 1\n  bbb = 2\n}",
+    )]);
+    assert!(
+        e.contains("not formatted as terraform fmt formats it"),
+        "{e}"
+    );
+    // The files on disk are never touched.
+    let main = std::fs::read_to_string(repo.join("main.tf")).unwrap();
+    assert!(!main.contains("resource \"x\""));
 }

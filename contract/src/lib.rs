@@ -50,7 +50,7 @@ impl ContractVersion {
     pub fn common_interfaces(self) -> Vec<String> {
         let names: &[&str] = match self {
             ContractVersion::V0_1 => COMMON_INTERFACES,
-            ContractVersion::V0_2 => &["types", "context", "results"],
+            ContractVersion::V0_2 => &["types", "context", "results", "iac"],
         };
         names
             .iter()

@@ -4,6 +4,7 @@
 use wasmtime::Store;
 
 use crate::bindings::salve::fixer::types as v0_1;
+pub use crate::v0_2::salve::fixer::iac::{BlockText, Edit, LocatedBlock};
 use crate::{BoxFuture, FixerCore, FixerCorePre, FixerError, Outcome, Plan};
 
 type Call<'a, R> = BoxFuture<'a, wasmtime::Result<Result<R, FixerError>>>;
@@ -31,6 +32,15 @@ pub trait FixerInstance<T: 'static>: Send + Sync {
         rollback: &'a str,
         force: bool,
     ) -> Call<'a, Option<Plan>>;
+    /// Whether the component exports `terraform` at all.
+    fn exports_terraform(&self) -> bool;
+    /// The fix as edits of the located Terraform blocks; `None` when the component does not
+    /// export `terraform`.
+    fn terraform_edits<'a>(
+        &'a self,
+        store: &'a mut Store<T>,
+        blocks: &'a [LocatedBlock],
+    ) -> Call<'a, Option<Vec<Edit>>>;
 }
 
 /// A fixer built against contract 0.1.0: its plan names IAM actions, not calls.
@@ -91,6 +101,18 @@ impl<T: Send + 'static> FixerInstance<T> for V0_1 {
     ) -> Call<'a, Option<Plan>> {
         Box::pin(async { Ok(Ok(None)) })
     }
+
+    fn exports_terraform(&self) -> bool {
+        false
+    }
+
+    fn terraform_edits<'a>(
+        &'a self,
+        _store: &'a mut Store<T>,
+        _blocks: &'a [LocatedBlock],
+    ) -> Call<'a, Option<Vec<Edit>>> {
+        Box::pin(async { Ok(Ok(None)) })
+    }
 }
 
 /// Implements [`FixerPre`] (as `V0_2Pre<T>`) for a kind's contract 0.2.0 world. The kind names
@@ -103,6 +125,7 @@ macro_rules! fixer_exports_v0_2 {
     (
         typed: $typed:ident,
         rollback: $rollback:ident,
+        terraform: $terraform:ident,
         host_call: $host_call:ident,
         guest_call: $guest_call:ident $(,)?
     ) => {
@@ -113,6 +136,7 @@ macro_rules! fixer_exports_v0_2 {
             pre: wasmtime::component::InstancePre<T>,
             fixer: $typed::GuestIndices,
             rollback: Option<$rollback::GuestIndices>,
+            terraform: Option<$terraform::GuestIndices>,
         }
 
         impl<T: 'static> V0_2Pre<T> {
@@ -120,10 +144,12 @@ macro_rules! fixer_exports_v0_2 {
             pub fn new(pre: wasmtime::component::InstancePre<T>) -> wasmtime::Result<Self> {
                 let fixer = $typed::GuestIndices::new(&pre)?;
                 let rollback = $rollback::GuestIndices::new(&pre).ok();
+                let terraform = $terraform::GuestIndices::new(&pre).ok();
                 Ok(V0_2Pre {
                     pre,
                     fixer,
                     rollback,
+                    terraform,
                 })
             }
         }
@@ -140,6 +166,7 @@ macro_rules! fixer_exports_v0_2 {
                         fixer,
                         instance,
                         rollback: self.rollback.clone(),
+                        terraform: self.terraform.clone(),
                     }) as Box<dyn $crate::FixerInstance<T>>)
                 })
             }
@@ -151,6 +178,7 @@ macro_rules! fixer_exports_v0_2 {
             // Loaded (and type-checked) only when a rollback is planned, so a fix pays nothing
             // for it.
             rollback: Option<$rollback::GuestIndices>,
+            terraform: Option<$terraform::GuestIndices>,
         }
 
         mod v0_2_plans {
@@ -258,6 +286,27 @@ macro_rules! fixer_exports_v0_2 {
                         .call_plan_rollback(store, rollback, force)
                         .await?
                         .map(|p| p.map(v0_2_plans::to_host)))
+                })
+            }
+
+            fn exports_terraform(&self) -> bool {
+                self.terraform.is_some()
+            }
+
+            fn terraform_edits<'a>(
+                &'a self,
+                store: &'a mut wasmtime::Store<T>,
+                blocks: &'a [$crate::LocatedBlock],
+            ) -> $crate::BoxFuture<
+                'a,
+                wasmtime::Result<Result<Option<Vec<$crate::Edit>>, $crate::FixerError>>,
+            > {
+                Box::pin(async move {
+                    let Some(indices) = &self.terraform else {
+                        return Ok(Ok(None));
+                    };
+                    let guest = indices.load(&mut *store, &self.instance)?;
+                    guest.call_edits(store, blocks).await
                 })
             }
         }

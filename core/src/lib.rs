@@ -28,7 +28,7 @@ use serde_json::Value;
 pub use aws_error::{describe_aws_error, internal_error, to_aws_error};
 pub use aws_types::SdkConfig;
 pub use context::{FixerLog, LogLine};
-pub use exports::{FixerInstance, FixerPre, V0_1Pre};
+pub use exports::{BlockText, Edit, FixerInstance, FixerPre, LocatedBlock, V0_1Pre};
 pub use gate::{serialize_access, CallGate, CallRecord, CallResult, CapabilityCall, Phase};
 pub use kind::{Binding, BoundResource, KindBackend, KindHost, ReadBack};
 pub use plan::{Change, Outcome, Plan, PlannedCall};
@@ -68,6 +68,7 @@ pub mod v0_2 {
             world fixer-core {
                 import salve:fixer/context@0.2.0;
                 import salve:fixer/results@0.2.0;
+                import salve:fixer/iac@0.2.0;
             }
         ",
         world: "salve:host-v0-2/fixer-core",
@@ -251,6 +252,7 @@ pub fn add_common_to_linker<T: Send + 'static>(
             // Interfaces of types only: nothing to implement, but the import must resolve.
             linker.instance("salve:fixer/types@0.2.0")?;
             v0_2::salve::fixer::results::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
+            v0_2::salve::fixer::iac::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
             v0_2::salve::fixer::context::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?;
         }
     }
@@ -258,5 +260,7 @@ pub fn add_common_to_linker<T: Send + 'static>(
 }
 
 impl v0_2::salve::fixer::results::Host for Capabilities {}
+
+impl v0_2::salve::fixer::iac::Host for Capabilities {}
 
 impl bindings::salve::fixer::types::Host for Capabilities {}

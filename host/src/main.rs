@@ -618,7 +618,11 @@ async fn build_pipeline(
     if let Some(log) = audit {
         builder = builder.audit_log(log);
     }
-    let pipeline = builder.build(Box::new(backends))?;
+    let mut pipeline = builder.build(Box::new(backends))?;
+    pipeline.read_state_with(salve::aws::s3_client(
+        &sdk_config,
+        host.endpoint_url.is_some(),
+    ));
     if reconcile {
         for p in pipeline.reconcile_open_intents().await? {
             tracing::warn!(
@@ -982,16 +986,12 @@ async fn report(args: ReportArgs) -> Result<ExitCode> {
 
 async fn explain(args: ExplainArgs) -> Result<ExitCode> {
     let payload = read_input(&args.input)?;
-    let (pipeline, sdk) = build_pipeline(&args.host, None).await?;
+    let (pipeline, _) = build_pipeline(&args.host, None).await?;
     let options = ProcessOptions {
         effect: Effect::Explain,
         ..ProcessOptions::default()
     };
-    let mut processed = run_input(&pipeline, payload, options).await?;
-    let s3 = salve::aws::s3_client(&sdk, args.host.endpoint_url.is_some());
-    for p in &mut processed {
-        pipeline.trace_to_code(&mut p.entry, &s3).await;
-    }
+    let processed = run_input(&pipeline, payload, options).await?;
     for (i, p) in processed.iter().enumerate() {
         match args.output {
             Output::Json => println!("{}", serde_json::to_string(&p.entry)?),

@@ -188,8 +188,8 @@ fn describe_risk(risk: &RiskScore) -> String {
 }
 
 /// `salve explain`: everything that went into the decision, without changing anything.
-pub fn render_explanation(entry: &AuditEntry) -> String {
-    let entry = &sanitized(entry);
+pub fn render_explanation(raw: &AuditEntry) -> String {
+    let entry = &sanitized(raw);
     let mut out = String::new();
     let _ = writeln!(out, "source     {}", source_name(entry));
     if !entry.envelope.is_empty() {
@@ -245,7 +245,8 @@ pub fn render_explanation(entry: &AuditEntry) -> String {
         }
     }
     out.push_str(&render_processed(entry, None));
-    if let Some(t) = &entry.iac {
+    // The diff keeps its lines: each is escaped on its own.
+    if let Some(t) = &raw.iac {
         render_traced(&mut out, t);
     }
     out
@@ -386,12 +387,14 @@ pub fn render_replay(report: &crate::modes::replay::ReplayReport) -> String {
 /// Where Terraform declares the resource, for `explain`.
 fn render_traced(out: &mut String, traced: &crate::iac::Traced) {
     use crate::iac::Traced;
+    // Raw on purpose (the diff keeps its lines); every field is escaped on its own.
+    let e = |s: &str| crate::text::escape_control(s, false).into_owned();
     match traced {
         Traced::Unmanaged { reason } => {
-            let _ = writeln!(out, "terraform  not managed: {reason}");
+            let _ = writeln!(out, "terraform  not managed: {}", e(reason));
         }
         Traced::Unreadable { reason } => {
-            let _ = writeln!(out, "terraform  could not be read: {reason}");
+            let _ = writeln!(out, "terraform  could not be read: {}", e(reason));
         }
         Traced::Refused {
             workspace,
@@ -400,24 +403,51 @@ fn render_traced(out: &mut String, traced: &crate::iac::Traced) {
         } => {
             let _ = writeln!(
                 out,
-                "terraform  {address} (workspace {workspace}) cannot be edited: {reason}"
+                "terraform  {} (workspace {}) cannot be edited: {}",
+                e(address),
+                e(workspace),
+                e(reason)
             );
         }
         Traced::Located {
             workspace,
             address,
             location,
+            change,
+            ..
         } => {
-            let _ = writeln!(out, "terraform  {address} (workspace {workspace})");
+            let _ = writeln!(
+                out,
+                "terraform  {} (workspace {})",
+                e(address),
+                e(workspace)
+            );
             for l in std::iter::once(&location.resource).chain(&location.configured_by) {
                 let _ = writeln!(
                     out,
                     "  {} at {}:{}-{}",
-                    l.address,
-                    l.file.display(),
+                    e(&l.address),
+                    e(&l.file.display().to_string()),
                     l.start_line,
                     l.end_line
                 );
+            }
+            match change {
+                None => {}
+                Some(crate::iac::Change::NotOffered { reason }) => {
+                    let _ = writeln!(out, "  no edit: {}", e(reason));
+                }
+                Some(crate::iac::Change::Refused { reason }) => {
+                    let _ = writeln!(out, "  edit refused: {}", e(reason));
+                }
+                Some(crate::iac::Change::Proposed { files }) => {
+                    let _ = writeln!(out, "  proposed edit:");
+                    for f in files {
+                        for line in f.diff.lines() {
+                            let _ = writeln!(out, "    {}", e(line));
+                        }
+                    }
+                }
             }
         }
     }

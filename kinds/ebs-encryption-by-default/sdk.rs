@@ -7,7 +7,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: ["../wit/v0.2.0", "../kinds/ebs-encryption-by-default/wit"],
-        world: "salve:ebs-encryption-by-default/ebs-encryption-by-default-fixer-with-rollback",
+        world: "salve:ebs-encryption-by-default/ebs-encryption-by-default-fixer-complete",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_ebs_encryption_by_default_fixer",
@@ -26,6 +26,8 @@ pub use __exports::ebs_encryption_by_default::fixer::Guest as __Guest;
 pub use __exports::ebs_encryption_by_default::fixer::{Call, FixPlan as Plan, PlannedCall};
 #[doc(hidden)]
 pub use __exports::ebs_encryption_by_default::rollback::Guest as __RollbackGuest;
+#[doc(hidden)]
+pub use __exports::ebs_encryption_by_default::terraform::Guest as __TerraformGuest;
 
 /// The resource type the manifest declares.
 pub const RESOURCE_TYPE: &str = kind::SPEC.name;

@@ -7,7 +7,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: ["../wit/v0.2.0", "../kinds/network-acl/wit"],
-        world: "salve:network-acl/network-acl-fixer-with-rollback",
+        world: "salve:network-acl/network-acl-fixer-complete",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_network_acl_fixer",
@@ -26,6 +26,8 @@ pub use __exports::network_acl::fixer::Guest as __Guest;
 pub use __exports::network_acl::fixer::{Call, FixPlan as Plan, PlannedCall};
 #[doc(hidden)]
 pub use __exports::network_acl::rollback::Guest as __RollbackGuest;
+#[doc(hidden)]
+pub use __exports::network_acl::terraform::Guest as __TerraformGuest;
 
 /// The resource type the manifest declares.
 pub const RESOURCE_TYPE: &str = kind::SPEC.name;

@@ -7,7 +7,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: ["../wit/v0.2.0", "../kinds/rds-instance/wit"],
-        world: "salve:rds-instance/rds-instance-fixer-with-rollback",
+        world: "salve:rds-instance/rds-instance-fixer-complete",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_rds_instance_fixer",
@@ -26,6 +26,8 @@ pub use __exports::rds_instance::fixer::Guest as __Guest;
 pub use __exports::rds_instance::fixer::{Call, FixPlan as Plan, PlannedCall};
 #[doc(hidden)]
 pub use __exports::rds_instance::rollback::Guest as __RollbackGuest;
+#[doc(hidden)]
+pub use __exports::rds_instance::terraform::Guest as __TerraformGuest;
 
 /// The resource type the manifest declares.
 pub const RESOURCE_TYPE: &str = kind::SPEC.name;

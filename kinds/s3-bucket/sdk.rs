@@ -8,7 +8,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: ["../wit/v0.2.0", "../kinds/s3-bucket/wit"],
-        world: "salve:s3-bucket/s3-bucket-fixer-with-rollback",
+        world: "salve:s3-bucket/s3-bucket-fixer-complete",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_s3_bucket_fixer",
@@ -27,6 +27,8 @@ pub use __exports::s3_bucket::fixer::Guest as __Guest;
 pub use __exports::s3_bucket::fixer::{Call, FixPlan as Plan, PlannedCall};
 #[doc(hidden)]
 pub use __exports::s3_bucket::rollback::Guest as __RollbackGuest;
+#[doc(hidden)]
+pub use __exports::s3_bucket::terraform::Guest as __TerraformGuest;
 
 /// The resource type the manifest declares.
 pub const RESOURCE_TYPE: &str = kind::SPEC.name;

@@ -8,7 +8,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: ["../wit/v0.2.0", "../kinds/security-group/wit"],
-        world: "salve:security-group/security-group-fixer-with-rollback",
+        world: "salve:security-group/security-group-fixer-complete",
         generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_security_group_fixer",
@@ -27,6 +27,8 @@ pub use __exports::security_group::fixer::Guest as __Guest;
 pub use __exports::security_group::fixer::{Call, FixPlan as Plan, PlannedCall};
 #[doc(hidden)]
 pub use __exports::security_group::rollback::Guest as __RollbackGuest;
+#[doc(hidden)]
+pub use __exports::security_group::terraform::Guest as __TerraformGuest;
 
 /// The resource type the manifest declares.
 pub const RESOURCE_TYPE: &str = kind::SPEC.name;

@@ -8,6 +8,7 @@ macro_rules! kind_module {
     (export_macro: $export:ident) => {
         use __bindings::exports::salve as __exports;
 
+        pub use __bindings::salve::fixer::iac::{BlockText, Edit, LocatedBlock};
         pub use __bindings::salve::fixer::results::Outcome;
         pub use __bindings::salve::fixer::types::{
             AwsError, Finding, FixerError, Resource, Severity,
@@ -33,6 +34,14 @@ macro_rules! kind_module {
             /// no rollback.
             fn plan_rollback(rollback: String, force: bool) -> Result<Option<Plan>> {
                 let _ = (rollback, force);
+                Ok(None)
+            }
+            /// The fix as edits of the Terraform that declares the resource: `blocks[0]` is the
+            /// resource's own block, the rest configure it from outside. Each edit names a
+            /// located block; the host refuses any other, and any result that does not parse or
+            /// is not formatted as `terraform fmt` formats. The default edits no Terraform.
+            fn terraform(blocks: Vec<LocatedBlock>) -> Result<Option<Vec<Edit>>> {
+                let _ = blocks;
                 Ok(None)
             }
         }

@@ -163,6 +163,14 @@ macro_rules! register_fixer {
             }
         }
 
+        impl $crate::$kind::__TerraformGuest for __SalveExport {
+            fn edits(
+                blocks: Vec<$crate::$kind::LocatedBlock>,
+            ) -> $crate::$kind::Result<Option<Vec<$crate::$kind::Edit>>> {
+                <$fixer as $crate::$kind::Fixer>::terraform(blocks)
+            }
+        }
+
         $crate::$kind::__export!(__SalveExport with_types_in $crate::$kind::__bindings);
 
         $crate::register_fixer!(@manifest $crate::$kind::RESOURCE_TYPE, [$($control),*]);

@@ -78,3 +78,14 @@ resource "aws_db_instance" "main" {
   allocated_storage   = 20
   publicly_accessible = var.db_public
 }
+
+# A bucket without a public access block: the fix adds one after it.
+resource "aws_s3_bucket" "assets" {
+  bucket = "tf-assets-bucket"
+}
+
+# One block, a bucket per environment.
+resource "aws_s3_bucket" "per_env" {
+  for_each = toset(["dev", "prod"])
+  bucket   = "tf-${each.key}-bucket"
+}

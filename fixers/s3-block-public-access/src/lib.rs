@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use salve_sdk::s3_bucket::{
-    self, Call, Fixer, FixerError, Outcome, Plan, PublicAccessBlock, Result,
+    self, BlockText, Call, Edit, Fixer, FixerError, LocatedBlock, Outcome, Plan, PublicAccessBlock,
+    Result,
 };
 
 /// The rollback data's one field.
@@ -56,6 +57,10 @@ impl Fixer for BlockPublicAccess {
         Ok(Outcome::with_rollback(&rollback))
     }
 
+    fn terraform(blocks: Vec<LocatedBlock>) -> Result<Option<Vec<Edit>>> {
+        terraform_edits(&blocks).map(Some)
+    }
+
     fn plan_rollback(rollback: String, _force: bool) -> Result<Option<Plan>> {
         let data: BTreeMap<String, Option<PublicAccessBlock>> =
             s3_bucket::rollback_data(&rollback)?;
@@ -76,6 +81,76 @@ impl Fixer for BlockPublicAccess {
             ),
         }))
     }
+}
+
+/// The four settings, as `terraform fmt` aligns them.
+const SETTINGS: [&str; 4] = [
+    "block_public_acls",
+    "ignore_public_acls",
+    "block_public_policy",
+    "restrict_public_buckets",
+];
+
+/// `aws_s3_bucket.logs` from `module.a.aws_s3_bucket.logs`: how the bucket's own module refers to it.
+fn local_reference(address: &str) -> &str {
+    let mut dots = address.rmatch_indices('.');
+    match (dots.next(), dots.next()) {
+        (Some(_), Some((i, _))) => &address[i + 1..],
+        _ => address,
+    }
+}
+
+/// A public access block for `bucket` (an HCL expression) with every setting on.
+fn public_access_block(label: &str, bucket: &str) -> String {
+    let mut text = format!(
+        "resource \"aws_s3_bucket_public_access_block\" \"{label}\" {{\n  bucket = {bucket}\n\n"
+    );
+    for s in SETTINGS {
+        text.push_str(&format!("  {s:<23} = true\n"));
+    }
+    text.push('}');
+    text
+}
+
+/// The Terraform edit: complete the bucket's public access block, or add one after the bucket.
+fn terraform_edits(blocks: &[LocatedBlock]) -> Result<Vec<Edit>> {
+    let Some(bucket) = blocks.first() else {
+        return Err(FixerError::invalid_input("no block declares the bucket"));
+    };
+    let existing = blocks[1..]
+        .iter()
+        .find(|b| b.resource_type == "aws_s3_bucket_public_access_block");
+    Ok(vec![match existing {
+        Some(block) => {
+            // Keep the block's label and the way it names the bucket; set the four settings.
+            let label = block.address.rsplit('.').next().unwrap_or("this");
+            let named = block
+                .text
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("bucket").map(str::trim_start))
+                .and_then(|l| l.strip_prefix('='))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    FixerError::unexpected_state(format!(
+                        "{} does not set bucket on one line",
+                        block.address
+                    ))
+                })?;
+            Edit::Replace(BlockText {
+                address: block.address.clone(),
+                text: public_access_block(label, named),
+            })
+        }
+        None => {
+            let reference = local_reference(&bucket.address);
+            let label = reference.rsplit('.').next().unwrap_or("this");
+            Edit::InsertAfter(BlockText {
+                address: bucket.address.clone(),
+                text: public_access_block(label, &format!("{reference}.id")),
+            })
+        }
+    }])
 }
 
 salve_sdk::register_fixer!(

@@ -25,6 +25,9 @@ pub struct Located {
     pub end_line: usize,
     /// The block's text as written.
     pub text: String,
+    /// Its bytes in the file, for editing it in place.
+    #[serde(skip)]
+    pub span: std::ops::Range<usize>,
 }
 
 /// A resource's block, and the blocks that configure it from outside.
@@ -105,7 +108,8 @@ fn located(file: &TfFile, block: &Block, address: String, resource_type: &str) -
         file: file.path.clone(),
         start_line: line(span.start),
         end_line: line(span.end.saturating_sub(1).max(span.start)),
-        text: file.text.get(span).unwrap_or_default().to_string(),
+        text: file.text.get(span.clone()).unwrap_or_default().to_string(),
+        span,
     }
 }
 

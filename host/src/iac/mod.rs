@@ -6,6 +6,7 @@
 //! calls from the root module → the `resource` block and the blocks that configure it.
 
 pub mod code;
+pub mod edit;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -203,6 +204,12 @@ pub enum Traced {
         /// The state address, with its index key.
         address: String,
         location: Location,
+        /// The fixer's edit of that code, once asked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        change: Option<Change>,
+        /// The checkout the location is in.
+        #[serde(skip)]
+        repository: PathBuf,
     },
     /// The resource is in a workspace's state, but its code cannot be edited or found.
     Refused {
@@ -212,6 +219,18 @@ pub enum Traced {
     },
     /// A workspace's state or repository could not be read.
     Unreadable { reason: String },
+}
+
+/// What the fixer's `terraform` export made of the located code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Change {
+    /// The edits, checked and applied to a copy: each changed file and its diff.
+    Proposed { files: Vec<edit::FileChange> },
+    /// The fixer proposed edits the host refused, or could not make them.
+    Refused { reason: String },
+    /// The fixer does not edit Terraform.
+    NotOffered { reason: String },
 }
 
 /// The workspace's repository as a local directory: a local repository in place. Cloning a
@@ -281,6 +300,8 @@ pub async fn trace(
                 workspace: w.name.clone(),
                 address: address.to_string(),
                 location,
+                change: None,
+                repository: repo,
             },
             Err(e @ (LocateError::Io { .. } | LocateError::Parse { .. })) => {
                 return Err(format!("workspace {:?}: {e}", w.name))

@@ -151,6 +151,8 @@ pub struct Pipeline {
     /// Where that log is, to find what an approval message approves.
     audit_path: Option<std::path::PathBuf>,
     ledger: Ledger,
+    /// Reads Terraform state in S3 with salve's own credentials (`[[iac.terraform]]`).
+    state_s3: Option<aws_sdk_s3::Client>,
 }
 
 /// The audit entry of one message, and where it sits in the chain (`None` for `explain` and for
@@ -252,6 +254,7 @@ impl Pipeline {
             audit,
             audit_path,
             ledger,
+            state_s3: None,
         })
     }
 
@@ -492,20 +495,10 @@ impl Pipeline {
         self.record(entry).await
     }
 
-    /// Traces the finding `entry` is about to its Terraform code (`[[iac.terraform]]`) and
-    /// keeps the answer in `entry.iac`. The state is read through `s3` with salve's own
-    /// credentials; a local repository is read in place.
-    pub async fn trace_to_code(&self, entry: &mut AuditEntry, s3: &aws_sdk_s3::Client) {
-        let Some(finding) = &entry.finding else {
-            return;
-        };
-        if self.config.iac.terraform.is_empty() {
-            return;
-        }
-        let traced = crate::iac::trace(&self.config.iac, finding, Some(s3), crate::iac::checkout)
-            .await
-            .unwrap_or_else(|reason| crate::iac::Traced::Unreadable { reason });
-        entry.iac = Some(traced);
+    /// Terraform state in S3 (`[[iac.terraform]]`) is read through `s3`, salve's own
+    /// credentials, never a customer session.
+    pub fn read_state_with(&mut self, s3: aws_sdk_s3::Client) {
+        self.state_s3 = Some(s3);
     }
 
     /// Records a payload that was refused before ingest (an input over the size limit), by its
@@ -1070,6 +1063,11 @@ impl FindingRun<'_> {
                 Some("check() reported non-compliant but plan() proposes no change".into()),
             );
         }
+        // Where the code declares the resource, and the fixer's edit of it: shown by explain
+        // and a dry run, so a change of code is seen before one is proposed.
+        if options.effect.is_dry_run() {
+            self.trace_code(sandbox, entry).await;
+        }
 
         let (metadata, tag_read_error) = self.metadata(entry).await;
         entry.metadata = Some(metadata.clone());
@@ -1125,5 +1123,101 @@ impl FindingRun<'_> {
         }
         self.land(options.effect, sandbox, &plan, compliant_before, entry)
             .await
+    }
+}
+
+impl FindingRun<'_> {
+    /// Traces the finding to its Terraform code and asks the fixer for the edit of it; the
+    /// answer goes into `entry.iac`. Nothing is written anywhere: the edits are checked and
+    /// applied to a copy in memory.
+    async fn trace_code(&self, sandbox: &mut Sandbox, entry: &mut AuditEntry) {
+        use crate::iac::{self, Change, Traced};
+        let config = &self.pipeline.config.iac;
+        if config.terraform.is_empty() {
+            return;
+        }
+        let traced = iac::trace(
+            config,
+            self.finding,
+            self.pipeline.state_s3.as_ref(),
+            iac::checkout,
+        )
+        .await
+        .unwrap_or_else(|reason| Traced::Unreadable { reason });
+        let Traced::Located {
+            workspace,
+            address,
+            location,
+            repository,
+            ..
+        } = traced
+        else {
+            entry.iac = Some(traced);
+            return;
+        };
+        let blocks: Vec<crate::capabilities::LocatedBlock> = std::iter::once(&location.resource)
+            .chain(&location.configured_by)
+            .map(|b| crate::capabilities::LocatedBlock {
+                address: b.address.clone(),
+                resource_type: b.resource_type.clone(),
+                file: b.file.display().to_string(),
+                text: b.text.clone(),
+            })
+            .collect();
+        let change = if !sandbox.exports_terraform() {
+            Change::NotOffered {
+                reason: format!(
+                    "fixer {:?} does not export terraform",
+                    self.fixer.manifest.name
+                ),
+            }
+        } else {
+            match sandbox.terraform_edits(&blocks).await {
+                Ok(None) => Change::NotOffered {
+                    reason: format!(
+                        "fixer {:?} does not edit Terraform",
+                        self.fixer.manifest.name
+                    ),
+                },
+                Ok(Some(edits)) => {
+                    let shared = address != location.resource.address
+                        && edits
+                            .iter()
+                            .any(|e| edit_target(e) == location.resource.address);
+                    if shared {
+                        Change::Refused {
+                            reason: format!(
+                                "{address} is one instance of {}, whose block declares every instance; editing the block would change them all",
+                                location.resource.address
+                            ),
+                        }
+                    } else {
+                        match iac::edit::apply(&repository, &location, &edits) {
+                            Ok(files) => Change::Proposed { files },
+                            Err(reason) => Change::Refused { reason },
+                        }
+                    }
+                }
+                Err(e) => Change::Refused {
+                    reason: format!("terraform: {e}"),
+                },
+            }
+        };
+        entry.iac = Some(Traced::Located {
+            workspace,
+            address,
+            location,
+            change: Some(change),
+            repository,
+        });
+    }
+}
+
+/// The located block an edit names.
+fn edit_target(edit: &crate::capabilities::Edit) -> &str {
+    use crate::capabilities::Edit;
+    match edit {
+        Edit::Replace(b) | Edit::InsertAfter(b) => &b.address,
+        Edit::Remove(address) => address,
     }
 }

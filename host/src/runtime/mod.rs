@@ -726,6 +726,32 @@ impl Sandbox {
         Ok(plan)
     }
 
+    /// Whether the fixer exports `terraform` (contract 0.2.0, optional).
+    pub fn exports_terraform(&self) -> bool {
+        self.bindings.exports_terraform()
+    }
+
+    /// Runs `terraform.edits` (read only, like `plan`): the fix as edits of the located blocks.
+    pub async fn terraform_edits(
+        &mut self,
+        blocks: &[capabilities::LocatedBlock],
+    ) -> Result<Option<Vec<capabilities::Edit>>, SandboxError> {
+        let remaining = self.begin(Phase::Plan)?;
+        self.store
+            .data_mut()
+            .capabilities
+            .gate_mut()
+            .enter(Phase::Plan);
+        let outcome = tokio::time::timeout(
+            remaining,
+            self.bindings.terraform_edits(&mut self.store, blocks),
+        )
+        .await;
+        let edits = self.finish(Phase::Plan, outcome)?;
+        check_size("terraform edits", &edits).map_err(|m| self.contain(m))?;
+        Ok(edits)
+    }
+
     /// Runs `apply(plan)`; only the actions `approved` lists pass the gate.
     pub async fn apply(&mut self, approved: &Plan) -> Result<Outcome, SandboxError> {
         let remaining = self.begin(Phase::Apply)?;

@@ -20,13 +20,14 @@ use crate::{
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:ebs-encryption-by-default/ebs-encryption-by-default-fixer-with-rollback",
+        world: "salve:ebs-encryption-by-default/ebs-encryption-by-default-fixer-complete",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
             "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
             "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
             "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+            "salve:fixer/iac@0.2.0": salve_core::v0_2::salve::fixer::iac,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
@@ -34,6 +35,7 @@ mod v0_2 {
 
 use v0_2::exports::salve::ebs_encryption_by_default::fixer as typed;
 use v0_2::exports::salve::ebs_encryption_by_default::rollback as undo;
+use v0_2::exports::salve::ebs_encryption_by_default::terraform as tf;
 use v0_2::salve::ebs_encryption_by_default::capability;
 
 /// A typed call as the host plans it: the function, and no arguments.
@@ -69,6 +71,7 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
 salve_core::fixer_exports_v0_2! {
     typed: typed,
     rollback: undo,
+    terraform: tf,
     host_call: host_call,
     guest_call: guest_call,
 }

@@ -19,13 +19,14 @@ use crate::{
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:network-acl/network-acl-fixer-with-rollback",
+        world: "salve:network-acl/network-acl-fixer-complete",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
             "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
             "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
             "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+            "salve:fixer/iac@0.2.0": salve_core::v0_2::salve::fixer::iac,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
@@ -33,6 +34,7 @@ mod v0_2 {
 
 use v0_2::exports::salve::network_acl::fixer as typed;
 use v0_2::exports::salve::network_acl::rollback as undo;
+use v0_2::exports::salve::network_acl::terraform as tf;
 pub use v0_2::salve::network_acl::capability::AclEntry;
 use v0_2::salve::network_acl::capability::Host;
 
@@ -68,6 +70,7 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
 salve_core::fixer_exports_v0_2! {
     typed: typed,
     rollback: undo,
+    terraform: tf,
     host_call: host_call,
     guest_call: guest_call,
 }

@@ -16,13 +16,14 @@ use crate::{DESCRIBE_INSTANCE, SET_PUBLICLY_ACCESSIBLE, SPEC};
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:rds-instance/rds-instance-fixer-with-rollback",
+        world: "salve:rds-instance/rds-instance-fixer-complete",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
             "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
             "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
             "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+            "salve:fixer/iac@0.2.0": salve_core::v0_2::salve::fixer::iac,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
@@ -30,6 +31,7 @@ mod v0_2 {
 
 use v0_2::exports::salve::rds_instance::fixer as typed;
 use v0_2::exports::salve::rds_instance::rollback as undo;
+use v0_2::exports::salve::rds_instance::terraform as tf;
 use v0_2::salve::rds_instance::capability::Host;
 pub use v0_2::salve::rds_instance::capability::Instance;
 
@@ -55,6 +57,7 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
 salve_core::fixer_exports_v0_2! {
     typed: typed,
     rollback: undo,
+    terraform: tf,
     host_call: host_call,
     guest_call: guest_call,
 }

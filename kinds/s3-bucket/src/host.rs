@@ -32,13 +32,14 @@ mod bindings {
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:s3-bucket/s3-bucket-fixer-with-rollback",
+        world: "salve:s3-bucket/s3-bucket-fixer-complete",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
             "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
             "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
             "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+            "salve:fixer/iac@0.2.0": salve_core::v0_2::salve::fixer::iac,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
@@ -46,6 +47,7 @@ mod v0_2 {
 
 use v0_2::exports::salve::s3_bucket::fixer as typed;
 use v0_2::exports::salve::s3_bucket::rollback as undo;
+use v0_2::exports::salve::s3_bucket::terraform as tf;
 type PublicAccessBlockV0_2 = v0_2::salve::s3_bucket::capability::PublicAccessBlock;
 
 impl From<PublicAccessBlockV0_2> for PublicAccessBlock {
@@ -103,6 +105,7 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
 salve_core::fixer_exports_v0_2! {
     typed: typed,
     rollback: undo,
+    terraform: tf,
     host_call: host_call,
     guest_call: guest_call,
 }

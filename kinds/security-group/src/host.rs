@@ -33,13 +33,14 @@ mod bindings {
 mod v0_2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/v0.2.0", "wit"],
-        world: "salve:security-group/security-group-fixer-with-rollback",
+        world: "salve:security-group/security-group-fixer-complete",
         imports: { default: async | trappable },
         exports: { default: async },
         with: {
             "salve:fixer/types@0.2.0": salve_core::bindings::salve::fixer::types,
             "salve:fixer/context@0.2.0": salve_core::v0_2::salve::fixer::context,
             "salve:fixer/results@0.2.0": salve_core::v0_2::salve::fixer::results,
+            "salve:fixer/iac@0.2.0": salve_core::v0_2::salve::fixer::iac,
         },
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
@@ -47,6 +48,7 @@ mod v0_2 {
 
 use v0_2::exports::salve::security_group::fixer as typed;
 use v0_2::exports::salve::security_group::rollback as undo;
+use v0_2::exports::salve::security_group::terraform as tf;
 use v0_2::salve::security_group::capability as capability_v0_2;
 
 impl From<capability_v0_2::IngressRule> for IngressRule {
@@ -124,6 +126,7 @@ fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
 salve_core::fixer_exports_v0_2! {
     typed: typed,
     rollback: undo,
+    terraform: tf,
     host_call: host_call,
     guest_call: guest_call,
 }
