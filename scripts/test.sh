@@ -14,6 +14,10 @@ cargo deny check bans licenses sources
 # shellcheck source=scripts/moto.sh
 source scripts/moto.sh
 start_moto
+# Prism serves GitHub's own OpenAPI description, for the pull-request tests.
+# shellcheck source=scripts/prism.sh
+source scripts/prism.sh
+start_prism
 # cargo-lambda's Runtime API emulator, for running the binary as a Lambda bootstrap.
 if [ ! -x .venv/bin/cargo-lambda ]; then
   echo "installing cargo-lambda into .venv ..." >&2

@@ -45,6 +45,9 @@ pub enum Status {
     Planned,
     /// `salve rollback` undid a fix: the host read every reversing call's outcome back.
     RolledBack,
+    /// The fix is a pull request against the Terraform that declares the resource; nothing
+    /// was changed in the account.
+    PullRequestOpened,
     /// Not an outcome: written (and fsynced) after the write session is had and before the
     /// fixer's first write call, so nothing changes in AWS that the log could not record. The
     /// terminal record links back to it; one with no terminal record is reconciled at start.
@@ -62,6 +65,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Planned => "planned",
             Status::RolledBack => "rolled-back",
+            Status::PullRequestOpened => "pull-request-opened",
             Status::Intent => "intent",
         }
     }
@@ -146,6 +150,9 @@ pub struct AuditEntry {
     /// Where the resource is declared in Terraform, when `[[iac.terraform]]` is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iac: Option<crate::iac::Traced>,
+    /// The pull request that carries the fix into the code, or why there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<crate::iac::PullRequestRecord>,
 }
 
 /// The message a payload arrived in, so a record can be matched to the queue's own logs.

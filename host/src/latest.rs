@@ -42,6 +42,8 @@ struct View {
     rollback: Option<serde_json::Value>,
     #[serde(default)]
     reversal: Option<Reversal>,
+    #[serde(default)]
+    pull_request: Option<crate::iac::PullRequestRecord>,
 }
 
 /// A finding's latest record, as its readers need it.
@@ -58,6 +60,7 @@ pub struct Latest {
     /// The fixer's rollback data, when the record is a fix that returned some.
     pub rollback: Option<serde_json::Value>,
     pub reversal: Option<Reversal>,
+    pub pull_request: Option<crate::iac::PullRequestRecord>,
 }
 
 /// The latest terminal record of every finding in `audit_log` (none when the log does not
@@ -109,6 +112,7 @@ pub fn records(audit_log: &Path) -> Result<HashMap<String, Latest>> {
                 fixer: v.fixer,
                 rollback: v.rollback,
                 reversal: v.reversal,
+                pull_request: v.pull_request,
             },
         );
     }

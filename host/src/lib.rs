@@ -11,6 +11,7 @@ pub mod config;
 pub mod credentials;
 pub mod finding;
 pub mod fixer_test;
+pub mod http;
 pub mod iac;
 pub mod idempotency;
 pub mod in_memory;

@@ -9,7 +9,7 @@ use crate::audit::{AuditEntry, Status};
 use crate::modes::batch::{Disposition, MessageResult};
 use crate::pipeline::Redelivery;
 
-const STATUSES: [Status; 7] = [
+const STATUSES: [Status; 9] = [
     Status::Remediated,
     Status::AlreadyCompliant,
     Status::Review,
@@ -17,6 +17,8 @@ const STATUSES: [Status; 7] = [
     Status::Rejected,
     Status::Failed,
     Status::Planned,
+    Status::RolledBack,
+    Status::PullRequestOpened,
 ];
 
 /// Upper bounds of the fixer duration histogram, in seconds.

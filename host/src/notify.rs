@@ -172,10 +172,7 @@ pub struct Delivery {
     pub error: Option<String>,
 }
 
-type HttpsClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+use crate::http::HttpsClient;
 
 pub struct Notifier {
     routes: BTreeMap<String, RouteConfig>,
@@ -287,15 +284,7 @@ impl Notifier {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| format!("loading the system's TLS roots: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector);
+        let client = crate::http::https_client()?;
         *slot = Some(client.clone());
         Ok(client)
     }

@@ -35,8 +35,8 @@ fn sanitized(entry: &AuditEntry) -> AuditEntry {
 }
 
 /// A few lines a person can read; `--output json` gives the full record.
-pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> String {
-    let entry = &sanitized(entry);
+pub fn render_processed(raw: &AuditEntry, sealed: Option<&SealedRecord>) -> String {
+    let entry = &sanitized(raw);
     let mut out = String::new();
     let status = entry.status.map(|s| s.as_str()).unwrap_or("unknown");
     let _ = writeln!(
@@ -121,6 +121,9 @@ pub fn render_processed(entry: &AuditEntry, sealed: Option<&SealedRecord>) -> St
     }
     if let Some(reason) = &entry.reason {
         let _ = writeln!(out, "reason    {reason}");
+    }
+    if let Some(pr) = &raw.pull_request {
+        render_pull_request(&mut out, pr);
     }
     let writes = entry
         .calls
@@ -450,5 +453,28 @@ fn render_traced(out: &mut String, traced: &crate::iac::Traced) {
                 }
             }
         }
+    }
+}
+
+/// The pull request line, and its diff line by line (each line escaped on its own).
+fn render_pull_request(out: &mut String, pr: &crate::iac::PullRequestRecord) {
+    let e = |s: &str| crate::text::escape_control(s, false).into_owned();
+    let mut line = format!("pull req  {}", spelled(&pr.outcome));
+    if let (Some(n), Some(url)) = (pr.number, &pr.url) {
+        let _ = write!(line, " #{n} {}", e(url));
+    }
+    if let Some(b) = &pr.branch {
+        let _ = write!(line, " (branch {}", e(b));
+        if let Some(c) = &pr.commit {
+            let _ = write!(line, ", commit {}", e(c.get(..12).unwrap_or(c)));
+        }
+        line.push(')');
+    }
+    let _ = writeln!(out, "{line}");
+    if let Some(r) = &pr.reason {
+        let _ = writeln!(out, "          {}", e(r));
+    }
+    for l in pr.diff.as_deref().unwrap_or_default().lines() {
+        let _ = writeln!(out, "          {}", e(l));
     }
 }

@@ -50,6 +50,12 @@ pub fn find(audit_log: &Path, finding_id: &str) -> Result<Fixed> {
             last.link.as_ref().map(|l| l.sequence).unwrap_or_default()
         );
     }
+    if let (Status::PullRequestOpened, Some(pr)) = (last.status, &last.pull_request) {
+        bail!(
+            "finding {finding_id:?} was fixed by a pull request, not in the account, so there is nothing live to roll back. To revert it: {}",
+            revert_instructions(pr)
+        );
+    }
     if last.status != Status::Remediated {
         bail!(
             "finding {finding_id:?}'s latest record is {}, not remediated: only a fix salve made and nothing undid since can be rolled back",
@@ -78,4 +84,19 @@ pub fn find(audit_log: &Path, finding_id: &str) -> Result<Fixed> {
         fixer: last.fixer,
         record,
     })
+}
+
+/// How to undo a fix that went in as a pull request.
+pub fn revert_instructions(pr: &crate::iac::PullRequestRecord) -> String {
+    let what = match (&pr.number, &pr.url) {
+        (Some(n), Some(url)) => format!("pull request #{n} ({url})"),
+        _ => "the pull request".into(),
+    };
+    let branch = pr.branch.as_deref().unwrap_or("salve/<finding>");
+    match &pr.commit {
+        Some(commit) => format!(
+            "if {what} is not merged, close it and delete branch {branch}; if it is, run `git revert {commit}` on the base branch and open a pull request with the revert"
+        ),
+        None => format!("close {what} and delete branch {branch}"),
+    }
 }

@@ -7,6 +7,8 @@
 
 pub mod code;
 pub mod edit;
+pub mod forge;
+pub mod git;
 pub mod state;
 
 use std::path::{Path, PathBuf};
@@ -19,9 +21,35 @@ use state::{Address, State};
 
 /// `[iac]` in `salve.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IacConfig {
+    /// How a decided fix of a resource Terraform manages lands.
+    pub effect: IacEffect,
+    /// A link to a control's documentation for pull requests, `{control}` replaced: none when
+    /// unset.
+    pub control_docs_url: Option<String>,
     pub terraform: Vec<Workspace>,
+}
+
+/// Where a fix of a Terraform-managed resource lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IacEffect {
+    /// In the account only.
+    Live,
+    /// As a pull request only; the account is not changed.
+    PullRequest,
+    /// In the account now, and in the code so the next apply keeps it.
+    #[default]
+    Both,
+}
+
+/// Who salve's commits are by.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
 }
 
 /// One `[[iac.terraform]]` workspace.
@@ -41,6 +69,9 @@ pub struct Workspace {
     pub root_module: String,
     /// A local file, or `s3://bucket/key`.
     pub state: String,
+    /// Where pull requests are opened; without it, code is traced and edits shown, never pushed.
+    pub forge: Option<forge::ForgeConfig>,
+    pub author: Option<Author>,
 }
 
 fn main_branch() -> String {
@@ -66,6 +97,9 @@ impl Workspace {
         }
         if !self.state.starts_with("s3://") && Path::new(&self.state).is_relative() {
             self.state = base_dir.join(&self.state).display().to_string();
+        }
+        if let Some(f) = self.forge.as_mut().and_then(|f| f.token_file.as_mut()) {
+            *f = base_dir.join(&*f);
         }
     }
 
@@ -117,6 +151,24 @@ impl Workspace {
         }
         self.state_location()
             .map_err(|e| format!("{}: {e}", at("state")))?;
+        if let Some(f) = &self.forge {
+            f.validate().map_err(|e| format!("{}: {e}", at("forge")))?;
+            match &self.author {
+                None => {
+                    return Err(format!(
+                        "{} is needed with a forge: the commits' name and email",
+                        at("author")
+                    ))
+                }
+                Some(a) if a.name.trim().is_empty() || !a.email.contains('@') => {
+                    return Err(format!(
+                        "{} needs a name and an email address",
+                        at("author")
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         Ok(())
     }
 
@@ -219,6 +271,41 @@ pub enum Traced {
     },
     /// A workspace's state or repository could not be read.
     Unreadable { reason: String },
+}
+
+/// A pull request salve opened or updated for a finding, or why it could not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullRequestRecord {
+    pub workspace: String,
+    pub outcome: PullRequestOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullRequestOutcome {
+    Opened,
+    /// The finding's branch and pull request existed; both now hold this change.
+    Updated,
+    /// The finding's pull request was closed without merge: a person said no, so nothing was
+    /// pushed and the finding goes to review.
+    ClosedUnmerged,
+    /// Nothing was pushed (or, when `branch` is set, the branch was pushed but the pull request
+    /// was not opened): `reason` says why.
+    Failed,
 }
 
 /// What the fixer's `terraform` export made of the located code.

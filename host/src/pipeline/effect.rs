@@ -74,8 +74,58 @@ impl FindingRun<'_> {
     ) -> (Status, Option<String>) {
         match effect {
             Effect::Apply => {
-                self.apply_live(sandbox, plan, compliant_before, entry)
-                    .await
+                use crate::iac::{IacEffect, PullRequestOutcome};
+                let effect = self.pipeline.config.iac.effect;
+                let workspace = match effect {
+                    IacEffect::Live => None,
+                    _ => self.forge_workspace(),
+                };
+                match (effect, workspace) {
+                    (IacEffect::PullRequest, Some(w)) => {
+                        // Boxed: the pull request's future (clone, trace, fixer, forge) is deep.
+                        let Some(pr) = Box::pin(self.pull_request(w, sandbox, entry, false)).await
+                        else {
+                            // Terraform does not manage the resource: the fix stays live.
+                            return self
+                                .apply_live(sandbox, plan, compliant_before, entry)
+                                .await;
+                        };
+                        let outcome = match pr.outcome {
+                            PullRequestOutcome::Opened | PullRequestOutcome::Updated => {
+                                (Status::PullRequestOpened, None)
+                            }
+                            PullRequestOutcome::ClosedUnmerged => {
+                                (Status::Review, pr.reason.clone())
+                            }
+                            PullRequestOutcome::Failed => {
+                                entry.retryable = pr.retryable;
+                                (
+                                    Status::Failed,
+                                    pr.reason
+                                        .clone()
+                                        .map(|r| format!("the pull request was not made: {r}; nothing was changed in the account")),
+                                )
+                            }
+                        };
+                        entry.pull_request = Some(pr);
+                        outcome
+                    }
+                    (IacEffect::Both, Some(w)) => {
+                        let (status, reason) = self
+                            .apply_live(sandbox, plan, compliant_before, entry)
+                            .await;
+                        // The code is fixed too, so the next apply does not undo the live fix.
+                        if status == Status::Remediated {
+                            entry.pull_request =
+                                Box::pin(self.pull_request(w, sandbox, entry, true)).await;
+                        }
+                        (status, reason)
+                    }
+                    _ => {
+                        self.apply_live(sandbox, plan, compliant_before, entry)
+                            .await
+                    }
+                }
             }
             Effect::PlanOnly | Effect::Explain => (
                 Status::Planned,

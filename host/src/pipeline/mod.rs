@@ -46,6 +46,7 @@ struct Approving<'a> {
 
 mod builder;
 mod effect;
+mod pull_request;
 mod undo;
 
 pub use builder::PipelineBuilder;
@@ -1131,16 +1132,26 @@ impl FindingRun<'_> {
     /// answer goes into `entry.iac`. Nothing is written anywhere: the edits are checked and
     /// applied to a copy in memory.
     async fn trace_code(&self, sandbox: &mut Sandbox, entry: &mut AuditEntry) {
-        use crate::iac::{self, Change, Traced};
-        let config = &self.pipeline.config.iac;
-        if config.terraform.is_empty() {
+        if self.pipeline.config.iac.terraform.is_empty() {
             return;
         }
+        entry.iac = Some(self.propose(sandbox, crate::iac::checkout).await);
+    }
+
+    /// Traces the finding to its code in the checkout `checkout` gives, and asks the fixer for
+    /// the edit of it, checked and applied in memory.
+    pub(crate) async fn propose(
+        &self,
+        sandbox: &mut Sandbox,
+        checkout: impl Fn(&crate::iac::Workspace) -> Result<std::path::PathBuf, String>,
+    ) -> crate::iac::Traced {
+        use crate::iac::{self, Change, Traced};
+        let config = &self.pipeline.config.iac;
         let traced = iac::trace(
             config,
             self.finding,
             self.pipeline.state_s3.as_ref(),
-            iac::checkout,
+            checkout,
         )
         .await
         .unwrap_or_else(|reason| Traced::Unreadable { reason });
@@ -1152,8 +1163,7 @@ impl FindingRun<'_> {
             ..
         } = traced
         else {
-            entry.iac = Some(traced);
-            return;
+            return traced;
         };
         let blocks: Vec<crate::capabilities::LocatedBlock> = std::iter::once(&location.resource)
             .chain(&location.configured_by)
@@ -1203,13 +1213,13 @@ impl FindingRun<'_> {
                 },
             }
         };
-        entry.iac = Some(Traced::Located {
+        Traced::Located {
             workspace,
             address,
             location,
             change: Some(change),
             repository,
-        });
+        }
     }
 }
 

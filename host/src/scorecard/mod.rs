@@ -399,7 +399,7 @@ pub struct Gauges {
 fn is_open(t: &Tracked) -> bool {
     matches!(
         t.last_status,
-        Some(Status::Review | Status::Failed | Status::RolledBack)
+        Some(Status::Review | Status::Failed | Status::RolledBack | Status::PullRequestOpened)
     )
 }
 
@@ -641,7 +641,8 @@ impl Builder {
                 | Status::Failed
                 | Status::Review
                 | Status::AlreadyCompliant
-                | Status::RolledBack,
+                | Status::RolledBack
+                | Status::PullRequestOpened,
             ) => None,
             _ => Some(intern(strings, &not_acted_reason(&view))),
         };
@@ -728,7 +729,11 @@ impl Builder {
                 }
             }
             Some(
-                Status::Failed | Status::Review | Status::AlreadyCompliant | Status::RolledBack,
+                Status::Failed
+                | Status::Review
+                | Status::AlreadyCompliant
+                | Status::RolledBack
+                | Status::PullRequestOpened,
             ) => {
                 tracked.acted = true;
             }

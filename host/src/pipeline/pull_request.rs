@@ -1,0 +1,263 @@
+//! A decided fix landing in the code: a fresh clone of the workspace's repository, the fixer's
+//! Terraform edit, one commit on `salve/<finding>`, a push, and a pull request through the
+//! forge's API. Every way this stops is recorded in `pull_request`, a pushed branch included.
+
+use std::fmt::Write as _;
+
+use super::FindingRun;
+use crate::audit::AuditEntry;
+use crate::iac::forge::GitHub;
+use crate::iac::{git, Change, PullRequestOutcome, PullRequestRecord, Traced, Workspace};
+use crate::runtime::Sandbox;
+
+impl FindingRun<'_> {
+    /// The workspace that covers the finding and has a forge to open pull requests in.
+    pub(super) fn forge_workspace(&self) -> Option<&Workspace> {
+        self.pipeline
+            .config
+            .iac
+            .workspaces_for(self.finding)
+            .find(|w| w.forge.is_some() && w.author.is_some())
+    }
+
+    /// Opens (or updates) the finding's pull request in `workspace`. `None`: Terraform does not
+    /// manage the resource, so there is nothing to propose.
+    pub(super) async fn pull_request(
+        &self,
+        workspace: &Workspace,
+        sandbox: &mut Sandbox,
+        entry: &AuditEntry,
+        fixed_live: bool,
+    ) -> Option<PullRequestRecord> {
+        let (Some(forge), Some(author)) = (&workspace.forge, &workspace.author) else {
+            return None;
+        };
+        let record = |outcome, reason: Option<String>| PullRequestRecord {
+            workspace: workspace.name.clone(),
+            outcome,
+            branch: None,
+            commit: None,
+            number: None,
+            url: None,
+            diff: None,
+            reason,
+            retryable: false,
+        };
+        let failed = |reason: String, retryable: bool| PullRequestRecord {
+            retryable,
+            ..record(PullRequestOutcome::Failed, Some(reason))
+        };
+        let github = match GitHub::new(forge) {
+            Ok(g) => g,
+            Err(e) => return Some(failed(e, false)),
+        };
+        let branch = git::branch_name(&self.finding.id);
+        let existing = match github.find_pull(&branch).await {
+            Ok(p) => p,
+            Err(e) => return Some(failed(e.message, e.retryable)),
+        };
+        if let Some(pr) = existing
+            .as_ref()
+            .filter(|p| p.state == "closed" && p.merged_at.is_none())
+        {
+            return Some(PullRequestRecord {
+                number: Some(pr.number),
+                url: Some(pr.html_url.clone()),
+                branch: Some(branch),
+                ..record(
+                    PullRequestOutcome::ClosedUnmerged,
+                    Some(format!(
+                        "pull request #{} for this finding was closed without merge: a person declined the change, so nothing was pushed",
+                        pr.number
+                    )),
+                )
+            });
+        }
+
+        let (repository, base) = (workspace.repository.clone(), workspace.base_branch.clone());
+        let parent = std::env::temp_dir().join("salve-iac");
+        let cloned = tokio::task::spawn_blocking(move || git::clone(&repository, &base, &parent))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        let clone = match cloned {
+            Ok(c) => c,
+            Err(e) => return Some(failed(e, true)),
+        };
+        let dir = clone.dir.clone();
+        let name = workspace.name.clone();
+        let traced = self
+            .propose(sandbox, move |w| {
+                if w.name == name {
+                    Ok(dir.clone())
+                } else {
+                    Err("not the workspace the pull request is for".into())
+                }
+            })
+            .await;
+        let (address, location, files) = match traced {
+            Traced::Located {
+                address,
+                location,
+                change: Some(Change::Proposed { files }),
+                ..
+            } => (address, location, files),
+            Traced::Located {
+                change: Some(Change::Refused { reason } | Change::NotOffered { reason }),
+                ..
+            }
+            | Traced::Refused { reason, .. }
+            | Traced::Unreadable { reason } => return Some(failed(reason, false)),
+            Traced::Located { change: None, .. } => {
+                return Some(failed("the fixer was not asked for an edit".into(), false))
+            }
+            Traced::Unmanaged { .. } => return None,
+        };
+        if files.is_empty() {
+            return Some(failed(
+                "the fixer's edit leaves the code as it is".into(),
+                false,
+            ));
+        }
+        let diff: String = files.iter().map(|f| f.diff.as_str()).collect();
+        let f = self.finding;
+        let title = format!("salve: {} on {}", f.control_id, f.resource.name);
+        let message = format!(
+            "{title}\n\nFinding: {} {} ({})\nControl: {}\nResource: {} ({})\n\nProposed by salve from its fixer {}.",
+            f.source, f.id, f.title, f.control_id, f.resource.arn, address, self.fixer.manifest.name
+        );
+        let changes: Vec<(std::path::PathBuf, String)> = files
+            .iter()
+            .map(|c| (c.file.clone(), c.after.clone()))
+            .collect();
+        let who = (author.name.clone(), author.email.clone());
+        let branch_for_push = branch.clone();
+        let pushed = tokio::task::spawn_blocking(move || {
+            let result =
+                clone.commit_and_push(&branch_for_push, &changes, &message, (&who.0, &who.1));
+            drop(clone);
+            result
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        let pushed = match pushed {
+            Ok(p) => p,
+            Err(e) => {
+                return Some(PullRequestRecord {
+                    diff: Some(diff),
+                    ..failed(format!("{e}; no branch was pushed"), true)
+                })
+            }
+        };
+        let body = self.body(entry, fixed_live, &address, &location.resource.file, &diff);
+        let opened = match &existing {
+            // The pull request is the one this finding's branch already had.
+            Some(pr) => github
+                .update_pull(pr.number, &title, &body)
+                .await
+                .map(|_| (pr.clone(), PullRequestOutcome::Updated)),
+            None => match github
+                .open_pull(&branch, &workspace.base_branch, &title, &body)
+                .await
+            {
+                // Another run opened it between the lookup and now.
+                Err(e) if e.status == Some(422) => match github.find_pull(&branch).await {
+                    Ok(Some(pr)) => github
+                        .update_pull(pr.number, &title, &body)
+                        .await
+                        .map(|_| (pr, PullRequestOutcome::Updated)),
+                    _ => Err(e),
+                },
+                other => other.map(|p| (p, PullRequestOutcome::Opened)),
+            },
+        };
+        let with_branch = |r: PullRequestRecord| PullRequestRecord {
+            branch: Some(pushed.branch.clone()),
+            commit: Some(pushed.commit.clone()),
+            diff: Some(diff.clone()),
+            ..r
+        };
+        match opened {
+            Err(e) => Some(with_branch(failed(
+                format!(
+                    "branch {} was pushed (commit {}), but the pull request was not opened: {}",
+                    pushed.branch, pushed.commit, e.message
+                ),
+                e.retryable,
+            ))),
+            Ok((pr, outcome)) => {
+                let mut r = with_branch(PullRequestRecord {
+                    number: Some(pr.number),
+                    url: Some(pr.html_url.clone()),
+                    ..record(outcome, None)
+                });
+                if let Err(e) = github.add_labels(pr.number, &forge.labels).await {
+                    r.reason = Some(format!("the labels were not added: {}", e.message));
+                }
+                Some(r)
+            }
+        }
+    }
+
+    /// The pull request's description: the finding, its risk, the exact change, what salve did
+    /// live, the audit trail and how to revert.
+    fn body(
+        &self,
+        entry: &AuditEntry,
+        fixed_live: bool,
+        address: &str,
+        file: &std::path::Path,
+        diff: &str,
+    ) -> String {
+        let f = self.finding;
+        let mut b = String::new();
+        let _ = writeln!(
+            b,
+            "salve found **{}** on `{}` and proposes this change to the Terraform that declares it (`{address}` in `{}`), so the next `terraform apply` keeps the fix.\n",
+            f.control_id,
+            f.resource.arn,
+            file.display()
+        );
+        let _ = writeln!(b, "### Finding\n");
+        let _ = writeln!(b, "- Source: {} `{}`", f.source, f.id);
+        let _ = writeln!(b, "- Title: {}", f.title);
+        let control = match &self.pipeline.config.iac.control_docs_url {
+            Some(url) => format!(
+                "[{0}]({1})",
+                f.control_id,
+                url.replace("{control}", &f.control_id)
+            ),
+            None => f.control_id.clone(),
+        };
+        let _ = writeln!(b, "- Control: {control}");
+        if let Some(r) = &entry.risk {
+            let _ = writeln!(
+                b,
+                "- Risk: score {}, priority {}",
+                r.score,
+                r.priority.as_str()
+            );
+        }
+        let _ = writeln!(b, "\n### Change\n\n```diff\n{}```\n", diff);
+        let live = if fixed_live {
+            "salve has already fixed the resource in the account; this change makes the code agree, so the next apply does not undo it."
+        } else {
+            "salve changed nothing in the account: this pull request is the fix."
+        };
+        let _ = writeln!(b, "### In the account\n\n{live}\n");
+        if let Some(intent) = &entry.intent {
+            let _ = writeln!(
+                b,
+                "Audit: the live change's intent is record #{} (hash `{}`).\n",
+                intent.sequence, intent.record_hash
+            );
+        }
+        let _ = writeln!(
+            b,
+            "### Reverting\n\nRevert this pull request's commit. A live change salve made is undone with `salve rollback {}`.",
+            f.id
+        );
+        b
+    }
+}

@@ -1,0 +1,433 @@
+//! Fixing the code: a pull request against the Terraform that declares the resource. git runs
+//! against a bare repository on disk; the GitHub API is Prism serving GitHub's own OpenAPI
+//! description (started by `scripts/test.sh`), which refuses any request that does not conform.
+//! A counting proxy in front of Prism keeps every request, and answers some itself to stand in
+//! for the forge's errors and its state (an existing or closed pull request).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use common::proxy::{CountingProxy, FaultRule, Injected, Seen};
+use salve::pipeline::ProcessOptions;
+use serde_json::json;
+
+const TOKEN_ENV: &str = "SALVE_TEST_GITHUB_TOKEN";
+
+fn prism() -> String {
+    std::env::var("SALVE_PRISM_URL")
+        .expect("SALVE_PRISM_URL: run the tests through scripts/test.sh, which starts Prism")
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare repository holding the fixture Terraform on `main`.
+fn bare_repository(name: &str) -> PathBuf {
+    // Not the pipeline's scratch directory, which each run wipes.
+    let dir = common::scratch(&format!("{name}-repository"));
+    let work = dir.join("work");
+    std::fs::create_dir_all(work.join("modules/bucket")).unwrap();
+    let src = common::repo_root().join("tests/terraform");
+    for f in [
+        "main.tf",
+        "variables.tf",
+        "terraform.tfvars",
+        "modules/bucket/main.tf",
+    ] {
+        std::fs::copy(src.join(f), work.join(f)).unwrap();
+    }
+    git(&work, &["init", "--quiet", "--initial-branch", "main"]);
+    git(&work, &["add", "."]);
+    git(
+        &work,
+        &[
+            "-c",
+            "user.name=infra",
+            "-c",
+            "user.email=infra@example.com",
+            "commit",
+            "--quiet",
+            "-m",
+            "infra",
+        ],
+    );
+    let bare = dir.join("infra.git");
+    git(&dir, &["clone", "--quiet", "--bare", "work", "infra.git"]);
+    bare
+}
+
+fn config(bare: &Path, forge: &str, effect: &str) -> String {
+    std::env::set_var(TOKEN_ENV, "test-token-not-a-secret");
+    format!(
+        r#"
+[iac]
+effect = "{effect}"
+control-docs-url = "https://docs.example.com/controls/{{control}}"
+
+[[iac.terraform]]
+name = "prod"
+accounts = ["123456789012"]
+regions = ["us-east-1"]
+repository = "{}"
+base-branch = "main"
+state = "tests/terraform/terraform.tfstate"
+author = {{ name = "salve", email = "salve@example.com" }}
+forge = {{ type = "github", api-url = "{forge}", repo = "acme/infra", token-env = "{TOKEN_ENV}", labels = ["security", "salve"] }}
+"#,
+        bare.display()
+    )
+}
+
+/// Runs the bucket finding `id` on `tf-logs-bucket` (made public in moto) through a pipeline
+/// whose forge is `proxy`.
+async fn run(
+    name: &str,
+    id: &str,
+    bare: &Path,
+    proxy: &CountingProxy,
+    effect: &str,
+) -> serde_json::Value {
+    run_at(name, id, bare, &proxy.url, effect).await.0
+}
+
+/// The tests share moto's `tf-logs-bucket` (the fixture's state names it): one at a time.
+static BUCKET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Like [`run`], with the forge at `forge`; also returns the audit log.
+async fn run_at(
+    name: &str,
+    id: &str,
+    bare: &Path,
+    forge: &str,
+    effect: &str,
+) -> (serde_json::Value, PathBuf) {
+    let client = common::s3().await;
+    let _ = client.create_bucket().bucket("tf-logs-bucket").send().await;
+    let _ = client
+        .delete_public_access_block()
+        .bucket("tf-logs-bucket")
+        .send()
+        .await;
+    let (p, audit) = common::aws_pipeline_config(
+        name,
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        &config(bare, forge, effect),
+    )
+    .await;
+    let r = common::process_one(
+        &p,
+        common::s3_finding(id, "tf-logs-bucket").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    (r, audit)
+}
+
+fn calls(proxy: &CountingProxy) -> Vec<(String, String)> {
+    proxy
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path_and_query))
+        .collect()
+}
+
+const DIFF: &str =
+    "--- a/modules/bucket/main.tf\n+++ b/modules/bucket/main.tf\n@@ -13,4 +13,4 @@\n\
+-  block_public_acls       = false\n-  ignore_public_acls      = false\n\
+-  block_public_policy     = false\n-  restrict_public_buckets = false\n\
++  block_public_acls       = true\n+  ignore_public_acls      = true\n\
++  block_public_policy     = true\n+  restrict_public_buckets = true\n";
+
+#[tokio::test]
+async fn a_fixed_bucket_gets_a_pull_request_that_prism_accepts() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-open");
+    let proxy = CountingProxy::start(&prism()).await;
+    let r = run("pr-open", "pr-1", &bare, &proxy, "both").await;
+    assert_eq!(r["status"], "remediated", "{r:#}");
+    let pr = &r["pull_request"];
+    assert_eq!(pr["outcome"], "opened", "{r:#}");
+    assert_eq!(pr["branch"], "salve/pr-1");
+    assert!(pr["number"].as_u64().is_some(), "{pr:#}");
+    assert_eq!(pr["diff"], DIFF);
+    assert!(pr.get("reason").is_none(), "{pr:#}");
+
+    // The branch holds one commit on main, naming the finding, the control and the resource.
+    let commit = pr["commit"].as_str().unwrap();
+    assert_eq!(git(&bare, &["rev-parse", "salve/pr-1"]), commit);
+    assert_eq!(
+        git(&bare, &["rev-list", "--count", "main..salve/pr-1"]),
+        "1"
+    );
+    let message = git(&bare, &["log", "-1", "--format=%B", "salve/pr-1"]);
+    assert!(
+        message.starts_with("salve: S3.8 on tf-logs-bucket"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Finding: test pr-1 (public bucket)"),
+        "{message}"
+    );
+    assert!(message.contains("Control: S3.8"), "{message}");
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%an <%ae>", "salve/pr-1"]),
+        "salve <salve@example.com>"
+    );
+    let changed = git(&bare, &["diff", "--name-only", "main", "salve/pr-1"]);
+    assert_eq!(changed, "modules/bucket/main.tf");
+
+    // Exactly these requests reached Prism, which checked each against GitHub's description.
+    let seen = proxy.requests();
+    let requests: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|r| (r.method.as_str(), r.path_and_query.as_str()))
+        .collect();
+    assert_eq!(
+        requests,
+        [
+            (
+                "GET",
+                "/repos/acme/infra/pulls?state=all&head=acme:salve%2Fpr-1"
+            ),
+            ("POST", "/repos/acme/infra/pulls"),
+            (
+                "POST",
+                &*format!("/repos/acme/infra/issues/{}/labels", pr["number"])
+            ),
+        ]
+    );
+    let open: serde_json::Value = serde_json::from_str(&seen[1].body).unwrap();
+    assert_eq!(open["head"], "salve/pr-1");
+    assert_eq!(open["base"], "main");
+    assert_eq!(open["title"], "salve: S3.8 on tf-logs-bucket");
+    let body = open["body"].as_str().unwrap();
+    for part in [
+        "- Source: test `pr-1`",
+        "- Control: [S3.8](https://docs.example.com/controls/S3.8)",
+        "- Risk: score",
+        "```diff\n--- a/modules/bucket/main.tf",
+        "salve has already fixed the resource in the account",
+        "Audit: the live change's intent is record #",
+        "salve rollback pr-1",
+    ] {
+        assert!(body.contains(part), "{part:?} not in:\n{body}");
+    }
+    let labels: serde_json::Value = serde_json::from_str(&seen[2].body).unwrap();
+    assert_eq!(labels, json!({"labels": ["security", "salve"]}));
+    // The token is sent as a header and recorded nowhere.
+    assert!(seen[0]
+        .headers
+        .iter()
+        .any(|(k, v)| k == "authorization" && v == "Bearer test-token-not-a-secret"));
+    assert!(!r.to_string().contains("test-token-not-a-secret"));
+}
+
+/// Answers the pull-request lookup with one pull request on the finding's branch.
+fn existing(state: &'static str) -> FaultRule {
+    Arc::new(move |r: &Seen| {
+        (r.method == "GET" && r.path_and_query.contains("/pulls?")).then(|| {
+            Injected::Respond(
+                200,
+                json!([{"number": 7, "html_url": "https://forge.example.com/acme/infra/pull/7",
+                        "state": state, "merged_at": null, "head": {"ref": "salve/pr-2"}}])
+                .to_string(),
+            )
+        })
+    })
+}
+
+#[tokio::test]
+async fn the_same_finding_updates_its_branch_and_pull_request() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-update");
+    let proxy = CountingProxy::start(&prism()).await;
+    let first = run("pr-update", "pr-2", &bare, &proxy, "both").await;
+    assert_eq!(first["pull_request"]["outcome"], "opened", "{first:#}");
+    proxy.set_fault(Some(existing("open")));
+    let again = run("pr-update-2", "pr-2", &bare, &proxy, "pull-request").await;
+    assert_eq!(again["status"], "pull-request-opened", "{again:#}");
+    let pr = &again["pull_request"];
+    assert_eq!(pr["outcome"], "updated", "{pr:#}");
+    assert_eq!(pr["number"], 7);
+    // One branch, now at the new commit: never a second pull request.
+    assert_eq!(
+        git(&bare, &["rev-parse", "salve/pr-2"]),
+        pr["commit"].as_str().unwrap()
+    );
+    let last: Vec<(String, String)> = calls(&proxy).into_iter().skip(3).collect();
+    assert_eq!(
+        last.iter()
+            .map(|(m, p)| format!("{m} {p}"))
+            .collect::<Vec<_>>(),
+        [
+            "GET /repos/acme/infra/pulls?state=all&head=acme:salve%2Fpr-2",
+            "PATCH /repos/acme/infra/pulls/7",
+            "POST /repos/acme/infra/issues/7/labels",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_pull_request_closed_without_merge_sends_the_finding_to_review() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-closed");
+    let proxy = CountingProxy::start(&prism()).await;
+    proxy.set_fault(Some(existing("closed")));
+    let r = run("pr-closed", "pr-2", &bare, &proxy, "pull-request").await;
+    assert_eq!(r["status"], "review", "{r:#}");
+    assert_eq!(r["pull_request"]["outcome"], "closed-unmerged");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("closed without merge"),
+        "{r:#}"
+    );
+    // Nothing was pushed, and nothing changed in the account.
+    assert_eq!(git(&bare, &["branch", "--list", "salve/*"]), "");
+    assert_eq!(
+        common::public_access_block(&common::s3().await, "tf-logs-bucket").await,
+        None
+    );
+}
+
+/// The forge's errors: each is recorded with what to do, and a pushed branch is said so.
+#[tokio::test]
+async fn forge_errors_are_recorded_with_their_meaning() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-errors");
+    let proxy = CountingProxy::start(&prism()).await;
+    let on_open = |status: u16, body: &'static str| -> FaultRule {
+        Arc::new(move |r: &Seen| {
+            (r.method == "POST" && r.path_and_query == "/repos/acme/infra/pulls")
+                .then(|| Injected::Respond(status, body.to_string()))
+        })
+    };
+    for (status, body, says, retryable) in [
+        (
+            401,
+            r#"{"message":"Bad credentials"}"#,
+            "HTTP 401: the token is missing, expired or invalid",
+            false,
+        ),
+        (
+            403,
+            r#"{"message":"Resource not accessible by integration"}"#,
+            "HTTP 403: the token may not do this",
+            false,
+        ),
+        (
+            404,
+            r#"{"message":"Not Found"}"#,
+            "HTTP 404: acme/infra does not exist",
+            false,
+        ),
+        (
+            429,
+            r#"{"message":"API rate limit exceeded"}"#,
+            "rate limited (HTTP 429)",
+            true,
+        ),
+        (
+            422,
+            r#"{"message":"Validation Failed","errors":[{"message":"No commits between main and salve/x"}]}"#,
+            "HTTP 422: Validation Failed; No commits between",
+            false,
+        ),
+    ] {
+        proxy.set_fault(Some(on_open(status, body)));
+        let id = format!("pr-err-{status}");
+        let r = run(
+            &format!("pr-errors-{status}"),
+            &id,
+            &bare,
+            &proxy,
+            "pull-request",
+        )
+        .await;
+        assert_eq!(r["status"], "failed", "{r:#}");
+        let pr = &r["pull_request"];
+        assert_eq!(pr["outcome"], "failed", "{pr:#}");
+        let reason = pr["reason"].as_str().unwrap();
+        assert!(reason.contains(says), "{status}: {reason}");
+        assert!(
+            reason.contains(&format!("branch salve/{id} was pushed")),
+            "{reason}"
+        );
+        assert_eq!(
+            pr["retryable"].as_bool().unwrap_or(false),
+            retryable,
+            "{pr:#}"
+        );
+        assert_eq!(
+            r["retryable"].as_bool().unwrap_or(false),
+            retryable,
+            "{r:#}"
+        );
+    }
+    // A forge that cannot be reached at all: nothing is pushed, and the finding is retried.
+    let (dead, _) = run_at(
+        "pr-errors-dead",
+        "pr-err-dead",
+        &bare,
+        "http://127.0.0.1:9",
+        "pull-request",
+    )
+    .await;
+    assert_eq!(dead["status"], "failed", "{dead:#}");
+    assert!(
+        dead["pull_request"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached"),
+        "{dead:#}"
+    );
+    assert_eq!(dead["retryable"], true);
+}
+
+/// With effect = "pull-request" nothing changes in the account, and `salve rollback` says how
+/// to revert the pull request instead.
+#[tokio::test]
+async fn a_pull_request_only_fix_changes_nothing_live_and_rollback_says_how_to_revert() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-only");
+    let proxy = CountingProxy::start(&prism()).await;
+    let (r, log) = run_at("pr-only", "pr-3", &bare, &proxy.url, "pull-request").await;
+    assert_eq!(r["status"], "pull-request-opened", "{r:#}");
+    assert!(
+        r["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["access"] != "write"),
+        "{r:#}"
+    );
+    assert_eq!(
+        common::public_access_block(&common::s3().await, "tf-logs-bucket").await,
+        None
+    );
+    let e = salve::rollback::find(&log, "pr-3").unwrap_err().to_string();
+    assert!(e.contains("was fixed by a pull request"), "{e}");
+    assert!(
+        e.contains(&format!(
+            "git revert {}",
+            r["pull_request"]["commit"].as_str().unwrap()
+        )),
+        "{e}"
+    );
+}
