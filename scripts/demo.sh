@@ -2,7 +2,8 @@
 # The demo: starts moto server, creates a public bucket and an SSH-open security group, feeds salve
 # a Wiz payload through SNS, a Security Hub event and a malformed message, then runs the daemon on
 # an SNS-fed SQS queue (with a duplicate delivery), approves the finding that went to review, rolls
-# one fix back, and shows the audit trail and the report.
+# one fix back, opens a pull request against a Terraform repository (a bare repository on disk,
+# Prism serving GitHub's API description), and shows the audit trail and the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-fixers.sh
@@ -139,6 +140,52 @@ echo; echo "== alice approves it: planned again, checked again, applied, recorde
 echo; echo "== the queued bucket's fix broke a reader: bob rolls it back (salve rollback)"
 "$salve" rollback demo-wiz-queued-bucket --by bob@example.com \
   --reason "the nightly export reads this bucket anonymously until it moves"
+
+echo; echo "== Terraform declares tf-logs-bucket: fixed live, and a pull request so the next apply keeps it"
+# shellcheck source=scripts/prism.sh
+source scripts/prism.sh
+start_prism
+rm -rf "$work/infra-work" "$work/infra.git"
+mkdir -p "$work/infra-work/modules/bucket"
+for f in main.tf variables.tf terraform.tfvars modules/bucket/main.tf; do
+  cp "tests/terraform/$f" "$work/infra-work/$f"
+done
+git -C "$work/infra-work" init --quiet --initial-branch main
+git -C "$work/infra-work" add .
+git -C "$work/infra-work" -c user.name=infra -c user.email=infra@example.com commit --quiet -m "infra"
+git clone --quiet --bare "$work/infra-work" "$work/infra.git"
+.venv/bin/python - <<'PY'
+import os, boto3
+ep = os.environ["SALVE_MOTO_ENDPOINT"]
+s3 = boto3.client("s3", endpoint_url=ep)
+s3.create_bucket(Bucket="tf-logs-bucket")
+s3.create_bucket(Bucket="demo-tf-state")
+s3.upload_file("tests/terraform/terraform.tfstate", "demo-tf-state", "prod/terraform.tfstate")
+PY
+export SALVE_DEMO_GITHUB_TOKEN="demo-token"
+{ cat "$work/salve.toml"; cat <<TOML
+
+[iac]
+effect = "both"
+
+[[iac.terraform]]
+name = "prod"
+accounts = ["123456789012"]
+regions = ["us-east-1"]
+repository = "$PWD/$work/infra.git"
+state = "s3://demo-tf-state/prod/terraform.tfstate"
+author = { name = "salve", email = "salve@example.com" }
+forge = { type = "github", api-url = "$SALVE_PRISM_URL", repo = "acme/infra", token-env = "SALVE_DEMO_GITHUB_TOKEN", labels = ["security"] }
+TOML
+} >"$work/salve-iac.toml"
+cat >"$work/tf-bucket.json" <<'JSON'
+{"id": "demo-tf-bucket", "source": "demo", "control_id": "S3.8", "title": "public bucket", "severity": "HIGH",
+ "resource": {"arn": "arn:aws:s3:::tf-logs-bucket", "type": "AWS::S3::Bucket", "account_id": "123456789012",
+              "region": "us-east-1", "tags": {"owner": "platform-team", "environment": "dev"}}}
+JSON
+"$salve" process "$work/tf-bucket.json" --config "$work/salve-iac.toml"
+echo "the branch in the bare repository:"
+git -C "$work/infra.git" log --oneline main..salve/demo-tf-bucket
 
 echo; echo "== what AWS (moto) says now"
 .venv/bin/python - "$group_id" <<'PY'
