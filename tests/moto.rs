@@ -366,21 +366,6 @@ fn asff_ebs(id: &str, region: &str) -> String {
     .to_string()
 }
 
-async fn ebs_encryption(region: &str) -> bool {
-    let config = sdk_config()
-        .await
-        .into_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
-    aws_sdk_ec2::Client::new(&config)
-        .get_ebs_encryption_by_default()
-        .send()
-        .await
-        .unwrap()
-        .ebs_encryption_by_default()
-        .unwrap()
-}
-
 /// A kind added after the first release is opt-in: the same finding is skipped under the
 /// default eligibility and fixed once the deployment lists the kind and its write.
 #[tokio::test]
@@ -398,7 +383,7 @@ async fn ebs_encryption_by_default_is_opt_in_and_turned_on_from_security_hub() {
             .contains("AWS::EC2::EbsEncryptionByDefault"),
         "{r:#}"
     );
-    assert!(!ebs_encryption(region).await);
+    assert!(!common::ebs_encryption(region).await);
 
     let opt_in = "[eligibility]\nresource-types = [\"AWS::EC2::EbsEncryptionByDefault\"]\nallowed-actions = [\"ec2:EnableEbsEncryptionByDefault\"]\n";
     let (p, _) = aws_pipeline_config("moto-ebs", &endpoint(), &fixers, opt_in).await;
@@ -410,7 +395,7 @@ async fn ebs_encryption_by_default_is_opt_in_and_turned_on_from_security_hub() {
     );
     assert_eq!(r["evidence"]["read_back"][0]["holds"], true);
     assert_eq!(r["rollback"], serde_json::json!({"was_enabled": false}));
-    assert!(ebs_encryption(region).await);
+    assert!(common::ebs_encryption(region).await);
 
     let again = process(&p, &asff_ebs("ebs-again", region), false).await;
     assert_eq!(again["status"], "already-compliant", "{again:#}");

@@ -346,27 +346,12 @@ async fn an_unsafe_rollback_needs_force() {
     assert_eq!(refused.entry.status, Some(Status::Rejected));
     let reason = refused.entry.reason.as_deref().unwrap();
     assert!(reason.contains("--force"), "{reason}");
-    assert!(ebs_encryption(region).await);
+    assert!(common::ebs_encryption(region).await);
 
     let undone = p.rollback(&fixed, &bob(true)).await.unwrap();
     assert_rolled_back(&fix, &undone, &["ec2:DisableEbsEncryptionByDefault"]);
     assert!(undone.entry.reversal.as_ref().unwrap().force);
-    assert!(!ebs_encryption(region).await);
-}
-
-async fn ebs_encryption(region: &str) -> bool {
-    let config = sdk_config()
-        .await
-        .into_builder()
-        .region(aws_config::Region::new(region.to_string()))
-        .build();
-    aws_sdk_ec2::Client::new(&config)
-        .get_ebs_encryption_by_default()
-        .send()
-        .await
-        .unwrap()
-        .ebs_encryption_by_default()
-        .unwrap()
+    assert!(!common::ebs_encryption(region).await);
 }
 
 /// A fixer without a rollback (rds-private declares none) is refused, and the instance stays

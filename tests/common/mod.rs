@@ -349,6 +349,22 @@ pub fn ebs_finding(id: &str, region: &str) -> String {
     )
 }
 
+/// Whether EBS encryption by default is on in `region`, as moto says.
+pub async fn ebs_encryption(region: &str) -> bool {
+    let config = sdk_config()
+        .await
+        .into_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build();
+    aws_sdk_ec2::Client::new(&config)
+        .get_ebs_encryption_by_default()
+        .send()
+        .await
+        .unwrap()
+        .ebs_encryption_by_default()
+        .unwrap()
+}
+
 /// A moto security group (named from `prefix`) with SSH open to the world.
 pub async fn open_ssh_group(prefix: &str) -> String {
     use aws_sdk_ec2::types::{IpPermission, IpRange};

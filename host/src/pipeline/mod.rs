@@ -978,6 +978,25 @@ impl FindingRun<'_> {
         Ok(results)
     }
 
+    /// Reads the resource's tags, scores the risk and runs every guardrail and policy on
+    /// `plan`, recording the metadata and the risk.
+    async fn decide(&self, plan: &Plan, entry: &mut AuditEntry) -> Decision {
+        let (metadata, tag_read_error) = self.metadata(entry).await;
+        entry.metadata = Some(metadata.clone());
+        let risk = self.pipeline.risk(self.finding, &metadata, entry);
+        let t = Instant::now();
+        let decision = self.pipeline.config.policy.decide(DecisionInput {
+            finding: self.finding,
+            fixer: self.fixer,
+            plan,
+            metadata: &metadata,
+            risk: &risk,
+            tag_read_error: tag_read_error.as_deref(),
+        });
+        entry.durations_us.insert("decide".into(), micros(t));
+        decision
+    }
+
     /// The metadata from the payload's tags and the resource's own, the more restrictive
     /// answer winning. The resource is always read (a payload's tags are only a claim), through
     /// the read-only tag capability, in the plan phase.
@@ -1070,19 +1089,7 @@ impl FindingRun<'_> {
             self.trace_code(sandbox, entry).await;
         }
 
-        let (metadata, tag_read_error) = self.metadata(entry).await;
-        entry.metadata = Some(metadata.clone());
-        let risk = self.pipeline.risk(self.finding, &metadata, entry);
-        let t = Instant::now();
-        let decision = self.pipeline.config.policy.decide(DecisionInput {
-            finding: self.finding,
-            fixer: self.fixer,
-            plan: &plan,
-            metadata: &metadata,
-            risk: &risk,
-            tag_read_error: tag_read_error.as_deref(),
-        });
-        entry.durations_us.insert("decide".into(), micros(t));
+        let decision = self.decide(&plan, entry).await;
         let (verdict, reason) = (decision.verdict, decision.reason.clone());
         let guardrails = unoverridable(&decision);
         entry.decision = recorded(decision, DecisionStage::Decide);

@@ -13,7 +13,7 @@ use crate::audit::{AuditEntry, Status};
 use crate::capabilities::{describe_aws_error, FixerError, Phase};
 use crate::idempotency;
 use crate::policy::metadata::Metadata;
-use crate::policy::{DecisionInput, Verdict};
+use crate::policy::Verdict;
 use crate::record::{DecisionStage, Evidence, Reversal};
 use crate::rollback::{Fixed, RollbackRequest};
 use crate::runtime::{Sandbox, SandboxError};
@@ -178,19 +178,7 @@ impl FindingRun<'_> {
             ));
         }
 
-        let (metadata, tag_read_error) = self.metadata(entry).await;
-        entry.metadata = Some(metadata.clone());
-        let risk = self.pipeline.risk(self.finding, &metadata, entry);
-        let t = Instant::now();
-        let decision = self.pipeline.config.policy.decide(DecisionInput {
-            finding: self.finding,
-            fixer: self.fixer,
-            plan: &plan,
-            metadata: &metadata,
-            risk: &risk,
-            tag_read_error: tag_read_error.as_deref(),
-        });
-        entry.durations_us.insert("decide".into(), micros(t));
+        let decision = self.decide(&plan, entry).await;
         let blocked = unoverridable(&decision);
         // A person asked for this; what would send a fix to review does not stop it.
         let overrides = decision

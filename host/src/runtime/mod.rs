@@ -683,18 +683,33 @@ impl Sandbox {
         self.finish(phase, outcome)
     }
 
-    /// Runs `plan()` (read only).
-    pub async fn plan(&mut self) -> Result<Plan, SandboxError> {
+    /// Enters a read-only export in the plan phase (writes are denied): the time it has left.
+    fn enter_read(&mut self) -> Result<Duration, SandboxError> {
         let remaining = self.begin(Phase::Plan)?;
         self.store
             .data_mut()
             .capabilities
             .gate_mut()
             .enter(Phase::Plan);
+        Ok(remaining)
+    }
+
+    /// The outcome of a read-only export, its size bounded.
+    fn finish_read<T: Serialize>(
+        &mut self,
+        what: &str,
+        outcome: CallOutcome<T>,
+    ) -> Result<T, SandboxError> {
+        let value = self.finish(Phase::Plan, outcome)?;
+        check_size(what, &value).map_err(|m| self.contain(m))?;
+        Ok(value)
+    }
+
+    /// Runs `plan()` (read only).
+    pub async fn plan(&mut self) -> Result<Plan, SandboxError> {
+        let remaining = self.enter_read()?;
         let outcome = tokio::time::timeout(remaining, self.bindings.plan(&mut self.store)).await;
-        let plan = self.finish(Phase::Plan, outcome)?;
-        check_size("plan", &plan).map_err(|m| self.contain(m))?;
-        Ok(plan)
+        self.finish_read("plan", outcome)
     }
 
     /// Whether the fixer exports `rollback` (contract 0.2.0, optional).
@@ -709,21 +724,12 @@ impl Sandbox {
         rollback: &str,
         force: bool,
     ) -> Result<Option<Plan>, SandboxError> {
-        let remaining = self.begin(Phase::Plan)?;
-        self.store
-            .data_mut()
-            .capabilities
-            .gate_mut()
-            .enter(Phase::Plan);
-        let outcome = tokio::time::timeout(
-            remaining,
-            self.bindings
-                .plan_rollback(&mut self.store, rollback, force),
-        )
-        .await;
-        let plan = self.finish(Phase::Plan, outcome)?;
-        check_size("rollback plan", &plan).map_err(|m| self.contain(m))?;
-        Ok(plan)
+        let remaining = self.enter_read()?;
+        let call = self
+            .bindings
+            .plan_rollback(&mut self.store, rollback, force);
+        let outcome = tokio::time::timeout(remaining, call).await;
+        self.finish_read("rollback plan", outcome)
     }
 
     /// Whether the fixer exports `terraform` (contract 0.2.0, optional).
@@ -736,20 +742,10 @@ impl Sandbox {
         &mut self,
         blocks: &[capabilities::LocatedBlock],
     ) -> Result<Option<Vec<capabilities::Edit>>, SandboxError> {
-        let remaining = self.begin(Phase::Plan)?;
-        self.store
-            .data_mut()
-            .capabilities
-            .gate_mut()
-            .enter(Phase::Plan);
-        let outcome = tokio::time::timeout(
-            remaining,
-            self.bindings.terraform_edits(&mut self.store, blocks),
-        )
-        .await;
-        let edits = self.finish(Phase::Plan, outcome)?;
-        check_size("terraform edits", &edits).map_err(|m| self.contain(m))?;
-        Ok(edits)
+        let remaining = self.enter_read()?;
+        let call = self.bindings.terraform_edits(&mut self.store, blocks);
+        let outcome = tokio::time::timeout(remaining, call).await;
+        self.finish_read("terraform edits", outcome)
     }
 
     /// Runs `apply(plan)`; only the actions `approved` lists pass the gate.
