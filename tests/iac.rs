@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use salve::config::SalveConfig;
 use salve::finding::Finding;
@@ -462,4 +462,93 @@ fn edits_outside_the_located_blocks_or_badly_formed_are_refused() {
     // The files on disk are never touched.
     let main = std::fs::read_to_string(repo.join("main.tf")).unwrap();
     assert!(!main.contains("resource \"x\""));
+}
+
+/// The fixture repository in a scratch directory, its state naming `groups` (state ID → moto
+/// ID) instead: moto chooses security group IDs.
+fn repository_with(name: &str, groups: &[(&str, &str)]) -> PathBuf {
+    let dir = common::scratch(&format!("{name}-repository"));
+    std::fs::create_dir_all(dir.join("modules/bucket")).unwrap();
+    for f in [
+        "main.tf",
+        "variables.tf",
+        "terraform.tfvars",
+        "modules/bucket/main.tf",
+    ] {
+        std::fs::copy(repository().join(f), dir.join(f)).unwrap();
+    }
+    let mut state = std::fs::read_to_string(repository().join("terraform.tfstate")).unwrap();
+    for (from, to) in groups {
+        state = state.replace(from, to);
+    }
+    std::fs::write(dir.join("terraform.tfstate"), state).unwrap();
+    dir
+}
+
+/// A dry run of an EC2.13 finding on moto's `group` with the security group fixer, against
+/// the repository at `repo`.
+async fn sg_dry_run(name: &str, group: &str, repo: &Path) -> serde_json::Value {
+    let toml = workspace_toml().replace("tests/terraform", &repo.display().to_string());
+    let (p, _) = common::aws_pipeline_config(
+        name,
+        &common::endpoint(),
+        &[common::fixer("sg-close-admin-ports")],
+        &toml,
+    )
+    .await;
+    let options = salve::pipeline::ProcessOptions {
+        effect: salve::pipeline::Effect::PlanOnly,
+        ..Default::default()
+    };
+    let r = common::process_one(
+        &p,
+        common::sg_finding(name, group, "ssh open").as_bytes(),
+        options,
+    )
+    .await;
+    assert_eq!(r["status"], "planned", "{r:#}");
+    r
+}
+
+#[tokio::test]
+async fn the_security_group_fixer_removes_world_open_admin_rules_where_they_are_declared() {
+    let admin = common::open_ssh_group("iac-sg-admin").await;
+    let app = common::open_ssh_group("iac-sg-app").await;
+    let repo = repository_with(
+        "iac-sg",
+        &[
+            ("sg-0a0d1a2b3c4d5e6f7", &admin),
+            ("sg-0a0b1a2b3c4d5e6f7", &app),
+        ],
+    );
+
+    // Inline ingress: the block goes from the group's own block, its blank line with it.
+    let r = sg_dry_run("iac-sg-inline", &admin, &repo).await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "proposed", "{r:#}");
+    let diff = change["files"][0]["diff"].as_str().unwrap();
+    assert_eq!(
+        diff,
+        "--- a/main.tf\n+++ b/main.tf\n@@ -26,8 +26,0 @@\n-\n-  ingress {\n\
+         -    description = \"SSH from anywhere\" # the finding\n-    from_port   = 22\n\
+         -    to_port     = 22\n-    protocol    = \"tcp\"\n-    cidr_blocks = [\"0.0.0.0/0\"]\n-  }\n"
+    );
+
+    // Separate rule resources: each one that opens an admin port is removed.
+    let r = sg_dry_run("iac-sg-rules", &app, &repo).await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "proposed", "{r:#}");
+    let diff = change["files"][0]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-resource \"aws_security_group_rule\" \"app_ssh\" {\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("-resource \"aws_vpc_security_group_ingress_rule\" \"app_rdp\" {\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.lines().all(|l| !l.starts_with('+') || l.starts_with("+++")),
+        "only removals: {diff}"
+    );
 }

@@ -6,8 +6,11 @@
 
 use std::collections::BTreeMap;
 
+mod terraform;
+
 use salve_sdk::security_group::{
-    self, context, Call, Fixer, FixerError, IngressRule, Outcome, Plan, Result, RuleSource,
+    self, context, Call, Edit, Fixer, FixerError, IngressRule, LocatedBlock, Outcome, Plan, Result,
+    RuleSource,
 };
 
 const DEFAULT_ADMIN_PORTS: [i32; 2] = [22, 3389];
@@ -172,6 +175,10 @@ impl Fixer for CloseAdminPorts {
             }
         }
         Ok(Outcome::with_rollback(&rollback))
+    }
+
+    fn terraform(blocks: Vec<LocatedBlock>) -> Result<Option<Vec<Edit>>> {
+        terraform::edits(&blocks, &admin_ports()?).map(Some)
     }
 
     fn plan_rollback(rollback: String, _force: bool) -> Result<Option<Plan>> {
