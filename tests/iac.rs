@@ -548,7 +548,75 @@ async fn the_security_group_fixer_removes_world_open_admin_rules_where_they_are_
         "{diff}"
     );
     assert!(
-        diff.lines().all(|l| !l.starts_with('+') || l.starts_with("+++")),
+        diff.lines()
+            .all(|l| !l.starts_with('+') || l.starts_with("+++")),
         "only removals: {diff}"
+    );
+}
+
+/// A dry run of an RDS.2 finding on moto's `tf-main-db` (the fixture state's instance).
+async fn rds_dry_run(name: &str, repo: &Path) -> serde_json::Value {
+    let rds = aws_sdk_rds::Client::new(&common::sdk_config().await);
+    let exists = rds
+        .describe_db_instances()
+        .db_instance_identifier("tf-main-db")
+        .send()
+        .await
+        .is_ok();
+    if !exists {
+        common::public_db("tf-main-db").await;
+    }
+    let toml = workspace_toml().replace("tests/terraform", &repo.display().to_string())
+        + "[eligibility]\nresource-types = [\"AWS::RDS::DBInstance\"]\nallowed-actions = [\"rds:ModifyDBInstance\"]\n";
+    let (p, _) = common::aws_pipeline_config(
+        name,
+        &common::endpoint(),
+        &[common::fixer("rds-private")],
+        &toml,
+    )
+    .await;
+    let options = salve::pipeline::ProcessOptions {
+        effect: salve::pipeline::Effect::PlanOnly,
+        ..Default::default()
+    };
+    let r = common::process_one(
+        &p,
+        common::rds_finding(name, "tf-main-db").as_bytes(),
+        options,
+    )
+    .await;
+    assert_eq!(r["status"], "planned", "{r:#}");
+    r
+}
+
+#[tokio::test]
+async fn the_rds_fixer_sets_a_literal_and_refuses_a_variable_with_the_reason() {
+    // The fixture sets publicly_accessible from a variable that terraform.tfvars overrides.
+    let r = rds_dry_run("iac-rds-var", &repository()).await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "refused", "{r:#}");
+    let reason = change["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("publicly_accessible in aws_db_instance.main is var.db_public"),
+        "{reason}"
+    );
+
+    // Written as a literal, it is set to false in place.
+    let repo = repository_with("iac-rds-literal", &[]);
+    let main = std::fs::read_to_string(repo.join("main.tf")).unwrap();
+    std::fs::write(
+        repo.join("main.tf"),
+        main.replace(
+            "publicly_accessible = var.db_public",
+            "publicly_accessible = true",
+        ),
+    )
+    .unwrap();
+    let r = rds_dry_run("iac-rds-literal", &repo).await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "proposed", "{r:#}");
+    assert_eq!(
+        change["files"][0]["diff"],
+        "--- a/main.tf\n+++ b/main.tf\n@@ -79,1 +79,1 @@\n-  publicly_accessible = true\n+  publicly_accessible = false\n"
     );
 }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use salve_sdk::rds_instance::{self as rds, Call, Fixer, FixerError, Outcome, Plan, Result};
+use salve_sdk::rds_instance::{
+    self as rds, BlockText, Call, Edit, Fixer, FixerError, LocatedBlock, Outcome, Plan, Result,
+};
 
 pub struct MakePrivate;
 
@@ -40,6 +42,38 @@ impl Fixer for MakePrivate {
         }
         let rollback = BTreeMap::from([("was_publicly_accessible", true)]);
         Ok(Outcome::with_rollback(&rollback))
+    }
+
+    fn terraform(blocks: Vec<LocatedBlock>) -> Result<Option<Vec<Edit>>> {
+        let Some(db) = blocks.first() else {
+            return Err(FixerError::invalid_input(
+                "no block declares the DB instance",
+            ));
+        };
+        let Some(line) = db
+            .text
+            .lines()
+            .find(|l| l.trim_start().starts_with("publicly_accessible "))
+        else {
+            // The provider's default is private: the code already says so.
+            return Ok(Some(Vec::new()));
+        };
+        let value = line
+            .split_once('=')
+            .map(|(_, v)| v.trim())
+            .unwrap_or_default();
+        match value {
+            "false" => Ok(Some(Vec::new())),
+            // Only the value changes, so the attribute's alignment holds.
+            "true" => Ok(Some(vec![Edit::Replace(BlockText {
+                address: db.address.clone(),
+                text: db.text.replacen(line, &line.replacen("true", "false", 1), 1),
+            })])),
+            expression => Err(FixerError::unexpected_state(format!(
+                "publicly_accessible in {} is {expression}, not a literal: the value is set elsewhere (a variable's default, or a .tfvars file that overrides it), which this fixer does not edit yet; set it to false there",
+                db.address
+            ))),
+        }
     }
 }
 
