@@ -115,6 +115,24 @@ async fn run_at(
     forge: &str,
     effect: &str,
 ) -> (serde_json::Value, PathBuf) {
+    run_payload(
+        name,
+        &common::s3_finding(id, "tf-logs-bucket"),
+        bare,
+        forge,
+        effect,
+    )
+    .await
+}
+
+/// Runs `payload` (a finding on `tf-logs-bucket`, public in moto).
+async fn run_payload(
+    name: &str,
+    payload: &str,
+    bare: &Path,
+    forge: &str,
+    effect: &str,
+) -> (serde_json::Value, PathBuf) {
     let client = common::s3().await;
     let _ = client.create_bucket().bucket("tf-logs-bucket").send().await;
     let _ = client
@@ -129,12 +147,7 @@ async fn run_at(
         &config(bare, forge, effect),
     )
     .await;
-    let r = common::process_one(
-        &p,
-        common::s3_finding(id, "tf-logs-bucket").as_bytes(),
-        ProcessOptions::default(),
-    )
-    .await;
+    let r = common::process_one(&p, payload.as_bytes(), ProcessOptions::default()).await;
     (r, audit)
 }
 
@@ -430,4 +443,27 @@ async fn a_pull_request_only_fix_changes_nothing_live_and_rollback_says_how_to_r
         )),
         "{e}"
     );
+}
+
+/// In a restricted environment live changes are not allowed: the fix becomes a pull request
+/// instead of a review.
+#[tokio::test]
+async fn a_restricted_environment_gets_a_pull_request_instead_of_a_review() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-restricted");
+    let proxy = CountingProxy::start(&prism()).await;
+    let payload = common::s3_finding("pr-4", "tf-logs-bucket").replace(
+        r#""environment":"dev""#,
+        r#""environment":"restricted-production""#,
+    );
+    let (r, _) = run_payload("pr-restricted", &payload, &bare, &proxy.url, "both").await;
+    assert_eq!(r["status"], "pull-request-opened", "{r:#}");
+    assert_eq!(r["pull_request"]["outcome"], "opened");
+    assert_eq!(
+        common::public_access_block(&common::s3().await, "tf-logs-bucket").await,
+        None
+    );
+    // With effect = "live" it is a review, as before.
+    let (r, _) = run_payload("pr-restricted-live", &payload, &bare, &proxy.url, "live").await;
+    assert_eq!(r["status"], "review", "{r:#}");
 }

@@ -74,7 +74,7 @@ impl FindingRun<'_> {
     ) -> (Status, Option<String>) {
         match effect {
             Effect::Apply => {
-                use crate::iac::{IacEffect, PullRequestOutcome};
+                use crate::iac::IacEffect;
                 let effect = self.pipeline.config.iac.effect;
                 let workspace = match effect {
                     IacEffect::Live => None,
@@ -82,33 +82,14 @@ impl FindingRun<'_> {
                 };
                 match (effect, workspace) {
                     (IacEffect::PullRequest, Some(w)) => {
-                        // Boxed: the pull request's future (clone, trace, fixer, forge) is deep.
-                        let Some(pr) = Box::pin(self.pull_request(w, sandbox, entry, false)).await
-                        else {
+                        match self.land_pull_request(w, sandbox, entry).await {
+                            Some(landed) => landed,
                             // Terraform does not manage the resource: the fix stays live.
-                            return self
-                                .apply_live(sandbox, plan, compliant_before, entry)
-                                .await;
-                        };
-                        let outcome = match pr.outcome {
-                            PullRequestOutcome::Opened | PullRequestOutcome::Updated => {
-                                (Status::PullRequestOpened, None)
+                            None => {
+                                self.apply_live(sandbox, plan, compliant_before, entry)
+                                    .await
                             }
-                            PullRequestOutcome::ClosedUnmerged => {
-                                (Status::Review, pr.reason.clone())
-                            }
-                            PullRequestOutcome::Failed => {
-                                entry.retryable = pr.retryable;
-                                (
-                                    Status::Failed,
-                                    pr.reason
-                                        .clone()
-                                        .map(|r| format!("the pull request was not made: {r}; nothing was changed in the account")),
-                                )
-                            }
-                        };
-                        entry.pull_request = Some(pr);
-                        outcome
+                        }
                     }
                     (IacEffect::Both, Some(w)) => {
                         let (status, reason) = self
@@ -137,6 +118,36 @@ impl FindingRun<'_> {
                 Some("a reconcile run reached the plan stage; nothing was changed".into()),
             ),
         }
+    }
+
+    /// Lands the fix as a pull request only; nothing changes in the account. `None`: Terraform
+    /// does not manage the resource.
+    pub(super) async fn land_pull_request(
+        &self,
+        workspace: &crate::iac::Workspace,
+        sandbox: &mut Sandbox,
+        entry: &mut AuditEntry,
+    ) -> Option<(Status, Option<String>)> {
+        use crate::iac::PullRequestOutcome;
+        // Boxed: the pull request's future (clone, trace, fixer, forge) is deep.
+        let pr = Box::pin(self.pull_request(workspace, sandbox, entry, false)).await?;
+        let landed = match pr.outcome {
+            PullRequestOutcome::Opened | PullRequestOutcome::Updated => {
+                (Status::PullRequestOpened, None)
+            }
+            PullRequestOutcome::ClosedUnmerged => (Status::Review, pr.reason.clone()),
+            PullRequestOutcome::Failed => {
+                entry.retryable = pr.retryable;
+                (
+                    Status::Failed,
+                    pr.reason.clone().map(|r| {
+                        format!("the pull request was not made: {r}; nothing was changed in the account")
+                    }),
+                )
+            }
+        };
+        entry.pull_request = Some(pr);
+        Some(landed)
     }
 
     /// write session → intent record → apply → read back → verify.

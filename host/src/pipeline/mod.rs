@@ -817,6 +817,25 @@ impl Pipeline {
     }
 }
 
+/// Whether the only thing between the decision and a fix is a restricted environment: the one
+/// failed check is `environment not restricted` with an environment named, and the policies
+/// add nothing but the same reason.
+fn restricted_only(decision: &Decision) -> bool {
+    let failed: Vec<_> = decision.checks.iter().filter(|c| !c.passed).collect();
+    let [check] = failed.as_slice() else {
+        return false;
+    };
+    let restricted =
+        check.name == "environment not restricted" && check.detail.ends_with(" is restricted");
+    let policy_agrees = decision.policy.as_ref().is_none_or(|p| {
+        p.error.is_none()
+            && p.skip.is_empty()
+            && p.require_approval.is_empty()
+            && p.review.iter().all(|r| *r == check.detail)
+    });
+    restricted && policy_agrees && !decision.requires_approval
+}
+
 /// The failed guardrails no person can override (an approval, a rollback), each with its detail.
 fn unoverridable(decision: &Decision) -> Vec<String> {
     decision
@@ -1091,12 +1110,27 @@ impl FindingRun<'_> {
 
         let decision = self.decide(&plan, entry).await;
         let (verdict, reason) = (decision.verdict, decision.reason.clone());
+        let restricted = restricted_only(&decision);
         let guardrails = unoverridable(&decision);
         entry.decision = recorded(decision, DecisionStage::Decide);
         match (verdict, self.approval) {
             (Verdict::Skip, _) => return (Status::Skipped, reason),
             (Verdict::Remediate, None) => {}
-            (Verdict::Review, None) => return (Status::Review, reason),
+            (Verdict::Review, None) => {
+                // Live changes are not allowed there; a change of the code still is, and a
+                // person reviews it as a pull request.
+                if restricted && options.effect == Effect::Apply {
+                    if let Some(w) = self
+                        .forge_workspace()
+                        .filter(|_| self.pipeline.config.iac.effect != crate::iac::IacEffect::Live)
+                    {
+                        if let Some(landed) = self.land_pull_request(w, sandbox, entry).await {
+                            return landed;
+                        }
+                    }
+                }
+                return (Status::Review, reason);
+            }
             (_, Some(a)) => {
                 if !guardrails.is_empty() {
                     return (
