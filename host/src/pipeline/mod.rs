@@ -614,7 +614,9 @@ impl Pipeline {
             IngestOutcome::Finding(finding) => {
                 // Every log line of the finding carries its IDs.
                 let span = tracing::info_span!("finding", finding_id = %finding.id, correlation_id = %finding.correlation_id);
-                self.process_finding(&finding, options, entry, None)
+                // Boxed: a finding's future (sandbox, sessions, read-back, pull request) is deep,
+                // and the queue modes nest it further; rustc's layout query has a depth limit.
+                Box::pin(self.process_finding(&finding, options, entry, None))
                     .instrument(span)
                     .await
             }
