@@ -1,5 +1,9 @@
 //! salve: closes cloud security findings with sandboxed WebAssembly fixers, and records evidence
 //! for every decision. `main.rs` is only the command line; each stage lives in its own module.
+// A finding's future nests the sandbox, the sessions, the read-back and a pull request inside
+// the queue modes' tasks; a clean build can exceed rustc's default depth for its layout query
+// (an incremental one may not), so the limit is set rather than left to the build's order.
+#![recursion_limit = "256"]
 
 pub mod approval;
 pub mod audit;

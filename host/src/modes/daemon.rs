@@ -268,7 +268,8 @@ pub async fn run(
                         _ = stopping.wait_for(|s| *s) => return Settled::Unstarted,
                     };
                     let _worker = worker;
-                    job.run().await
+                    // Boxed: the job's future is deep, and the task holds it.
+                    Box::pin(job.run()).await
                 }
                 .instrument(span),
             );
