@@ -1,6 +1,9 @@
 //! The `salve` command line. Everything it does lives in the library; this file only parses
 //! arguments and prints.
 
+// The pipeline's futures are deep (see the library's lib.rs).
+#![recursion_limit = "256"]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

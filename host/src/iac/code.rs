@@ -101,7 +101,10 @@ fn tf_files(repo: &Path, dir: &Path) -> Result<Vec<TfFile>, LocateError> {
 
 fn located(file: &TfFile, block: &Block, address: String, resource_type: &str) -> Located {
     let span = block.span().unwrap_or(0..0);
-    let line = |at: usize| file.text[..at.min(file.text.len())].matches('\n').count() + 1;
+    let line = |at: usize| {
+        let before = file.text.get(..at).unwrap_or(&file.text);
+        before.matches('\n').count() + 1
+    };
     Located {
         address,
         resource_type: resource_type.to_string(),

@@ -269,7 +269,8 @@ pub async fn run(
                     };
                     let _worker = worker;
                     // Boxed: the job's future is deep, and the task holds it.
-                    Box::pin(job.run()).await
+                    let run: crate::capabilities::BoxFuture<'_, _> = Box::pin(job.run());
+                    run.await
                 }
                 .instrument(span),
             );

@@ -97,8 +97,9 @@ impl FindingRun<'_> {
                             .await;
                         // The code is fixed too, so the next apply does not undo the live fix.
                         if status == Status::Remediated {
-                            entry.pull_request =
-                                Box::pin(self.pull_request(w, sandbox, entry, true)).await;
+                            let pr: crate::capabilities::BoxFuture<'_, _> =
+                                Box::pin(self.pull_request(w, sandbox, entry, true));
+                            entry.pull_request = pr.await;
                         }
                         (status, reason)
                     }
@@ -130,7 +131,9 @@ impl FindingRun<'_> {
     ) -> Option<(Status, Option<String>)> {
         use crate::iac::PullRequestOutcome;
         // Boxed: the pull request's future (clone, trace, fixer, forge) is deep.
-        let pr = Box::pin(self.pull_request(workspace, sandbox, entry, false)).await?;
+        let pr: crate::capabilities::BoxFuture<'_, _> =
+            Box::pin(self.pull_request(workspace, sandbox, entry, false));
+        let pr = pr.await?;
         let landed = match pr.outcome {
             PullRequestOutcome::Opened | PullRequestOutcome::Updated => {
                 (Status::PullRequestOpened, None)

@@ -406,14 +406,13 @@ impl Pipeline {
         let approving = Approving { request, pending };
         let span =
             tracing::info_span!("approval", finding_id = %finding.id, approved_by = %request.by);
-        self.process_finding(
+        let run: BoxFuture<'_, ()> = Box::pin(self.process_finding(
             finding,
             ProcessOptions::default(),
             &mut entry,
             Some(&approving),
-        )
-        .instrument(span)
-        .await;
+        ));
+        run.instrument(span).await;
         self.conclude(&key, entry, started).await
     }
 
@@ -616,9 +615,9 @@ impl Pipeline {
                 let span = tracing::info_span!("finding", finding_id = %finding.id, correlation_id = %finding.correlation_id);
                 // Boxed: a finding's future (sandbox, sessions, read-back, pull request) is deep,
                 // and the queue modes nest it further; rustc's layout query has a depth limit.
-                Box::pin(self.process_finding(&finding, options, entry, None))
-                    .instrument(span)
-                    .await
+                let run: BoxFuture<'_, ()> =
+                    Box::pin(self.process_finding(&finding, options, entry, None));
+                run.instrument(span).await
             }
         }
     }

@@ -42,9 +42,10 @@ impl Pipeline {
             ..AuditEntry::default()
         };
         let span = tracing::info_span!("rollback", finding_id = %finding.id, by = %request.by);
-        self.undo_finding(fixed, request, &mut entry)
-            .instrument(span)
-            .await;
+        // Type-erased: a run's future is deep (see lib.rs).
+        let run: crate::capabilities::BoxFuture<'_, ()> =
+            Box::pin(self.undo_finding(fixed, request, &mut entry));
+        run.instrument(span).await;
         self.conclude(&key, entry, started).await
     }
 
