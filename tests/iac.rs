@@ -358,18 +358,19 @@ fn workspace_toml() -> String {
 async fn dry_run(name: &str, bucket: &str) -> serde_json::Value {
     let client = common::s3().await;
     let _ = client.create_bucket().bucket(bucket).send().await;
-    let (p, _) = common::aws_pipeline_config(
-        name,
-        &common::endpoint(),
-        &[common::fixer("s3-block-public-access")],
-        &workspace_toml(),
-    )
-    .await;
+    let finding = common::s3_finding(name, bucket);
+    planned(name, "s3-block-public-access", &workspace_toml(), &finding).await
+}
+
+/// A dry run of `payload` with `fixer` and the `toml` configuration: its record, planned.
+async fn planned(name: &str, fixer: &str, toml: &str, payload: &str) -> serde_json::Value {
+    let (p, _) =
+        common::aws_pipeline_config(name, &common::endpoint(), &[common::fixer(fixer)], toml).await;
     let options = salve::pipeline::ProcessOptions {
         effect: salve::pipeline::Effect::PlanOnly,
         ..Default::default()
     };
-    let r = common::process_one(&p, common::s3_finding(name, bucket).as_bytes(), options).await;
+    let r = common::process_one(&p, payload.as_bytes(), options).await;
     assert_eq!(r["status"], "planned", "{r:#}");
     r
 }
@@ -489,25 +490,8 @@ fn repository_with(name: &str, groups: &[(&str, &str)]) -> PathBuf {
 /// the repository at `repo`.
 async fn sg_dry_run(name: &str, group: &str, repo: &Path) -> serde_json::Value {
     let toml = workspace_toml().replace("tests/terraform", &repo.display().to_string());
-    let (p, _) = common::aws_pipeline_config(
-        name,
-        &common::endpoint(),
-        &[common::fixer("sg-close-admin-ports")],
-        &toml,
-    )
-    .await;
-    let options = salve::pipeline::ProcessOptions {
-        effect: salve::pipeline::Effect::PlanOnly,
-        ..Default::default()
-    };
-    let r = common::process_one(
-        &p,
-        common::sg_finding(name, group, "ssh open").as_bytes(),
-        options,
-    )
-    .await;
-    assert_eq!(r["status"], "planned", "{r:#}");
-    r
+    let finding = common::sg_finding(name, group, "ssh open");
+    planned(name, "sg-close-admin-ports", &toml, &finding).await
 }
 
 #[tokio::test]
@@ -568,25 +552,8 @@ async fn rds_dry_run(name: &str, repo: &Path) -> serde_json::Value {
     }
     let toml = workspace_toml().replace("tests/terraform", &repo.display().to_string())
         + "[eligibility]\nresource-types = [\"AWS::RDS::DBInstance\"]\nallowed-actions = [\"rds:ModifyDBInstance\"]\n";
-    let (p, _) = common::aws_pipeline_config(
-        name,
-        &common::endpoint(),
-        &[common::fixer("rds-private")],
-        &toml,
-    )
-    .await;
-    let options = salve::pipeline::ProcessOptions {
-        effect: salve::pipeline::Effect::PlanOnly,
-        ..Default::default()
-    };
-    let r = common::process_one(
-        &p,
-        common::rds_finding(name, "tf-main-db").as_bytes(),
-        options,
-    )
-    .await;
-    assert_eq!(r["status"], "planned", "{r:#}");
-    r
+    let finding = common::rds_finding(name, "tf-main-db");
+    planned(name, "rds-private", &toml, &finding).await
 }
 
 #[tokio::test]
