@@ -73,6 +73,14 @@ fn io_error(path: &Path, e: std::io::Error) -> LocateError {
     }
 }
 
+/// `path` as the repository names it, for messages and records.
+fn relative(repo: &Path, path: &Path) -> String {
+    path.strip_prefix(repo)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// Every `.tf` file of `dir`, parsed, in name order.
 fn tf_files(repo: &Path, dir: &Path) -> Result<Vec<TfFile>, LocateError> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -85,13 +93,12 @@ fn tf_files(repo: &Path, dir: &Path) -> Result<Vec<TfFile>, LocateError> {
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
-            let relative = path.strip_prefix(repo).unwrap_or(&path).to_path_buf();
             let body = hcl_edit::parser::parse_body(&text).map_err(|e| LocateError::Parse {
-                file: relative.display().to_string(),
+                file: relative(repo, &path),
                 error: e.to_string(),
             })?;
             Ok(TfFile {
-                path: relative,
+                path: path.strip_prefix(repo).unwrap_or(&path).to_path_buf(),
                 text,
                 body,
             })
@@ -145,11 +152,7 @@ pub fn locate(
             })
             .ok_or_else(|| LocateError::ModuleCallNotFound {
                 call: call.to_string(),
-                dir: dir
-                    .strip_prefix(&repo)
-                    .unwrap_or(&dir)
-                    .display()
-                    .to_string(),
+                dir: relative(&repo, &dir),
             })?;
         if !(source.starts_with("./") || source.starts_with("../")) {
             return Err(LocateError::External {
@@ -183,11 +186,7 @@ pub fn locate(
         .ok_or_else(|| LocateError::BlockNotFound {
             resource_type: rt.to_string(),
             name: name.to_string(),
-            dir: dir
-                .strip_prefix(&repo)
-                .unwrap_or(&dir)
-                .display()
-                .to_string(),
+            dir: relative(&repo, &dir),
         })?;
     // `aws_s3_bucket.logs.id`, `aws_s3_bucket.logs["a"].id`, `aws_s3_bucket.logs.bucket`, ...
     let reference = format!("{rt}.{name}");

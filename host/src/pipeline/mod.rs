@@ -818,25 +818,6 @@ impl Pipeline {
     }
 }
 
-/// Whether the only thing between the decision and a fix is a restricted environment: the one
-/// failed check is `environment not restricted` with an environment named, and the policies
-/// add nothing but the same reason.
-fn restricted_only(decision: &Decision) -> bool {
-    let failed: Vec<_> = decision.checks.iter().filter(|c| !c.passed).collect();
-    let [check] = failed.as_slice() else {
-        return false;
-    };
-    let restricted =
-        check.name == "environment not restricted" && check.detail.ends_with(" is restricted");
-    let policy_agrees = decision.policy.as_ref().is_none_or(|p| {
-        p.error.is_none()
-            && p.skip.is_empty()
-            && p.require_approval.is_empty()
-            && p.review.iter().all(|r| *r == check.detail)
-    });
-    restricted && policy_agrees && !decision.requires_approval
-}
-
 /// The failed guardrails no person can override (an approval, a rollback), each with its detail.
 fn unoverridable(decision: &Decision) -> Vec<String> {
     decision
@@ -998,6 +979,25 @@ impl FindingRun<'_> {
         Ok(results)
     }
 
+    /// The fixer's `check()` before anything changes, recorded as the evidence's start; the
+    /// failed phase when it fails.
+    async fn check_before(
+        &self,
+        sandbox: &mut Sandbox,
+        entry: &mut AuditEntry,
+    ) -> Result<bool, (Status, Option<String>)> {
+        let t = Instant::now();
+        let compliant_before = sandbox.check(Phase::Check).await;
+        entry.durations_us.insert("check".into(), micros(t));
+        let compliant_before =
+            compliant_before.map_err(|e| phase_failure("check", &e, sandbox, entry))?;
+        entry.evidence = Some(Evidence {
+            compliant_before,
+            after: None,
+        });
+        Ok(compliant_before)
+    }
+
     /// Reads the resource's tags, scores the risk and runs every guardrail and policy on
     /// `plan`, recording the metadata and the risk.
     async fn decide(&self, plan: &Plan, entry: &mut AuditEntry) -> Decision {
@@ -1061,17 +1061,10 @@ impl FindingRun<'_> {
         options: ProcessOptions,
         entry: &mut AuditEntry,
     ) -> (Status, Option<String>) {
-        let t = Instant::now();
-        let compliant_before = sandbox.check(Phase::Check).await;
-        entry.durations_us.insert("check".into(), micros(t));
-        let compliant_before = match compliant_before {
+        let compliant_before = match self.check_before(sandbox, entry).await {
             Ok(c) => c,
-            Err(e) => return phase_failure("check", &e, sandbox, entry),
+            Err(failed) => return failed,
         };
-        entry.evidence = Some(Evidence {
-            compliant_before,
-            after: None,
-        });
         if options.effect == Effect::Reconcile {
             return if compliant_before {
                 (Status::AlreadyCompliant, None)
@@ -1111,7 +1104,7 @@ impl FindingRun<'_> {
 
         let decision = self.decide(&plan, entry).await;
         let (verdict, reason) = (decision.verdict, decision.reason.clone());
-        let restricted = restricted_only(&decision);
+        let restricted = decision.only_environment_restricted();
         let guardrails = unoverridable(&decision);
         entry.decision = recorded(decision, DecisionStage::Decide);
         match (verdict, self.approval) {

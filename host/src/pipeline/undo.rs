@@ -10,11 +10,11 @@ use super::{
     micros, phase_failure, recorded, unoverridable, Effect, FindingRun, Pipeline, Processed,
 };
 use crate::audit::{AuditEntry, Status};
-use crate::capabilities::{describe_aws_error, FixerError, Phase};
+use crate::capabilities::{describe_aws_error, FixerError};
 use crate::idempotency;
 use crate::policy::metadata::Metadata;
 use crate::policy::Verdict;
-use crate::record::{DecisionStage, Evidence, Reversal};
+use crate::record::{DecisionStage, Reversal};
 use crate::rollback::{Fixed, RollbackRequest};
 use crate::runtime::{Sandbox, SandboxError};
 use crate::text;
@@ -133,17 +133,10 @@ impl FindingRun<'_> {
                 }
             }
         }
-        let t = Instant::now();
-        let compliant_before = sandbox.check(Phase::Check).await;
-        entry.durations_us.insert("check".into(), micros(t));
-        let compliant_before = match compliant_before {
+        let compliant_before = match self.check_before(sandbox, entry).await {
             Ok(c) => c,
-            Err(e) => return phase_failure("check", &e, sandbox, entry),
+            Err(failed) => return failed,
         };
-        entry.evidence = Some(Evidence {
-            compliant_before,
-            after: None,
-        });
         let Some(data) = &fixed.rollback else {
             return refused(format!(
                 "the fix's record (record {}) holds no rollback data",

@@ -142,6 +142,25 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Whether the only thing between this decision and a fix is a restricted environment: the
+    /// one failed check is `environment not restricted` with an environment named, and the
+    /// policies add nothing but the same reason (`default.rego` words it as the check does).
+    pub fn only_environment_restricted(&self) -> bool {
+        let failed: Vec<&Check> = self.checks.iter().filter(|c| !c.passed).collect();
+        let [check] = failed.as_slice() else {
+            return false;
+        };
+        let restricted =
+            check.name == "environment not restricted" && check.detail.ends_with(" is restricted");
+        let policy_agrees = self.policy.as_ref().is_none_or(|p| {
+            p.error.is_none()
+                && p.skip.is_empty()
+                && p.require_approval.is_empty()
+                && p.review.iter().all(|r| *r == check.detail)
+        });
+        restricted && policy_agrees && !self.requires_approval
+    }
+
     /// Combines the checks and the policy verdict. Precedence: a policy error is review (fail
     /// closed); then skip; then review or approval; only a clean sheet is remediate.
     fn from_parts(checks: Vec<Check>, policy: Option<PolicyVerdict>) -> Decision {
