@@ -135,3 +135,55 @@ macro_rules! kind_binding {
         }
     };
 }
+
+/// A kind's security-critical attributes by Terraform attribute name, normalised so that what a
+/// state declares and what AWS reports compare with `==`: rules sorted, descriptions and tags
+/// left out (they are not security drift).
+pub type SecurityAttributes = std::collections::BTreeMap<String, serde_json::Value>;
+
+/// One resource instance as a Terraform state records it, with the instances of the resource
+/// types that configure it (`Terraform::configured_by`, e.g. `aws_security_group_rule`).
+#[derive(Debug, Clone, Copy)]
+pub struct StateInstance<'a> {
+    /// The value of the kind's first ID attribute (bucket name, group ID, region).
+    pub id: &'a str,
+    pub attributes: &'a serde_json::Map<String, serde_json::Value>,
+    pub configured_by: &'a [(&'a str, &'a serde_json::Map<String, serde_json::Value>)],
+    /// The account and region the workspace deploys to.
+    pub account_id: &'a str,
+    pub region: &'a str,
+}
+
+/// What a state declares about one resource, as drift compares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declared {
+    pub arn: String,
+    /// Only the attributes the state sets: one it leaves unset is not compared.
+    pub attributes: SecurityAttributes,
+}
+
+/// A kind's side of drift detection: its security-critical attributes, from a Terraform state
+/// and from AWS. Every kind with a `terraform` spec implements it.
+pub trait KindDrift: 'static {
+    /// The security-critical attributes `instance` declares; the error names the attribute
+    /// that could not be read.
+    fn declared(instance: StateInstance<'_>) -> Result<Declared, String>;
+
+    /// The live security-critical attributes of each resource of `ids` (`None`: it does not
+    /// exist), read through `session` in as few calls as the API allows (one describe for many
+    /// groups). `account_id` is the session's account. Returns one entry per ID, in order.
+    fn live<'a>(
+        session: &'a SdkConfig,
+        account_id: &'a str,
+        ids: &'a [String],
+        path_style: bool,
+    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>>;
+}
+
+/// Whether an AWS error code says the resource does not exist.
+pub fn is_not_found(code: &str) -> bool {
+    code.ends_with("NotFound")
+        || code.ends_with("NotFoundFault")
+        || code == "NoSuchBucket"
+        || code == "ResourceNotFoundException"
+}

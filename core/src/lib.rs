@@ -15,6 +15,7 @@ mod exports;
 mod gate;
 mod kind;
 mod plan;
+pub mod state_attributes;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -30,7 +31,10 @@ pub use aws_types::SdkConfig;
 pub use context::{FixerLog, LogLine};
 pub use exports::{BlockText, Edit, FixerInstance, FixerPre, LocatedBlock, V0_1Pre};
 pub use gate::{serialize_access, CallGate, CallRecord, CallResult, CapabilityCall, Phase};
-pub use kind::{Binding, BoundResource, KindBackend, KindHost, ReadBack};
+pub use kind::{
+    is_not_found, Binding, BoundResource, Declared, KindBackend, KindDrift, KindHost, ReadBack,
+    SecurityAttributes, StateInstance,
+};
 pub use plan::{Change, Outcome, Plan, PlannedCall};
 pub use salve_contract as contract;
 

@@ -52,6 +52,18 @@ pub enum Status {
     /// fixer's first write call, so nothing changes in AWS that the log could not record. The
     /// terminal record links back to it; one with no terminal record is reconciled at start.
     Intent,
+    /// `salve drift check` found a resource that differs from a fix salve made or from the
+    /// Terraform that declares it. Not about one finding: `drift` says what differs.
+    DriftDetected,
+    /// A resource recorded as drifted agrees again (the code or the live change was reconciled).
+    DriftResolved,
+    /// `salve break-glass open`: a person may change the resource by hand for a while.
+    BreakGlassOpened,
+    /// A break-glass window ended: closed by a person, or by `drift check` finding the live
+    /// state and the code agree again.
+    BreakGlassClosed,
+    /// A break-glass window passed its due time unreconciled; the notifier was told.
+    BreakGlassOverdue,
 }
 
 impl Status {
@@ -67,6 +79,11 @@ impl Status {
             Status::RolledBack => "rolled-back",
             Status::PullRequestOpened => "pull-request-opened",
             Status::Intent => "intent",
+            Status::DriftDetected => "drift-detected",
+            Status::DriftResolved => "drift-resolved",
+            Status::BreakGlassOpened => "break-glass-opened",
+            Status::BreakGlassClosed => "break-glass-closed",
+            Status::BreakGlassOverdue => "break-glass-overdue",
         }
     }
 }
@@ -153,6 +170,12 @@ pub struct AuditEntry {
     /// The pull request that carries the fix into the code, or why there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<crate::iac::PullRequestRecord>,
+    /// A `drift-detected` or `drift-resolved` record's resource: what differs, from what.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::drift::DriftRecord>,
+    /// A break-glass record: who, why, until when, and the reconciliation issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<crate::drift::BreakGlassRecord>,
 }
 
 /// The message a payload arrived in, so a record can be matched to the queue's own logs.

@@ -156,6 +156,28 @@ impl AwsBackends {
         &self.assumer
     }
 
+    /// An assumed-role session in `region` for `request`: the only credentials a backend or a
+    /// drift read ever gets.
+    pub async fn session(
+        &self,
+        request: &SessionRequest<'_>,
+        region: &str,
+    ) -> Result<SdkConfig, AssumeRoleFailure> {
+        let credentials = self.assumer.credentials(request).await?;
+        Ok(self
+            .config
+            .clone()
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .region(Region::new(region.to_string()))
+            .build())
+    }
+
+    /// Whether every call goes to one endpoint override (a local stand-in such as moto).
+    pub fn path_style(&self) -> bool {
+        self.options.endpoint_url.is_some()
+    }
+
     /// A backend that can touch exactly the finding's resource, through a session limited by
     /// `policy`.
     pub async fn bind_session(
@@ -165,23 +187,18 @@ impl AwsBackends {
         approved_by: Option<&str>,
     ) -> Result<Binding, AssumeRoleFailure> {
         let r = &finding.resource;
-        let credentials = self
-            .assumer
-            .credentials(&SessionRequest {
-                account_id: &r.account_id,
-                finding_id: &finding.id,
-                correlation_id: &finding.correlation_id,
-                policy,
-                approved_by,
-            })
-            .await?;
         let session = self
-            .config
-            .clone()
-            .into_builder()
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .region(Region::new(r.region.clone()))
-            .build();
+            .session(
+                &SessionRequest {
+                    account_id: &r.account_id,
+                    finding_id: &finding.id,
+                    correlation_id: &finding.correlation_id,
+                    policy,
+                    approved_by,
+                },
+                &r.region,
+            )
+            .await?;
         let Some(kind) = kinds::get(&r.resource_type) else {
             return Err(AssumeRoleFailure {
                 reason: "no capability backend".into(),

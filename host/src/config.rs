@@ -104,6 +104,8 @@ pub struct SalveConfig {
     pub approvals: crate::approval::ApprovalsConfig,
     /// `[[iac.terraform]]`: the Terraform workspaces that declare the resources.
     pub iac: crate::iac::IacConfig,
+    /// `[drift]`: what `salve drift check` does with a regression, and break-glass's window.
+    pub drift: crate::drift::DriftConfig,
 }
 
 /// Bounds on the host's read-back of a kind whose changes apply asynchronously (RDS): fewer
@@ -132,6 +134,7 @@ impl Default for SalveConfig {
             read_back: ReadBackConfig::default(),
             approvals: crate::approval::ApprovalsConfig::default(),
             iac: crate::iac::IacConfig::default(),
+            drift: crate::drift::DriftConfig::default(),
         }
     }
 }
@@ -186,6 +189,9 @@ impl SalveConfig {
         self.iac
             .validate()
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        self.drift
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{origin}: [drift] {e}"))?;
         for (id, account) in &self.accounts {
             if account.external_id_env.is_some() && account.external_id_file.is_some() {
                 anyhow::bail!(

@@ -6,8 +6,8 @@
 //! of matching on type names.
 
 use salve_core::{
-    AwsError, Binding, BoundResource, BoxFuture, FixerPre, KindHost, PlannedCall, ReadBack,
-    SdkConfig,
+    AwsError, Binding, BoundResource, BoxFuture, Declared, FixerPre, KindDrift, KindHost,
+    PlannedCall, ReadBack, SdkConfig, SecurityAttributes, StateInstance,
 };
 use wasmtime::component::{InstancePre, Linker};
 
@@ -38,14 +38,22 @@ pub struct Kind {
     canonical_arn: fn(&Arn<'_>, &str, &str, &str) -> String,
     arn_for_id: fn(&str, bool, &str, &str) -> Option<String>,
     names_arn: fn(&Arn<'_>) -> bool,
+    declared: fn(StateInstance<'_>) -> Result<Declared, String>,
+    live: LiveFn,
 }
 
 type FixerPreFn =
     fn(InstancePre<SandboxState>) -> wasmtime::Result<Box<dyn FixerPre<SandboxState>>>;
+type LiveFn = for<'a> fn(
+    &'a SdkConfig,
+    &'a str,
+    &'a [String],
+    bool,
+) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>>;
 type ReadBackFn =
     for<'a> fn(&'a PlannedCall, &'a Binding) -> BoxFuture<'a, Result<ReadBack, AwsError>>;
 
-const fn kind<K: KindHost>() -> Kind {
+const fn kind<K: KindHost + KindDrift>() -> Kind {
     Kind {
         spec: K::SPEC,
         link: link::<K>,
@@ -56,6 +64,8 @@ const fn kind<K: KindHost>() -> Kind {
         canonical_arn: K::canonical_arn,
         arn_for_id: K::arn_for_id,
         names_arn: K::names_arn,
+        declared: K::declared,
+        live: K::live,
     }
 }
 
@@ -121,6 +131,22 @@ impl Kind {
 
     pub fn names_arn(&self, arn: &Arn<'_>) -> bool {
         (self.names_arn)(arn)
+    }
+
+    /// The security-critical attributes a Terraform state declares for one instance.
+    pub fn declared(&self, instance: StateInstance<'_>) -> Result<Declared, String> {
+        (self.declared)(instance)
+    }
+
+    /// The live security-critical attributes of `ids`, batched as the kind's API allows.
+    pub fn live<'a>(
+        &self,
+        session: &'a SdkConfig,
+        account_id: &'a str,
+        ids: &'a [String],
+        path_style: bool,
+    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+        (self.live)(session, account_id, ids, path_style)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod base;
 pub mod capabilities;
 pub mod config;
 pub mod credentials;
+pub mod drift;
 pub mod finding;
 pub mod fixer_test;
 pub mod http;

@@ -75,6 +75,16 @@ enum Command {
     /// plans the inverse calls, every guardrail runs again, and the calls are applied through a
     /// write session limited to them and recorded with a link to the fix.
     Rollback(RollbackArgs),
+    /// Compare live resources with what salve fixed and what Terraform declares.
+    Drift {
+        #[command(subcommand)]
+        command: DriftCommand,
+    },
+    /// Let a person change a resource by hand during an incident, for a bounded time.
+    BreakGlass {
+        #[command(subcommand)]
+        command: BreakGlassCommand,
+    },
     /// MTTR, recurrence and exception rate, the backlog, the weekly trend and the coverage,
     /// from audit logs (files, or directories of rotated logs).
     Report(ReportArgs),
@@ -82,6 +92,83 @@ enum Command {
     Iam {
         #[command(subcommand)]
         command: IamCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DriftCommand {
+    /// Read every fixed and every Terraform-managed resource in scope (read-only sessions) and
+    /// record what drifted, what agrees again, and break-glass windows that went overdue.
+    Check(DriftArgs),
+    /// The pipeline check: `check`, then exit 0 when clean (or every drift is under an open
+    /// break-glass window, with a warning), 1 on drift, 2 when something could not be checked.
+    Gate(DriftArgs),
+}
+
+#[derive(Args)]
+struct DriftArgs {
+    /// Only this account (repeatable).
+    #[arg(long = "account")]
+    accounts: Vec<String>,
+    /// Only this region (repeatable).
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    /// Only this `[[iac.terraform]]` workspace (repeatable).
+    #[arg(long = "workspace")]
+    workspaces: Vec<String>,
+    /// Only this kind, e.g. AWS::EC2::SecurityGroup or security-group (repeatable).
+    #[arg(long = "kind")]
+    kinds: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Output::Human)]
+    output: Output,
+    /// The audit log (JSON Lines, appended and fsynced).
+    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+    audit_log: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(Subcommand)]
+enum BreakGlassCommand {
+    /// Record who changes the resource by hand and why, open a reconciliation issue in its
+    /// workspace's repository, and let `drift gate` pass for it until the window is due.
+    Open {
+        /// The resource's ARN.
+        #[arg(long)]
+        resource: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        /// The incident ticket's URL.
+        #[arg(long)]
+        ticket: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+        #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+        audit_log: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// End a resource's window.
+    Close {
+        #[arg(long)]
+        resource: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+        audit_log: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Open, overdue and closed windows, newest first.
+    List {
+        #[arg(long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+        #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+        audit_log: PathBuf,
     },
 }
 
@@ -589,6 +676,20 @@ async fn build_pipeline(
     host: &HostArgs,
     audit: Option<AuditLog>,
 ) -> Result<(Pipeline, aws_config::SdkConfig)> {
+    let (pipeline, sdk_config, _, _) = build_pipeline_with(host, audit).await?;
+    Ok((pipeline, sdk_config))
+}
+
+/// [`build_pipeline`], also returning the config and the session maker (for drift reads).
+async fn build_pipeline_with(
+    host: &HostArgs,
+    audit: Option<AuditLog>,
+) -> Result<(
+    Pipeline,
+    aws_config::SdkConfig,
+    SalveConfig,
+    std::sync::Arc<AwsBackends>,
+)> {
     let config = load_config(host.config.as_deref())?;
     let mut builder = PipelineBuilder::new(&config)
         .limits(host.limits.to_limits()?)
@@ -604,14 +705,16 @@ async fn build_pipeline(
     } else {
         builder = builder.fixer_dir(&host.fixers);
     }
-    let backends = AwsBackends::load(
-        AwsOptions {
-            endpoint_url: host.endpoint_url.clone(),
-        },
-        &config.deployment,
-        config.account_roles(),
-    )
-    .await;
+    let backends = std::sync::Arc::new(
+        AwsBackends::load(
+            AwsOptions {
+                endpoint_url: host.endpoint_url.clone(),
+            },
+            &config.deployment,
+            config.account_roles(),
+        )
+        .await,
+    );
     let sdk_config = backends.sdk_config().clone();
     builder = builder.notifier(Notifier::new(
         config.notify.clone(),
@@ -621,7 +724,7 @@ async fn build_pipeline(
     if let Some(log) = audit {
         builder = builder.audit_log(log);
     }
-    let mut pipeline = builder.build(Box::new(backends))?;
+    let mut pipeline = builder.build(Box::new(backends.clone()))?;
     pipeline.read_state_with(salve::aws::s3_client(
         &sdk_config,
         host.endpoint_url.is_some(),
@@ -635,7 +738,7 @@ async fn build_pipeline(
             );
         }
     }
-    Ok((pipeline, sdk_config))
+    Ok((pipeline, sdk_config, config, backends))
 }
 
 /// The queue modes call SQS (and S3 for the sink) with salve's own configuration, so they need a
@@ -740,6 +843,145 @@ async fn rollback(args: RollbackArgs) -> Result<ExitCode> {
     let processed = pipeline.rollback(&fixed, &request).await?;
     print_processed(args.output, &processed);
     Ok(exit_code(std::slice::from_ref(&processed)))
+}
+
+async fn drift(command: DriftCommand) -> Result<ExitCode> {
+    let (args, gate) = match command {
+        DriftCommand::Check(args) => (args, false),
+        DriftCommand::Gate(args) => (args, true),
+    };
+    let run = async {
+        let audit = AuditLog::open(&args.audit_log)?;
+        let (pipeline, _, config, aws) = build_pipeline_with(&args.host, Some(audit)).await?;
+        let scope = salve::drift::Scope::new(
+            args.accounts.clone(),
+            args.regions.clone(),
+            args.workspaces.clone(),
+            &args.kinds,
+            &config.iac.terraform,
+        )?;
+        let drift = salve::drift::Drift {
+            pipeline: &pipeline,
+            aws: &aws,
+            config: &config.drift,
+            audit_log: &args.audit_log,
+        };
+        let now = salve::timestamp::now();
+        if gate {
+            let (report, verdict) = drift.gate(&scope, now).await?;
+            Ok::<_, anyhow::Error>((report, Some(verdict)))
+        } else {
+            Ok((drift.check(&scope, now).await?, None))
+        }
+    };
+    let (report, verdict) = match run.await {
+        Ok(r) => r,
+        // A gate that cannot check must not pass, and must not look like drift either.
+        Err(e) if gate => {
+            eprintln!("error: {e:#}\nGATE CANNOT DECIDE: exit 2");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e),
+    };
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "report": report,
+                "verdict": verdict,
+            }))?
+        ),
+        Output::Human => print!(
+            "{}",
+            escape_control(&salve::drift::render(&report, verdict), true)
+        ),
+    }
+    Ok(ExitCode::from(verdict.map(|v| v.exit_code()).unwrap_or(0)))
+}
+
+async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
+    match command {
+        BreakGlassCommand::List { output, audit_log } => {
+            let history = salve::drift::history::History::read(&audit_log)?;
+            let listed = salve::drift::break_glass::list(&history, salve::timestamp::now());
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&listed)?),
+                Output::Human => print!(
+                    "{}",
+                    escape_control(&salve::drift::break_glass::render(&listed), true)
+                ),
+            }
+        }
+        BreakGlassCommand::Open {
+            resource,
+            reason,
+            by,
+            ticket,
+            output,
+            audit_log,
+            host,
+        } => {
+            let audit = AuditLog::open(&audit_log)?;
+            let (pipeline, _, config, aws) = build_pipeline_with(&host, Some(audit)).await?;
+            let drift = salve::drift::Drift {
+                pipeline: &pipeline,
+                aws: &aws,
+                config: &config.drift,
+                audit_log: &audit_log,
+            };
+            let request = salve::drift::break_glass::OpenRequest {
+                resource_arn: resource,
+                reason,
+                by,
+                ticket,
+            };
+            let opened = drift
+                .open_break_glass(&request, salve::timestamp::now())
+                .await?;
+            match output {
+                Output::Json => println!("{}", serde_json::to_string_pretty(&opened)?),
+                Output::Human => {
+                    println!(
+                        "break-glass open for {} until {} (record {})",
+                        escape_control(&request.resource_arn, false),
+                        opened.due_at,
+                        opened.record
+                    );
+                    if let Some(i) = &opened.issue {
+                        println!("reconciliation issue #{}: {}", i.number, i.html_url);
+                    }
+                    if let Some(e) = &opened.issue_error {
+                        eprintln!(
+                            "warning: {}; open a reconciliation ticket by hand",
+                            escape_control(e, false)
+                        );
+                    }
+                }
+            }
+        }
+        BreakGlassCommand::Close {
+            resource,
+            reason,
+            by,
+            audit_log,
+            host,
+        } => {
+            let audit = AuditLog::open(&audit_log)?;
+            let (pipeline, _, config, aws) = build_pipeline_with(&host, Some(audit)).await?;
+            let drift = salve::drift::Drift {
+                pipeline: &pipeline,
+                aws: &aws,
+                config: &config.drift,
+                audit_log: &audit_log,
+            };
+            let record = drift.close_break_glass(&resource, &by, &reason).await?;
+            println!(
+                "break-glass closed for {} (record {record})",
+                escape_control(&resource, false)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// One run's outcome: its sealed record as JSON, or the terminal report.
@@ -1325,6 +1567,8 @@ fn main() -> ExitCode {
         Command::Daemon(args) => block_on(daemon(args)),
         Command::Replay(args) => block_on(replay(args)),
         Command::Report(args) => block_on(report(args)),
+        Command::Drift { command } => block_on(drift(command)),
+        Command::BreakGlass { command } => block_on(break_glass(command)),
         Command::Pending(args) => pending(args),
         Command::Approve(args) => block_on(approve(args)),
         Command::Rollback(args) => block_on(rollback(args)),

@@ -23,6 +23,10 @@ pub enum Trigger {
     Review,
     Failed,
     Urgent,
+    /// `salve drift check` found a fix salve made undone.
+    Regression,
+    /// A break-glass window passed its due time without reconciliation.
+    BreakGlassOverdue,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,7 +48,10 @@ pub struct RouteConfig {
 impl RouteConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.on.is_empty() {
-            return Err("`on` is empty; list review, failed and/or urgent".into());
+            return Err(
+                "`on` is empty; list review, failed, urgent, regression and/or break-glass-overdue"
+                    .into(),
+            );
         }
         let webhooks = [
             self.webhook_url.is_some(),

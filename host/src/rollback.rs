@@ -56,34 +56,60 @@ pub fn find(audit_log: &Path, finding_id: &str) -> Result<Fixed> {
             revert_instructions(pr)
         );
     }
-    if last.status != Status::Remediated {
-        bail!(
-            "finding {finding_id:?}'s latest record is {}, not remediated: only a fix salve made and nothing undid since can be rolled back",
-            last.status.as_str()
-        );
-    }
-    let (Some(record), Some(plan), Some(finding)) = (last.link, last.plan, last.finding) else {
-        bail!("finding {finding_id:?}'s remediated record lacks its chain fields, plan or finding; run `salve audit verify`");
-    };
-    // The record's finding is input again: validated like any other.
-    let finding = Finding::from_recorded(finding)
-        .with_context(|| format!("finding {finding_id:?}'s remediated record"))?;
-    let rollback = last.rollback.map(|v| match v {
-        // The record keeps data too big or too deep for JSON as a (bounded) string of it.
-        serde_json::Value::String(text)
-            if serde_json::from_str::<serde_json::Value>(&text).is_ok() =>
-        {
-            text
+    Fixed::from_latest(finding_id, last)
+}
+
+impl Fixed {
+    /// The fix a finding's latest record holds, when it is a `remediated` record.
+    pub fn from_latest(finding_id: &str, last: crate::latest::Latest) -> Result<Fixed> {
+        if last.status != Status::Remediated {
+            bail!(
+                "finding {finding_id:?}'s latest record is {}, not remediated: only a fix salve made and nothing undid since can be rolled back",
+                last.status.as_str()
+            );
         }
-        v => v.to_string(),
-    });
-    Ok(Fixed {
-        finding,
-        plan,
-        rollback,
-        fixer: last.fixer,
-        record,
-    })
+        let (Some(record), Some(plan), Some(finding)) = (last.link, last.plan, last.finding) else {
+            bail!("finding {finding_id:?}'s remediated record lacks its chain fields, plan or finding; run `salve audit verify`");
+        };
+        // The record's finding is input again: validated like any other.
+        let finding = Finding::from_recorded(finding)
+            .with_context(|| format!("finding {finding_id:?}'s remediated record"))?;
+        let rollback = last.rollback.map(|v| match v {
+            // The record keeps data too big or too deep for JSON as a (bounded) string of it.
+            serde_json::Value::String(text)
+                if serde_json::from_str::<serde_json::Value>(&text).is_ok() =>
+            {
+                text
+            }
+            v => v.to_string(),
+        });
+        Ok(Fixed {
+            finding,
+            plan,
+            rollback,
+            fixer: last.fixer,
+            record,
+        })
+    }
+}
+
+/// Every fix that is the latest record of its finding, by finding ID; a record that cannot be
+/// read as a fix is its ID and why.
+pub fn remediated(audit_log: &Path) -> Result<Vec<Result<Fixed, (String, String)>>> {
+    let mut out: Vec<_> = crate::latest::records(audit_log)?
+        .into_iter()
+        .filter(|(_, last)| last.status == Status::Remediated)
+        .map(|(id, last)| Fixed::from_latest(&id, last).map_err(|e| (id, format!("{e:#}"))))
+        .collect();
+    out.sort_by(|a, b| id_of(a).cmp(id_of(b)));
+    Ok(out)
+}
+
+fn id_of(r: &Result<Fixed, (String, String)>) -> &str {
+    match r {
+        Ok(f) => &f.finding.id,
+        Err((id, _)) => id,
+    }
 }
 
 /// How to undo a fix that went in as a pull request.

@@ -122,3 +122,16 @@ pub fn write_policy(fixer: &LoadedFixer, plan: &Plan, resource_arn: &str) -> Ses
         .collect();
     document(statements("SalveWrite", &grants, resource_arn))
 }
+
+/// A drift read of one kind in one account: the kind's read actions, on every resource of the
+/// kind in that account (drift reads many resources at once; it never writes).
+pub fn drift_policy(kind: &crate::kinds::KindSpec, account_id: &str) -> SessionPolicy {
+    let grants: BTreeSet<(ResourceScope, &str)> = kind
+        .functions
+        .iter()
+        .filter(|f| f.access == Access::Read)
+        .map(|f| (f.scope, f.iam_action))
+        .collect();
+    let resources = kind.arn_pattern.replace("{account}", account_id);
+    document(statements("SalveDriftRead", &grants, &resources))
+}

@@ -102,6 +102,13 @@ pub struct PullRequest {
     pub head: Head,
 }
 
+/// An issue as the API returns it; only what salve records.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Issue {
+    pub number: u64,
+    pub html_url: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Head {
     #[serde(rename = "ref")]
@@ -290,6 +297,21 @@ impl GitHub {
             hyper::Method::PATCH,
             &format!("/repos/{}/pulls/{number}", self.repo),
             Some(json!({"title": title, "body": body})),
+        )
+        .await
+    }
+
+    /// Opens an issue (a break-glass reconciliation ticket), labelled at creation.
+    pub async fn open_issue(
+        &self,
+        title: &str,
+        body: &str,
+        labels: &[String],
+    ) -> Result<Issue, ForgeError> {
+        self.call(
+            hyper::Method::POST,
+            &format!("/repos/{}/issues", self.repo),
+            Some(json!({"title": title, "body": body, "labels": labels})),
         )
         .await
     }

@@ -145,6 +145,29 @@ fn module_path(module: &str) -> Vec<String> {
 }
 
 impl State {
+    /// Every managed instance of `resource_type`, with its address.
+    pub fn instances_of<'a>(
+        &'a self,
+        resource_type: &'a str,
+    ) -> impl Iterator<Item = (Address, &'a Instance)> + 'a {
+        self.resources
+            .iter()
+            .filter(move |r| r.mode == "managed" && r.resource_type == resource_type)
+            .flat_map(|r| {
+                r.instances.iter().map(move |i| {
+                    (
+                        Address {
+                            module: r.module.as_deref().map(module_path).unwrap_or_default(),
+                            resource_type: r.resource_type.clone(),
+                            name: r.name.clone(),
+                            index: i.index_key.clone(),
+                        },
+                        i,
+                    )
+                })
+            })
+    }
+
     /// Every managed instance of `resource_type` whose `attributes` name the resource (`name`,
     /// the bucket or ID, or its `arn`).
     pub fn find(

@@ -45,11 +45,13 @@ struct Approving<'a> {
 }
 
 mod builder;
+mod drift;
 mod effect;
 mod pull_request;
 mod undo;
 
 pub use builder::PipelineBuilder;
+pub use drift::FixHeld;
 pub use effect::{Effect, Origin};
 
 /// Binds capability backends to a finding's resource, through a session limited by one phase's
@@ -274,6 +276,15 @@ impl Pipeline {
 
     pub fn engine_hash(&self) -> u64 {
         self.runtime.engine_hash()
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.config.notifier
+    }
+
+    /// The Terraform workspaces, and the S3 client their state is read with.
+    pub fn iac(&self) -> (&crate::iac::IacConfig, Option<&aws_sdk_s3::Client>) {
+        (&self.config.iac, self.state_s3.as_ref())
     }
 
     pub fn policy(&self) -> &EligibilityPolicy {

@@ -186,7 +186,7 @@ pub trait EbsEncryptionBackend: Send + Sync {
 salve_core::kind_binding!(EbsEncryptionBinding, EbsEncryptionBackend, SPEC);
 
 /// The real backend: the AWS SDK's EC2 client in the finding's region.
-pub struct AwsEbsEncryption(aws_sdk_ec2::Client);
+pub struct AwsEbsEncryption(pub aws_sdk_ec2::Client);
 
 impl EbsEncryptionBackend for AwsEbsEncryption {
     fn get(&self) -> BoxFuture<'_, Result<bool, AwsError>> {

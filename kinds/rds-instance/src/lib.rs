@@ -12,6 +12,8 @@ use salve_contract::{
 };
 
 #[cfg(feature = "host")]
+pub mod drift;
+#[cfg(feature = "host")]
 pub mod host;
 
 pub const DESCRIBE_INSTANCE: CapabilityFunction = CapabilityFunction {

@@ -9,6 +9,8 @@ use salve_contract::{
 };
 
 #[cfg(feature = "host")]
+pub mod drift;
+#[cfg(feature = "host")]
 pub mod host;
 
 pub const GET_PUBLIC_ACCESS_BLOCK: CapabilityFunction = CapabilityFunction {

@@ -10,6 +10,8 @@ use salve_contract::{
 };
 
 #[cfg(feature = "host")]
+pub mod drift;
+#[cfg(feature = "host")]
 pub mod host;
 
 pub const DESCRIBE_INGRESS: CapabilityFunction = CapabilityFunction {

@@ -1,0 +1,182 @@
+//! Drift of a network ACL: its ingress entries, from the state (the ACL's `ingress` blocks and
+//! the `aws_network_acl_rule`s that name it) and from one `DescribeNetworkAcls` per 200 ACLs.
+//! The default deny-all entry (rule 32767) is AWS's, never Terraform's, so it is left out.
+
+use std::collections::BTreeSet;
+
+use salve_core::state_attributes::{self as attrs, Attributes};
+use salve_core::{
+    to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes,
+    StateInstance,
+};
+use serde_json::json;
+
+use crate::host::NetworkAcl;
+
+const BATCH: usize = 200;
+const DEFAULT_RULE: i64 = 32767;
+
+fn entry(
+    number: i64,
+    action: &str,
+    protocol: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+    cidr: &str,
+) -> String {
+    format!(
+        "#{number} {} {} from {cidr}",
+        action.to_ascii_lowercase(),
+        attrs::ports(protocol, from, to)
+    )
+}
+
+/// One `ingress` block (`rule_no`, `action`) or `aws_network_acl_rule` (`rule_number`,
+/// `rule_action`).
+fn declared_entry(block: &Attributes, out: &mut BTreeSet<String>) -> Result<(), String> {
+    let number = match attrs::integer(block, "rule_no")? {
+        Some(n) => n,
+        None => attrs::integer(block, "rule_number")?
+            .ok_or("the entry has neither rule_no nor rule_number")?,
+    };
+    let action = match attrs::string(block, "action")? {
+        Some(a) => a,
+        None => attrs::string(block, "rule_action")?.ok_or("the entry has no action")?,
+    };
+    let protocol = attrs::string(block, "protocol")?.unwrap_or("-1");
+    let (from, to) = (
+        attrs::integer(block, "from_port")?,
+        attrs::integer(block, "to_port")?,
+    );
+    for key in ["cidr_block", "ipv6_cidr_block"] {
+        if let Some(cidr) = attrs::string(block, key)? {
+            out.insert(entry(number, action, protocol, from, to, cidr));
+        }
+    }
+    Ok(())
+}
+
+fn ingress(entries: BTreeSet<String>) -> SecurityAttributes {
+    SecurityAttributes::from([("ingress".to_string(), json!(entries))])
+}
+
+impl KindDrift for NetworkAcl {
+    fn declared(instance: StateInstance<'_>) -> Result<Declared, String> {
+        let arn = match attrs::string(instance.attributes, "arn")? {
+            Some(arn) => arn.to_string(),
+            None => format!(
+                "arn:{}:ec2:{}:{}:network-acl/{}",
+                salve_contract::partition_of(instance.region),
+                instance.region,
+                instance.account_id,
+                instance.id
+            ),
+        };
+        let mut entries = BTreeSet::new();
+        let mut declared = false;
+        if let Some(blocks) = attrs::blocks(instance.attributes, "ingress")? {
+            declared = true;
+            for b in blocks {
+                declared_entry(b, &mut entries).map_err(|e| format!("ingress: {e}"))?;
+            }
+        }
+        for (resource_type, a) in instance.configured_by {
+            declared = true;
+            if attrs::boolean(a, "egress")? != Some(true) {
+                declared_entry(a, &mut entries).map_err(|e| format!("{resource_type}: {e}"))?;
+            }
+        }
+        Ok(Declared {
+            arn,
+            attributes: if declared {
+                ingress(entries)
+            } else {
+                SecurityAttributes::new()
+            },
+        })
+    }
+
+    fn live<'a>(
+        session: &'a SdkConfig,
+        _account_id: &'a str,
+        ids: &'a [String],
+        _path_style: bool,
+    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+        Box::pin(async move {
+            let client = aws_sdk_ec2::Client::new(session);
+            let mut found = std::collections::HashMap::new();
+            for chunk in ids.chunks(BATCH) {
+                let filter = aws_sdk_ec2::types::Filter::builder()
+                    .name("network-acl-id")
+                    .set_values(Some(chunk.to_vec()))
+                    .build();
+                let mut pages = client
+                    .describe_network_acls()
+                    .filters(filter)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    for acl in page.map_err(to_aws_error)?.network_acls() {
+                        let Some(id) = acl.network_acl_id() else {
+                            continue;
+                        };
+                        let mut entries = BTreeSet::new();
+                        for e in acl.entries() {
+                            let number = i64::from(e.rule_number().unwrap_or(0));
+                            if e.egress().unwrap_or(false) || number == DEFAULT_RULE {
+                                continue;
+                            }
+                            let range = e.port_range();
+                            let cidr = e.cidr_block().or(e.ipv6_cidr_block()).unwrap_or("");
+                            entries.insert(entry(
+                                number,
+                                e.rule_action().map(|a| a.as_str()).unwrap_or(""),
+                                e.protocol().unwrap_or("-1"),
+                                range.and_then(|r| r.from()).map(i64::from),
+                                range.and_then(|r| r.to()).map(i64::from),
+                                cidr,
+                            ));
+                        }
+                        found.insert(id.to_string(), ingress(entries));
+                    }
+                }
+            }
+            Ok(ids.iter().map(|id| found.remove(id)).collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_and_rule_resources_read_alike() {
+        let acl = json!({"id": "acl-1", "ingress": [
+            {"rule_no": 100, "action": "allow", "protocol": "tcp", "from_port": 443,
+             "to_port": 443, "cidr_block": "0.0.0.0/0", "ipv6_cidr_block": ""}]});
+        let rule = json!({"rule_number": 200, "rule_action": "deny", "protocol": "6",
+            "from_port": 22, "to_port": 22, "cidr_block": "0.0.0.0/0", "egress": false});
+        let out = json!({"rule_number": 300, "rule_action": "allow", "protocol": "-1",
+            "cidr_block": "0.0.0.0/0", "egress": true});
+        let configured = [
+            ("aws_network_acl_rule", rule.as_object().unwrap()),
+            ("aws_network_acl_rule", out.as_object().unwrap()),
+        ];
+        let declared = NetworkAcl::declared(StateInstance {
+            id: "acl-1",
+            attributes: acl.as_object().unwrap(),
+            configured_by: &configured,
+            account_id: "123456789012",
+            region: "us-east-1",
+        })
+        .unwrap();
+        assert_eq!(
+            declared.attributes["ingress"],
+            json!([
+                "#100 allow tcp 443-443 from 0.0.0.0/0",
+                "#200 deny tcp 22-22 from 0.0.0.0/0"
+            ])
+        );
+    }
+}
