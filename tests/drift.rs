@@ -407,6 +407,32 @@ async fn terraform_drift_break_glass_overdue_and_reconciliation() {
     let history = History::read(&s.audit).unwrap();
     let listed = salve::drift::break_glass::list(&history, late);
     assert!(salve::drift::break_glass::render(&listed).contains("OVERDUE by 1h 0m"));
+    // The report counts it: open at the report's end, and overdue.
+    let report = |until: i64| {
+        salve::scorecard::report(
+            std::slice::from_ref(&s.audit),
+            salve::scorecard::ReportOptions {
+                until: Some(until),
+                now: until,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .drift
+    };
+    let counts = report(salve::timestamp::now() + 49 * HOUR);
+    assert_eq!(
+        (
+            counts.detected,
+            counts.break_glass_opened,
+            counts.break_glass_overdue
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        (counts.break_glass_open, counts.break_glass_open_overdue),
+        (1, 1)
+    );
 
     // Reconciled by reverting the live change: the drift resolves and the window closes itself.
     ec2.revoke_security_group_ingress()
@@ -563,4 +589,72 @@ async fn bad_input_gets_a_clear_error_and_a_malformed_window_never_opens_the_gat
     let (report, verdict) = s.drift().gate(&Scope::default(), now).await.unwrap();
     assert_eq!(verdict, Verdict::Drift, "{report:#?}");
     assert!(salve::drift::render(&report, Some(verdict)).contains("malformed"));
+}
+
+/// The binary: `drift gate` with no credentials exits 2, and so does one whose config is bad;
+/// `break-glass list` shows a window.
+#[tokio::test]
+async fn the_gate_command_exits_2_without_credentials() {
+    let dir = common::scratch("drift-cli");
+    let (_, state) = managed_group(&dir).await;
+    let config = dir.join("salve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "deployment = \"salve-tests\"\n[accounts.\"123456789012\"]\nname = \"test\"\nrole-arn = \"arn:aws:iam::123456789012:role/salve-remediation\"\n{}",
+            workspace(&state, "")
+        ),
+    )
+    .unwrap();
+    let gate = |extra: &[(&str, &str)], config: &Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_salve"));
+        c.args(["drift", "gate", "--config"])
+            .arg(config)
+            .arg("--audit-log")
+            .arg(dir.join("audit.jsonl"))
+            .arg("--fixers")
+            .arg(dir.join("no-fixers"))
+            .env("SALVE_ENDPOINT_URL", common::endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    // No credentials anywhere: no read session, so it cannot decide.
+    let out = gate(
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            ("AWS_SESSION_TOKEN", ""),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+        ],
+        &config,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("GATE CANNOT DECIDE"), "{stdout}");
+    // With moto's credentials the same gate passes.
+    let out = gate(&[], &config);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A config that does not parse cannot decide either.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[drift]\nbreak-glass-hours = 0\n").unwrap();
+    let out = gate(&[], &bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("break-glass-hours"));
 }

@@ -676,14 +676,16 @@ async fn build_pipeline(
     host: &HostArgs,
     audit: Option<AuditLog>,
 ) -> Result<(Pipeline, aws_config::SdkConfig)> {
-    let (pipeline, sdk_config, _, _) = build_pipeline_with(host, audit).await?;
+    let (pipeline, sdk_config, _, _) = build_pipeline_with(host, audit, false).await?;
     Ok((pipeline, sdk_config))
 }
 
 /// [`build_pipeline`], also returning the config and the session maker (for drift reads).
+/// `fixers_optional`: a drift check of Terraform alone needs no fixer installed.
 async fn build_pipeline_with(
     host: &HostArgs,
     audit: Option<AuditLog>,
+    fixers_optional: bool,
 ) -> Result<(
     Pipeline,
     aws_config::SdkConfig,
@@ -697,10 +699,15 @@ async fn build_pipeline_with(
         .settings(parse_settings(&host.settings, config.fixers.clone())?);
     // `explain` writes nothing and changes nothing, so it still shows ingest and triage on a
     // machine with no fixers installed yet.
-    if audit.is_none() && !host.fixers.exists() {
+    if (audit.is_none() || fixers_optional) && !host.fixers.exists() {
         eprintln!(
-            "note: no fixers are installed ({} does not exist); explaining ingest and triage only",
-            host.fixers.display()
+            "note: no fixers are installed ({} does not exist); {}",
+            host.fixers.display(),
+            if fixers_optional {
+                "the fixes salve made cannot be checked again"
+            } else {
+                "explaining ingest and triage only"
+            }
         );
     } else {
         builder = builder.fixer_dir(&host.fixers);
@@ -852,7 +859,7 @@ async fn drift(command: DriftCommand) -> Result<ExitCode> {
     };
     let run = async {
         let audit = AuditLog::open(&args.audit_log)?;
-        let (pipeline, _, config, aws) = build_pipeline_with(&args.host, Some(audit)).await?;
+        let (pipeline, _, config, aws) = build_pipeline_with(&args.host, Some(audit), true).await?;
         let scope = salve::drift::Scope::new(
             args.accounts.clone(),
             args.regions.clone(),
@@ -922,7 +929,7 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
             host,
         } => {
             let audit = AuditLog::open(&audit_log)?;
-            let (pipeline, _, config, aws) = build_pipeline_with(&host, Some(audit)).await?;
+            let (pipeline, _, config, aws) = build_pipeline_with(&host, Some(audit), true).await?;
             let drift = salve::drift::Drift {
                 pipeline: &pipeline,
                 aws: &aws,
@@ -967,7 +974,7 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
             host,
         } => {
             let audit = AuditLog::open(&audit_log)?;
-            let (pipeline, _, config, aws) = build_pipeline_with(&host, Some(audit)).await?;
+            let (pipeline, _, config, aws) = build_pipeline_with(&host, Some(audit), true).await?;
             let drift = salve::drift::Drift {
                 pipeline: &pipeline,
                 aws: &aws,

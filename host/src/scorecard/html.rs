@@ -324,6 +324,12 @@ pub fn render(r: &Report) -> String {
         }
         o.push_str("</table>");
     }
+    let d = &r.drift;
+    let _ = write!(
+        o,
+        "<h2>Drift and break-glass</h2><p>{} drift detected, {} resolved. Break-glass: {} opened, {} went overdue; {} open now, {} of them overdue.</p>",
+        d.detected, d.resolved, d.break_glass_opened, d.break_glass_overdue, d.break_glass_open, d.break_glass_open_overdue
+    );
     if !r.groups.is_empty() {
         o.push_str("<h2>By group</h2><table><tr><th>group</th><th>findings</th><th>fixed</th><th>MTTR mean</th><th>recurrence</th><th>exceptions</th></tr>");
         for g in &r.groups {

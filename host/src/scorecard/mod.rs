@@ -66,6 +66,10 @@ struct RecordView {
     operation: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     reversal: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    resource_arn: Option<String>,
+    #[serde(default)]
+    break_glass: Option<crate::drift::BreakGlassRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,10 +371,24 @@ pub struct Report {
     pub backlog: Backlog,
     pub trend: Vec<Week>,
     pub coverage: Coverage,
+    pub drift: DriftCounts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<GroupBy>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
+}
+
+/// Drift and break-glass: counts of records in the window, and the windows open at its end.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DriftCounts {
+    pub detected: usize,
+    pub resolved: usize,
+    pub break_glass_opened: usize,
+    /// Windows that went overdue (a `break-glass-overdue` record) in the report's window.
+    pub break_glass_overdue: usize,
+    /// Windows not closed at the report's end, and those of them past their due time.
+    pub break_glass_open: usize,
+    pub break_glass_open_overdue: usize,
 }
 
 /// The program's numbers as gauges for `/metrics`: kept up to date record by record, so a
@@ -418,6 +436,9 @@ pub struct Builder {
     findings: HashMap<Text, Tracked>,
     pairs: HashMap<(Text, Text), Pair>,
     strings: HashSet<Text>,
+    drift: DriftCounts,
+    /// Unclosed break-glass windows by resource, with their due time (`None`: malformed).
+    windows: HashMap<String, Option<EpochMillis>>,
 }
 
 fn ratio(part: usize, whole: usize) -> Option<f64> {
@@ -473,6 +494,8 @@ impl Builder {
             findings: HashMap::new(),
             pairs: HashMap::new(),
             strings: HashSet::new(),
+            drift: DriftCounts::default(),
+            windows: HashMap::new(),
         }
     }
 
@@ -593,6 +616,8 @@ impl Builder {
                 reconciles: entry.reconciles.as_ref().map(|_| serde::de::IgnoredAny),
                 operation: None,
                 reversal: entry.reversal.as_ref().map(|_| serde::de::IgnoredAny),
+                resource_arn: None,
+                break_glass: None,
             },
             at,
         );
@@ -600,6 +625,9 @@ impl Builder {
 
     fn add_at(&mut self, view: RecordView, at: EpochMillis) {
         if self.options.until.is_some_and(|u| at > u) {
+            return;
+        }
+        if self.add_drift(&view, at) {
             return;
         }
         // An intent is not an outcome, a dry run changed nothing, and an operation record (a
@@ -806,6 +834,32 @@ impl Builder {
             recurrence_rate: ratio(r.recurred_pairs as usize, r.remediated_pairs as usize),
             exception_rate: ratio(r.excepted as usize, r.eligible as usize),
         }
+    }
+
+    /// Counts a drift or break-glass record; `false` for any other.
+    fn add_drift(&mut self, view: &RecordView, at: EpochMillis) -> bool {
+        let counted = self.in_window(at);
+        let d = &mut self.drift;
+        let arn = view.resource_arn.clone().unwrap_or_default();
+        match view.status {
+            Some(Status::DriftDetected) => d.detected += usize::from(counted),
+            Some(Status::DriftResolved) => d.resolved += usize::from(counted),
+            Some(Status::BreakGlassOpened) => {
+                d.break_glass_opened += usize::from(counted);
+                let due = view
+                    .break_glass
+                    .as_ref()
+                    .and_then(|b| b.due_at.as_deref())
+                    .and_then(timestamp::parse);
+                self.windows.insert(arn, due);
+            }
+            Some(Status::BreakGlassOverdue) => d.break_glass_overdue += usize::from(counted),
+            Some(Status::BreakGlassClosed) => {
+                self.windows.remove(&arn);
+            }
+            _ => return false,
+        }
+        true
     }
 
     pub fn finish(self) -> Report {
@@ -1075,6 +1129,16 @@ impl Builder {
                 acted_on,
                 share: ratio(acted_on, findings),
                 top_reasons: top(reasons, 10),
+            },
+            drift: DriftCounts {
+                break_glass_open: self.windows.len(),
+                // A malformed due time counts as overdue: it covers nothing.
+                break_glass_open_overdue: self
+                    .windows
+                    .values()
+                    .filter(|due| due.is_none_or(|d| d <= until))
+                    .count(),
+                ..self.drift
             },
             by: o.by,
             groups,

@@ -181,6 +181,12 @@ pub fn render(r: &Report) -> String {
     for reason in &r.coverage.top_reasons {
         let _ = writeln!(w, "  {:<40} {}", safe(&reason.name), reason.count);
     }
+    let d = &r.drift;
+    let _ = writeln!(
+        w,
+        "\nDrift: {} detected, {} resolved; break-glass: {} opened, {} went overdue; {} open now, {} of them overdue",
+        d.detected, d.resolved, d.break_glass_opened, d.break_glass_overdue, d.break_glass_open, d.break_glass_open_overdue
+    );
     if !r.groups.is_empty() {
         let _ = writeln!(
             w,
