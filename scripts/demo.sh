@@ -3,7 +3,8 @@
 # a Wiz payload through SNS, a Security Hub event and a malformed message, then runs the daemon on
 # an SNS-fed SQS queue (with a duplicate delivery), approves the finding that went to review, rolls
 # one fix back, opens a pull request against a Terraform repository (a bare repository on disk,
-# Prism serving GitHub's API description), and shows the audit trail and the report.
+# Prism serving GitHub's API description), catches a fix undone by hand with `salve drift`, fails
+# the pipeline gate, passes it under break-glass, and shows the audit trail and the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-fixers.sh
@@ -187,6 +188,35 @@ JSON
 echo "the branch in the bare repository:"
 git -C "$work/infra.git" log --oneline main..salve/demo-tf-bucket
 
+echo; echo "== someone turns the public access block of demo-public-bucket off by hand"
+.venv/bin/python - <<'PY'
+import os, boto3
+boto3.client("s3", endpoint_url=os.environ["SALVE_MOTO_ENDPOINT"]).delete_public_access_block(Bucket="demo-public-bucket")
+PY
+echo; echo "== salve drift check: the fix undone (a regression), and Terraform that would undo a fix"
+"$salve" drift check --config "$work/salve-iac.toml"
+echo; echo "== the pipeline gate before terraform apply (salve drift gate)"
+"$salve" drift gate --config "$work/salve-iac.toml" >/dev/null || echo "salve drift gate exited $? (1: drift)"
+echo; echo "== the pull request is merged and applied: the state declares the block now"
+.venv/bin/python - <<'PY'
+import json, os, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["SALVE_MOTO_ENDPOINT"])
+state = json.load(open("tests/terraform/terraform.tfstate"))
+for r in state["resources"]:
+    if r["type"] == "aws_s3_bucket_public_access_block":
+        for i in r["instances"]:
+            i["attributes"].update(block_public_acls=True, ignore_public_acls=True,
+                                   block_public_policy=True, restrict_public_buckets=True)
+s3.put_object(Bucket="demo-tf-state", Key="prod/terraform.tfstate", Body=json.dumps(state))
+PY
+echo; echo "== an incident needs demo-public-bucket open for now: carol opens break-glass"
+"$salve" break-glass open --config "$work/salve-iac.toml" --resource arn:aws:s3:::demo-public-bucket \
+  --by carol@example.com --reason "incident 42: partner download must work tonight" \
+  --ticket https://tickets.example.com/42
+echo; echo "== the gate passes, with a warning and the time left"
+"$salve" drift gate --config "$work/salve-iac.toml" | grep -E "DRIFT|break-glass|GATE"
+"$salve" break-glass list
+
 echo; echo "== what AWS (moto) says now"
 .venv/bin/python - "$group_id" <<'PY'
 import os, sys, boto3
@@ -210,7 +240,7 @@ import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
     writes = [c["action"] for c in r["calls"] if c["access"] == "write"]
-    fid = r.get("finding_id") or "(malformed)"
+    fid = r.get("finding_id") or (r.get("resource_arn") or "(malformed)").split(":")[-1]
     print(f'#{r["sequence"]} {fid:<18} {r["status"]:<18} writes={writes} prev={r["previous_hash"][:12]} hash={r["record_hash"][:12]}')
 PY
 echo

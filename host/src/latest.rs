@@ -65,7 +65,7 @@ pub struct Latest {
 
 /// The latest terminal record of every finding in `audit_log` (none when the log does not
 /// exist yet). Records that say nothing new about the finding are passed over: dry runs,
-/// intents, refused messages and refused or failed rollbacks.
+/// intents, refused messages, refused or failed rollbacks, and `already-compliant` after a fix.
 pub fn records(audit_log: &Path) -> Result<HashMap<String, Latest>> {
     let file = match std::fs::File::open(audit_log) {
         Ok(f) => f,
@@ -89,6 +89,16 @@ pub fn records(audit_log: &Path) -> Result<HashMap<String, Latest>> {
         if v.dry_run
             || refused_rollback
             || matches!(status, Status::Intent | Status::Planned | Status::Rejected)
+        {
+            continue;
+        }
+        // A later run that found the resource already compliant (a redelivery) says nothing
+        // new about a fix: the fix stays the latest, so it can still be rolled back or checked
+        // for drift.
+        if status == Status::AlreadyCompliant
+            && latest
+                .get(&id)
+                .is_some_and(|l: &Latest| l.status == Status::Remediated)
         {
             continue;
         }
@@ -117,4 +127,28 @@ pub fn records(audit_log: &Path) -> Result<HashMap<String, Latest>> {
         );
     }
     Ok(latest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redelivery_found_compliant_leaves_the_fix_the_latest() {
+        let dir = std::env::temp_dir().join(format!("salve-latest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("audit.jsonl");
+        std::fs::write(
+            &log,
+            "{\"sequence\":0,\"record_hash\":\"a\",\"finding_id\":\"f\",\"status\":\"remediated\"}\n\
+             {\"sequence\":1,\"record_hash\":\"b\",\"finding_id\":\"f\",\"status\":\"already-compliant\"}\n\
+             {\"sequence\":2,\"record_hash\":\"c\",\"finding_id\":\"g\",\"status\":\"already-compliant\"}\n",
+        )
+        .unwrap();
+        let latest = records(&log).unwrap();
+        assert_eq!(latest["f"].status, Status::Remediated);
+        assert_eq!(latest["f"].link.as_ref().unwrap().sequence, 0);
+        assert_eq!(latest["g"].status, Status::AlreadyCompliant);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
