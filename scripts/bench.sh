@@ -11,7 +11,7 @@ source scripts/moto.sh
 start_moto
 benches=("$@")
 if [ ${#benches[@]} -eq 0 ]; then
-  benches=(sandbox_cost decision_cost batch_throughput lambda_init queue_drain fixer_test)
+  benches=(sandbox_cost decision_cost batch_throughput lambda_init queue_drain fixer_test drift_check)
 fi
 for b in "${benches[@]}"; do
   echo "== $b"
