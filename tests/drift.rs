@@ -185,12 +185,20 @@ async fn a_fix_that_was_undone_is_a_regression_the_notifier_hears_of_and_the_gat
     assert_eq!(report.resources[0].outcome, Outcome::Agrees);
     assert!(report.records.is_empty());
 
-    // Someone removes the block by hand.
-    s3.delete_public_access_block()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
+    // Someone removes the block by hand, with another client: boto3, from moto's virtualenv.
+    let out = std::process::Command::new(common::repo_root().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import os, sys, boto3; boto3.client('s3', endpoint_url=os.environ['SALVE_MOTO_ENDPOINT'], region_name='us-east-1').delete_public_access_block(Bucket=sys.argv[1])",
+            &bucket,
+        ])
+        .output()
+        .expect("the project's virtualenv: run the tests through scripts/test.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (report, verdict) = s.drift().gate(&Scope::default(), now).await.unwrap();
     assert_eq!(verdict, Verdict::Drift, "{report:#?}");
     assert_eq!(verdict.exit_code(), 1);

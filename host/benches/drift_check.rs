@@ -41,8 +41,16 @@ fn operation(seen: &proxy::Seen) -> String {
     {
         return action.to_string();
     }
-    let query = seen.path_and_query.split_once('?').map(|(_, q)| q).unwrap_or("");
-    format!("S3 {} ?{}", seen.method, query.split('&').next().unwrap_or(""))
+    let query = seen
+        .path_and_query
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or("");
+    format!(
+        "S3 {} ?{}",
+        seen.method,
+        query.split('&').next().unwrap_or("")
+    )
 }
 
 fn calls(p: &proxy::CountingProxy, since: usize) -> BTreeMap<String, usize> {
