@@ -235,6 +235,24 @@ async fn a_fix_that_was_undone_is_a_regression_the_notifier_hears_of_and_the_gat
     assert_eq!(common::read_records(&s.audit).len(), before);
     assert_eq!(report.resources[0].since, c.since);
 
+    // The report counts the regression as the (bucket, S3.8) pair recurring.
+    let report = salve::scorecard::report(
+        std::slice::from_ref(&s.audit),
+        salve::scorecard::ReportOptions {
+            now: salve::timestamp::now(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            report.recurrence.remediated_pairs,
+            report.recurrence.recurred_pairs
+        ),
+        (1, 1)
+    );
+    assert_eq!(report.drift.detected, 1);
+
     // Scope: another account reads nothing.
     let other = Scope::new(vec!["999999999999".into()], vec![], vec![], &[], &[]).unwrap();
     assert!(s

@@ -467,3 +467,113 @@ async fn a_restricted_environment_gets_a_pull_request_instead_of_a_review() {
     let (r, _) = run_payload("pr-restricted-live", &payload, &bare, &proxy.url, "live").await;
     assert_eq!(r["status"], "review", "{r:#}");
 }
+
+/// `salve iac sync`: a merged pull request ends the finding's remediation at its merge; one
+/// closed without merge opens the finding again. Prism answers the lookups the proxy does not.
+#[tokio::test]
+async fn iac_sync_records_merges_and_closes_and_the_report_counts_them() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-sync");
+    let proxy = CountingProxy::start(&prism()).await;
+    let (r, audit) = run_at("pr-sync", "pr-sync-1", &bare, &proxy.url, "pull-request").await;
+    assert_eq!(r["status"], "pull-request-opened", "{r:#}");
+    let config = common::test_config(&config(&bare, &proxy.url, "pull-request"));
+    let endpoint = common::endpoint();
+    let pipeline = common::pipeline_with(
+        &[common::fixer("s3-block-public-access")],
+        salve::runtime::RuntimeLimits::default(),
+        Box::new(salve::aws::AwsBackends::from_config(
+            common::sdk_config()
+                .await
+                .into_builder()
+                .endpoint_url(&endpoint)
+                .build(),
+            salve::aws::AwsOptions {
+                endpoint_url: Some(endpoint.clone()),
+            },
+            "salve-tests",
+            config.account_roles(),
+        )),
+        &audit,
+        &config,
+        salve::notify::Notifier::disabled(),
+    );
+
+    // Still open (Prism's own example answer names another branch): nothing is recorded.
+    let synced = salve::iac::sync::sync(&pipeline, &audit).await.unwrap();
+    assert_eq!(synced[0].state, "unknown", "{synced:?}");
+    assert!(synced[0]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("no pull request for salve/pr-sync-1"));
+
+    let merged_at = salve::timestamp::format(salve::timestamp::now());
+    let answer = move |state: &'static str, merged: Option<String>| -> FaultRule {
+        Arc::new(move |r: &Seen| {
+            (r.method == "GET" && r.path_and_query.contains("/pulls?")).then(|| {
+                // `head=owner:branch`, the branch escaped.
+                let head = r.path_and_query.split("head=").nth(1).unwrap_or("");
+                let branch = head
+                    .split_once(':')
+                    .or_else(|| head.split_once("%3A"))
+                    .map_or("", |(_, b)| b)
+                    .replace("%2F", "/");
+                Injected::Respond(
+                    200,
+                    json!([{"number": 9, "html_url": "https://forge.example.com/acme/infra/pull/9",
+                            "state": state, "merged_at": merged, "head": {"ref": branch}}])
+                    .to_string(),
+                )
+            })
+        })
+    };
+    proxy.set_fault(Some(answer("closed", Some(merged_at.clone()))));
+    let synced = salve::iac::sync::sync(&pipeline, &audit).await.unwrap();
+    assert_eq!(synced.len(), 1);
+    assert_eq!(synced[0].state, "merged", "{synced:?}");
+    let records = common::read_records(&audit);
+    let last = records.last().unwrap();
+    assert_eq!(last["status"], "pull-request-merged");
+    assert_eq!(last["finding_id"], "pr-sync-1");
+    assert_eq!(last["pull_request"]["outcome"], "merged");
+    assert_eq!(last["pull_request"]["merged_at"], merged_at.as_str());
+    // Settled: nothing left to ask about.
+    assert!(salve::iac::sync::sync(&pipeline, &audit)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A second finding's pull request is closed without merge: open again.
+    proxy.set_fault(None);
+    let r = common::process_one(
+        &pipeline,
+        common::s3_finding("pr-sync-2", "tf-logs-bucket").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(r["status"], "pull-request-opened", "{r:#}");
+    proxy.set_fault(Some(answer("closed", None)));
+    let synced = salve::iac::sync::sync(&pipeline, &audit).await.unwrap();
+    assert_eq!(synced[0].state, "closed-unmerged", "{synced:?}");
+    assert_eq!(
+        common::read_records(&audit).last().unwrap()["status"],
+        "pull-request-closed"
+    );
+
+    let now = salve::timestamp::now();
+    let report = salve::scorecard::report(
+        std::slice::from_ref(&audit),
+        salve::scorecard::ReportOptions {
+            now,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        report.recurrence.remediated_pairs, 1,
+        "the merge is the fix"
+    );
+    assert_eq!(report.mttr.by_severity["HIGH"].count, 1);
+    assert_eq!(report.backlog.open, 1, "the closed one is open");
+}

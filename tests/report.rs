@@ -897,3 +897,46 @@ mod webdriver {
         }
     }
 }
+
+/// A new resource with the same control from the same Terraform module recurs the module's
+/// earlier fix; another module, or the same resource again, does not.
+#[test]
+fn a_new_resource_from_the_same_module_is_a_recurrence() {
+    let traced = |address: &str| {
+        json!({"iac": {"outcome": "located", "workspace": "prod", "address": address,
+                        "location": {"resource": {"file": "main.tf", "first_line": 1, "last_line": 3}, "configured_by": []}}})
+    };
+    let a = finding("m-a", "HIGH", "S3.8", "arn:aws:s3:::a", Some(0));
+    let b = finding("m-b", "HIGH", "S3.8", "arn:aws:s3:::b", Some(10));
+    let c = finding("m-c", "HIGH", "S3.8", "arn:aws:s3:::c", Some(20));
+    let lines = vec![
+        record(
+            1,
+            "remediated",
+            &a,
+            traced("module.logs[\"x.y\"].aws_s3_bucket.this"),
+        ),
+        // Another bucket from another module: not the same template.
+        record(
+            11,
+            "remediated",
+            &c,
+            traced("module.data.aws_s3_bucket.this"),
+        ),
+        // Another bucket from the same module, later: the template made it again.
+        record(
+            21,
+            "remediated",
+            &b,
+            traced("module.logs[\"x.y\"].aws_s3_bucket.this"),
+        ),
+    ];
+    let r = report_of(&lines, T0 + 30 * H);
+    assert_eq!(r.recurrence.remediated_pairs, 3);
+    assert_eq!(r.recurrence.recurred_pairs, 1);
+    assert_eq!(r.recurrence.worst_modules.len(), 1);
+    assert_eq!(
+        r.recurrence.worst_modules[0].name,
+        "prod:module.logs[\"x.y\"]"
+    );
+}

@@ -48,6 +48,11 @@ pub enum Status {
     /// The fix is a pull request against the Terraform that declares the resource; nothing
     /// was changed in the account.
     PullRequestOpened,
+    /// `salve iac sync` found the finding's pull request merged: the fix is in the code, and
+    /// remediation ended at the merge.
+    PullRequestMerged,
+    /// `salve iac sync` found the finding's pull request closed without merge: open again.
+    PullRequestClosed,
     /// Not an outcome: written (and fsynced) after the write session is had and before the
     /// fixer's first write call, so nothing changes in AWS that the log could not record. The
     /// terminal record links back to it; one with no terminal record is reconciled at start.
@@ -78,6 +83,8 @@ impl Status {
             Status::Planned => "planned",
             Status::RolledBack => "rolled-back",
             Status::PullRequestOpened => "pull-request-opened",
+            Status::PullRequestMerged => "pull-request-merged",
+            Status::PullRequestClosed => "pull-request-closed",
             Status::Intent => "intent",
             Status::DriftDetected => "drift-detected",
             Status::DriftResolved => "drift-resolved",

@@ -80,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: DriftCommand,
     },
+    /// Terraform: what happened to the pull requests salve opened.
+    Iac {
+        #[command(subcommand)]
+        command: IacCommand,
+    },
     /// Let a person change a resource by hand during an incident, for a bounded time.
     BreakGlass {
         #[command(subcommand)]
@@ -92,6 +97,21 @@ enum Command {
     Iam {
         #[command(subcommand)]
         command: IamCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IacCommand {
+    /// Ask the forge about every finding whose latest record is `pull-request-opened`: a merged
+    /// pull request is recorded as `pull-request-merged` (remediation ends at the merge), one
+    /// closed without merge as `pull-request-closed` (the finding is open again).
+    Sync {
+        #[arg(long, value_enum, default_value_t = Output::Human)]
+        output: Output,
+        #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+        audit_log: PathBuf,
+        #[command(flatten)]
+        host: HostArgs,
     },
 }
 
@@ -906,6 +926,48 @@ async fn drift(command: DriftCommand) -> Result<ExitCode> {
     Ok(ExitCode::from(verdict.map(|v| v.exit_code()).unwrap_or(0)))
 }
 
+async fn iac(command: IacCommand) -> Result<ExitCode> {
+    let IacCommand::Sync {
+        output,
+        audit_log,
+        host,
+    } = command;
+    let audit = AuditLog::open(&audit_log)?;
+    let (pipeline, _, _, _) = build_pipeline_with(&host, Some(audit), true).await?;
+    let synced = salve::iac::sync::sync(&pipeline, &audit_log).await?;
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&synced)?),
+        Output::Human => {
+            if synced.is_empty() {
+                println!("no pull request is waiting");
+            }
+            for s in &synced {
+                println!(
+                    "{} #{} {}{}{}",
+                    escape_control(&s.finding_id, false),
+                    s.number
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    s.state,
+                    s.record
+                        .map(|r| format!(" (record {r})"))
+                        .unwrap_or_default(),
+                    s.reason
+                        .as_deref()
+                        .map(|r| format!(": {}", escape_control(r, false)))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    // A pull request whose state could not be read is not settled: say so in the exit code.
+    Ok(if synced.iter().any(|s| s.state == "unknown") {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
     match command {
         BreakGlassCommand::List { output, audit_log } => {
@@ -1576,6 +1638,7 @@ fn main() -> ExitCode {
         Command::Report(args) => block_on(report(args)),
         Command::Drift { command } => block_on(drift(command)),
         Command::BreakGlass { command } => block_on(break_glass(command)),
+        Command::Iac { command } => block_on(iac(command)),
         Command::Pending(args) => pending(args),
         Command::Approve(args) => block_on(approve(args)),
         Command::Rollback(args) => block_on(rollback(args)),

@@ -50,7 +50,9 @@ pub fn find(audit_log: &Path, finding_id: &str) -> Result<Fixed> {
             last.link.as_ref().map(|l| l.sequence).unwrap_or_default()
         );
     }
-    if let (Status::PullRequestOpened, Some(pr)) = (last.status, &last.pull_request) {
+    if let (Status::PullRequestOpened | Status::PullRequestMerged, Some(pr)) =
+        (last.status, &last.pull_request)
+    {
         bail!(
             "finding {finding_id:?} was fixed by a pull request, not in the account, so there is nothing live to roll back. To revert it: {}",
             revert_instructions(pr)

@@ -10,6 +10,7 @@ pub mod edit;
 pub mod forge;
 pub mod git;
 pub mod state;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -292,6 +293,9 @@ pub struct PullRequestRecord {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retryable: bool,
+    /// When the forge merged it (`salve iac sync`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +310,8 @@ pub enum PullRequestOutcome {
     /// Nothing was pushed (or, when `branch` is set, the branch was pushed but the pull request
     /// was not opened): `reason` says why.
     Failed,
+    /// `salve iac sync` found it merged.
+    Merged,
 }
 
 /// What the fixer's `terraform` export made of the located code.

@@ -139,6 +139,8 @@ impl FindingRun<'_> {
                 (Status::PullRequestOpened, None)
             }
             PullRequestOutcome::ClosedUnmerged => (Status::Review, pr.reason.clone()),
+            // Only `iac sync` records a merge; a run never makes one.
+            PullRequestOutcome::Merged => (Status::PullRequestMerged, pr.reason.clone()),
             PullRequestOutcome::Failed => {
                 entry.retryable = pr.retryable;
                 (

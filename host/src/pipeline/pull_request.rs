@@ -42,6 +42,7 @@ impl FindingRun<'_> {
             diff: None,
             reason,
             retryable: false,
+            merged_at: None,
         };
         let failed = |reason: String, retryable: bool| PullRequestRecord {
             retryable,

@@ -251,6 +251,13 @@ pub fn render(r: &Report) -> String {
         }
         o.push_str("</table>");
     }
+    if !r.recurrence.worst_modules.is_empty() {
+        o.push_str("<table><tr><th>Terraform module</th><th>recurrences</th></tr>");
+        for m in &r.recurrence.worst_modules {
+            let _ = write!(o, "<tr><td>{}</td><td>{}</td></tr>", esc(&m.name), m.count);
+        }
+        o.push_str("</table>");
+    }
 
     let _ = write!(
         o,

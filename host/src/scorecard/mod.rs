@@ -70,6 +70,49 @@ struct RecordView {
     resource_arn: Option<String>,
     #[serde(default)]
     break_glass: Option<crate::drift::BreakGlassRecord>,
+    #[serde(default)]
+    drift: Option<crate::drift::DriftRecord>,
+    #[serde(default)]
+    pull_request: Option<crate::iac::PullRequestRecord>,
+    #[serde(default)]
+    iac: Option<IacView>,
+}
+
+/// Where a record traced its resource in Terraform (`Traced::Located` or `Refused`).
+#[derive(Debug, Default, Deserialize)]
+struct IacView {
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+/// The module calls of a state address (`module.a["x.y"].module.b`), `(root)` for none.
+fn module_of(address: &str) -> String {
+    let mut modules = Vec::new();
+    let mut rest = address;
+    while let Some(after) = rest.strip_prefix("module.") {
+        let mut depth = 0;
+        let end = after
+            .char_indices()
+            .find(|(_, c)| {
+                match c {
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    '.' if depth == 0 => return true,
+                    _ => {}
+                }
+                false
+            })
+            .map_or(after.len(), |(i, _)| i);
+        modules.push(&rest[..7 + end]);
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    if modules.is_empty() {
+        "(root)".into()
+    } else {
+        modules.join(".")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +245,15 @@ struct Pair {
     recurred: Option<EpochMillis>,
     control: Text,
     kind: Text,
+    /// The Terraform module (`workspace:module.x`) that declares the resource, when traced.
+    module: Option<Text>,
+}
+
+/// Per (module, control): the resources seen, and those whose pair was fixed, in order.
+#[derive(Debug, Default)]
+struct ModuleControl {
+    seen: HashSet<Text>,
+    fixed: Vec<Text>,
 }
 
 /// Reading the log: what was read, skipped and could not be read.
@@ -287,6 +339,8 @@ pub struct Recurrence {
     pub met: Option<bool>,
     pub worst_controls: Vec<Ranked>,
     pub worst_kinds: Vec<Ranked>,
+    /// Terraform modules (`workspace:module.x`) whose pairs recurred, where traced.
+    pub worst_modules: Vec<Ranked>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -417,7 +471,13 @@ pub struct Gauges {
 fn is_open(t: &Tracked) -> bool {
     matches!(
         t.last_status,
-        Some(Status::Review | Status::Failed | Status::RolledBack | Status::PullRequestOpened)
+        Some(
+            Status::Review
+                | Status::Failed
+                | Status::RolledBack
+                | Status::PullRequestOpened
+                | Status::PullRequestClosed
+        )
     )
 }
 
@@ -437,6 +497,7 @@ pub struct Builder {
     pairs: HashMap<(Text, Text), Pair>,
     strings: HashSet<Text>,
     drift: DriftCounts,
+    modules: HashMap<(Text, Text), ModuleControl>,
     /// Unclosed break-glass windows by resource, with their due time (`None`: malformed).
     windows: HashMap<String, Option<EpochMillis>>,
 }
@@ -495,6 +556,7 @@ impl Builder {
             pairs: HashMap::new(),
             strings: HashSet::new(),
             drift: DriftCounts::default(),
+            modules: HashMap::new(),
             windows: HashMap::new(),
         }
     }
@@ -618,6 +680,9 @@ impl Builder {
                 reversal: entry.reversal.as_ref().map(|_| serde::de::IgnoredAny),
                 resource_arn: None,
                 break_glass: None,
+                drift: None,
+                pull_request: entry.pull_request.clone(),
+                iac: None,
             },
             at,
         );
@@ -670,7 +735,9 @@ impl Builder {
                 | Status::Review
                 | Status::AlreadyCompliant
                 | Status::RolledBack
-                | Status::PullRequestOpened,
+                | Status::PullRequestOpened
+                | Status::PullRequestMerged
+                | Status::PullRequestClosed,
             ) => None,
             _ => Some(intern(strings, &not_acted_reason(&view))),
         };
@@ -748,12 +815,22 @@ impl Builder {
                 }
             }
         }
+        // A merged pull request ends remediation when it was merged, not when sync saw it.
+        let fixed_at = match status {
+            Some(Status::PullRequestMerged) => view
+                .pull_request
+                .as_ref()
+                .and_then(|p| p.merged_at.as_deref())
+                .and_then(timestamp::parse)
+                .map_or(at, |m| m.min(at)),
+            _ => at,
+        };
         match status {
-            Some(Status::Remediated) => {
+            Some(Status::Remediated | Status::PullRequestMerged) => {
                 tracked.eligible = true;
                 tracked.acted = true;
                 if tracked.remediated.is_none() {
-                    tracked.remediated = Some(at);
+                    tracked.remediated = Some(fixed_at);
                 }
             }
             Some(
@@ -761,7 +838,8 @@ impl Builder {
                 | Status::Review
                 | Status::AlreadyCompliant
                 | Status::RolledBack
-                | Status::PullRequestOpened,
+                | Status::PullRequestOpened
+                | Status::PullRequestClosed,
             ) => {
                 tracked.acted = true;
             }
@@ -809,12 +887,69 @@ impl Builder {
                     pair.recurred = Some(at);
                     self.running.recurred_pairs += 1;
                 }
-                (Some(Status::Remediated), None) => {
-                    pair.remediated = Some(at);
+                (Some(Status::Remediated | Status::PullRequestMerged), None) => {
+                    pair.remediated = Some(fixed_at);
                     self.running.remediated_pairs += 1;
                 }
                 _ => {}
             }
+            let module = view.iac.as_ref().and_then(|i| {
+                Some(format!(
+                    "{}:{}",
+                    i.workspace.as_deref()?,
+                    module_of(i.address.as_deref()?)
+                ))
+            });
+            if let Some(module) = module {
+                let module = intern(&mut self.strings, &module);
+                let (resource, control) = (tracked.resource.clone(), tracked.control.clone());
+                self.module_recurrence(module, resource, control, status, at);
+            }
+        }
+    }
+
+    /// A finding on a new resource, with a control a pair from the same Terraform module was
+    /// fixed for: the module keeps making the misconfiguration, so that pair recurs.
+    fn module_recurrence(
+        &mut self,
+        module: Text,
+        resource: Text,
+        control: Text,
+        status: Option<Status>,
+        at: EpochMillis,
+    ) {
+        let key = (resource.clone(), control.clone());
+        if let Some(pair) = self.pairs.get_mut(&key) {
+            pair.module = Some(module.clone());
+        }
+        let mc = self.modules.entry((module, control.clone())).or_default();
+        let new_resource = mc.seen.insert(resource.clone());
+        let non_compliant = matches!(
+            status,
+            Some(
+                Status::Remediated
+                    | Status::Failed
+                    | Status::Review
+                    | Status::PullRequestOpened
+                    | Status::PullRequestMerged
+            )
+        );
+        if new_resource && non_compliant {
+            let earlier = mc.fixed.iter().find_map(|r| {
+                let p = self.pairs.get(&(r.clone(), control.clone()))?;
+                (p.recurred.is_none() && p.remediated.is_some_and(|f| f < at)).then(|| r.clone())
+            });
+            if let Some(r) = earlier {
+                if let Some(p) = self.pairs.get_mut(&(r, control.clone())) {
+                    p.recurred = Some(at);
+                    self.running.recurred_pairs += 1;
+                }
+            }
+        }
+        if self.pairs.get(&key).is_some_and(|p| p.remediated.is_some())
+            && !mc.fixed.contains(&resource)
+        {
+            mc.fixed.push(resource);
         }
     }
 
@@ -842,7 +977,10 @@ impl Builder {
         let d = &mut self.drift;
         let arn = view.resource_arn.clone().unwrap_or_default();
         match view.status {
-            Some(Status::DriftDetected) => d.detected += usize::from(counted),
+            Some(Status::DriftDetected) => {
+                d.detected += usize::from(counted);
+                self.regressed(view, at);
+            }
             Some(Status::DriftResolved) => d.resolved += usize::from(counted),
             Some(Status::BreakGlassOpened) => {
                 d.break_glass_opened += usize::from(counted);
@@ -860,6 +998,31 @@ impl Builder {
             _ => return false,
         }
         true
+    }
+
+    /// A fix `drift check` found undone is its (resource, control) pair recurring.
+    fn regressed(&mut self, view: &RecordView, at: EpochMillis) {
+        let Some(record) = &view.drift else {
+            return;
+        };
+        let fixes = record
+            .drifts
+            .iter()
+            .filter(|d| d.reference == crate::drift::Reference::Fix)
+            .filter_map(|d| d.finding_id.as_deref());
+        for id in fixes {
+            let Some(t) = self.findings.get(id) else {
+                continue;
+            };
+            let key = (t.resource.clone(), t.control.clone());
+            let Some(pair) = self.pairs.get_mut(&key) else {
+                continue;
+            };
+            if pair.remediated.is_some_and(|fixed| at > fixed) && pair.recurred.is_none() {
+                pair.recurred = Some(at);
+                self.running.recurred_pairs += 1;
+            }
+        }
     }
 
     pub fn finish(self) -> Report {
@@ -943,6 +1106,7 @@ impl Builder {
         let (mut remediated_pairs, mut recurred_pairs) = (0, 0);
         let mut by_control: HashMap<String, usize> = HashMap::new();
         let mut by_kind: HashMap<String, usize> = HashMap::new();
+        let mut by_module: HashMap<String, usize> = HashMap::new();
         let mut group_pairs: HashMap<String, (usize, usize)> = HashMap::new();
         let pair_group: HashMap<(&str, &str), String> = match o.by {
             Some(by) => self
@@ -965,6 +1129,9 @@ impl Builder {
                 recurred_pairs += 1;
                 *by_control.entry(p.control.to_string()).or_default() += 1;
                 *by_kind.entry(p.kind.to_string()).or_default() += 1;
+                if let Some(m) = &p.module {
+                    *by_module.entry(m.to_string()).or_default() += 1;
+                }
                 weeks.entry(week_of(again)).or_default().recurred += 1;
                 if let Some(g) = group {
                     group_pairs.entry(g.clone()).or_default().1 += 1;
@@ -980,6 +1147,7 @@ impl Builder {
             met: rate.map(|r| r <= RECURRENCE_TARGET),
             worst_controls: top(by_control, 10),
             worst_kinds: top(by_kind, 10),
+            worst_modules: top(by_module, 10),
         };
 
         // Exceptions, backlog and coverage: the findings seen in the window.
@@ -1179,4 +1347,20 @@ pub fn report(paths: &[PathBuf], options: ReportOptions) -> Result<Report> {
         builder.read_path(p)?;
     }
     Ok(builder.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn module_paths_keep_index_keys_with_dots() {
+        assert_eq!(super::module_of("aws_s3_bucket.this"), "(root)");
+        assert_eq!(
+            super::module_of("module.logs.aws_s3_bucket.this"),
+            "module.logs"
+        );
+        assert_eq!(
+            super::module_of("module.a[\"x.y\"].module.b.aws_security_group.web[0]"),
+            "module.a[\"x.y\"].module.b"
+        );
+    }
 }

@@ -111,6 +111,9 @@ pub fn render(r: &Report) -> String {
     for c in &r.recurrence.worst_controls {
         let _ = writeln!(w, "  control {:<20} {}", safe(&c.name), c.count);
     }
+    for m in &r.recurrence.worst_modules {
+        let _ = writeln!(w, "  module  {:<20} {}", safe(&m.name), m.count);
+    }
     let _ = writeln!(
         w,
         "\nExceptions: {} of {} eligible finding(s)",
