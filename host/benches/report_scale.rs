@@ -3,9 +3,13 @@
 //! in-memory backend, and its terminal record (and a review and a skipped one) are replayed with
 //! new IDs, times and hashes, a third of the findings recording twice (a review, then a fix).
 //!
+//! `salve audit verify` then checks the same log's chain, to show its memory stays bounded too.
+//!
 //! Run: `./scripts/build-fixers.sh && cargo bench -p salve --bench report_scale [-- RECORDS]`.
 
 use std::io::Write;
+
+use sha2::Digest;
 use std::path::Path;
 use std::time::Instant;
 
@@ -78,6 +82,7 @@ fn main() {
     let mut w = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
     let start = salve::timestamp::parse("2026-06-01T00:00:00Z").unwrap();
     let mut bytes = 0u64;
+    let mut previous = "0".repeat(64);
     for i in 0..records {
         // Finding n records once (fixed) or, for every third, a review first and then the fix.
         let n = i / 3 * 2 + usize::from(i % 3 != 0);
@@ -94,15 +99,34 @@ fn main() {
             Value::String(salve::timestamp::format(at - 86_400_000));
         r["timestamp"] = Value::String(salve::timestamp::format(at));
         r["sequence"] = Value::from(i);
-        let h = (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
-        r["record_hash"] = Value::String(format!("{h:032x}{i:032x}"));
-        let line = serde_json::to_string(&r).unwrap();
+        // A real chain, so `audit verify` below checks records, not a million problems: the
+        // hash is of the record without it, and comes last.
+        if let Some(o) = r.as_object_mut() {
+            o.remove("record_hash");
+        }
+        r["previous_hash"] = Value::String(previous.clone());
+        let body = serde_json::to_string(&r).unwrap();
+        let hash = format!("{:x}", sha2::Sha256::digest(body.as_bytes()));
+        let line = format!("{},\"record_hash\":\"{hash}\"}}", &body[..body.len() - 1]);
+        previous = hash;
         bytes += line.len() as u64 + 1;
         writeln!(w, "{line}").unwrap();
     }
     w.flush().unwrap();
     drop(w);
     let generated = t.elapsed();
+    let before_verify = peak_rss_mib();
+
+    let t = Instant::now();
+    let verified = salve::audit::verify(&log).expect("verify");
+    let took = t.elapsed();
+    assert!(verified.is_intact(), "{:?}", verified.problems.first());
+    println!(
+        "audit verify: {:.2} s, {:.0} records/s; peak RSS {:.0} MiB after ({before_verify:.0} MiB before)",
+        took.as_secs_f64(),
+        verified.records as f64 / took.as_secs_f64(),
+        peak_rss_mib()
+    );
     let before = peak_rss_mib();
 
     let t = Instant::now();

@@ -7,7 +7,7 @@
 //! inserting or reordering breaks the sequence. Only an external copy of the head hash (which
 //! `salve audit verify` prints) protects the newest record against a full rewrite.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -819,16 +819,36 @@ impl VerifyReport {
     }
 }
 
-struct Parsed {
-    line: usize,
-    sequence: u64,
-    previous_hash: String,
-    record_hash: String,
+/// The sequences seen so far, to tell an inserted copy from a record out of order: a bitset for
+/// the dense range a real log uses, a set for the rest (a forged sequence far out of range must
+/// not make the bitset huge).
+#[derive(Default)]
+struct Sequences {
+    bits: Vec<u64>,
+    outliers: std::collections::HashSet<u64>,
+}
+
+impl Sequences {
+    /// Marks `sequence` seen; whether it was seen before.
+    fn insert(&mut self, sequence: u64, records: usize) -> bool {
+        let dense = (records as u64).saturating_mul(2).saturating_add(1 << 16);
+        if sequence < dense {
+            let (word, bit) = ((sequence / 64) as usize, sequence % 64);
+            if word >= self.bits.len() {
+                self.bits.resize(word + 1, 0);
+            }
+            let was = self.bits[word] & (1 << bit) != 0;
+            self.bits[word] |= 1 << bit;
+            was || self.outliers.remove(&sequence)
+        } else {
+            !self.outliers.insert(sequence)
+        }
+    }
 }
 
 /// Checks the whole chain and names every record that was edited, removed, inserted or
-/// reordered. Streams the file: memory grows with the number of records (a few dozen bytes
-/// each), not with their size.
+/// reordered, in one pass over the file: memory holds the problems and a bit per sequence, not
+/// the records.
 pub fn verify(path: &Path) -> Result<VerifyReport> {
     let file = File::open(path).with_context(|| format!("reading audit log {}", path.display()))?;
     let mut reader = std::io::BufReader::new(file);
@@ -857,11 +877,30 @@ pub fn verify_text(text: &str) -> VerifyReport {
     checker.finish()
 }
 
-#[derive(Default)]
 struct Checker {
     line: usize,
     problems: Vec<Problem>,
-    parsed: Vec<Parsed>,
+    records: usize,
+    seen: Sequences,
+    expected_sequence: u64,
+    expected_previous: String,
+    previous_line: Option<usize>,
+    head_hash: Option<String>,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Checker {
+            line: 0,
+            problems: Vec::new(),
+            records: 0,
+            seen: Sequences::default(),
+            expected_sequence: 0,
+            expected_previous: GENESIS_HASH.to_string(),
+            previous_line: None,
+            head_hash: None,
+        }
+    }
 }
 
 impl Checker {
@@ -915,92 +954,75 @@ impl Checker {
                 ),
             });
         }
-        self.parsed.push(Parsed {
-            line,
-            sequence,
-            previous_hash,
-            record_hash: actual,
-        });
+        self.records += 1;
+        self.link(line, sequence, &previous_hash, actual);
     }
 
-    fn finish(self) -> VerifyReport {
-        let Checker {
-            mut problems,
-            parsed,
-            ..
-        } = self;
-        chain_problems(&parsed, &mut problems);
-        problems.sort_by_key(|p| p.line);
-        VerifyReport {
-            records: parsed.len(),
-            head_hash: parsed.last().map(|p| p.record_hash.clone()),
-            problems,
-        }
-    }
-}
-
-fn chain_problems(parsed: &[Parsed], problems: &mut Vec<Problem>) {
-    let mut seen: HashMap<u64, usize> = HashMap::new();
-    for p in parsed {
-        if let Some(first) = seen.insert(p.sequence, p.line) {
-            problems.push(Problem {
-                line: p.line,
+    /// The record's place in the chain: after the one before it, with the next sequence.
+    fn link(&mut self, line: usize, sequence: u64, previous_hash: &str, record_hash: String) {
+        let repeated = self.seen.insert(sequence, self.records);
+        if repeated {
+            self.problems.push(Problem {
+                line,
                 kind: ProblemKind::Inserted,
                 message: format!(
-                    "line {} repeats sequence {} of line {first}: a record was inserted",
-                    p.line, p.sequence
+                    "line {line} repeats sequence {sequence} of an earlier line: a record was inserted"
                 ),
             });
         }
-    }
-
-    let mut expected_sequence = 0u64;
-    let mut expected_previous = GENESIS_HASH.to_string();
-    let mut previous_line: Option<usize> = None;
-    for p in parsed {
-        let after = previous_line.map_or("the start".to_string(), |l| format!("line {l}"));
-        if p.sequence > expected_sequence {
-            problems.push(Problem {
-                line: p.line,
+        let after = self
+            .previous_line
+            .map_or("the start".to_string(), |l| format!("line {l}"));
+        if sequence > self.expected_sequence {
+            self.problems.push(Problem {
+                line,
                 kind: ProblemKind::Removed,
                 message: format!(
-                    "sequence {}..{} is missing before line {}: records were removed",
-                    expected_sequence,
-                    p.sequence - 1,
-                    p.line
+                    "sequence {}..{} is missing before line {line}: records were removed",
+                    self.expected_sequence,
+                    sequence - 1,
                 ),
             });
-        } else if p.sequence < expected_sequence && seen.get(&p.sequence) == Some(&p.line) {
-            problems.push(Problem {
-                line: p.line,
+        } else if sequence < self.expected_sequence && !repeated {
+            self.problems.push(Problem {
+                line,
                 kind: ProblemKind::Reordered,
                 message: format!(
-                    "line {} has sequence {} after sequence {}: records were reordered",
-                    p.line,
-                    p.sequence,
-                    expected_sequence.saturating_sub(1)
+                    "line {line} has sequence {sequence} after sequence {}: records were reordered",
+                    self.expected_sequence.saturating_sub(1)
                 ),
             });
-        } else if p.previous_hash != expected_previous && p.sequence == expected_sequence {
+        } else if previous_hash != self.expected_previous && sequence == self.expected_sequence {
             // Same position, wrong link: the record before it was changed and re-hashed, or this
             // one was put in place of the original.
-            let kind = if previous_line.is_some() {
+            let kind = if self.previous_line.is_some() {
                 ProblemKind::Edited
             } else {
                 ProblemKind::Inserted
             };
-            problems.push(Problem {
-                line: p.line,
+            self.problems.push(Problem {
+                line,
                 kind,
                 message: format!(
-                    "line {} does not link to {after}: previous_hash {} should be {}",
-                    p.line, p.previous_hash, expected_previous
+                    "line {line} does not link to {after}: previous_hash {previous_hash} should be {}",
+                    self.expected_previous
                 ),
             });
         }
-        expected_sequence = expected_sequence.max(p.sequence.saturating_add(1));
-        expected_previous = p.record_hash.clone();
-        previous_line = Some(p.line);
+        self.expected_sequence = self.expected_sequence.max(sequence.saturating_add(1));
+        self.expected_previous.clone_from(&record_hash);
+        self.previous_line = Some(line);
+        self.head_hash = Some(record_hash);
+    }
+
+    fn finish(self) -> VerifyReport {
+        let mut problems = self.problems;
+        problems.sort_by_key(|p| p.line);
+        VerifyReport {
+            records: self.records,
+            head_hash: self.head_hash,
+            problems,
+        }
     }
 }
 
