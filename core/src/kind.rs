@@ -187,3 +187,21 @@ pub fn is_not_found(code: &str) -> bool {
         || code == "NoSuchBucket"
         || code == "ResourceNotFoundException"
 }
+
+/// Reads `ids` `batch` at a time through `read`, which answers the resources of one batch that
+/// exist, with their attributes; an ID no batch answered is a resource that does not exist.
+pub async fn read_in_batches<F, Fut>(
+    ids: &[String],
+    batch: usize,
+    mut read: F,
+) -> Result<Vec<Option<SecurityAttributes>>, AwsError>
+where
+    F: FnMut(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<(String, SecurityAttributes)>, AwsError>>,
+{
+    let mut found = std::collections::HashMap::new();
+    for chunk in ids.chunks(batch.max(1)) {
+        found.extend(read(chunk.to_vec()).await?);
+    }
+    Ok(ids.iter().map(|id| found.remove(id)).collect())
+}

@@ -75,6 +75,14 @@ pub fn blocks<'a>(attrs: &'a Attributes, key: &str) -> Result<Option<Vec<&'a Att
     }
 }
 
+/// The instance's `arn` attribute, else the ARN `build` makes from its ID.
+pub fn arn_or(attrs: &Attributes, build: impl FnOnce() -> String) -> Result<String, String> {
+    Ok(match string(attrs, "arn")? {
+        Some(arn) => arn.to_string(),
+        None => build(),
+    })
+}
+
 /// One spelling of an IP protocol, so `tcp`, `6` and `TCP` are one: names for the common
 /// numbers, `all` for every protocol (`-1`).
 pub fn protocol(p: &str) -> String {

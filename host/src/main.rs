@@ -872,27 +872,52 @@ async fn rollback(args: RollbackArgs) -> Result<ExitCode> {
     Ok(exit_code(std::slice::from_ref(&processed)))
 }
 
+/// What `drift` and `break-glass` read and record with. No fixer directory is needed: without
+/// one, the fixes salve made are reported as unreadable.
+struct DriftContext {
+    pipeline: Pipeline,
+    config: SalveConfig,
+    aws: std::sync::Arc<AwsBackends>,
+    audit_log: PathBuf,
+}
+
+impl DriftContext {
+    async fn open(host: &HostArgs, audit_log: &Path) -> Result<DriftContext> {
+        let audit = AuditLog::open(audit_log)?;
+        let (pipeline, _, config, aws) = build_pipeline_with(host, Some(audit), true).await?;
+        Ok(DriftContext {
+            pipeline,
+            config,
+            aws,
+            audit_log: audit_log.to_path_buf(),
+        })
+    }
+
+    fn drift(&self) -> salve::drift::Drift<'_> {
+        salve::drift::Drift {
+            pipeline: &self.pipeline,
+            aws: &self.aws,
+            config: &self.config.drift,
+            audit_log: &self.audit_log,
+        }
+    }
+}
+
 async fn drift(command: DriftCommand) -> Result<ExitCode> {
     let (args, gate) = match command {
         DriftCommand::Check(args) => (args, false),
         DriftCommand::Gate(args) => (args, true),
     };
     let run = async {
-        let audit = AuditLog::open(&args.audit_log)?;
-        let (pipeline, _, config, aws) = build_pipeline_with(&args.host, Some(audit), true).await?;
+        let context = DriftContext::open(&args.host, &args.audit_log).await?;
         let scope = salve::drift::Scope::new(
             args.accounts.clone(),
             args.regions.clone(),
             args.workspaces.clone(),
             &args.kinds,
-            &config.iac.terraform,
+            &context.config.iac.terraform,
         )?;
-        let drift = salve::drift::Drift {
-            pipeline: &pipeline,
-            aws: &aws,
-            config: &config.drift,
-            audit_log: &args.audit_log,
-        };
+        let drift = context.drift();
         let now = salve::timestamp::now();
         if gate {
             let (report, verdict) = drift.gate(&scope, now).await?;
@@ -990,14 +1015,8 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
             audit_log,
             host,
         } => {
-            let audit = AuditLog::open(&audit_log)?;
-            let (pipeline, _, config, aws) = build_pipeline_with(&host, Some(audit), true).await?;
-            let drift = salve::drift::Drift {
-                pipeline: &pipeline,
-                aws: &aws,
-                config: &config.drift,
-                audit_log: &audit_log,
-            };
+            let context = DriftContext::open(&host, &audit_log).await?;
+            let drift = context.drift();
             let request = salve::drift::break_glass::OpenRequest {
                 resource_arn: resource,
                 reason,
@@ -1035,15 +1054,11 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
             audit_log,
             host,
         } => {
-            let audit = AuditLog::open(&audit_log)?;
-            let (pipeline, _, config, aws) = build_pipeline_with(&host, Some(audit), true).await?;
-            let drift = salve::drift::Drift {
-                pipeline: &pipeline,
-                aws: &aws,
-                config: &config.drift,
-                audit_log: &audit_log,
-            };
-            let record = drift.close_break_glass(&resource, &by, &reason).await?;
+            let context = DriftContext::open(&host, &audit_log).await?;
+            let record = context
+                .drift()
+                .close_break_glass(&resource, &by, &reason)
+                .await?;
             println!(
                 "break-glass closed for {} (record {record})",
                 escape_control(&resource, false)

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use salve_core::state_attributes::{self as attrs, Attributes};
 use salve_core::{
-    to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes,
-    StateInstance,
+    read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig,
+    SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -62,16 +62,15 @@ fn ingress(entries: BTreeSet<String>) -> SecurityAttributes {
 
 impl KindDrift for NetworkAcl {
     fn declared(instance: StateInstance<'_>) -> Result<Declared, String> {
-        let arn = match attrs::string(instance.attributes, "arn")? {
-            Some(arn) => arn.to_string(),
-            None => format!(
+        let arn = attrs::arn_or(instance.attributes, || {
+            format!(
                 "arn:{}:ec2:{}:{}:network-acl/{}",
                 salve_contract::partition_of(instance.region),
                 instance.region,
                 instance.account_id,
                 instance.id
-            ),
-        };
+            )
+        })?;
         let mut entries = BTreeSet::new();
         let mut declared = false;
         if let Some(blocks) = attrs::blocks(instance.attributes, "ingress")? {
@@ -102,48 +101,47 @@ impl KindDrift for NetworkAcl {
         ids: &'a [String],
         _path_style: bool,
     ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        Box::pin(async move {
-            let client = aws_sdk_ec2::Client::new(session);
-            let mut found = std::collections::HashMap::new();
-            for chunk in ids.chunks(BATCH) {
+        let client = aws_sdk_ec2::Client::new(session);
+        Box::pin(read_in_batches(ids, BATCH, move |chunk| {
+            let client = client.clone();
+            async move {
                 let filter = aws_sdk_ec2::types::Filter::builder()
                     .name("network-acl-id")
-                    .set_values(Some(chunk.to_vec()))
+                    .set_values(Some(chunk))
                     .build();
                 let mut pages = client
                     .describe_network_acls()
                     .filters(filter)
                     .into_paginator()
                     .send();
+                let mut found = Vec::new();
                 while let Some(page) = pages.next().await {
                     for acl in page.map_err(to_aws_error)?.network_acls() {
-                        let Some(id) = acl.network_acl_id() else {
-                            continue;
-                        };
-                        let mut entries = BTreeSet::new();
-                        for e in acl.entries() {
-                            let number = i64::from(e.rule_number().unwrap_or(0));
-                            if e.egress().unwrap_or(false) || number == DEFAULT_RULE {
-                                continue;
-                            }
-                            let range = e.port_range();
-                            let cidr = e.cidr_block().or(e.ipv6_cidr_block()).unwrap_or("");
-                            entries.insert(entry(
-                                number,
-                                e.rule_action().map(|a| a.as_str()).unwrap_or(""),
-                                e.protocol().unwrap_or("-1"),
-                                range.and_then(|r| r.from()).map(i64::from),
-                                range.and_then(|r| r.to()).map(i64::from),
-                                cidr,
-                            ));
-                        }
-                        found.insert(id.to_string(), ingress(entries));
+                        let live = ingress(acl.entries().iter().filter_map(live_entry).collect());
+                        found.extend(acl.network_acl_id().map(|id| (id.to_string(), live)));
                     }
                 }
+                Ok(found)
             }
-            Ok(ids.iter().map(|id| found.remove(id)).collect())
-        })
+        }))
     }
+}
+
+/// An ingress entry as [`entry`] spells it; `None` for egress and AWS's default rule.
+fn live_entry(e: &aws_sdk_ec2::types::NetworkAclEntry) -> Option<String> {
+    let number = i64::from(e.rule_number().unwrap_or(0));
+    if e.egress().unwrap_or(false) || number == DEFAULT_RULE {
+        return None;
+    }
+    let range = e.port_range();
+    Some(entry(
+        number,
+        e.rule_action().map(|a| a.as_str()).unwrap_or(""),
+        e.protocol().unwrap_or("-1"),
+        range.and_then(|r| r.from()).map(i64::from),
+        range.and_then(|r| r.to()).map(i64::from),
+        e.cidr_block().or(e.ipv6_cidr_block()).unwrap_or(""),
+    ))
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes,
-    StateInstance,
+    read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig,
+    SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -14,16 +14,15 @@ const BATCH: usize = 100;
 
 impl KindDrift for RdsInstance {
     fn declared(instance: StateInstance<'_>) -> Result<Declared, String> {
-        let arn = match attrs::string(instance.attributes, "arn")? {
-            Some(arn) => arn.to_string(),
-            None => format!(
+        let arn = attrs::arn_or(instance.attributes, || {
+            format!(
                 "arn:{}:rds:{}:{}:db:{}",
                 salve_contract::partition_of(instance.region),
                 instance.region,
                 instance.account_id,
                 instance.id
-            ),
-        };
+            )
+        })?;
         let mut attributes = SecurityAttributes::new();
         if let Some(public) = attrs::boolean(instance.attributes, "publicly_accessible")? {
             attributes.insert("publicly_accessible".into(), json!(public));
@@ -37,34 +36,31 @@ impl KindDrift for RdsInstance {
         ids: &'a [String],
         _path_style: bool,
     ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        Box::pin(async move {
-            let client = aws_sdk_rds::Client::new(session);
-            let mut found = std::collections::HashMap::new();
-            for chunk in ids.chunks(BATCH) {
+        let client = aws_sdk_rds::Client::new(session);
+        Box::pin(read_in_batches(ids, BATCH, move |chunk| {
+            let client = client.clone();
+            async move {
                 let filter = aws_sdk_rds::types::Filter::builder()
                     .name("db-instance-id")
-                    .set_values(Some(chunk.to_vec()))
+                    .set_values(Some(chunk))
                     .build();
                 let mut pages = client
                     .describe_db_instances()
                     .filters(filter)
                     .into_paginator()
                     .send();
+                let mut found = Vec::new();
                 while let Some(page) = pages.next().await {
                     for i in page.map_err(to_aws_error)?.db_instances() {
-                        if let Some(id) = i.db_instance_identifier() {
-                            found.insert(
-                                id.to_string(),
-                                SecurityAttributes::from([(
-                                    "publicly_accessible".to_string(),
-                                    json!(i.publicly_accessible().unwrap_or(false)),
-                                )]),
-                            );
-                        }
+                        let live = SecurityAttributes::from([(
+                            "publicly_accessible".to_string(),
+                            json!(i.publicly_accessible().unwrap_or(false)),
+                        )]);
+                        found.extend(i.db_instance_identifier().map(|id| (id.to_string(), live)));
                     }
                 }
+                Ok(found)
             }
-            Ok(ids.iter().map(|id| found.remove(id)).collect())
-        })
+        }))
     }
 }

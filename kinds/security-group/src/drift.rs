@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use salve_core::state_attributes::{self as attrs, Attributes};
 use salve_core::{
-    to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes,
-    StateInstance,
+    read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig,
+    SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -83,16 +83,15 @@ fn ingress(rules: BTreeSet<String>) -> SecurityAttributes {
 
 impl KindDrift for SecurityGroup {
     fn declared(instance: StateInstance<'_>) -> Result<Declared, String> {
-        let arn = match attrs::string(instance.attributes, "arn")? {
-            Some(arn) => arn.to_string(),
-            None => format!(
+        let arn = attrs::arn_or(instance.attributes, || {
+            format!(
                 "arn:{}:ec2:{}:{}:security-group/{}",
                 salve_contract::partition_of(instance.region),
                 instance.region,
                 instance.account_id,
                 instance.id
-            ),
-        };
+            )
+        })?;
         let mut rules = BTreeSet::new();
         let mut declared = false;
         if let Some(blocks) = attrs::blocks(instance.attributes, "ingress")? {
@@ -129,34 +128,31 @@ impl KindDrift for SecurityGroup {
         ids: &'a [String],
         _path_style: bool,
     ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        Box::pin(async move {
-            let client = aws_sdk_ec2::Client::new(session);
-            let mut found = std::collections::HashMap::new();
-            for chunk in ids.chunks(BATCH) {
+        let client = aws_sdk_ec2::Client::new(session);
+        Box::pin(read_in_batches(ids, BATCH, move |chunk| {
+            let client = client.clone();
+            async move {
                 // A filter, not GroupIds: one deleted group must not fail the whole batch.
                 let filter = aws_sdk_ec2::types::Filter::builder()
                     .name("group-id")
-                    .set_values(Some(chunk.to_vec()))
+                    .set_values(Some(chunk))
                     .build();
                 let mut pages = client
                     .describe_security_groups()
                     .filters(filter)
                     .into_paginator()
                     .send();
+                let mut found = Vec::new();
                 while let Some(page) = pages.next().await {
                     for g in page.map_err(to_aws_error)?.security_groups() {
-                        if let Some(id) = g.group_id() {
-                            let rules = flatten_permissions(g.ip_permissions());
-                            found.insert(
-                                id.to_string(),
-                                ingress(rules.iter().map(live_rule).collect()),
-                            );
-                        }
+                        let rules = flatten_permissions(g.ip_permissions());
+                        let live = ingress(rules.iter().map(live_rule).collect());
+                        found.extend(g.group_id().map(|id| (id.to_string(), live)));
                     }
                 }
+                Ok(found)
             }
-            Ok(ids.iter().map(|id| found.remove(id)).collect())
-        })
+        }))
     }
 }
 
