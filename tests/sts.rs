@@ -154,6 +154,30 @@ async fn sessions_are_cached_per_policy_and_finding() {
 }
 
 #[tokio::test]
+async fn the_session_cache_stays_bounded() {
+    let assumer = RoleAssumer::new(&sdk_config().await, "salve-tests", roles()).limit_cache(8);
+    let p = policy("bounded");
+    for i in 0..20 {
+        assumer
+            .credentials(&request(ACCOUNT_A, &format!("bounded-{i}"), &p))
+            .await
+            .unwrap();
+        assert!(
+            assumer.cached_sessions() <= 8,
+            "{}",
+            assumer.cached_sessions()
+        );
+    }
+    assert_eq!(assumer.sts_calls(), 20);
+    // The newest session is still served from the cache.
+    assumer
+        .credentials(&request(ACCOUNT_A, "bounded-19", &p))
+        .await
+        .unwrap();
+    assert_eq!(assumer.sts_calls(), 20);
+}
+
+#[tokio::test]
 async fn an_account_that_is_not_allowlisted_makes_no_sts_call() {
     let assumer = RoleAssumer::new(&sdk_config().await, "salve-tests", roles());
     let p = policy("b");

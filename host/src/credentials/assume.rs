@@ -27,6 +27,10 @@ const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 /// backoff with jitter).
 const MAX_ATTEMPTS: u32 = 4;
 
+/// The most sessions the cache keeps. A session is per finding, so a daemon that never looks a
+/// key up again would otherwise keep every one until it exits.
+const MAX_CACHED_SESSIONS: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub enum ExternalIdSource {
     Env(String),
@@ -113,6 +117,8 @@ pub struct RoleAssumer {
     source_identity: String,
     accounts: BTreeMap<String, AccountRole>,
     cache: Mutex<HashMap<CacheKey, Credentials>>,
+    /// At most this many sessions are kept ([`MAX_CACHED_SESSIONS`] unless a test lowers it).
+    max_cached: usize,
     sts_calls: AtomicUsize,
     /// The SDK's clock, so `salve fixer test` can pin it to a recording's time.
     clock: aws_smithy_async::time::SharedTimeSource,
@@ -140,6 +146,7 @@ impl RoleAssumer {
             source_identity: session_name::clean(source_identity),
             accounts,
             cache: Mutex::new(HashMap::new()),
+            max_cached: MAX_CACHED_SESSIONS,
             sts_calls: AtomicUsize::new(0),
             clock: sdk.time_source().unwrap_or_default(),
             region_missing: sdk.region().is_none(),
@@ -235,8 +242,42 @@ impl RoleAssumer {
             "salve-assume-role",
         );
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= self.max_cached {
+            self.evict(&mut cache);
+        }
         cache.insert(key, credentials.clone());
         Ok(credentials)
+    }
+
+    /// Drops every session too close to expiry to be handed out again and, if the cache is
+    /// still full, the half that expires soonest: memory stays bounded whatever the traffic.
+    fn evict(&self, cache: &mut HashMap<CacheKey, Credentials>) {
+        let now = self.clock.now();
+        let left = |c: &Credentials| {
+            c.expiry()
+                .and_then(|e| e.duration_since(now).ok())
+                .unwrap_or_default()
+        };
+        cache.retain(|_, c| left(c) > REFRESH_BEFORE);
+        if cache.len() >= self.max_cached {
+            let mut by_expiry: Vec<(Duration, CacheKey)> =
+                cache.iter().map(|(k, c)| (left(c), k.clone())).collect();
+            by_expiry.sort_unstable_by_key(|(d, _)| *d);
+            for (_, k) in by_expiry.into_iter().take(self.max_cached.div_ceil(2)) {
+                cache.remove(&k);
+            }
+        }
+    }
+
+    /// Keeps at most `n` sessions (at least one).
+    pub fn limit_cache(mut self, n: usize) -> RoleAssumer {
+        self.max_cached = n.max(1);
+        self
+    }
+
+    /// How many sessions the cache holds (for tests).
+    pub fn cached_sessions(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     fn cached(&self, key: &CacheKey) -> Option<Credentials> {
