@@ -477,3 +477,73 @@ async fn nacl_close_admin_ports_leaves_what_one_entry_cannot_hold_to_a_human() {
         vec![(100, false, "0.0.0.0/0".to_string(), Some((0, 65535)))]
     );
 }
+
+/// A payload's findings run concurrently, but two about one bucket run one after another (the
+/// second finds the first's fix), and the outcomes and terminal records come in payload order.
+#[tokio::test]
+async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
+    let (p, audit) = common::aws_pipeline_with(
+        "payload-concurrency",
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+    )
+    .await;
+    let s3 = common::s3().await;
+    let buckets: Vec<String> = (0..5)
+        .map(|i| common::unique(&format!("conc-{i}")))
+        .collect();
+    for b in &buckets {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    // Six findings: one per bucket, and a second one about the first bucket.
+    let mut ids = Vec::new();
+    let mut messages = Vec::new();
+    for (i, b) in buckets
+        .iter()
+        .chain(std::iter::once(&buckets[0]))
+        .enumerate()
+    {
+        let id = format!("conc-{i}");
+        messages.push(serde_json::json!({
+            "MessageId": id, "Body": common::s3_finding(&id, b)
+        }));
+        ids.push(id);
+    }
+    let payload = serde_json::json!({ "Messages": messages }).to_string();
+    let mut seen = Vec::new();
+    p.process_delivery_each(
+        payload.as_bytes(),
+        salve::pipeline::ProcessOptions {
+            concurrency: 4,
+            ..Default::default()
+        },
+        None,
+        |processed| {
+            seen.push((
+                processed.entry.finding_id.clone().unwrap_or_default(),
+                processed.entry.status.map(|s| s.as_str()).unwrap_or("?"),
+            ))
+        },
+    )
+    .await
+    .unwrap();
+    let order: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(order, ids, "outcomes in payload order");
+    assert!(
+        seen[..5].iter().all(|(_, s)| *s == "remediated"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen[5].1, "already-compliant",
+        "the second finding about a bucket ran after the first fixed it: {seen:?}"
+    );
+    let terminal: Vec<String> = common::read_records(&audit)
+        .iter()
+        .filter(|r| r["status"] != "intent")
+        .map(|r| r["finding_id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(terminal, ids, "terminal records in payload order");
+    for b in &buckets {
+        assert_eq!(common::public_access_block(&s3, b).await, Some([true; 4]));
+    }
+}

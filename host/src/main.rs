@@ -337,6 +337,10 @@ struct ProcessArgs {
     /// The audit log (JSON Lines, appended and fsynced).
     #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
     audit_log: PathBuf,
+    /// Findings of the payload processed at the same time (those about one resource always run
+    /// one after another).
+    #[arg(long, env = "SALVE_MAX_CONCURRENCY", default_value_t = 8)]
+    max_concurrency: usize,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -780,6 +784,10 @@ fn require_region(sdk: &aws_config::SdkConfig) -> Result<()> {
 /// The exit code for a batch: the most serious outcome wins.
 fn exit_code(processed: &[Processed]) -> ExitCode {
     let statuses: Vec<Option<Status>> = processed.iter().map(|p| p.entry.status).collect();
+    exit_code_of(&statuses)
+}
+
+fn exit_code_of(statuses: &[Option<Status>]) -> ExitCode {
     if statuses.contains(&Some(Status::Failed)) {
         ExitCode::from(3)
     } else if statuses.contains(&Some(Status::Rejected)) {
@@ -799,10 +807,13 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
         } else {
             Effect::Apply
         },
+        concurrency: args.max_concurrency,
         ..ProcessOptions::default()
     };
-    let processed = run_input(&pipeline, payload, options).await?;
-    for (i, p) in processed.iter().enumerate() {
+    // Each record is printed as soon as it is durable, then dropped.
+    let mut statuses = Vec::new();
+    let mut first = true;
+    let mut print = |p: Processed| {
         match args.output {
             Output::Json => {
                 if let Some(sealed) = &p.sealed {
@@ -810,7 +821,7 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
                 }
             }
             Output::Human => {
-                if i > 0 {
+                if !first {
                     println!();
                 }
                 print!(
@@ -819,8 +830,22 @@ async fn process(args: ProcessArgs) -> Result<ExitCode> {
                 );
             }
         }
+        first = false;
+        statuses.push(p.entry.status);
+    };
+    if payload.total > salve::ingest::MAX_PAYLOAD_BYTES as u64 {
+        let reason = format!(
+            "payload is {} bytes, over the {}-byte limit",
+            payload.total,
+            salve::ingest::MAX_PAYLOAD_BYTES
+        );
+        print(pipeline.reject(&payload.sha256, reason, options).await?);
+    } else {
+        pipeline
+            .process_delivery_each(&payload.bytes, options, None, &mut print)
+            .await?;
     }
-    Ok(exit_code(&processed))
+    Ok(exit_code_of(&statuses))
 }
 
 fn pending(args: PendingArgs) -> Result<ExitCode> {

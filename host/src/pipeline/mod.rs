@@ -4,10 +4,12 @@
 //! Every message in a payload, including every error, ends in exactly one audit record, and the
 //! record is on disk before the caller hears the outcome.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use futures_util::StreamExt;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -107,6 +109,9 @@ pub struct ProcessOptions {
     pub effect: Effect,
     /// Where the payload came from, which decides whether a redelivery is recognised.
     pub origin: Origin,
+    /// How many of a payload's messages run at once (0 and 1: one at a time). Messages about
+    /// one resource always run one after another.
+    pub concurrency: usize,
 }
 
 /// Per-fixer settings from the operator, by fixer name.
@@ -164,6 +169,13 @@ pub struct Processed {
     pub entry: AuditEntry,
     pub sealed: Option<SealedRecord>,
     pub redelivery: Option<Redelivery>,
+}
+
+/// How far one message of a payload got: done (recorded already, or nothing to record), or
+/// waiting for its terminal record, which is written in payload order.
+enum Step {
+    Done(Processed),
+    Record { key: String, entry: AuditEntry },
 }
 
 /// A message that was not processed because the same finding was seen before.
@@ -309,86 +321,140 @@ impl Pipeline {
         options: ProcessOptions,
         delivery: Option<&DeliveryInfo>,
     ) -> Result<Vec<Processed>> {
-        let payload_sha256 = sha256_hex(payload);
         let mut out = Vec::new();
-        for (index, item) in ingest::ingest(payload, &self.config.ingest)
-            .into_iter()
-            .enumerate()
+        self.process_delivery_each(payload, options, delivery, |p| out.push(p))
+            .await?;
+        Ok(out)
+    }
+
+    /// Processes a payload's messages and hands each outcome to `each` once its record is
+    /// durable, in payload order, so a caller can print and drop it: memory holds the messages
+    /// in flight, not every record of the payload.
+    ///
+    /// Up to `options.concurrency` messages run at once. Messages about one resource run one
+    /// after another in payload order (a resource lock), so two findings never change one
+    /// resource at the same time. Terminal records are written in payload order; a message
+    /// that finished early waits for the ones before it, its change already covered by its
+    /// durable intent record.
+    pub async fn process_delivery_each(
+        &self,
+        payload: &[u8],
+        options: ProcessOptions,
+        delivery: Option<&DeliveryInfo>,
+        mut each: impl FnMut(Processed),
+    ) -> Result<()> {
+        let payload_sha256 = sha256_hex(payload);
+        let items = ingest::ingest(payload, &self.config.ingest);
+        let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
+        let runs = items.into_iter().enumerate().map(|(index, item)| {
+            let lock = match &item.outcome {
+                IngestOutcome::Finding(f) => {
+                    Some(locks.entry(f.resource.arn.clone()).or_default().clone())
+                }
+                _ => None,
+            };
+            let payload_sha256 = &payload_sha256;
+            async move {
+                let _one = match &lock {
+                    Some(l) => Some(l.lock().await),
+                    None => None,
+                };
+                self.run_message(payload, payload_sha256, index, item, options, delivery)
+                    .await
+            }
+        });
+        let mut runs = futures_util::stream::iter(runs).buffered(options.concurrency.max(1));
+        while let Some(step) = runs.next().await {
+            match step? {
+                Step::Done(p) => each(p),
+                Step::Record { key, entry } => match self.record(entry).await {
+                    Ok(processed) => {
+                        let e = &processed.entry;
+                        self.ledger.complete(&key, e.status, e.retryable, e.dry_run);
+                        self.ledger.settle_intent(&key);
+                        each(processed);
+                    }
+                    Err(e) => {
+                        self.ledger.release(&key);
+                        return Err(e);
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// One message of a payload, up to the record its outcome needs.
+    async fn run_message(
+        &self,
+        payload: &[u8],
+        payload_sha256: &str,
+        index: usize,
+        item: Ingested,
+        options: ProcessOptions,
+        delivery: Option<&DeliveryInfo>,
+    ) -> Result<Step> {
+        if let (IngestOutcome::Approval(message), true) =
+            (&item.outcome, options.effect.changes_resources())
         {
-            if let (IngestOutcome::Approval(message), true) =
-                (&item.outcome, options.effect.changes_resources())
-            {
-                out.push(
-                    self.approval_message(&payload_sha256, &item, message, delivery)
-                        .await?,
-                );
-                continue;
-            }
-            let key = match &item.outcome {
-                IngestOutcome::Finding(f) => idempotency::finding_key(f),
-                other => idempotency::payload_key(&payload_sha256, index, other.finding_id()),
-            };
-            // An empty payload has no identity of its own: two of them are not one message
-            // delivered twice.
-            let deduplicate = options.origin == Origin::Queue
-                && options.effect.changes_resources()
-                && !payload.is_empty();
-            if deduplicate {
-                match self.ledger.claim(&key) {
-                    Claim::Fresh => {}
-                    Claim::Handled(status) => {
-                        out.push(redelivered(&item, key, Redelivery::AlreadyHandled(status)));
-                        continue;
-                    }
-                    Claim::InFlight => {
-                        out.push(redelivered(&item, key, Redelivery::InFlight));
-                        continue;
-                    }
+            return Ok(Step::Done(
+                self.approval_message(payload_sha256, &item, message, delivery)
+                    .await?,
+            ));
+        }
+        let key = match &item.outcome {
+            IngestOutcome::Finding(f) => idempotency::finding_key(f),
+            other => idempotency::payload_key(payload_sha256, index, other.finding_id()),
+        };
+        // An empty payload has no identity of its own: two of them are not one message
+        // delivered twice.
+        let deduplicate = options.origin == Origin::Queue
+            && options.effect.changes_resources()
+            && !payload.is_empty();
+        if deduplicate {
+            match self.ledger.claim(&key) {
+                Claim::Fresh => {}
+                Claim::Handled(status) => {
+                    return Ok(Step::Done(redelivered(
+                        &item,
+                        key,
+                        Redelivery::AlreadyHandled(status),
+                    )))
                 }
-            }
-            let started = Instant::now();
-            let mut entry = AuditEntry {
-                payload_sha256: Some(payload_sha256.clone()),
-                dry_run: options.effect.is_dry_run(),
-                idempotency_key: Some(key.clone()),
-                delivery: delivery.cloned(),
-                ..AuditEntry::default()
-            };
-            let open_intent = options
-                .effect
-                .changes_resources()
-                .then(|| self.ledger.open_intent(&key))
-                .flatten();
-            self.process_item(item, options, &mut entry).await;
-            if let Some(link) = open_intent {
-                settle(&mut entry, link);
-            }
-            if options.effect.records() {
-                self.notify(&mut entry).await;
-            }
-            entry.durations_us.insert("total".into(), micros(started));
-            if !options.effect.records() {
-                out.push(Processed {
-                    entry,
-                    sealed: None,
-                    redelivery: None,
-                });
-                continue;
-            }
-            match self.record(entry).await {
-                Ok(processed) => {
-                    let e = &processed.entry;
-                    self.ledger.complete(&key, e.status, e.retryable, e.dry_run);
-                    self.ledger.settle_intent(&key);
-                    out.push(processed);
-                }
-                Err(e) => {
-                    self.ledger.release(&key);
-                    return Err(e);
+                Claim::InFlight => {
+                    return Ok(Step::Done(redelivered(&item, key, Redelivery::InFlight)))
                 }
             }
         }
-        Ok(out)
+        let started = Instant::now();
+        let mut entry = AuditEntry {
+            payload_sha256: Some(payload_sha256.to_string()),
+            dry_run: options.effect.is_dry_run(),
+            idempotency_key: Some(key.clone()),
+            delivery: delivery.cloned(),
+            ..AuditEntry::default()
+        };
+        let open_intent = options
+            .effect
+            .changes_resources()
+            .then(|| self.ledger.open_intent(&key))
+            .flatten();
+        self.process_item(item, options, &mut entry).await;
+        if let Some(link) = open_intent {
+            settle(&mut entry, link);
+        }
+        if options.effect.records() {
+            self.notify(&mut entry).await;
+        }
+        entry.durations_us.insert("total".into(), micros(started));
+        if !options.effect.records() {
+            return Ok(Step::Done(Processed {
+                entry,
+                sealed: None,
+                redelivery: None,
+            }));
+        }
+        Ok(Step::Record { key, entry })
     }
 
     /// `salve approve`: runs a finding that waits for approval again, from check, with the
