@@ -125,7 +125,9 @@ def run_custodian(endpoint, names, work, env):
 """)
     out = os.path.join(work, f"c7n-{time.time_ns()}")
     return timed(
-        [os.path.join(VENV, "custodian"), "run", "--region", "us-east-1", "-s", out, policy],
+        # No resource cache: each run must read the account as it is now.
+        [os.path.join(VENV, "custodian"), "run", "--cache-period", "0", "--region", "us-east-1",
+         "-s", out, policy],
         dict(env, AWS_ENDPOINT_URL=endpoint), work,
     )
 

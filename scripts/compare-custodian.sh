@@ -15,4 +15,4 @@ if [ ! -x .venv/bin/custodian ]; then
   echo "installing Cloud Custodian (c7n) into .venv ..." >&2
   .venv/bin/pip install --quiet --disable-pip-version-check 'c7n==0.9.53'
 fi
-SALVE_BIN="${CARGO_TARGET_DIR:-target}/release/salve" .venv/bin/python scripts/compare-custodian.py
+SALVE_BIN="$(realpath "${CARGO_TARGET_DIR:-target}/release/salve")" .venv/bin/python scripts/compare-custodian.py
