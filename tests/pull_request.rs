@@ -434,6 +434,21 @@ async fn a_pull_request_only_fix_changes_nothing_live_and_rollback_says_how_to_r
         common::public_access_block(&common::s3().await, "tf-logs-bucket").await,
         None
     );
+    // The push was announced first: an intent record the pull request's record links to.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let intent: serde_json::Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["status"] == "intent")
+        .expect("an intent record before the push");
+    assert!(
+        intent["reason"]
+            .as_str()
+            .unwrap()
+            .contains("branch salve/pr-3 is about to be pushed"),
+        "{intent:#}"
+    );
+    assert_eq!(r["intent"]["sequence"], intent["sequence"], "{r:#}");
     let e = salve::rollback::find(&log, "pr-3").unwrap_err().to_string();
     assert!(e.contains("was fixed by a pull request"), "{e}");
     assert!(

@@ -155,6 +155,45 @@ impl FindingRun<'_> {
         Some(landed)
     }
 
+    /// Writes the intent record a change needs before it starts (the entry so far, as
+    /// `intent`), notes it in the ledger so a crash is reconciled at the next start, and ships
+    /// it where it must be first (Lambda's sink). `Err` says why nothing may change.
+    pub(super) async fn record_intent(
+        &self,
+        entry: &mut AuditEntry,
+        reason: &str,
+    ) -> Result<(), String> {
+        let mut intent = entry.clone();
+        intent.status = Some(Status::Intent);
+        intent.reason = Some(reason.into());
+        intent.durations_us.clear();
+        let sealed = self
+            .pipeline
+            .record_operation(intent)
+            .await
+            .map_err(|e| format!("the audit log could not take the intent record: {e:#}"))?;
+        let link = sealed.link();
+        if let Some(key) = &entry.idempotency_key {
+            self.pipeline.ledger.note_intent(
+                key,
+                OpenIntent {
+                    link: link.clone(),
+                    finding: entry
+                        .finding
+                        .as_ref()
+                        .and_then(|f| serde_json::to_value(f).ok()),
+                },
+            );
+        }
+        entry.intent = Some(link);
+        if let Some(shipper) = &self.pipeline.intent_shipper {
+            shipper.ship().await.map_err(|e| {
+                format!("the intent record could not reach the durable audit sink: {e:#}")
+            })?;
+        }
+        Ok(())
+    }
+
     /// write session → intent record → apply → read back → verify.
     async fn apply_live(
         &self,
@@ -191,45 +230,20 @@ impl FindingRun<'_> {
         };
         // Nothing may change in AWS that the log could not record: the intent (the approved
         // plan and the write session) is durable before the fixer's first write call.
-        let mut intent = entry.clone();
-        intent.status = Some(Status::Intent);
-        intent.reason = Some(
-            "the approved plan is about to be applied; the terminal record links back here".into(),
-        );
-        intent.durations_us.clear();
-        match self.pipeline.record_operation(intent).await {
-            Ok(sealed) => {
-                let link = sealed.link();
-                if let Some(key) = &entry.idempotency_key {
-                    self.pipeline.ledger.note_intent(
-                        key,
-                        OpenIntent {
-                            link: link.clone(),
-                            finding: entry
-                                .finding
-                                .as_ref()
-                                .and_then(|f| serde_json::to_value(f).ok()),
-                        },
-                    );
-                }
-                entry.intent = Some(link);
-                if let Some(shipper) = &self.pipeline.intent_shipper {
-                    if let Err(e) = shipper.ship().await {
-                        entry.retryable = true;
-                        return (
-                            Status::Failed,
-                            Some(format!("the intent record could not reach the durable audit sink, so nothing was changed; the message is retried: {e:#}")),
-                        );
-                    }
-                }
-            }
-            Err(e) => {
-                entry.retryable = true;
-                return (
-                    Status::Failed,
-                    Some(format!("the audit log could not take the intent record, so nothing was changed; the message is retried: {e:#}")),
-                );
-            }
+        if let Err(why) = self
+            .record_intent(
+                entry,
+                "the approved plan is about to be applied; the terminal record links back here",
+            )
+            .await
+        {
+            entry.retryable = true;
+            return (
+                Status::Failed,
+                Some(format!(
+                    "{why}, so nothing was changed; the message is retried"
+                )),
+            );
         }
         sandbox.rebind(write_backend);
         let t = Instant::now();

@@ -26,7 +26,7 @@ impl FindingRun<'_> {
         &self,
         workspace: &Workspace,
         sandbox: &mut Sandbox,
-        entry: &AuditEntry,
+        entry: &mut AuditEntry,
         fixed_live: bool,
     ) -> Option<PullRequestRecord> {
         let (Some(forge), Some(author)) = (&workspace.forge, &workspace.author) else {
@@ -131,6 +131,18 @@ impl FindingRun<'_> {
             .iter()
             .map(|c| (c.file.clone(), c.after.clone()))
             .collect();
+        // Nothing may change in a repository that the log could not record either: a pull
+        // request alone gets its own intent (a live fix's intent already covers this run).
+        if entry.intent.is_none() {
+            // The workspace's name, not its URL, which could hold a credential.
+            let reason = format!(
+                "branch {branch} is about to be pushed to workspace {:?}'s repository and a pull request opened for it; the terminal record links back here",
+                workspace.name
+            );
+            if let Err(why) = self.record_intent(entry, &reason).await {
+                return Some(failed(format!("{why}, so nothing was pushed"), true));
+            }
+        }
         let who = (author.name.clone(), author.email.clone());
         let branch_for_push = branch.clone();
         let pushed = tokio::task::spawn_blocking(move || {
