@@ -317,6 +317,22 @@ async fn a_pull_request_closed_without_merge_sends_the_finding_to_review() {
         common::public_access_block(&common::s3().await, "tf-logs-bucket").await,
         None
     );
+    // With effect = "both" the declined change is not made live either.
+    let r = run("pr-closed", "pr-2", &bare, &proxy, "both").await;
+    assert_eq!(r["status"], "review", "{r:#}");
+    assert_eq!(r["pull_request"]["outcome"], "closed-unmerged");
+    assert!(
+        r["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["access"] != "write"),
+        "{r:#}"
+    );
+    assert_eq!(
+        common::public_access_block(&common::s3().await, "tf-logs-bucket").await,
+        None
+    );
 }
 
 /// The forge's errors: each is recorded with what to do, and a pushed branch is said so.

@@ -92,13 +92,24 @@ impl FindingRun<'_> {
                         }
                     }
                     (IacEffect::Both, Some(w)) => {
+                        // A person who closed the finding's pull request declined the change.
+                        let known = self.existing_pull_request(w).await;
+                        if let Some(declined) = known
+                            .as_ref()
+                            .and_then(|k| k.as_ref())
+                            .and_then(|pr| self.declined(w, pr))
+                        {
+                            let reason = declined.reason.clone();
+                            entry.pull_request = Some(declined);
+                            return (Status::Review, reason);
+                        }
                         let (status, reason) = self
                             .apply_live(sandbox, plan, compliant_before, entry)
                             .await;
                         // The code is fixed too, so the next apply does not undo the live fix.
                         if status == Status::Remediated {
                             let pr: crate::capabilities::BoxFuture<'_, _> =
-                                Box::pin(self.pull_request(w, sandbox, entry, true));
+                                Box::pin(self.pull_request(w, sandbox, entry, true, known));
                             entry.pull_request = pr.await;
                         }
                         (status, reason)
@@ -132,7 +143,7 @@ impl FindingRun<'_> {
         use crate::iac::PullRequestOutcome;
         // Boxed: the pull request's future (clone, trace, fixer, forge) is deep.
         let pr: crate::capabilities::BoxFuture<'_, _> =
-            Box::pin(self.pull_request(workspace, sandbox, entry, false));
+            Box::pin(self.pull_request(workspace, sandbox, entry, false, None));
         let pr = pr.await?;
         let landed = match pr.outcome {
             PullRequestOutcome::Opened | PullRequestOutcome::Updated => {

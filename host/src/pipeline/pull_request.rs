@@ -20,6 +20,29 @@ impl FindingRun<'_> {
             .find(|w| w.forge.is_some() && w.author.is_some())
     }
 
+    /// The finding's pull request in `workspace`, as the forge has it now (`Some(None)`: there
+    /// is none). `None` when the forge cannot answer: that does not hold a live fix back, and
+    /// the pull request step after it looks again and records the error.
+    pub(super) async fn existing_pull_request(
+        &self,
+        workspace: &Workspace,
+    ) -> Option<Option<crate::iac::forge::PullRequest>> {
+        let github = GitHub::new(workspace.forge.as_ref()?).ok()?;
+        github
+            .find_pull(&git::branch_name(&self.finding.id))
+            .await
+            .ok()
+    }
+
+    /// The record of a pull request a person closed without merge: the change was declined.
+    pub(super) fn declined(
+        &self,
+        workspace: &Workspace,
+        pr: &crate::iac::forge::PullRequest,
+    ) -> Option<PullRequestRecord> {
+        declined(pr).then(|| declined_record(workspace, pr, git::branch_name(&self.finding.id)))
+    }
+
     /// Opens (or updates) the finding's pull request in `workspace`. `None`: Terraform does not
     /// manage the resource, so there is nothing to propose.
     pub(super) async fn pull_request(
@@ -28,6 +51,7 @@ impl FindingRun<'_> {
         sandbox: &mut Sandbox,
         entry: &mut AuditEntry,
         fixed_live: bool,
+        known: Option<Option<crate::iac::forge::PullRequest>>,
     ) -> Option<PullRequestRecord> {
         let (Some(forge), Some(author)) = (&workspace.forge, &workspace.author) else {
             return None;
@@ -53,26 +77,16 @@ impl FindingRun<'_> {
             Err(e) => return Some(failed(e, false)),
         };
         let branch = git::branch_name(&self.finding.id);
-        let existing = match github.find_pull(&branch).await {
-            Ok(p) => p,
-            Err(e) => return Some(failed(e.message, e.retryable)),
+        // Looked up already when the run checked, before a live fix, that it was not declined.
+        let existing = match known {
+            Some(known) => known,
+            None => match github.find_pull(&branch).await {
+                Ok(p) => p,
+                Err(e) => return Some(failed(e.message, e.retryable)),
+            },
         };
-        if let Some(pr) = existing
-            .as_ref()
-            .filter(|p| p.state == "closed" && p.merged_at.is_none())
-        {
-            return Some(PullRequestRecord {
-                number: Some(pr.number),
-                url: Some(pr.html_url.clone()),
-                branch: Some(branch),
-                ..record(
-                    PullRequestOutcome::ClosedUnmerged,
-                    Some(format!(
-                        "pull request #{} for this finding was closed without merge: a person declined the change, so nothing was pushed",
-                        pr.number
-                    )),
-                )
-            });
+        if let Some(pr) = existing.as_ref().filter(|p| declined(p)) {
+            return Some(declined_record(workspace, pr, branch));
         }
 
         let (repository, base) = (workspace.repository.clone(), workspace.base_branch.clone());
@@ -272,5 +286,31 @@ impl FindingRun<'_> {
             f.id
         );
         b
+    }
+}
+
+fn declined(pr: &crate::iac::forge::PullRequest) -> bool {
+    pr.state == "closed" && pr.merged_at.is_none()
+}
+
+fn declined_record(
+    workspace: &Workspace,
+    pr: &crate::iac::forge::PullRequest,
+    branch: String,
+) -> PullRequestRecord {
+    PullRequestRecord {
+        workspace: workspace.name.clone(),
+        outcome: PullRequestOutcome::ClosedUnmerged,
+        branch: Some(branch),
+        commit: None,
+        number: Some(pr.number),
+        url: Some(pr.html_url.clone()),
+        diff: None,
+        reason: Some(format!(
+            "pull request #{} for this finding was closed without merge: a person declined the change, so nothing was pushed or changed",
+            pr.number
+        )),
+        retryable: false,
+        merged_at: None,
     }
 }
