@@ -266,7 +266,9 @@ impl FindingRun<'_> {
                 r.priority.as_str()
             );
         }
-        let _ = writeln!(b, "\n### Change\n\n```diff\n{}```\n", diff);
+        let fence = fence_for(diff);
+        let newline = if diff.ends_with('\n') { "" } else { "\n" };
+        let _ = writeln!(b, "\n### Change\n\n{fence}diff\n{diff}{newline}{fence}\n");
         let live = if fixed_live {
             "salve has already fixed the resource in the account; this change makes the code agree, so the next apply does not undo it."
         } else {
@@ -274,9 +276,14 @@ impl FindingRun<'_> {
         };
         let _ = writeln!(b, "### In the account\n\n{live}\n");
         if let Some(intent) = &entry.intent {
+            let what = if fixed_live {
+                "the live change's"
+            } else {
+                "this push's"
+            };
             let _ = writeln!(
                 b,
-                "Audit: the live change's intent is record #{} (hash `{}`).\n",
+                "Audit: {what} intent is record #{} (hash `{}`).\n",
                 intent.sequence, intent.record_hash
             );
         }
@@ -287,6 +294,14 @@ impl FindingRun<'_> {
         );
         b
     }
+}
+
+/// A code fence no line of `text` can close: longer than its longest run of backticks (a diff
+/// of a Markdown file, or a hostile fixer's edit, must not end the block and write the rest of
+/// the description).
+fn fence_for(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
 }
 
 fn declined(pr: &crate::iac::forge::PullRequest) -> bool {
@@ -312,5 +327,14 @@ fn declined_record(
         )),
         retryable: false,
         merged_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_diff_cannot_close_its_fence() {
+        assert_eq!(super::fence_for("+ a = 1\n"), "```");
+        assert_eq!(super::fence_for("+ ```\n+ ````x\n"), "`````");
     }
 }
