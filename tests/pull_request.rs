@@ -608,3 +608,42 @@ async fn iac_sync_records_merges_and_closes_and_the_report_counts_them() {
     assert_eq!(report.mttr.by_severity["HIGH"].count, 1);
     assert_eq!(report.backlog.open, 1, "the closed one is open");
 }
+
+/// `[iac] effect-by-environment`: the resource's environment picks how its fix lands; here
+/// `dev` (any case) gets only a pull request although the default is `both`.
+#[tokio::test]
+async fn an_environment_can_take_its_fixes_as_pull_requests_only() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-by-env");
+    let proxy = CountingProxy::start(&prism()).await;
+    let client = common::s3().await;
+    let _ = client.create_bucket().bucket("tf-logs-bucket").send().await;
+    let _ = client
+        .delete_public_access_block()
+        .bucket("tf-logs-bucket")
+        .send()
+        .await;
+    let config = config(&bare, &proxy.url, "both").replace(
+        "effect = \"both\"",
+        "effect = \"both\"\neffect-by-environment = { DEV = \"pull-request\" }",
+    );
+    let (p, _) = common::aws_pipeline_config(
+        "pr-by-env",
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        &config,
+    )
+    .await;
+    let r = common::process_one(
+        &p,
+        common::s3_finding("pr-env-1", "tf-logs-bucket").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(r["status"], "pull-request-opened", "{r:#}");
+    assert_eq!(
+        common::public_access_block(&client, "tf-logs-bucket").await,
+        None,
+        "nothing changed live"
+    );
+}

@@ -26,6 +26,9 @@ use state::{Address, State};
 pub struct IacConfig {
     /// How a decided fix of a resource Terraform manages lands.
     pub effect: IacEffect,
+    /// The same, per environment (the resource's `environment` metadata, any case): e.g.
+    /// `production = "pull-request"`, `dev = "both"`. An environment not listed gets `effect`.
+    pub effect_by_environment: std::collections::BTreeMap<String, IacEffect>,
     /// A link to a control's documentation for pull requests, `{control}` replaced: none when
     /// unset.
     pub control_docs_url: Option<String>,
@@ -199,6 +202,18 @@ impl Workspace {
 }
 
 impl IacConfig {
+    /// How a fix lands for a resource in `environment`.
+    pub fn effect_for(&self, environment: Option<&str>) -> IacEffect {
+        environment
+            .and_then(|env| {
+                self.effect_by_environment
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(env))
+                    .map(|(_, e)| *e)
+            })
+            .unwrap_or(self.effect)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         for w in &self.terraform {
             w.validate()?;
@@ -420,4 +435,20 @@ pub async fn trace(
             )
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_environment_can_have_its_own_effect() {
+        let c = IacConfig {
+            effect_by_environment: [("Production".to_string(), IacEffect::PullRequest)].into(),
+            ..IacConfig::default()
+        };
+        assert_eq!(c.effect_for(Some("production")), IacEffect::PullRequest);
+        assert_eq!(c.effect_for(Some("dev")), IacEffect::Both);
+        assert_eq!(c.effect_for(None), IacEffect::Both);
+    }
 }

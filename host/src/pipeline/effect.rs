@@ -75,7 +75,7 @@ impl FindingRun<'_> {
         match effect {
             Effect::Apply => {
                 use crate::iac::IacEffect;
-                let effect = self.pipeline.config.iac.effect;
+                let effect = self.iac_effect(entry);
                 let workspace = match effect {
                     IacEffect::Live => None,
                     _ => self.forge_workspace(),

@@ -20,6 +20,16 @@ impl FindingRun<'_> {
             .find(|w| w.forge.is_some() && w.author.is_some())
     }
 
+    /// How a fix of this resource lands, for its environment as the decision saw it (the
+    /// resource's own tags first).
+    pub(super) fn iac_effect(&self, entry: &AuditEntry) -> crate::iac::IacEffect {
+        let environment = entry
+            .metadata
+            .as_ref()
+            .and_then(|m| m.environment.value.as_deref());
+        self.pipeline.config.iac.effect_for(environment)
+    }
+
     /// The finding's pull request in `workspace`, as the forge has it now (`Some(None)`: there
     /// is none). `None` when the forge cannot answer: that does not hold a live fix back, and
     /// the pull request step after it looks again and records the error.
