@@ -46,7 +46,8 @@ fn finding(kind: &str, arn: &str) -> Finding {
 
 async fn trace(config: &IacConfig, finding: &Finding) -> Result<Traced, String> {
     let s3 = salve::aws::s3_client(&common::sdk_config().await, true);
-    iac::trace(config, finding, Some(&s3), |w| {
+    let states = iac::StateReader::new(Some(s3));
+    iac::trace(config, finding, &states, |w| {
         Ok(PathBuf::from(&w.repository))
     })
     .await
@@ -586,4 +587,68 @@ async fn the_rds_fixer_sets_a_literal_and_refuses_a_variable_with_the_reason() {
         change["files"][0]["diff"],
         "--- a/main.tf\n+++ b/main.tf\n@@ -79,1 +79,1 @@\n-  publicly_accessible = true\n+  publicly_accessible = false\n"
     );
+}
+
+/// A state is parsed once per version: S3 is asked with the last ETag and answers 304 while it
+/// is unchanged; a new upload is read again. A local file is read again when it changes.
+#[tokio::test]
+async fn states_are_read_again_only_when_they_change() {
+    let proxy = common::proxy::CountingProxy::start(&common::endpoint()).await;
+    let sdk = common::sdk_config()
+        .await
+        .into_builder()
+        .endpoint_url(&proxy.url)
+        .build();
+    let s3 = salve::aws::s3_client(&sdk, true);
+    let bucket = common::unique("tf-state");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let put = |text: &'static str| {
+        s3.put_object()
+            .bucket(&bucket)
+            .key("prod.tfstate")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                text.as_bytes(),
+            ))
+            .send()
+    };
+    put(r#"{"version": 4, "resources": []}"#).await.unwrap();
+    let states = iac::StateReader::new(Some(s3.clone()));
+    let location = iac::StateLocation::S3 {
+        bucket: bucket.clone(),
+        key: "prod.tfstate".into(),
+    };
+    let first = states.read(&location).await.unwrap();
+    let again = states.read(&location).await.unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "unchanged: the parsed state is reused"
+    );
+    let asked = proxy.requests();
+    let last = asked.last().unwrap();
+    assert!(
+        last.headers.iter().any(|(k, _)| k == "if-none-match"),
+        "the second read names the ETag it has: {:?}",
+        last.headers
+    );
+    put(r#"{"version": 4, "resources": [{"mode": "managed", "type": "aws_s3_bucket", "name": "b", "instances": []}]}"#)
+        .await
+        .unwrap();
+    let changed = states.read(&location).await.unwrap();
+    assert_eq!(changed.resources.len(), 1, "a new upload is read again");
+
+    let dir = common::scratch("state-file-cache");
+    let file = dir.join("terraform.tfstate");
+    std::fs::write(&file, r#"{"version": 4, "resources": []}"#).unwrap();
+    let location = iac::StateLocation::File(file.clone());
+    let first = states.read(&location).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &first,
+        &states.read(&location).await.unwrap()
+    ));
+    std::fs::write(
+        &file,
+        r#"{"version": 4, "resources": [{"mode": "data", "type": "x", "name": "y"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(states.read(&location).await.unwrap().resources.len(), 1);
 }

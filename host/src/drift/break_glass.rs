@@ -47,7 +47,7 @@ impl Drift<'_> {
     }
 
     async fn find_workspace(&self, arn: &str) -> Option<(&Workspace, bool)> {
-        let (iac, state_s3) = self.pipeline.iac();
+        let (iac, states) = self.pipeline.iac();
         let parsed = salve_contract::parse_arn(arn).ok()?;
         let kind = kinds::for_arn(&parsed)?;
         let tf = kind.spec.terraform.as_ref()?;
@@ -58,7 +58,7 @@ impl Drift<'_> {
             else {
                 continue;
             };
-            if let Ok(state) = crate::iac::read_state(&location, state_s3).await {
+            if let Ok(state) = states.read(&location).await {
                 let declares = state.instances_of(tf.resource_type).any(|(_, i)| {
                     let Some(id) = tf
                         .id_attributes

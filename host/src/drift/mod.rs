@@ -441,7 +441,7 @@ impl Drift<'_> {
         seen: &mut BTreeMap<String, Seen>,
         report: &mut Report,
     ) {
-        let (iac, state_s3) = self.pipeline.iac();
+        let (iac, states) = self.pipeline.iac();
         for workspace in iac.terraform.iter().filter(|w| scope.workspace(w)) {
             let (account, region) = match (&workspace.accounts[..], &workspace.regions[..]) {
                 ([a], [r]) => (a.as_str(), r.as_str()),
@@ -459,7 +459,7 @@ impl Drift<'_> {
                 continue;
             }
             let state = match workspace.state_location() {
-                Ok(location) => crate::iac::read_state(&location, state_s3).await,
+                Ok(location) => states.read(&location).await,
                 Err(e) => Err(e),
             };
             let state = match state {

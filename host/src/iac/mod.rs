@@ -235,30 +235,106 @@ impl IacConfig {
     }
 }
 
-/// Reads a workspace's state: a local file, or an S3 object through `s3` (salve's own
-/// credentials). The error says what to fix.
-pub async fn read_state(
-    location: &StateLocation,
-    s3: Option<&aws_sdk_s3::Client>,
-) -> Result<State, String> {
-    let (bytes, name) = match location {
-        StateLocation::File(path) => (
-            std::fs::read(path)
-                .map_err(|e| format!("reading the state {}: {e}", path.display()))?,
-            path.display().to_string(),
-        ),
-        StateLocation::S3 { bucket, key } => {
-            let name = format!("s3://{bucket}/{key}");
-            let Some(s3) = s3 else {
-                return Err(format!("reading the state {name}: no AWS configuration"));
-            };
-            let bytes = crate::aws::get_object(s3, bucket, key)
-                .await
-                .map_err(|e| format!("reading the state {name}: {e:#}"))?;
-            (bytes, name)
+/// Reads workspaces' states: a local file, or an S3 object with salve's own credentials. A
+/// state is parsed once per version: S3 is asked with the last ETag (`If-None-Match`, so an
+/// unchanged state is one small request and no download), a file by its size and modification
+/// time. It is never served stale: every read asks whether it changed.
+#[derive(Default)]
+pub struct StateReader {
+    s3: Option<aws_sdk_s3::Client>,
+    cache: std::sync::Mutex<std::collections::HashMap<String, (String, std::sync::Arc<State>)>>,
+}
+
+impl StateReader {
+    pub fn new(s3: Option<aws_sdk_s3::Client>) -> StateReader {
+        StateReader {
+            s3,
+            cache: Default::default(),
         }
-    };
-    state::parse(&bytes).map_err(|e| format!("the state {name}: {e}"))
+    }
+
+    fn cached(&self, name: &str, version: &str) -> Option<std::sync::Arc<State>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(name)
+            .filter(|(v, _)| v == version)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn keep(&self, name: String, version: String, state: State) -> std::sync::Arc<State> {
+        let state = std::sync::Arc::new(state);
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(name, (version, state.clone()));
+        state
+    }
+
+    /// The state at `location`; the error says what to fix.
+    pub async fn read(&self, location: &StateLocation) -> Result<std::sync::Arc<State>, String> {
+        match location {
+            StateLocation::File(path) => {
+                let name = path.display().to_string();
+                let meta = std::fs::metadata(path)
+                    .map_err(|e| format!("reading the state {name}: {e}"))?;
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
+                let version = format!("{}:{modified}", meta.len());
+                if let Some(state) = self.cached(&name, &version) {
+                    return Ok(state);
+                }
+                let bytes =
+                    std::fs::read(path).map_err(|e| format!("reading the state {name}: {e}"))?;
+                let state = state::parse(&bytes).map_err(|e| format!("the state {name}: {e}"))?;
+                Ok(self.keep(name, version, state))
+            }
+            StateLocation::S3 { bucket, key } => {
+                let name = format!("s3://{bucket}/{key}");
+                let Some(s3) = &self.s3 else {
+                    return Err(format!("reading the state {name}: no AWS configuration"));
+                };
+                let known = {
+                    let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                    cache.get(&name).map(|(v, s)| (v.clone(), s.clone()))
+                };
+                let mut request = s3.get_object().bucket(bucket).key(key);
+                if let Some((etag, _)) = &known {
+                    request = request.if_none_match(etag);
+                }
+                let object = match request.send().await {
+                    Ok(o) => o,
+                    Err(e) => {
+                        // 304: the state is the one already parsed.
+                        if let (Some(304), Some((_, state))) =
+                            (e.raw_response().map(|r| r.status().as_u16()), &known)
+                        {
+                            return Ok(state.clone());
+                        }
+                        return Err(format!(
+                            "reading the state {name}: {}",
+                            crate::capabilities::describe_aws_error(
+                                &crate::capabilities::to_aws_error(e)
+                            )
+                        ));
+                    }
+                };
+                let etag = object.e_tag().unwrap_or_default().to_string();
+                let bytes = object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading the state {name}: {e}"))?
+                    .into_bytes();
+                let state = state::parse(&bytes).map_err(|e| format!("the state {name}: {e}"))?;
+                if etag.is_empty() {
+                    return Ok(std::sync::Arc::new(state));
+                }
+                Ok(self.keep(name, etag, state))
+            }
+        }
+    }
 }
 
 /// Where a finding's resource is declared, or why it was not found.
@@ -359,7 +435,7 @@ pub fn checkout(workspace: &Workspace) -> Result<PathBuf, String> {
 pub async fn trace(
     config: &IacConfig,
     finding: &Finding,
-    s3: Option<&aws_sdk_s3::Client>,
+    states: &StateReader,
     checkout: impl Fn(&Workspace) -> Result<PathBuf, String>,
 ) -> Result<Traced, String> {
     let Some(tf) = crate::kinds::resource_type(&finding.resource.resource_type)
@@ -376,7 +452,8 @@ pub async fn trace(
     for w in config.workspaces_for(finding) {
         workspaces += 1;
         let location = w.state_location()?;
-        let state = read_state(&location, s3)
+        let state = states
+            .read(&location)
             .await
             .map_err(|e| format!("workspace {:?}: {e}", w.name))?;
         let found = state.find(

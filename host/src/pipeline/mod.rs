@@ -160,7 +160,7 @@ pub struct Pipeline {
     audit_path: Option<std::path::PathBuf>,
     ledger: Ledger,
     /// Reads Terraform state in S3 with salve's own credentials (`[[iac.terraform]]`).
-    state_s3: Option<aws_sdk_s3::Client>,
+    states: crate::iac::StateReader,
 }
 
 /// The audit entry of one message, and where it sits in the chain (`None` for `explain` and for
@@ -269,7 +269,7 @@ impl Pipeline {
             audit,
             audit_path,
             ledger,
-            state_s3: None,
+            states: crate::iac::StateReader::default(),
         })
     }
 
@@ -294,9 +294,9 @@ impl Pipeline {
         &self.config.notifier
     }
 
-    /// The Terraform workspaces, and the S3 client their state is read with.
-    pub fn iac(&self) -> (&crate::iac::IacConfig, Option<&aws_sdk_s3::Client>) {
-        (&self.config.iac, self.state_s3.as_ref())
+    /// The Terraform workspaces, and the reader of their states.
+    pub fn iac(&self) -> (&crate::iac::IacConfig, &crate::iac::StateReader) {
+        (&self.config.iac, &self.states)
     }
 
     pub fn policy(&self) -> &EligibilityPolicy {
@@ -575,7 +575,7 @@ impl Pipeline {
     /// Terraform state in S3 (`[[iac.terraform]]`) is read through `s3`, salve's own
     /// credentials, never a customer session.
     pub fn read_state_with(&mut self, s3: aws_sdk_s3::Client) {
-        self.state_s3 = Some(s3);
+        self.states = crate::iac::StateReader::new(Some(s3));
     }
 
     /// Records a payload that was refused before ingest (an input over the size limit), by its
@@ -1260,14 +1260,9 @@ impl FindingRun<'_> {
     ) -> crate::iac::Traced {
         use crate::iac::{self, Change, Traced};
         let config = &self.pipeline.config.iac;
-        let traced = iac::trace(
-            config,
-            self.finding,
-            self.pipeline.state_s3.as_ref(),
-            checkout,
-        )
-        .await
-        .unwrap_or_else(|reason| Traced::Unreadable { reason });
+        let traced = iac::trace(config, self.finding, &self.pipeline.states, checkout)
+            .await
+            .unwrap_or_else(|reason| Traced::Unreadable { reason });
         let Traced::Located {
             workspace,
             address,
