@@ -125,6 +125,18 @@ async fn run_at(
     .await
 }
 
+/// `tf-logs-bucket` in moto, public again (the fixture's state names it).
+async fn public_tf_bucket() -> aws_sdk_s3::Client {
+    let client = common::s3().await;
+    let _ = client.create_bucket().bucket("tf-logs-bucket").send().await;
+    let _ = client
+        .delete_public_access_block()
+        .bucket("tf-logs-bucket")
+        .send()
+        .await;
+    client
+}
+
 /// Runs `payload` (a finding on `tf-logs-bucket`, public in moto).
 async fn run_payload(
     name: &str,
@@ -133,13 +145,7 @@ async fn run_payload(
     forge: &str,
     effect: &str,
 ) -> (serde_json::Value, PathBuf) {
-    let client = common::s3().await;
-    let _ = client.create_bucket().bucket("tf-logs-bucket").send().await;
-    let _ = client
-        .delete_public_access_block()
-        .bucket("tf-logs-bucket")
-        .send()
-        .await;
+    public_tf_bucket().await;
     let (p, audit) = common::aws_pipeline_config(
         name,
         &common::endpoint(),
@@ -616,13 +622,7 @@ async fn an_environment_can_take_its_fixes_as_pull_requests_only() {
     let _one = BUCKET.lock().await;
     let bare = bare_repository("pr-by-env");
     let proxy = CountingProxy::start(&prism()).await;
-    let client = common::s3().await;
-    let _ = client.create_bucket().bucket("tf-logs-bucket").send().await;
-    let _ = client
-        .delete_public_access_block()
-        .bucket("tf-logs-bucket")
-        .send()
-        .await;
+    let client = public_tf_bucket().await;
     let config = config(&bare, &proxy.url, "both").replace(
         "effect = \"both\"",
         "effect = \"both\"\neffect-by-environment = { DEV = \"pull-request\" }",
