@@ -39,42 +39,28 @@ pub struct Opened {
 impl Drift<'_> {
     /// The workspace whose state declares `arn` (and `true`), else the first that covers its
     /// account and region (and `false`).
-    async fn workspace_of(&self, arn: &str) -> (Option<&Workspace>, bool) {
-        match self.find_workspace(arn).await {
-            Some((w, declares)) => (Some(w), declares),
-            None => (None, false),
-        }
-    }
-
-    async fn find_workspace(&self, arn: &str) -> Option<(&Workspace, bool)> {
+    async fn workspace_of(&self, arn: &str) -> Option<(&Workspace, bool)> {
         let (iac, states) = self.pipeline.iac();
         let parsed = salve_contract::parse_arn(arn).ok()?;
         let kind = kinds::for_arn(&parsed)?;
         let tf = kind.spec.terraform.as_ref()?;
         let mut covering = None;
         for w in &iac.terraform {
-            let (Ok(location), [account], [region]) =
-                (w.state_location(), &w.accounts[..], &w.regions[..])
-            else {
+            let (Ok(location), Some((account, region))) = (w.state_location(), w.place()) else {
                 continue;
             };
             if let Ok(state) = states.read(&location).await {
                 let declares = state.instances_of(tf.resource_type).any(|(_, i)| {
-                    let Some(id) = tf
-                        .id_attributes
-                        .iter()
-                        .find_map(|a| i.attributes.get(*a).and_then(|v| v.as_str()))
-                    else {
-                        return false;
-                    };
-                    kind.declared(salve_core::StateInstance {
-                        id,
-                        attributes: &i.attributes,
-                        configured_by: &[],
-                        account_id: account,
-                        region,
+                    i.id(tf.id_attributes).is_some_and(|id| {
+                        kind.declared(salve_core::StateInstance {
+                            id,
+                            attributes: &i.attributes,
+                            configured_by: &[],
+                            account_id: account,
+                            region,
+                        })
+                        .is_ok_and(|d| d.arn == arn)
                     })
-                    .is_ok_and(|d| d.arn == arn)
                 });
                 if declares {
                     return Some((w, true));
@@ -123,7 +109,10 @@ impl Drift<'_> {
                 w.due_at
             );
         }
-        let (workspace, declared) = self.workspace_of(arn).await;
+        let (workspace, declared) = match self.workspace_of(arn).await {
+            Some((w, declared)) => (Some(w), declared),
+            None => (None, false),
+        };
         if !declared && !history.resources.contains(arn) {
             bail!(
                 "salve does not know {arn}: no record in {} names it and no configured workspace's state declares it; check the ARN",

@@ -283,6 +283,15 @@ impl Drift<'_> {
     /// the last check: new or different drift, drift resolved (closing the resource's
     /// break-glass window), windows that went overdue (with a notice).
     pub async fn check(&self, scope: &Scope, now: EpochMillis) -> Result<Report> {
+        Ok(self.check_with_history(scope, now).await?.0)
+    }
+
+    /// [`Drift::check`], also returning the log's history as it read it before writing.
+    async fn check_with_history(
+        &self,
+        scope: &Scope,
+        now: EpochMillis,
+    ) -> Result<(Report, History)> {
         let history = History::read(self.audit_log)?;
         let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
         let mut report = Report::default();
@@ -352,7 +361,7 @@ impl Drift<'_> {
             report.resources.push(checked);
         }
         self.overdue(scope, &history, now, &mut report).await?;
-        Ok(report)
+        Ok((report, history))
     }
 
     async fn regressions(
@@ -443,9 +452,9 @@ impl Drift<'_> {
     ) {
         let (iac, states) = self.pipeline.iac();
         for workspace in iac.terraform.iter().filter(|w| scope.workspace(w)) {
-            let (account, region) = match (&workspace.accounts[..], &workspace.regions[..]) {
-                ([a], [r]) => (a.as_str(), r.as_str()),
-                _ => {
+            let (account, region) = match workspace.place() {
+                Some(place) => place,
+                None => {
                     report.problems.push(format!(
                         "workspace {:?} lists {} accounts and {} regions; drift reads a workspace in one account and one region, so give each its own [[iac.terraform]]",
                         workspace.name,
@@ -506,11 +515,7 @@ impl Drift<'_> {
         }
         let mut declared = Vec::new();
         for (address, i) in state.instances_of(tf.resource_type) {
-            let Some(id) = tf
-                .id_attributes
-                .iter()
-                .find_map(|a| i.attributes.get(*a).and_then(Value::as_str))
-            else {
+            let Some(id) = i.id(tf.id_attributes) else {
                 report.problems.push(format!(
                     "workspace {:?}: {address} has none of the ID attributes {:?}",
                     workspace.name, tf.id_attributes
@@ -745,8 +750,9 @@ impl Drift<'_> {
     /// `drift gate`: the check, then each drift is covered by an open break-glass window or
     /// fails the gate.
     pub async fn gate(&self, scope: &Scope, now: EpochMillis) -> Result<(Report, Verdict)> {
-        let mut report = self.check(scope, now).await?;
-        let history = History::read(self.audit_log)?;
+        // The history as the check read it is the one to judge by: the check closes windows only
+        // of resources that agree again, never of one that drifted, and opens none.
+        let (mut report, history) = self.check_with_history(scope, now).await?;
         let mut verdict = Verdict::Clean;
         for c in report
             .resources

@@ -194,6 +194,16 @@ impl Workspace {
         Ok(StateLocation::File(PathBuf::from(&self.state)))
     }
 
+    /// The workspace's account and region, when it names exactly one of each: a state does not
+    /// say which account its resources are in, so drift and break-glass read only such
+    /// workspaces.
+    pub fn place(&self) -> Option<(&str, &str)> {
+        match (&self.accounts[..], &self.regions[..]) {
+            ([account], [region]) => Some((account, region)),
+            _ => None,
+        }
+    }
+
     /// Whether the workspace manages resources in the finding's account and region.
     pub fn covers(&self, finding: &Finding) -> bool {
         self.accounts.contains(&finding.resource.account_id)
@@ -387,6 +397,24 @@ pub struct PullRequestRecord {
     /// When the forge merged it (`salve iac sync`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_at: Option<String>,
+}
+
+impl PullRequestRecord {
+    /// A record of `outcome` in `workspace`, saying `reason`; the rest is filled in as known.
+    pub fn new(workspace: &str, outcome: PullRequestOutcome, reason: Option<String>) -> Self {
+        PullRequestRecord {
+            workspace: workspace.to_string(),
+            outcome,
+            branch: None,
+            commit: None,
+            number: None,
+            url: None,
+            diff: None,
+            reason,
+            retryable: false,
+            merged_at: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,6 +48,16 @@ pub enum IndexKey {
     Key(String),
 }
 
+impl Instance {
+    /// The value of the first of `id_attributes` the instance sets (a kind's
+    /// `Terraform::id_attributes`: bucket name, group ID, …).
+    pub fn id<'a>(&'a self, id_attributes: &[&str]) -> Option<&'a str> {
+        id_attributes
+            .iter()
+            .find_map(|a| self.attributes.get(*a).and_then(Value::as_str))
+    }
+}
+
 impl std::fmt::Display for IndexKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

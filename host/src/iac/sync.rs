@@ -38,6 +38,8 @@ pub async fn sync(pipeline: &Pipeline, audit_log: &Path) -> Result<Vec<Synced>> 
         .collect();
     latest.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
+    let mut clients: std::collections::HashMap<String, Result<GitHub, String>> =
+        std::collections::HashMap::new();
     for (id, last) in latest {
         let mut synced = Synced {
             finding_id: id.clone(),
@@ -65,9 +67,13 @@ pub async fn sync(pipeline: &Pipeline, audit_log: &Path) -> Result<Vec<Synced>> 
             out.push(synced);
             continue;
         };
-        let found = match GitHub::new(forge) {
+        // One client per workspace for the whole sync: building one loads the TLS roots.
+        let client = clients
+            .entry(pr.workspace.clone())
+            .or_insert_with(|| GitHub::new(forge));
+        let found = match client {
             Ok(client) => client.find_pull(branch).await.map_err(|e| e.message),
-            Err(e) => Err(e),
+            Err(e) => Err(e.clone()),
         };
         let pull = match found {
             Ok(Some(p)) => p,

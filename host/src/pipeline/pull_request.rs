@@ -66,17 +66,8 @@ impl FindingRun<'_> {
         let (Some(forge), Some(author)) = (&workspace.forge, &workspace.author) else {
             return None;
         };
-        let record = |outcome, reason: Option<String>| PullRequestRecord {
-            workspace: workspace.name.clone(),
-            outcome,
-            branch: None,
-            commit: None,
-            number: None,
-            url: None,
-            diff: None,
-            reason,
-            retryable: false,
-            merged_at: None,
+        let record = |outcome, reason: Option<String>| {
+            PullRequestRecord::new(&workspace.name, outcome, reason)
         };
         let failed = |reason: String, retryable: bool| PullRequestRecord {
             retryable,
@@ -324,19 +315,17 @@ fn declined_record(
     branch: String,
 ) -> PullRequestRecord {
     PullRequestRecord {
-        workspace: workspace.name.clone(),
-        outcome: PullRequestOutcome::ClosedUnmerged,
         branch: Some(branch),
-        commit: None,
         number: Some(pr.number),
         url: Some(pr.html_url.clone()),
-        diff: None,
-        reason: Some(format!(
-            "pull request #{} for this finding was closed without merge: a person declined the change, so nothing was pushed or changed",
-            pr.number
-        )),
-        retryable: false,
-        merged_at: None,
+        ..PullRequestRecord::new(
+            &workspace.name,
+            PullRequestOutcome::ClosedUnmerged,
+            Some(format!(
+                "pull request #{} for this finding was closed without merge: a person declined the change, so nothing was pushed or changed",
+                pr.number
+            )),
+        )
     }
 }
 
