@@ -124,7 +124,7 @@ fn a_wrong_expectation_fails_with_a_readable_diff() {
     let body: String = report.lines().skip(1).collect::<Vec<_>>().join("\n");
     assert_eq!(
         body,
-        "    status differs:\n      expected: already-compliant\n      actual:   remediated\n    calls differ (- expected, + actual):\n      - check s3:GetBucketPublicAccessBlock denied\n      + check s3:GetBucketPublicAccessBlock ok\n        plan s3:GetBucketPublicAccessBlock ok\n        apply s3:GetBucketPublicAccessBlock ok\n        apply s3:PutBucketPublicAccessBlock ok\n        verify s3:GetBucketPublicAccessBlock ok\n0 passed, 1 failed"
+        "    status differs:\n      expected: already-compliant\n      actual:   remediated\n    calls differ (- expected, + actual):\n      - check s3:GetBucketPublicAccessBlock denied\n      + check s3:GetBucketPublicAccessBlock ok\n        plan s3:GetBucketPublicAccessBlock cached\n        apply s3:GetBucketPublicAccessBlock cached\n        apply s3:PutBucketPublicAccessBlock ok\n        verify s3:GetBucketPublicAccessBlock cached\n0 passed, 1 failed"
     );
 }
 

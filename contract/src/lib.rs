@@ -120,6 +120,14 @@ impl CapabilityFunction {
     pub fn call_name(&self) -> String {
         format!("{}.{}", self.interface, self.function)
     }
+
+    /// Whether `name` is this function's [`call_name`](Self::call_name). The gate and the
+    /// kinds ask this for every planned call, so it does not build the name.
+    pub fn is_called(&self, name: &str) -> bool {
+        name.strip_prefix(self.interface)
+            .and_then(|rest| rest.strip_prefix('.'))
+            == Some(self.function)
+    }
 }
 
 /// How the host confirms a change took effect.

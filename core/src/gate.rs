@@ -37,6 +37,8 @@ pub enum CallResult {
     Ok,
     Denied,
     AwsError,
+    /// A read answered from this finding's read cache: it did not reach AWS.
+    Cached,
 }
 
 impl CallResult {
@@ -45,6 +47,7 @@ impl CallResult {
             CallResult::Ok => "ok",
             CallResult::Denied => "denied",
             CallResult::AwsError => "aws-error",
+            CallResult::Cached => "cached",
         }
     }
 }
@@ -191,19 +194,21 @@ impl CallGate {
             ));
         }
         if !self.typed.is_empty() {
-            let name = function.call_name();
-            let args = request.cloned().unwrap_or(Value::Null);
-            let same = |(c, _): &(PlannedCall, bool)| c.function == name && c.args == args;
+            let args = request.unwrap_or(&Value::Null);
+            let same =
+                |(c, _): &(PlannedCall, bool)| function.is_called(&c.function) && c.args == *args;
             return match self.typed.iter().position(|t| same(t) && !t.1) {
                 Some(i) => {
                     self.typed[i].1 = true;
                     Ok(Some(i))
                 }
                 None if self.typed.iter().any(same) => Err(format!(
-                    "{action} denied: the approved plan's call of {name} with these arguments was already made"
+                    "{action} denied: the approved plan's call of {} with these arguments was already made",
+                    function.call_name()
                 )),
                 None => Err(format!(
-                    "{action} denied: the approved plan has no call of {name} with these arguments"
+                    "{action} denied: the approved plan has no call of {} with these arguments",
+                    function.call_name()
                 )),
             };
         }

@@ -88,6 +88,10 @@ pub struct ReadBack {
     pub expected: serde_json::Value,
     /// The state the host read, as JSON.
     pub actual: serde_json::Value,
+    /// The read itself, as the kind's read capability would have answered it, so the fixer's
+    /// `verify` can be answered by it. Not recorded: `actual` is.
+    #[serde(skip)]
+    pub observed: Option<crate::ObservedRead>,
 }
 
 /// Declares a kind's binding: the newtype the store holds (`$binding`), `bind`, and its

@@ -15,6 +15,7 @@ mod exports;
 mod gate;
 mod kind;
 mod plan;
+mod reads;
 pub mod state_attributes;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ pub use kind::{
     KindHost, ReadBack, SecurityAttributes, StateInstance,
 };
 pub use plan::{Change, Outcome, Plan, PlannedCall};
+pub use reads::ObservedRead;
 pub use salve_contract as contract;
 
 use salve_contract::CapabilityFunction;
@@ -102,6 +104,9 @@ pub struct Capabilities {
     /// Every AWS error the host itself received and handed to the fixer. Only these can make a
     /// record retryable: a fixer can build an `aws` error of its own, with any text and flag.
     observed_errors: Vec<AwsError>,
+    /// This finding's reads, answered again without AWS until a write or the pipeline says
+    /// otherwise.
+    reads: reads::ReadCache,
 }
 
 impl Capabilities {
@@ -119,6 +124,7 @@ impl Capabilities {
             gate: CallGate::new(max_calls),
             log: FixerLog::new(max_log_bytes),
             observed_errors: Vec::new(),
+            reads: reads::ReadCache::default(),
         }
     }
 
@@ -162,8 +168,9 @@ impl Capabilities {
     }
 
     /// Runs one capability call through the gate and records it. `call` is not polled when the
-    /// gate denies it, so a denied write never reaches AWS.
-    pub async fn call<T: Serialize>(
+    /// gate denies it, so a denied write never reaches AWS, nor when this finding's read cache
+    /// already holds the answer to a read.
+    pub async fn call<T: Serialize + serde::de::DeserializeOwned>(
         &mut self,
         function: &'static CapabilityFunction,
         request: Option<Value>,
@@ -171,71 +178,117 @@ impl Capabilities {
     ) -> Result<T, FixerError> {
         // The gate compares the full arguments; only the record is cut to size.
         let planned = self.gate.authorize(function, request.as_ref());
+        let read = function.access == contract::Access::Read;
+        let key = if read { request.clone() } else { None };
         let request = request.map(bounded_json);
+        let record = |result, detail, request, response, duration, planned| CallRecord {
+            result,
+            detail,
+            request,
+            response,
+            duration,
+            planned,
+        };
         let planned = match planned {
             Ok(planned) => planned,
             Err(denial) => {
-                self.gate.record(
-                    function,
-                    CallRecord {
-                        result: CallResult::Denied,
-                        detail: Some(denial.clone()),
-                        request,
-                        response: None,
-                        duration: Duration::ZERO,
-                        planned: None,
-                    },
+                let denied = record(
+                    CallResult::Denied,
+                    Some(denial.clone()),
+                    request,
+                    None,
+                    Duration::ZERO,
+                    None,
                 );
+                self.gate.record(function, denied);
                 return Err(FixerError::Denied(denial));
             }
         };
+        if !read {
+            self.reads.forget();
+        } else if let Some((value, response)) = self.reads.answer::<T>(function, key.as_ref()) {
+            let response = Some(bounded_json(response.clone()));
+            let cached = record(
+                CallResult::Cached,
+                None,
+                request,
+                response,
+                Duration::ZERO,
+                None,
+            );
+            self.gate.record(function, cached);
+            return Ok(value);
+        }
         let started = Instant::now();
         let result = call.await;
         let elapsed = started.elapsed();
-        match &result {
+        let done = match &result {
             Ok(value) => {
-                let response = serde_json::to_value(value).ok().map(bounded_json);
-                self.gate.record(
-                    function,
-                    CallRecord {
-                        result: CallResult::Ok,
-                        detail: None,
-                        request,
-                        response,
-                        duration: elapsed,
-                        planned,
-                    },
-                );
+                let response = serde_json::to_value(value).ok();
+                if let (true, Some(response)) = (read, &response) {
+                    self.reads.remember(ObservedRead {
+                        function,
+                        request: key,
+                        response: response.clone(),
+                    });
+                }
+                let response = response.map(bounded_json);
+                record(CallResult::Ok, None, request, response, elapsed, planned)
             }
             Err(e) => {
                 if self.observed_errors.len() < 64 {
                     self.observed_errors.push(e.clone());
                 }
                 let detail = format!("{}: {}", e.code, e.message);
-                self.gate.record(
-                    function,
-                    CallRecord {
-                        result: CallResult::AwsError,
-                        detail: Some(detail),
-                        request,
-                        response: None,
-                        duration: elapsed,
-                        planned,
-                    },
-                );
+                let failed = CallResult::AwsError;
+                record(failed, Some(detail), request, None, elapsed, planned)
             }
-        }
+        };
+        self.gate.record(function, done);
         result.map_err(FixerError::Aws)
+    }
+
+    /// Forgets every read this finding made, so the next read of each reaches AWS. The
+    /// pipeline calls this after `apply`, before it reads the resource back for `verify`.
+    pub fn forget_reads(&mut self) {
+        self.reads.forget();
+    }
+
+    /// Keeps a read the host made itself (its read-back after `apply`), so the fixer's
+    /// `verify` is answered by that same fresh read instead of asking AWS once more.
+    pub fn remember_read(&mut self, read: ObservedRead) {
+        self.reads.remember(read);
     }
 }
 
 /// Keeps audit records bounded: large JSON is replaced by a note with its size.
 pub(crate) fn bounded_json(value: Value) -> Value {
-    let text = value.to_string();
-    if text.len() <= MAX_RECORDED_JSON {
+    // Every call's request and response pass here, and almost all are small: count the bytes
+    // without building the text.
+    if json_len(&value) <= MAX_RECORDED_JSON {
         return value;
     }
+    let text = value.to_string();
     serde_json::json!({ "truncated": true, "bytes": text.len(), "prefix": text.chars().take(512).collect::<String>() })
+}
+
+/// The length of `value` as compact JSON, `usize::MAX` when it does not serialise.
+pub fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// Adds the parts of the contract every fixer imports (`types` and `context`) to `linker`.

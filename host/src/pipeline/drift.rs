@@ -64,6 +64,8 @@ impl Pipeline {
                 ))
             }
         };
+        // The fixer's check() is answered by the host's own read, made just now.
+        sandbox.remember_reads(read_backs.iter().map(|r| &r.read_back));
         match sandbox.check(Phase::Check).await {
             Ok(true) => FixHeld::Holds,
             Ok(false) => FixHeld::Regressed(

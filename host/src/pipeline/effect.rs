@@ -261,7 +261,9 @@ impl FindingRun<'_> {
         let outcome = sandbox.apply(plan).await;
         entry.durations_us.insert("apply".into(), micros(t));
         // Verify reads through the read session again; the write session is not used after apply.
+        // Nothing read before the write may answer it.
         sandbox.rebind(self.backend.clone());
+        sandbox.forget_reads();
         let (applied, apply_error) = match outcome {
             Ok(o) => {
                 entry.rollback = o.rollback.as_deref().map(fixer_json);
@@ -294,8 +296,10 @@ impl FindingRun<'_> {
         } else {
             None
         };
-        if read_back.is_some() {
+        if let Some(Ok(results)) = &read_back {
             entry.durations_us.insert("read_back".into(), micros(t));
+            // The host's read after the write is as fresh as verify's own would be.
+            sandbox.remember_reads(results.iter().map(|r| &r.read_back));
         }
         let t = Instant::now();
         let compliant_after = sandbox.check(Phase::Verify).await;

@@ -359,8 +359,17 @@ impl Pipeline {
                     Some(l) => Some(l.lock().await),
                     None => None,
                 };
-                self.run_message(payload, payload_sha256, index, item, options, delivery)
-                    .await
+                // Boxed: a message's future is tens of kilobytes, and the stream would move it
+                // (memcpy) on every push.
+                let run: BoxFuture<'_, Result<Step>> = Box::pin(self.run_message(
+                    payload,
+                    payload_sha256,
+                    index,
+                    item,
+                    options,
+                    delivery,
+                ));
+                run.await
             }
         });
         let mut runs = futures_util::stream::iter(runs).buffered(options.concurrency.max(1));

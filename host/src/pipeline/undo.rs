@@ -122,6 +122,7 @@ impl FindingRun<'_> {
                 );
             }
             Ok(results) => {
+                sandbox.remember_reads(results.iter().map(|r| &r.read_back));
                 if let Some(miss) = results.iter().find(|r| !r.read_back.holds) {
                     return refused(format!(
                         "the resource changed since the fix (record {}): {} left {}, the resource now has {}",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -48,9 +48,9 @@ fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
 
 /// The setting a planned call leaves.
 fn planned_setting(call: &PlannedCall) -> Result<bool, String> {
-    if call.function == ENABLE_ENCRYPTION_BY_DEFAULT.call_name() {
+    if ENABLE_ENCRYPTION_BY_DEFAULT.is_called(&call.function) {
         Ok(true)
-    } else if call.function == DISABLE_ENCRYPTION_BY_DEFAULT.call_name() {
+    } else if DISABLE_ENCRYPTION_BY_DEFAULT.is_called(&call.function) {
         Ok(false)
     } else {
         Err(format!(
@@ -117,6 +117,7 @@ impl KindHost for EbsEncryptionByDefault {
                 holds: enabled == expected,
                 expected: json!({ "enabled": expected }),
                 actual: json!({ "enabled": enabled }),
+                observed: ObservedRead::of(&GET_ENCRYPTION_BY_DEFAULT, &enabled),
             })
         })
     }

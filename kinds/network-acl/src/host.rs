@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{PortRange, RuleAction};
 use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -50,15 +50,15 @@ fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
 /// A planned call in the guest's form, from the host's.
 fn guest_call(call: &PlannedCall) -> Result<typed::Call, String> {
     let bad = |e: serde_json::Error| format!("{}: {e}", call.function);
-    if call.function == DELETE_INGRESS_ENTRY.call_name() {
+    if DELETE_INGRESS_ENTRY.is_called(&call.function) {
         Ok(typed::Call::DeleteIngressEntry(
             serde::Deserialize::deserialize(&call.args).map_err(bad)?,
         ))
-    } else if call.function == REPLACE_INGRESS_ENTRY.call_name() {
+    } else if REPLACE_INGRESS_ENTRY.is_called(&call.function) {
         Ok(typed::Call::ReplaceIngressEntry(
             serde::Deserialize::deserialize(&call.args).map_err(bad)?,
         ))
-    } else if call.function == CREATE_INGRESS_ENTRY.call_name() {
+    } else if CREATE_INGRESS_ENTRY.is_called(&call.function) {
         Ok(typed::Call::CreateIngressEntry(
             serde::Deserialize::deserialize(&call.args).map_err(bad)?,
         ))
@@ -114,17 +114,20 @@ impl KindHost for NetworkAcl {
             let call = guest_call(call).map_err(|e| internal_error(&e))?;
             let entries = acl.entries().await?;
             let ingress = |n: i32| entries.iter().find(|e| !e.egress && e.rule_number == n);
+            let observed = ObservedRead::of(&DESCRIBE_ENTRIES, &entries);
             Ok(match call {
                 typed::Call::DeleteIngressEntry(n) => ReadBack {
                     holds: ingress(n).is_none(),
                     expected: json!({ "ingress_entry": n, "present": false }),
                     actual: json!(ingress(n)),
+                    observed,
                 },
                 typed::Call::ReplaceIngressEntry(entry)
                 | typed::Call::CreateIngressEntry(entry) => ReadBack {
                     holds: ingress(entry.rule_number) == Some(&entry),
                     expected: json!(entry),
                     actual: json!(ingress(entry.rule_number)),
+                    observed,
                 },
             })
         })

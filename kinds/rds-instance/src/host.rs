@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -42,7 +42,7 @@ fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
 }
 
 fn planned_value(call: &PlannedCall) -> Result<bool, String> {
-    if call.function != SET_PUBLICLY_ACCESSIBLE.call_name() {
+    if !SET_PUBLICLY_ACCESSIBLE.is_called(&call.function) {
         return Err(format!("{} is not an rds-instance write", call.function));
     }
     call.args
@@ -103,6 +103,7 @@ impl KindHost for RdsInstance {
             Ok(ReadBack {
                 holds: instance.publicly_accessible == expected,
                 expected: json!({ "publicly_accessible": expected }),
+                observed: ObservedRead::of(&DESCRIBE_INSTANCE, &instance),
                 actual: json!(instance),
             })
         })

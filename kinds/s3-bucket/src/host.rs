@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -84,10 +84,10 @@ fn host_call(call: typed::Call) -> (&'static CapabilityFunction, Value) {
 
 /// The configuration a planned call leaves: a put's, or none after a delete.
 fn planned_config(call: &PlannedCall) -> Result<Option<PublicAccessBlock>, String> {
-    if call.function == DELETE_PUBLIC_ACCESS_BLOCK.call_name() {
+    if DELETE_PUBLIC_ACCESS_BLOCK.is_called(&call.function) {
         return Ok(None);
     }
-    if call.function != PUT_PUBLIC_ACCESS_BLOCK.call_name() {
+    if !PUT_PUBLIC_ACCESS_BLOCK.is_called(&call.function) {
         return Err(format!("{} is not an s3-bucket write", call.function));
     }
     serde::Deserialize::deserialize(&call.args)
@@ -153,6 +153,7 @@ impl KindHost for S3Bucket {
                 holds: actual == expected,
                 expected: json!(expected),
                 actual: json!(actual),
+                observed: ObservedRead::of(&GET_PUBLIC_ACCESS_BLOCK, &actual),
             })
         })
     }

@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdG
 use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, FixerPre, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -106,7 +106,7 @@ fn planned_rules(
 ) -> Result<(&'static CapabilityFunction, Vec<IngressRule>), String> {
     let function = [&REVOKE_INGRESS, &AUTHORIZE_INGRESS]
         .into_iter()
-        .find(|f| f.call_name() == call.function)
+        .find(|f| f.is_called(&call.function))
         .ok_or_else(|| format!("{} is not a security-group write", call.function))?;
     let rules = serde::Deserialize::deserialize(&call.args)
         .map_err(|e| format!("{}: {e}", call.function))?;
@@ -181,6 +181,7 @@ impl KindHost for SecurityGroup {
                 holds,
                 expected: json!({ function.function: rules }),
                 actual: json!(actual),
+                observed: ObservedRead::of(&DESCRIBE_INGRESS, &actual),
             })
         })
     }
