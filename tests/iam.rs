@@ -38,7 +38,7 @@ fn plan(actions: &[&str]) -> Plan {
 fn s3_fixer_session_policies() {
     let f = load("s3-block-public-access");
     assert_eq!(
-        read_policy(&f, BUCKET_ARN).to_value(),
+        read_policy(&f, &[BUCKET_ARN]).to_value(),
         json!({"Version": "2012-10-17", "Statement": [{
             "Sid": "SalveRead", "Effect": "Allow",
             "Action": ["s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging"],
@@ -61,7 +61,7 @@ fn security_group_fixer_session_policies() {
     // EC2's Describe calls have no resource-level permissions, so IAM cannot narrow the read
     // session; the capability, bound to the one group, does.
     assert_eq!(
-        read_policy(&f, GROUP_ARN).to_value(),
+        read_policy(&f, &[GROUP_ARN]).to_value(),
         json!({"Version": "2012-10-17", "Statement": [{
             "Sid": "SalveReadUnscoped", "Effect": "Allow",
             "Action": ["ec2:DescribeSecurityGroups"],
@@ -239,7 +239,7 @@ fn parliament_finds_nothing_in_any_policy() {
         let f = load(name);
         documents.push((
             format!("{name} read session"),
-            read_policy(&f, arn).to_value(),
+            read_policy(&f, &[arn]).to_value(),
             false,
         ));
         documents.push((

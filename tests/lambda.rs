@@ -16,7 +16,7 @@ use salve::capabilities::{AwsError, Binding, BoxFuture, Tags};
 use salve::credentials::{AssumeRoleFailure, SessionPolicy};
 use salve::finding::Finding;
 use salve::notify::Notifier;
-use salve::pipeline::BackendBinder;
+use salve::pipeline::{BackendBinder, SessionFor};
 use salve::runtime::RuntimeLimits;
 use salve_kind_s3_bucket::host::InMemoryS3Bucket;
 use salve_kind_s3_bucket::host::PublicAccessBlock;
@@ -61,7 +61,7 @@ impl BackendBinder for ByBucket {
         &'a self,
         finding: &'a Finding,
         _: &'a SessionPolicy,
-        _: Option<&'a str>,
+        _: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         Box::pin(async move {
             Ok(if finding.resource.name == "throttled-bucket" {

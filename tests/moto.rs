@@ -482,10 +482,11 @@ async fn nacl_close_admin_ports_leaves_what_one_entry_cannot_hold_to_a_human() {
 /// second finds the first's fix), and the outcomes and terminal records come in payload order.
 #[tokio::test]
 async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
-    let (p, audit) = common::aws_pipeline_with(
+    let (p, audit, backends) = common::aws_pipeline_counted(
         "payload-concurrency",
         &common::endpoint(),
         &[common::fixer("s3-block-public-access")],
+        "",
     )
     .await;
     let s3 = common::s3().await;
@@ -509,6 +510,13 @@ async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
         }));
         ids.push(id);
     }
+    // And one triage skips (its account is not allowlisted): it opens no session, so its
+    // bucket is in no session policy.
+    let outsider = common::unique("conc-outsider");
+    let skipped =
+        common::s3_finding("conc-outsider", &outsider).replace("123456789012", "333333333333");
+    messages.push(serde_json::json!({ "MessageId": "conc-outsider", "Body": skipped }));
+    ids.push("conc-outsider".into());
     let payload = serde_json::json!({ "Messages": messages }).to_string();
     let mut seen = Vec::new();
     p.process_delivery_each(
@@ -537,13 +545,116 @@ async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
         seen[5].1, "already-compliant",
         "the second finding about a bucket ran after the first fixed it: {seen:?}"
     );
-    let terminal: Vec<String> = common::read_records(&audit)
-        .iter()
+    assert_eq!(seen[6].1, "skipped", "{seen:?}");
+    let records: Vec<serde_json::Value> = common::read_records(&audit)
+        .into_iter()
         .filter(|r| r["status"] != "intent")
-        .map(|r| r["finding_id"].as_str().unwrap_or("").to_string())
+        .collect();
+    let terminal: Vec<&str> = records
+        .iter()
+        .map(|r| r["finding_id"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(terminal, ids, "terminal records in payload order");
+
+    // The six findings read through one session, whose policy lists exactly their five
+    // buckets; each wrote through its own.
+    let read_sessions: Vec<&serde_json::Value> =
+        records[..6].iter().map(|r| &r["sessions"][0]).collect();
+    let name = read_sessions[0]["session_name"].as_str().unwrap();
+    assert!(name.starts_with("salve-read-"), "{name}");
+    let mut listed: Vec<&str> = read_sessions[0]["policy"]["Statement"][0]["Resource"]
+        .as_array()
+        .expect("a list of resources")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    let mut expected: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}"))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    for s in &read_sessions {
+        assert_eq!(s["phase"], "read");
+        assert_eq!(s["session_name"], name);
+    }
+    let writes = records[..5]
+        .iter()
+        .map(|r| {
+            r["sessions"][1]["session_name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(writes.len(), 5, "one write session per fix: {writes:?}");
+    assert_eq!(
+        backends.assumer().sts_calls(),
+        6,
+        "one shared read session and five write sessions"
+    );
     for b in &buckets {
         assert_eq!(common::public_access_block(&s3, b).await, Some([true; 4]));
     }
+}
+
+/// A payload too large for one session policy is split: every shared read session's policy
+/// stays within STS's limit, and together they list each finding's bucket once.
+#[tokio::test]
+async fn shared_read_sessions_stay_within_the_session_policy_limit() {
+    let (p, audit, backends) = common::aws_pipeline_counted(
+        "payload-read-groups",
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        "",
+    )
+    .await;
+    let s3 = common::s3().await;
+    let buckets: Vec<String> = (0..120)
+        .map(|i| common::unique(&format!("grp-{i}")))
+        .collect();
+    let mut messages = Vec::new();
+    for (i, b) in buckets.iter().enumerate() {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+        let id = format!("grp-{i}");
+        messages.push(serde_json::json!({ "MessageId": id, "Body": common::s3_finding(&id, b) }));
+    }
+    let payload = serde_json::json!({ "Messages": messages }).to_string();
+    let options = ProcessOptions {
+        effect: Effect::PlanOnly,
+        concurrency: 8,
+        ..Default::default()
+    };
+    p.process_delivery_each(payload.as_bytes(), options, None, |_| {})
+        .await
+        .unwrap();
+    let mut sessions = std::collections::BTreeMap::new();
+    for r in common::read_records(&audit) {
+        assert_eq!(r["status"], "planned", "{r}");
+        let s = &r["sessions"][0];
+        sessions.insert(
+            s["session_name"].as_str().unwrap().to_string(),
+            s["policy"].clone(),
+        );
+    }
+    assert!(sessions.len() > 1, "120 buckets do not fit one policy");
+    let mut listed = Vec::new();
+    for policy in sessions.values() {
+        let text = serde_json::to_string(policy).unwrap();
+        assert!(text.len() <= 2048, "{} characters: {text}", text.len());
+        for arn in policy["Statement"][0]["Resource"].as_array().unwrap() {
+            listed.push(arn.as_str().unwrap().to_string());
+        }
+    }
+    listed.sort_unstable();
+    let mut expected: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}"))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    assert_eq!(backends.assumer().sts_calls(), sessions.len());
+    // Nothing changed: a dry run plans.
+    assert_eq!(common::public_access_block(&s3, &buckets[0]).await, None);
 }

@@ -43,7 +43,7 @@ fn policy(bucket: &str) -> SessionPolicy {
                 sid: "SalveRead".into(),
                 effect: "Allow".into(),
                 action: vec!["s3:GetBucketPublicAccessBlock".into()],
-                resource: format!("arn:aws:s3:::{bucket}"),
+                resource: format!("arn:aws:s3:::{bucket}").into(),
             }],
         },
     }

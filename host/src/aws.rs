@@ -9,7 +9,7 @@ pub use salve_core::{describe_aws_error, to_aws_error};
 
 use crate::capabilities::{Binding, BoundResource};
 use crate::credentials::{
-    AccountRole, AssumeRoleFailure, RoleAssumer, SessionPolicy, SessionRequest,
+    AccountRole, AssumeRoleFailure, RoleAssumer, SessionFor, SessionPolicy, SessionRequest,
 };
 use crate::finding::Finding;
 use crate::kinds;
@@ -184,17 +184,22 @@ impl AwsBackends {
         &self,
         finding: &Finding,
         policy: &SessionPolicy,
-        approved_by: Option<&str>,
+        on_behalf: SessionFor<'_>,
     ) -> Result<Binding, AssumeRoleFailure> {
         let r = &finding.resource;
+        // A shared read session carries its group, not one finding, like a drift session.
+        let (finding_id, correlation_id) = match on_behalf {
+            SessionFor::ReadGroup(group) => (group, group),
+            _ => (finding.id.as_str(), finding.correlation_id.as_str()),
+        };
         let session = self
             .session(
                 &SessionRequest {
                     account_id: &r.account_id,
-                    finding_id: &finding.id,
-                    correlation_id: &finding.correlation_id,
+                    finding_id,
+                    correlation_id,
                     policy,
-                    approved_by,
+                    approved_by: on_behalf.approved_by(),
                 },
                 &r.region,
             )

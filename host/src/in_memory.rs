@@ -8,7 +8,7 @@ use salve_kind_s3_bucket::host::InMemoryS3Bucket;
 use crate::capabilities::{Binding, BoxFuture};
 use crate::credentials::{AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
-use crate::pipeline::BackendBinder;
+use crate::pipeline::{BackendBinder, SessionFor};
 
 /// Binds each finding to its own in-memory bucket with no public access block, the same bucket
 /// for its read and write sessions: many findings at once, each with a fix to make.
@@ -20,7 +20,7 @@ impl BackendBinder for BucketPerFinding {
         &'a self,
         finding: &'a Finding,
         _policy: &'a SessionPolicy,
-        _approved_by: Option<&'a str>,
+        _on_behalf: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         let bucket = self
             .0

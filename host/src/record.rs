@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::{Change, PlannedCall, ReadBack};
-use crate::credentials::{AssumeRoleFailure, PolicyDocument, SessionPolicy};
+use crate::credentials::{AssumeRoleFailure, PolicyDocument, SessionFor, SessionPolicy};
 use crate::finding::Finding;
 use crate::policy::Decision;
 
@@ -95,12 +95,13 @@ impl SessionRecord {
     pub fn new(
         phase: SessionPhase,
         finding: &Finding,
+        on_behalf: SessionFor<'_>,
         policy: &SessionPolicy,
         failure: Option<&AssumeRoleFailure>,
     ) -> SessionRecord {
         SessionRecord {
             phase,
-            session_name: crate::credentials::session_name(&finding.id),
+            session_name: crate::credentials::session_name(on_behalf.session_id(finding)),
             policy: policy.document.clone(),
             failure: failure.cloned(),
         }

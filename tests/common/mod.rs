@@ -13,7 +13,9 @@ use salve::config::SalveConfig;
 use salve::credentials::{AssumeRoleFailure, SessionPolicy};
 use salve::finding::Finding;
 use salve::notify::Notifier;
-use salve::pipeline::{BackendBinder, FixerSettings, Pipeline, PipelineBuilder, ProcessOptions};
+use salve::pipeline::{
+    BackendBinder, FixerSettings, Pipeline, PipelineBuilder, ProcessOptions, SessionFor,
+};
 use salve::runtime::RuntimeLimits;
 
 pub fn repo_root() -> PathBuf {
@@ -57,7 +59,7 @@ impl BackendBinder for FixedBackend {
         &'a self,
         _finding: &'a Finding,
         _policy: &'a SessionPolicy,
-        _approved_by: Option<&'a str>,
+        _on_behalf: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         Box::pin(async move { Ok(self.0.clone()) })
     }
@@ -198,25 +200,36 @@ pub async fn aws_pipeline_config(
     fixers: &[PathBuf],
     extra: &str,
 ) -> (Pipeline, PathBuf) {
+    let (p, audit, _) = aws_pipeline_counted(name, url, fixers, extra).await;
+    (p, audit)
+}
+
+/// Like [`aws_pipeline_config`], and the backends, whose STS calls a test can count.
+pub async fn aws_pipeline_counted(
+    name: &str,
+    url: &str,
+    fixers: &[PathBuf],
+    extra: &str,
+) -> (Pipeline, PathBuf, std::sync::Arc<salve::aws::AwsBackends>) {
     let audit = scratch(name).join("audit.jsonl");
     let sdk = sdk_config().await.into_builder().endpoint_url(url).build();
-    let backends = salve::aws::AwsBackends::from_config(
+    let backends = std::sync::Arc::new(salve::aws::AwsBackends::from_config(
         sdk,
         salve::aws::AwsOptions {
             endpoint_url: Some(url.to_string()),
         },
         "salve-tests",
         test_config("").account_roles(),
-    );
+    ));
     let p = pipeline_with(
         fixers,
         RuntimeLimits::default(),
-        Box::new(backends),
+        Box::new(backends.clone()),
         &audit,
         &test_config(extra),
         Notifier::disabled(),
     );
-    (p, audit)
+    (p, audit, backends)
 }
 
 /// A canonical RDS.2 finding for the DB instance `identifier` in us-east-1.

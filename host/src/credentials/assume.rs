@@ -60,6 +60,36 @@ pub struct AccountRole {
     pub external_id: Option<ExternalIdSource>,
 }
 
+/// Whom a session acts for besides the finding it serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionFor<'a> {
+    /// The finding alone: the session is named for it.
+    #[default]
+    Finding,
+    /// A write session acting on this person's approval: tagged `salve:approved-by`.
+    ApprovedBy(&'a str),
+    /// A read session shared by the findings of one payload (`pipeline::read_groups`), named
+    /// for the group; each finding's record names it.
+    ReadGroup(&'a str),
+}
+
+impl<'a> SessionFor<'a> {
+    /// What the session is named and cached for: the group, or the finding.
+    pub fn session_id(self, finding: &'a crate::finding::Finding) -> &'a str {
+        match self {
+            SessionFor::ReadGroup(group) => group,
+            _ => &finding.id,
+        }
+    }
+
+    pub fn approved_by(self) -> Option<&'a str> {
+        match self {
+            SessionFor::ApprovedBy(by) => Some(by),
+            _ => None,
+        }
+    }
+}
+
 pub struct SessionRequest<'a> {
     pub account_id: &'a str,
     pub finding_id: &'a str,
@@ -117,6 +147,8 @@ pub struct RoleAssumer {
     source_identity: String,
     accounts: BTreeMap<String, AccountRole>,
     cache: Mutex<HashMap<CacheKey, Credentials>>,
+    /// The keys an AssumeRole is under way for.
+    in_flight: Mutex<HashMap<CacheKey, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// At most this many sessions are kept ([`MAX_CACHED_SESSIONS`] unless a test lowers it).
     max_cached: usize,
     sts_calls: AtomicUsize,
@@ -146,6 +178,7 @@ impl RoleAssumer {
             source_identity: session_name::clean(source_identity),
             accounts,
             cache: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
             max_cached: MAX_CACHED_SESSIONS,
             sts_calls: AtomicUsize::new(0),
             clock: sdk.time_source().unwrap_or_default(),
@@ -190,6 +223,33 @@ impl RoleAssumer {
         if let Some(cached) = self.cached(&key) {
             return Ok(cached);
         }
+        // One AssumeRole per key at a time: the findings that share a read session start
+        // together, and all but the first wait for its session instead of asking STS too.
+        let turn = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        if let Some(cached) = self.cached(&key) {
+            return Ok(cached);
+        }
+        let assumed = self.assume(request, account, &key).await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        assumed
+    }
+
+    async fn assume(
+        &self,
+        request: &SessionRequest<'_>,
+        account: &AccountRole,
+        key: &CacheKey,
+    ) -> Result<Credentials, AssumeRoleFailure> {
         let external_id = match &account.external_id {
             Some(source) => Some(
                 source
@@ -245,7 +305,7 @@ impl RoleAssumer {
         if cache.len() >= self.max_cached {
             self.evict(&mut cache);
         }
-        cache.insert(key, credentials.clone());
+        cache.insert(key.clone(), credentials.clone());
         Ok(credentials)
     }
 

@@ -10,6 +10,8 @@ pub mod iam;
 pub mod session_name;
 pub mod session_policy;
 
-pub use assume::{AccountRole, AssumeRoleFailure, ExternalIdSource, RoleAssumer, SessionRequest};
+pub use assume::{
+    AccountRole, AssumeRoleFailure, ExternalIdSource, RoleAssumer, SessionFor, SessionRequest,
+};
 pub use session_name::session_name;
 pub use session_policy::{read_policy, write_policy, PolicyDocument, SessionPolicy};

@@ -35,9 +35,37 @@ pub struct PolicyDocument {
 pub struct PolicyStatement {
     pub action: Vec<String>,
     pub effect: String,
-    pub resource: String,
+    pub resource: Resources,
     pub sid: String,
 }
+
+/// A statement's `Resource`: one ARN (or `*`) as a string, as every policy has been written, or
+/// the exact list of a read session shared by a payload's findings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Resources {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<String> for Resources {
+    fn from(arn: String) -> Resources {
+        Resources::One(arn)
+    }
+}
+
+impl Resources {
+    fn of(arns: &[&str]) -> Resources {
+        match arns {
+            [one] => Resources::One(one.to_string()),
+            many => Resources::Many(many.iter().map(|a| a.to_string()).collect()),
+        }
+    }
+}
+
+/// The longest session policy STS takes, in characters of its JSON text. A packed-size limit
+/// applies too; plain ARN lists stay well under it at this length.
+pub const MAX_SESSION_POLICY_CHARS: usize = 2048;
 
 impl SessionPolicy {
     pub fn json(&self) -> String {
@@ -60,12 +88,16 @@ impl SessionPolicy {
 fn statements(
     sid: &str,
     grants: &BTreeSet<(ResourceScope, &str)>,
-    arn: &str,
+    arns: &[&str],
 ) -> Vec<PolicyStatement> {
     let mut out = Vec::new();
     for (scope, suffix, resource) in [
-        (ResourceScope::FindingResource, "", arn),
-        (ResourceScope::AllResources, "Unscoped", "*"),
+        (ResourceScope::FindingResource, "", Resources::of(arns)),
+        (
+            ResourceScope::AllResources,
+            "Unscoped",
+            Resources::of(&["*"]),
+        ),
     ] {
         let action: Vec<String> = grants
             .iter()
@@ -77,7 +109,7 @@ fn statements(
                 sid: format!("{sid}{suffix}"),
                 effect: "Allow".into(),
                 action,
-                resource: resource.into(),
+                resource,
             });
         }
     }
@@ -93,8 +125,10 @@ fn document(statement: Vec<PolicyStatement>) -> SessionPolicy {
     }
 }
 
-/// The read phase (check, plan, verify): the fixer's imported read actions and the tag read.
-pub fn read_policy(fixer: &LoadedFixer, resource_arn: &str) -> SessionPolicy {
+/// The read phase (check, plan, verify): the fixer's imported read actions and the tag read, on
+/// the finding's resource, or on each resource of a payload's findings that share one read
+/// session (see `pipeline::read_groups`).
+pub fn read_policy(fixer: &LoadedFixer, resource_arns: &[&str]) -> SessionPolicy {
     let mut grants: BTreeSet<(ResourceScope, &str)> = fixer
         .imports
         .functions
@@ -106,7 +140,7 @@ pub fn read_policy(fixer: &LoadedFixer, resource_arn: &str) -> SessionPolicy {
         fixer.resource_type.tags_scope,
         fixer.resource_type.tags_action,
     ));
-    document(statements("SalveRead", &grants, resource_arn))
+    document(statements("SalveRead", &grants, resource_arns))
 }
 
 /// The write phase: exactly the write actions the approved plan lists. An action that is not a
@@ -120,7 +154,7 @@ pub fn write_policy(fixer: &LoadedFixer, plan: &Plan, resource_arn: &str) -> Ses
         .filter(|f| f.access == Access::Write)
         .map(|f| (f.scope, f.iam_action))
         .collect();
-    document(statements("SalveWrite", &grants, resource_arn))
+    document(statements("SalveWrite", &grants, &[resource_arn]))
 }
 
 /// A drift read of one kind in one account: the kind's read actions, on every resource of the
@@ -133,5 +167,5 @@ pub fn drift_policy(kind: &crate::kinds::KindSpec, account_id: &str) -> SessionP
         .map(|f| (f.scope, f.iam_action))
         .collect();
     let resources = kind.arn_pattern.replace("{account}", account_id);
-    document(statements("SalveDriftRead", &grants, &resources))
+    document(statements("SalveDriftRead", &grants, &[&resources]))
 }

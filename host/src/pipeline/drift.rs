@@ -34,7 +34,8 @@ impl Pipeline {
     pub async fn still_fixed(&self, fixed: &Fixed) -> FixHeld {
         let mut scratch = AuditEntry::default();
         let finding = &fixed.finding;
-        let Some((fixer, backend, mut sandbox)) = self.start(finding, &mut scratch).await else {
+        let Some((fixer, backend, mut sandbox)) = self.start(finding, &mut scratch, None).await
+        else {
             return FixHeld::Unknown(scratch.reason.unwrap_or_else(|| "no fixer ran".into()));
         };
         let policy = &self.config.policy;
@@ -88,8 +89,13 @@ impl Pipeline {
             idempotency_key: Some(key.clone()),
             ..AuditEntry::default()
         };
-        let run: crate::capabilities::BoxFuture<'_, ()> =
-            Box::pin(self.process_finding(finding, ProcessOptions::default(), &mut entry, None));
+        let run: crate::capabilities::BoxFuture<'_, ()> = Box::pin(self.process_finding(
+            finding,
+            ProcessOptions::default(),
+            &mut entry,
+            None,
+            None,
+        ));
         run.await;
         self.conclude(&key, entry, started).await
     }

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::audit::{AuditEntry, Status};
 use crate::capabilities::{describe_aws_error, Phase, Plan};
-use crate::credentials::write_policy;
+use crate::credentials::{write_policy, SessionFor};
 use crate::idempotency::OpenIntent;
 use crate::record::{AfterApply, Evidence, ReadBackEvidence, SessionPhase, SessionRecord};
 use crate::runtime::{Sandbox, SandboxError};
@@ -216,19 +216,21 @@ impl FindingRun<'_> {
         let policy = write_policy(self.fixer, plan, &self.finding.resource.arn);
         let t = Instant::now();
         // The person who approved the plan, or who asked for the rollback, is on the session.
-        let approved_by = self
+        let on_behalf = self
             .approval
             .map(|a| a.request.by.as_str())
-            .or(self.reversal.map(|r| r.by.as_str()));
+            .or(self.reversal.map(|r| r.by.as_str()))
+            .map_or(SessionFor::Finding, SessionFor::ApprovedBy);
         let bound = self
             .pipeline
             .backends
-            .bind(self.finding, &policy, approved_by)
+            .bind(self.finding, &policy, on_behalf)
             .await;
         entry.durations_us.insert("write_session".into(), micros(t));
         entry.sessions.push(SessionRecord::new(
             SessionPhase::Write,
             self.finding,
+            on_behalf,
             &policy,
             bound.as_ref().err(),
         ));

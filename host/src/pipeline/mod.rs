@@ -21,6 +21,7 @@ use crate::capabilities::{
     AwsError, Binding, BoxFuture, Capabilities, FixerError, Phase, Plan, PlannedCall,
 };
 use crate::config::SalveConfig;
+pub use crate::credentials::SessionFor;
 use crate::credentials::{read_policy, AssumeRoleFailure, SessionPolicy};
 use crate::finding::Finding;
 use crate::idempotency::{self, Claim, Ledger};
@@ -50,6 +51,7 @@ mod builder;
 mod drift;
 mod effect;
 mod pull_request;
+mod read_groups;
 mod undo;
 
 pub use builder::PipelineBuilder;
@@ -57,14 +59,14 @@ pub use drift::FixHeld;
 pub use effect::{Effect, Origin};
 
 /// Binds capability backends to a finding's resource, through a session limited by one phase's
-/// policy (AWS in production: an assumed role with that session policy). `approved_by` names
-/// the person whose approval the session acts on (a session tag in AWS).
+/// policy (AWS in production: an assumed role with that session policy). `on_behalf` says whom
+/// the session is for besides the finding (a session name and tags in AWS).
 pub trait BackendBinder: Send + Sync {
     fn bind<'a>(
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
-        approved_by: Option<&'a str>,
+        on_behalf: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>>;
 }
 
@@ -73,9 +75,9 @@ impl BackendBinder for crate::aws::AwsBackends {
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
-        approved_by: Option<&'a str>,
+        on_behalf: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
-        Box::pin(self.bind_session(finding, policy, approved_by))
+        Box::pin(self.bind_session(finding, policy, on_behalf))
     }
 }
 
@@ -85,9 +87,9 @@ impl<T: BackendBinder> BackendBinder for std::sync::Arc<T> {
         &'a self,
         finding: &'a Finding,
         policy: &'a SessionPolicy,
-        approved_by: Option<&'a str>,
+        on_behalf: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
-        (**self).bind(finding, policy, approved_by)
+        (**self).bind(finding, policy, on_behalf)
     }
 }
 
@@ -345,8 +347,10 @@ impl Pipeline {
     ) -> Result<()> {
         let payload_sha256 = sha256_hex(payload);
         let items = ingest::ingest(payload, &self.config.ingest);
+        let groups = self.read_groups(&payload_sha256, &items);
         let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
         let runs = items.into_iter().enumerate().map(|(index, item)| {
+            let group = groups.get(&index).cloned();
             let lock = match &item.outcome {
                 IngestOutcome::Finding(f) => {
                     Some(locks.entry(f.resource.arn.clone()).or_default().clone())
@@ -364,8 +368,8 @@ impl Pipeline {
                 let run: BoxFuture<'_, Result<Step>> = Box::pin(self.run_message(
                     payload,
                     payload_sha256,
-                    index,
-                    item,
+                    (index, item),
+                    group.as_deref(),
                     options,
                     delivery,
                 ));
@@ -398,8 +402,8 @@ impl Pipeline {
         &self,
         payload: &[u8],
         payload_sha256: &str,
-        index: usize,
-        item: Ingested,
+        (index, item): (usize, Ingested),
+        group: Option<&read_groups::ReadGroup>,
         options: ProcessOptions,
         delivery: Option<&DeliveryInfo>,
     ) -> Result<Step> {
@@ -448,7 +452,7 @@ impl Pipeline {
             .changes_resources()
             .then(|| self.ledger.open_intent(&key))
             .flatten();
-        self.process_item(item, options, &mut entry).await;
+        self.process_item(item, options, &mut entry, group).await;
         if let Some(link) = open_intent {
             settle(&mut entry, link);
         }
@@ -497,6 +501,7 @@ impl Pipeline {
             ProcessOptions::default(),
             &mut entry,
             Some(&approving),
+            None,
         ));
         run.instrument(span).await;
         self.conclude(&key, entry, started).await
@@ -630,7 +635,7 @@ impl Pipeline {
                         effect: Effect::Reconcile,
                         ..ProcessOptions::default()
                     };
-                    self.process_finding(&finding, options, &mut entry, None)
+                    self.process_finding(&finding, options, &mut entry, None, None)
                         .await;
                 }
                 Some(Err(e)) => set(
@@ -682,7 +687,13 @@ impl Pipeline {
         })
     }
 
-    async fn process_item(&self, item: Ingested, options: ProcessOptions, entry: &mut AuditEntry) {
+    async fn process_item(
+        &self,
+        item: Ingested,
+        options: ProcessOptions,
+        entry: &mut AuditEntry,
+        group: Option<&read_groups::ReadGroup>,
+    ) {
         entry.source = item.source;
         entry.envelope = item.envelope;
         match item.outcome {
@@ -702,7 +713,7 @@ impl Pipeline {
                 // Boxed: a finding's future (sandbox, sessions, read-back, pull request) is deep,
                 // and the queue modes nest it further; rustc's layout query has a depth limit.
                 let run: BoxFuture<'_, ()> =
-                    Box::pin(self.process_finding(&finding, options, entry, None));
+                    Box::pin(self.process_finding(&finding, options, entry, None, group));
                 run.instrument(span).await
             }
         }
@@ -757,6 +768,7 @@ impl Pipeline {
         options: ProcessOptions,
         entry: &mut AuditEntry,
         approval: Option<&Approving<'_>>,
+        group: Option<&read_groups::ReadGroup>,
     ) {
         entry.finding_id = Some(finding.id.clone());
         entry.correlation_id = Some(finding.correlation_id.clone());
@@ -783,7 +795,7 @@ impl Pipeline {
             return;
         }
         entry.decision = recorded(triage, DecisionStage::Triage);
-        let Some((fixer, backend, mut sandbox)) = self.start(finding, entry).await else {
+        let Some((fixer, backend, mut sandbox)) = self.start(finding, entry, group).await else {
             return;
         };
         let run = FindingRun {
@@ -820,6 +832,7 @@ impl Pipeline {
         &self,
         finding: &Finding,
         entry: &mut AuditEntry,
+        group: Option<&read_groups::ReadGroup>,
     ) -> Option<(&LoadedFixer, Binding, Sandbox)> {
         let fixer = match self.registry.select(finding) {
             Selection::Ready(f) => f,
@@ -840,13 +853,22 @@ impl Pipeline {
             }
         };
         entry.fixer = Some(fixer.identity());
-        let policy = read_policy(fixer, &finding.resource.arn);
+        let arn = finding.resource.arn.as_str();
+        let (arns, on_behalf) = match group.filter(|g| g.covers(arn)) {
+            Some(g) => (
+                g.arns.iter().map(String::as_str).collect(),
+                SessionFor::ReadGroup(&g.id),
+            ),
+            None => (vec![arn], SessionFor::Finding),
+        };
+        let policy = read_policy(fixer, &arns);
         let t = Instant::now();
-        let bound = self.backends.bind(finding, &policy, None).await;
+        let bound = self.backends.bind(finding, &policy, on_behalf).await;
         entry.durations_us.insert("read_session".into(), micros(t));
         entry.sessions.push(SessionRecord::new(
             SessionPhase::Read,
             finding,
+            on_behalf,
             &policy,
             bound.as_ref().err(),
         ));

@@ -58,7 +58,7 @@ impl Pipeline {
             None,
             policy.restricted_environments(),
         );
-        let Some((fixer, backend, mut sandbox)) = self.start(finding, entry).await else {
+        let Some((fixer, backend, mut sandbox)) = self.start(finding, entry, None).await else {
             return;
         };
         let run = FindingRun {

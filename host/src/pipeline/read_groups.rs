@@ -1,0 +1,127 @@
+//! Read sessions shared by the findings of one payload.
+//!
+//! Every finding needs a read session (check, plan, the tag read, the read-back). One STS call
+//! per finding for it is a third of an S3 fix's AWS calls. The findings of one payload that
+//! pass triage and are handled by the same fixer in the same account and region share one read
+//! session instead, whose policy lists exactly their resources: the fixer's read actions on
+//! those ARNs, nothing else. Least privilege stays exact in what the session may do (read), and
+//! in which resources it may do it on (the payload's own). Each finding's capability is still
+//! bound to its one resource, so a fixer cannot ask for another's.
+//!
+//! What it costs: the session is named for the group (`salve-read-<payload>-<n>`), not for one
+//! finding, so CloudTrail attributes its reads to the group; each finding's record names the
+//! session it read through. Write sessions stay per finding and per plan.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::credentials::read_policy;
+use crate::credentials::session_policy::MAX_SESSION_POLICY_CHARS;
+use crate::ingest::{IngestOutcome, Ingested};
+use crate::policy::metadata::Metadata;
+use crate::policy::Verdict;
+use crate::registry::Selection;
+
+use super::Pipeline;
+
+/// The findings of one payload that read through one session.
+#[derive(Debug)]
+pub(crate) struct ReadGroup {
+    /// The session's name and tag value.
+    pub id: String,
+    /// Every resource the session may read, in payload order.
+    pub arns: Vec<String>,
+}
+
+impl ReadGroup {
+    pub fn covers(&self, arn: &str) -> bool {
+        self.arns.iter().any(|a| a == arn)
+    }
+}
+
+/// What findings must have in common to share a read session: account, region and fixer (by
+/// digest), so one policy's actions serve them all.
+type SharedBy<'a> = (&'a str, &'a str, &'a str);
+/// A message's index in the payload and its resource.
+type Member<'a> = (usize, &'a str);
+
+impl Pipeline {
+    /// The read group of each message (by index) that shares one; a finding alone in its
+    /// account, region and fixer gets its own session as before.
+    pub(crate) fn read_groups(
+        &self,
+        payload_sha256: &str,
+        items: &[Ingested],
+    ) -> HashMap<usize, Arc<ReadGroup>> {
+        let policy = &self.config.policy;
+        let mut by_fixer: HashMap<SharedBy<'_>, (_, Vec<Member<'_>>)> = HashMap::new();
+        for (index, item) in items.iter().enumerate() {
+            let IngestOutcome::Finding(f) = &item.outcome else {
+                continue;
+            };
+            // Only findings that will open a read session are listed in one.
+            let metadata = Metadata::from_tags(
+                policy.tag_keys(),
+                &f.resource.tags,
+                None,
+                policy.restricted_environments(),
+            );
+            if policy.triage(f, &metadata).verdict != Verdict::Remediate {
+                continue;
+            }
+            let Selection::Ready(fixer) = self.registry.select(f) else {
+                continue;
+            };
+            let r = &f.resource;
+            by_fixer
+                .entry((&r.account_id, &r.region, &fixer.sha256))
+                .or_insert_with(|| (fixer, Vec::new()))
+                .1
+                .push((index, &r.arn));
+        }
+        let mut keys: Vec<_> = by_fixer.keys().copied().collect();
+        keys.sort_unstable();
+        let mut groups = HashMap::new();
+        let mut n = 0;
+        for key in keys {
+            let (fixer, members) = &by_fixer[&key];
+            let mut chunk: Vec<Member<'_>> = Vec::new();
+            let mut flush = |chunk: &mut Vec<Member<'_>>| {
+                let mut arns: Vec<String> = Vec::new();
+                for (_, arn) in chunk.iter() {
+                    if !arns.iter().any(|a| a == arn) {
+                        arns.push(arn.to_string());
+                    }
+                }
+                if arns.len() > 1 {
+                    let group = Arc::new(ReadGroup {
+                        id: format!(
+                            "read-{}-{n}",
+                            &payload_sha256[..12.min(payload_sha256.len())]
+                        ),
+                        arns,
+                    });
+                    n += 1;
+                    for (index, _) in chunk.iter() {
+                        groups.insert(*index, group.clone());
+                    }
+                }
+                chunk.clear();
+            };
+            for &(index, arn) in members {
+                let mut arns: Vec<&str> = chunk.iter().map(|(_, a)| *a).collect();
+                if !arns.contains(&arn) {
+                    arns.push(arn);
+                }
+                if !chunk.is_empty()
+                    && read_policy(fixer, &arns).json().len() > MAX_SESSION_POLICY_CHARS
+                {
+                    flush(&mut chunk);
+                }
+                chunk.push((index, arn));
+            }
+            flush(&mut chunk);
+        }
+        groups
+    }
+}
