@@ -3,7 +3,9 @@
 //! in-memory backend, and its terminal record (and a review and a skipped one) are replayed with
 //! new IDs, times and hashes, a third of the findings recording twice (a review, then a fix).
 //!
-//! `salve audit verify` then checks the same log's chain, to show its memory stays bounded too.
+//! `salve audit verify` then checks the same log's chain, to show its memory stays bounded too,
+//! and the idempotency ledger is rebuilt as a start does, from the whole log and then from the
+//! checkpoint that first rebuild leaves beside it.
 //!
 //! Run: `./scripts/build-fixers.sh && cargo bench -p salve --bench report_scale [-- RECORDS]`.
 
@@ -92,6 +94,7 @@ fn main() {
         let at = start + (i as i64) * 15_000;
         r["finding_id"] = Value::String(id.clone());
         r["finding"]["id"] = Value::String(id.clone());
+        r["idempotency_key"] = Value::String(format!("finding:{id}:{:032x}", n));
         r["finding"]["control_id"] = Value::String(format!("S3.{}", n % 9));
         r["finding"]["resource"]["arn"] =
             Value::String(format!("arn:aws:s3:::bench-{}", n % 50_000));
@@ -127,6 +130,19 @@ fn main() {
         verified.records as f64 / took.as_secs_f64(),
         peak_rss_mib()
     );
+    // Start-up: the idempotency ledger from the whole log (which writes its checkpoint), then
+    // from the checkpoint, as the next start does.
+    let _ = std::fs::remove_file(salve::idempotency::checkpoint_path(&log));
+    for start in ["whole log", "from checkpoint"] {
+        let t = Instant::now();
+        let (ledger, rebuilt) = salve::idempotency::Ledger::rebuild(&log).expect("ledger");
+        println!(
+            "ledger at start ({start}): {:.3} s, {} lines read, {} keys handled",
+            t.elapsed().as_secs_f64(),
+            rebuilt.lines_read,
+            ledger.handled_count()
+        );
+    }
     let before = peak_rss_mib();
 
     let t = Instant::now();

@@ -746,7 +746,7 @@ impl AuditWriter {
 }
 
 /// The position of the last `\n` before `end`, reading backwards block by block.
-fn last_newline_before(file: &mut File, end: u64) -> Result<Option<u64>> {
+pub(crate) fn last_newline_before(file: &mut File, end: u64) -> Result<Option<u64>> {
     const BLOCK: u64 = 64 * 1024;
     let mut block = vec![0u8; BLOCK as usize];
     let mut pos = end;

@@ -257,7 +257,12 @@ impl Pipeline {
         let audit_path = audit.as_ref().map(|log| log.path().to_path_buf());
         let (audit, ledger) = match audit {
             Some(log) => {
-                let ledger = Ledger::from_audit_log(log.path())?;
+                let (ledger, rebuilt) = Ledger::rebuild(log.path())?;
+                tracing::debug!(
+                    from_checkpoint = rebuilt.from_checkpoint,
+                    lines_read = rebuilt.lines_read,
+                    "idempotency ledger rebuilt"
+                );
                 (Some(AuditWriter::start(log)?), ledger)
             }
             None => (None, Ledger::default()),
