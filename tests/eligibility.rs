@@ -92,7 +92,8 @@ fn check<'a>(record: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name:?} in {}", record["decision"]))
 }
 
-/// The built-in check and the shipped Rego policy must agree on every guardrail.
+/// An operator's policy said `reason`. (The shipped `default.rego` is not evaluated per
+/// finding; `tests/default_policy.rs` holds it and the native checks to the same reasons.)
 fn policy_says(record: &Value, set: &str, reason: &str) {
     let reasons = &record["decision"]["policy"][set];
     assert!(
@@ -158,11 +159,6 @@ async fn restricted_environment_goes_to_review() {
         "environment restricted-production is restricted"
     );
     assert_eq!(check(&r, "environment not restricted")["passed"], false);
-    policy_says(
-        &r,
-        "review",
-        "environment restricted-production is restricted",
-    );
     assert_eq!(writes, 0);
 }
 
@@ -174,7 +170,6 @@ async fn missing_owner_goes_to_review_and_nothing_changes() {
     assert_eq!(r["status"], "review");
     assert_eq!(r["reason"], "missing owner");
     assert_eq!(check(&r, "owner present")["passed"], false);
-    policy_says(&r, "review", "missing owner");
     assert_eq!(r["resource_tags"]["action"], "s3:GetBucketTagging");
     assert_eq!(writes, 0);
 }
@@ -205,7 +200,6 @@ async fn approved_exception_tag_skips() {
     let reason = "exception approved (exception tag, owner (tag)): the resource's exception tag says approved";
     assert_eq!(r["reason"], reason);
     assert_eq!(check(&r, "exception not approved")["passed"], false);
-    policy_says(&r, "skip", reason);
     assert_eq!(writes, 0);
 }
 
@@ -230,11 +224,6 @@ async fn an_action_outside_the_allowed_list_goes_to_review() {
         "action s3:PutBucketPublicAccessBlock is not allowed"
     );
     assert_eq!(check(&r, "every proposed action allowed")["passed"], false);
-    policy_says(
-        &r,
-        "review",
-        "action s3:PutBucketPublicAccessBlock is not allowed",
-    );
     assert_eq!(writes, 0);
 }
 

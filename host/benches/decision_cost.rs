@@ -2,8 +2,13 @@
 //!
 //! - `ingest`: JSON parse, SNS envelope, Wiz normalisation and validation;
 //! - `triage`: the checks that run before any AWS call;
-//! - `decide`: every guardrail plus the Rego evaluation of the shipped default policy;
+//! - `decide`: every guardrail, checked natively, plus the operator's Rego policies;
 //! - `ingest + decision`: all of it, with metadata and the risk score, as the pipeline does it.
+//!
+//! Three configurations, in one run so their ratios are fair: no policy files (the default:
+//! the guardrails are checked natively and `default.rego` is not evaluated), `default.rego`
+//! loaded as an operator's file (what every finding paid before: Rego re-checking the
+//! guardrails), and one typical operator policy (`tests/policies/keep-website-policies.rego`).
 //!
 //! Run: `cargo bench -p salve --bench decision_cost` (after `scripts/build-fixers.sh`; the S3
 //! fixer is loaded only so the decision sees its real imports).
@@ -25,11 +30,31 @@ const ITERATIONS: usize = 20_000;
 const WARMUP: usize = 1_000;
 
 fn main() {
+    for (label, policy_file) in [
+        ("no policy files", None),
+        (
+            "default.rego as a policy file",
+            Some("host/policy/default.rego"),
+        ),
+        (
+            "one operator policy",
+            Some("tests/policies/keep-website-policies.rego"),
+        ),
+    ] {
+        println!("-- {label}");
+        measure(policy_file);
+    }
+}
+
+fn measure(policy_file: Option<&str>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let payload =
         std::fs::read(root.join("tests/payloads/sns-notification-wiz.json")).expect("payload");
-    let config =
-        SalveConfig::parse("[accounts.\"123456789012\"]\n", "bench", &root).expect("config");
+    let mut text = "[accounts.\"123456789012\"]\n".to_string();
+    if let Some(file) = policy_file {
+        text.push_str(&format!("[policy]\nfiles = [{:?}]\n", file));
+    }
+    let config = SalveConfig::parse(&text, "bench", &root).expect("config");
     let policy = config.eligibility_policy().expect("policy");
     let runtime = Runtime::new(RuntimeLimits::default(), None).expect("runtime");
     let fixer = runtime
@@ -93,6 +118,6 @@ fn main() {
     }
     report("ingest (SNS-wrapped Wiz)", t_ingest);
     report("triage", t_triage);
-    report("decide (guardrails + Rego)", t_decide);
+    report("decide (guardrails + policies)", t_decide);
     report("ingest + decision", t_all);
 }

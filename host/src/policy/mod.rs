@@ -229,6 +229,8 @@ pub struct EligibilityPolicy {
     tag_keys: TagKeys,
     exceptions: Exceptions,
     rego: RegoPolicy,
+    /// `data.salve.config` as the policies see it.
+    rego_data: Value,
 }
 
 fn check(
@@ -267,13 +269,14 @@ impl EligibilityPolicy {
             "allowed_actions": config.allowed_actions,
             "accounts": accounts,
         });
-        let rego = RegoPolicy::load(policy_paths, data)?;
+        let rego = RegoPolicy::load(policy_paths, data.clone())?;
         Ok(EligibilityPolicy {
             config,
             accounts,
             tag_keys,
             exceptions,
             rego,
+            rego_data: data,
         })
     }
 
@@ -494,7 +497,18 @@ impl EligibilityPolicy {
         })
     }
 
-    /// Every guardrail with the full metadata, then the policies.
+    /// What the shipped `default.rego` says about `input`: the guardrails written as policy.
+    /// The native checks of [`decide`](Self::decide) must give the same reasons; a property
+    /// test holds them to it. Builds an engine per call: for tests and reviews, not findings.
+    pub fn default_policy_verdict(&self, input: &DecisionInput<'_>) -> Result<PolicyVerdict> {
+        let exception =
+            self.exception_status(input.finding, input.metadata.exception.value.as_deref());
+        let oracle = RegoPolicy::default_policy(self.rego_data.clone())?;
+        Ok(oracle.evaluate(self.policy_input(input, &exception)))
+    }
+
+    /// Every guardrail with the full metadata, checked natively, then the operator's policies
+    /// (none by default: `default.rego` only restates the guardrails, so it is not evaluated).
     pub fn decide(&self, input: DecisionInput<'_>) -> Decision {
         let exception =
             self.exception_status(input.finding, input.metadata.exception.value.as_deref());

@@ -11,8 +11,12 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-/// The shipped default policy: the guardrails, written in Rego.
+/// The shipped default policy: the guardrails, written in Rego. The host checks the same rules
+/// natively, so it is documentation and a test oracle, not evaluated per finding.
 pub const DEFAULT_POLICY: &str = include_str!("../../policy/default.rego");
+/// What the operator's policies are evaluated with: the `verdict` rule, `config`, and the three
+/// sets, empty.
+const BASE_POLICY: &str = include_str!("../../policy/base.rego");
 const PACKAGE: &str = "data.salve.eligibility";
 /// The default policy's rule that gathers the three sets.
 const VERDICT_RULE: &str = "data.salve.eligibility.verdict";
@@ -34,6 +38,9 @@ pub struct RegoPolicy {
     /// and one evaluation takes microseconds, so a lock costs less than a clone per finding.
     engine: Mutex<regorus::Engine>,
     files: Vec<String>,
+    /// Whether any file with rules of its own is loaded. Without one every set is empty, so
+    /// there is nothing to evaluate.
+    has_rules: bool,
     /// A file that failed to load. Kept, not fatal, so every decision says why it went to review.
     load_error: Option<String>,
 }
@@ -58,21 +65,9 @@ fn rego_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 impl RegoPolicy {
-    /// The default policy plus the user's files. `config` becomes `data.salve.config`.
+    /// The operator's files. `config` becomes `data.salve.config`.
     pub fn load(user_paths: &[PathBuf], config: Value) -> Result<RegoPolicy> {
-        let mut engine = regorus::Engine::new();
-        engine.set_strict_builtin_errors(true);
-        engine
-            .add_policy("default.rego".into(), DEFAULT_POLICY.into())
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("the shipped default policy does not compile")?;
-        engine
-            .add_data(regorus::Value::from(
-                serde_json::json!({ "salve": { "config": config } }),
-            ))
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .context("loading the policy configuration")?;
-        let mut files = vec!["default.rego (shipped)".to_string()];
+        let (mut engine, mut files) = engine_with("base.rego", BASE_POLICY, config)?;
         let mut load_error = None;
         for path in rego_files(user_paths)? {
             let name = path.display().to_string();
@@ -102,9 +97,21 @@ impl RegoPolicy {
             tracing::error!("policy failed to load; every finding will go to review: {e}");
         }
         Ok(RegoPolicy {
+            has_rules: files.len() > 1,
             engine: Mutex::new(engine),
             files,
             load_error,
+        })
+    }
+
+    /// `default.rego` alone: the guardrails as policy, which tests hold the native checks to.
+    pub fn default_policy(config: Value) -> Result<RegoPolicy> {
+        let (engine, files) = engine_with("default.rego", DEFAULT_POLICY, config)?;
+        Ok(RegoPolicy {
+            engine: Mutex::new(engine),
+            files,
+            has_rules: true,
+            load_error: None,
         })
     }
 
@@ -118,6 +125,9 @@ impl RegoPolicy {
                 error: Some(format!("policy did not load: {e}")),
                 ..PolicyVerdict::default()
             };
+        }
+        if !self.has_rules {
+            return PolicyVerdict::default();
         }
         let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
         engine.set_input(regorus::Value::from(input));
@@ -152,6 +162,23 @@ impl RegoPolicy {
         }
         verdict
     }
+}
+
+/// An engine holding one shipped policy and the configuration, and the list of its files.
+fn engine_with(name: &str, text: &str, config: Value) -> Result<(regorus::Engine, Vec<String>)> {
+    let mut engine = regorus::Engine::new();
+    engine.set_strict_builtin_errors(true);
+    engine
+        .add_policy(name.into(), text.into())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("the shipped {name} does not compile"))?;
+    engine
+        .add_data(regorus::Value::from(
+            serde_json::json!({ "salve": { "config": config } }),
+        ))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("loading the policy configuration")?;
+    Ok((engine, vec![format!("{name} (shipped)")]))
 }
 
 /// A rule's value as reasons: a set of strings (other values are shown as JSON, so nothing a
