@@ -96,6 +96,7 @@ proptest! {
             metadata: &metadata,
             risk: &risk,
             tag_read_error: None,
+            iac: None,
         };
         let oracle = policy.default_policy_verdict(&input).unwrap();
         prop_assert!(oracle.error.is_none(), "{:?}", oracle.error);

@@ -647,3 +647,116 @@ async fn an_environment_can_take_its_fixes_as_pull_requests_only() {
         "nothing changed live"
     );
 }
+
+/// A policy sees where Terraform declares the resource (`input.iac`) and can choose how its fix
+/// lands (`effect`): here every fix of a module's resource becomes a pull request only, whatever
+/// salve.toml says.
+#[tokio::test]
+async fn a_policy_sees_input_iac_and_can_choose_the_effect() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("pr-by-policy");
+    let proxy = CountingProxy::start(&prism()).await;
+    let client = public_tf_bucket().await;
+    let policy = common::scratch("pr-by-policy-rego").join("iac.rego");
+    std::fs::write(
+        &policy,
+        r#"package salve.eligibility
+
+effect := "pull-request" if {
+	input.iac.managed
+	startswith(input.iac.module, "module.")
+}
+"#,
+    )
+    .unwrap();
+    let config = format!(
+        "{}\n[policy]\nfiles = [{:?}]\n",
+        config(&bare, &proxy.url, "both"),
+        policy.display().to_string()
+    );
+    let (p, _) = common::aws_pipeline_config(
+        "pr-by-policy",
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        &config,
+    )
+    .await;
+    let r = common::process_one(
+        &p,
+        common::s3_finding("pr-policy-1", "tf-logs-bucket").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(r["status"], "pull-request-opened", "{r:#}");
+    assert_eq!(r["decision"]["policy"]["effect"], "pull-request", "{r:#}");
+    assert_eq!(
+        common::public_access_block(&client, "tf-logs-bucket").await,
+        None,
+        "nothing changed live"
+    );
+}
+
+/// What `input.iac` holds: the workspace, the address and its module, or why the resource is
+/// not managed; a policy can act on it.
+#[tokio::test]
+async fn input_iac_names_the_workspace_address_and_module() {
+    let _one = BUCKET.lock().await;
+    let bare = bare_repository("iac-input");
+    let proxy = CountingProxy::start(&prism()).await;
+    let _client = public_tf_bucket().await;
+    let policy = common::scratch("iac-input-rego").join("iac.rego");
+    std::fs::write(
+        &policy,
+        r#"package salve.eligibility
+
+review contains sprintf("managed: %s %s %s", [input.iac.workspace, input.iac.address, input.iac.module]) if {
+	input.iac.managed
+}
+
+review contains sprintf("unmanaged: %s", [input.iac.reason]) if {
+	input.iac.managed == false
+}
+"#,
+    )
+    .unwrap();
+    let config = format!(
+        "{}\n[policy]\nfiles = [{:?}]\n",
+        config(&bare, &proxy.url, "both"),
+        policy.display().to_string()
+    );
+    let (p, _) = common::aws_pipeline_config(
+        "iac-input",
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        &config,
+    )
+    .await;
+    let dry_run = ProcessOptions {
+        effect: salve::pipeline::Effect::PlanOnly,
+        ..ProcessOptions::default()
+    };
+    let r = common::process_one(
+        &p,
+        common::s3_finding("iac-input-1", "tf-logs-bucket").as_bytes(),
+        dry_run,
+    )
+    .await;
+    assert_eq!(
+        r["reason"], "managed: prod module.logs.aws_s3_bucket.this module.logs",
+        "{r:#}"
+    );
+    let s3 = common::s3().await;
+    let other = common::unique("not-in-terraform");
+    s3.create_bucket().bucket(&other).send().await.unwrap();
+    let r = common::process_one(
+        &p,
+        common::s3_finding("iac-input-2", &other).as_bytes(),
+        dry_run,
+    )
+    .await;
+    assert_eq!(
+        r["reason"],
+        format!("unmanaged: no workspace's state names arn:aws:s3:::{other} in account 123456789012 (us-east-1)"),
+        "{r:#}"
+    );
+}

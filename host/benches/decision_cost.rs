@@ -100,6 +100,7 @@ fn measure(policy_file: Option<&str>) {
             metadata: &metadata,
             risk: &risk,
             tag_read_error: None,
+            iac: None,
         });
         let t4 = Instant::now();
         assert_eq!(triage.verdict, Verdict::Remediate);

@@ -3,8 +3,11 @@
 # default.rego states them as policy (a test holds the two to the same verdicts).
 package salve.eligibility
 
-# The one rule the host evaluates: every reason, by what it does.
-verdict := {"skip": skip, "review": review, "require_approval": require_approval}
+# The one rule the host evaluates: every reason, by what it does, and how a fix of a resource
+# Terraform manages lands ("live", "pull-request" or "both"; empty: as salve.toml says).
+verdict := {"skip": skip, "review": review, "require_approval": require_approval, "effect": effect}
+
+default effect := ""
 
 config := data.salve.config
 

@@ -458,6 +458,98 @@ pub fn checkout(workspace: &Workspace) -> Result<PathBuf, String> {
     }
 }
 
+/// What the policies see of Terraform (`input.iac`): whether the state of a workspace that
+/// covers the finding names its resource, and where. Read from the state alone (no clone), so
+/// it costs one state read (an `If-None-Match` while the state is unchanged).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IacInput {
+    /// `None` when the states could not be read: the policy cannot tell.
+    pub managed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// The resource's address in the state (`module.logs.aws_s3_bucket.this`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The module path of that address (`module.logs`; empty for the root module).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// Why it is not managed, or why the states could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl IacInput {
+    fn unmanaged(reason: String) -> IacInput {
+        IacInput {
+            managed: Some(false),
+            workspace: None,
+            address: None,
+            module: None,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// Where the states of the workspaces that cover `finding` name its resource. `None` when no
+/// workspace is configured at all: then the policies see no `input.iac`.
+pub async fn locate(
+    config: &IacConfig,
+    finding: &Finding,
+    states: &StateReader,
+) -> Option<IacInput> {
+    if config.terraform.is_empty() {
+        return None;
+    }
+    let Some(tf) = crate::kinds::resource_type(&finding.resource.resource_type)
+        .and_then(|k| k.terraform.as_ref())
+    else {
+        return Some(IacInput::unmanaged(format!(
+            "salve does not trace {} to Terraform",
+            finding.resource.resource_type
+        )));
+    };
+    for w in config.workspaces_for(finding) {
+        let state = match w.state_location() {
+            Ok(location) => states.read(&location).await,
+            Err(e) => Err(e),
+        };
+        let state = match state {
+            Ok(s) => s,
+            Err(e) => {
+                return Some(IacInput {
+                    managed: None,
+                    reason: Some(format!("workspace {:?}: {e}", w.name)),
+                    ..IacInput::unmanaged(String::new())
+                })
+            }
+        };
+        let found = state.find(
+            tf.resource_type,
+            tf.id_attributes,
+            &finding.resource.name,
+            &finding.resource.arn,
+        );
+        if let Some(address) = found.first() {
+            let module: Vec<String> = address
+                .module
+                .iter()
+                .map(|m| format!("module.{m}"))
+                .collect();
+            return Some(IacInput {
+                managed: Some(true),
+                workspace: Some(w.name.clone()),
+                address: Some(address.to_string()),
+                module: Some(module.join(".")),
+                reason: None,
+            });
+        }
+    }
+    Some(IacInput::unmanaged(format!(
+        "no workspace's state names {} in account {} ({})",
+        finding.resource.arn, finding.resource.account_id, finding.resource.region
+    )))
+}
+
 /// Traces `finding` through the workspaces that cover it. `checkout` gives a workspace's
 /// repository as a local directory (the path itself for a local repository).
 pub async fn trace(

@@ -1117,6 +1117,13 @@ impl FindingRun<'_> {
         let (metadata, tag_read_error) = self.metadata(entry).await;
         entry.metadata = Some(metadata.clone());
         let risk = self.pipeline.risk(self.finding, &metadata, entry);
+        // Only with workspaces configured: one state read, answered 304 while it is unchanged.
+        let iac = crate::iac::locate(
+            &self.pipeline.config.iac,
+            self.finding,
+            &self.pipeline.states,
+        )
+        .await;
         let t = Instant::now();
         let decision = self.pipeline.config.policy.decide(DecisionInput {
             finding: self.finding,
@@ -1125,6 +1132,7 @@ impl FindingRun<'_> {
             metadata: &metadata,
             risk: &risk,
             tag_read_error: tag_read_error.as_deref(),
+            iac: iac.as_ref(),
         });
         entry.durations_us.insert("decide".into(), micros(t));
         decision

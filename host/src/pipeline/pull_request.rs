@@ -20,9 +20,17 @@ impl FindingRun<'_> {
             .find(|w| w.forge.is_some() && w.author.is_some())
     }
 
-    /// How a fix of this resource lands, for its environment as the decision saw it (the
-    /// resource's own tags first).
+    /// How a fix of this resource lands: as a policy said (`effect`), else for its environment
+    /// as the decision saw it (the resource's own tags first).
     pub(super) fn iac_effect(&self, entry: &AuditEntry) -> crate::iac::IacEffect {
+        let by_policy = entry
+            .decision
+            .as_ref()
+            .and_then(|d| d.decision.policy.as_ref())
+            .and_then(|p| p.effect);
+        if let Some(effect) = by_policy {
+            return effect;
+        }
         let environment = entry
             .metadata
             .as_ref()

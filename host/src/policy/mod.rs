@@ -221,6 +221,8 @@ pub struct DecisionInput<'a> {
     pub risk: &'a RiskScore,
     /// Why the resource's tags could not be read, if they could not.
     pub tag_read_error: Option<&'a str>,
+    /// Whether and where Terraform manages the resource; `None` without `[[iac.terraform]]`.
+    pub iac: Option<&'a crate::iac::IacInput>,
 }
 
 pub struct EligibilityPolicy {
@@ -494,6 +496,7 @@ impl EligibilityPolicy {
                 "controls": input.fixer.manifest.controls,
             },
             "risk": input.risk,
+            "iac": input.iac,
         })
     }
 

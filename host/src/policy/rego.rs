@@ -28,6 +28,10 @@ pub struct PolicyVerdict {
     pub skip: Vec<String>,
     pub review: Vec<String>,
     pub require_approval: Vec<String>,
+    /// How a fix of a Terraform-managed resource lands, when a policy says (`effect :=
+    /// "live" | "pull-request" | "both"`); the configuration decides otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<crate::iac::IacEffect>,
     /// Set when evaluation failed; the decision is then review, whatever the sets say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -160,7 +164,32 @@ impl RegoPolicy {
                 }
             }
         }
+        if let regorus::Value::Object(fields) = &value {
+            match fields.get(&regorus::Value::from("effect")).map(effect) {
+                None | Some(Ok(None)) => {}
+                Some(Ok(Some(e))) => verdict.effect = Some(e),
+                Some(Err(e)) => verdict.error = verdict.error.take().or(Some(e)),
+            }
+        }
         verdict
+    }
+}
+
+/// The `effect` rule's value: empty (the default) leaves it to the configuration.
+fn effect(value: &regorus::Value) -> Result<Option<crate::iac::IacEffect>, String> {
+    use crate::iac::IacEffect;
+    match value {
+        regorus::Value::Undefined => Ok(None),
+        regorus::Value::String(s) => match s.as_ref() {
+            "" => Ok(None),
+            "live" => Ok(Some(IacEffect::Live)),
+            "pull-request" => Ok(Some(IacEffect::PullRequest)),
+            "both" => Ok(Some(IacEffect::Both)),
+            other => Err(format!(
+                "effect must be \"live\", \"pull-request\" or \"both\", but a policy made it {other:?}"
+            )),
+        },
+        other => Err(format!("effect must be a string, but a policy made it {other}")),
     }
 }
 
@@ -199,5 +228,45 @@ fn reasons(rule: &str, value: &regorus::Value) -> Result<Vec<String>, String> {
         other => Err(format!(
             "{rule} must be a set of reasons, but a policy made it {other}"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str, text: &str) -> RegoPolicy {
+        let dir = std::env::temp_dir().join(format!("salve-rego-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.rego");
+        std::fs::write(&file, text).unwrap();
+        RegoPolicy::load(&[file], serde_json::json!({})).unwrap()
+    }
+
+    #[test]
+    fn without_files_of_its_own_nothing_is_evaluated() {
+        let p = RegoPolicy::load(&[], serde_json::json!({})).unwrap();
+        assert_eq!(p.evaluate(serde_json::json!({})), PolicyVerdict::default());
+    }
+
+    #[test]
+    fn a_policy_can_choose_the_effect_and_a_wrong_one_fails_closed() {
+        let header = "package salve.eligibility\n";
+        let p = policy(
+            "effect",
+            &format!("{header}effect := \"pull-request\" if input.iac.managed\n"),
+        );
+        let managed = serde_json::json!({"iac": {"managed": true}});
+        assert_eq!(
+            p.evaluate(managed).effect,
+            Some(crate::iac::IacEffect::PullRequest)
+        );
+        assert_eq!(p.evaluate(serde_json::json!({"iac": null})).effect, None);
+        let wrong = policy("wrong", &format!("{header}effect := \"sideways\"\n"));
+        let verdict = wrong.evaluate(serde_json::json!({}));
+        assert_eq!(
+            verdict.error.as_deref(),
+            Some("effect must be \"live\", \"pull-request\" or \"both\", but a policy made it \"sideways\"")
+        );
     }
 }
