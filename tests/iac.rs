@@ -558,14 +558,56 @@ async fn rds_dry_run(name: &str, repo: &Path) -> serde_json::Value {
 }
 
 #[tokio::test]
-async fn the_rds_fixer_sets_a_literal_and_refuses_a_variable_with_the_reason() {
-    // The fixture sets publicly_accessible from a variable that terraform.tfvars overrides.
+async fn the_rds_fixer_sets_the_value_where_it_is_set_a_literal_a_tfvars_line_or_a_default() {
+    // The fixture sets publicly_accessible from a variable that terraform.tfvars overrides:
+    // the edit is the tfvars line, and the location names where the value is set.
     let r = rds_dry_run("iac-rds-var", &repository()).await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "proposed", "{r:#}");
+    assert_eq!(
+        change["files"][0]["diff"],
+        "--- a/terraform.tfvars\n+++ b/terraform.tfvars\n@@ -1,1 +1,1 @@\n-db_public = true\n+db_public = false\n"
+    );
+    let set_by = &r["iac"]["location"]["set_by"][0];
+    assert_eq!(set_by["address"], "tfvars.db_public", "{r:#}");
+    assert_eq!(set_by["file"], "terraform.tfvars");
+
+    // Without a tfvars line, the variable's default is where the value is set.
+    let repo = repository_with("iac-rds-default", &[]);
+    std::fs::remove_file(repo.join("terraform.tfvars")).unwrap();
+    let vars = std::fs::read_to_string(repo.join("variables.tf")).unwrap();
+    std::fs::write(
+        repo.join("variables.tf"),
+        vars.replace("default     = false", "default     = true"),
+    )
+    .unwrap();
+    let r = rds_dry_run("iac-rds-default", &repo).await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "proposed", "{r:#}");
+    let diff = change["files"][0]["diff"].as_str().unwrap();
+    assert!(diff.starts_with("--- a/variables.tf\n"), "{diff}");
+    assert!(
+        diff.ends_with("-  default     = true\n+  default     = false\n"),
+        "{diff}"
+    );
+
+    // A value from an expression that is not a variable is refused with the reason.
+    let repo = repository_with("iac-rds-local", &[]);
+    let main = std::fs::read_to_string(repo.join("main.tf")).unwrap();
+    std::fs::write(
+        repo.join("main.tf"),
+        main.replace(
+            "publicly_accessible = var.db_public",
+            "publicly_accessible = local.public",
+        ),
+    )
+    .unwrap();
+    let r = rds_dry_run("iac-rds-local", &repo).await;
     let change = &r["iac"]["change"];
     assert_eq!(change["outcome"], "refused", "{r:#}");
     let reason = change["reason"].as_str().unwrap();
     assert!(
-        reason.contains("publicly_accessible in aws_db_instance.main is var.db_public"),
+        reason.contains("publicly_accessible in aws_db_instance.main is local.public, not a literal or a variable"),
         "{reason}"
     );
 

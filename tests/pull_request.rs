@@ -760,3 +760,50 @@ review contains sprintf("unmanaged: %s", [input.iac.reason]) if {
         "{r:#}"
     );
 }
+
+/// A value that comes from a variable is changed where it is set (`terraform.tfvars`), and the
+/// pull request says so at the top, since every reader of the variable changes with it.
+#[tokio::test]
+async fn a_variable_is_changed_where_it_is_set_and_the_pull_request_says_so() {
+    let bare = bare_repository("pr-tfvars");
+    let proxy = CountingProxy::start(&prism()).await;
+    let rds = aws_sdk_rds::Client::new(&common::sdk_config().await);
+    let exists = rds
+        .describe_db_instances()
+        .db_instance_identifier("tf-main-db")
+        .send()
+        .await
+        .is_ok();
+    if !exists {
+        common::public_db("tf-main-db").await;
+    }
+    let config = config(&bare, &proxy.url, "pull-request")
+        + "[eligibility]\nresource-types = [\"AWS::RDS::DBInstance\"]\nallowed-actions = [\"rds:ModifyDBInstance\"]\n";
+    let (p, _) = common::aws_pipeline_config(
+        "pr-tfvars",
+        &common::endpoint(),
+        &[common::fixer("rds-private")],
+        &config,
+    )
+    .await;
+    let r = common::process_one(
+        &p,
+        common::rds_finding("pr-tfvars-1", "tf-main-db").as_bytes(),
+        ProcessOptions::default(),
+    )
+    .await;
+    assert_eq!(r["status"], "pull-request-opened", "{r:#}");
+    let changed = git(&bare, &["diff", "--name-only", "main", "salve/pr-tfvars-1"]);
+    assert_eq!(changed, "terraform.tfvars");
+    let seen = proxy.requests();
+    let open = seen
+        .iter()
+        .find(|r| r.method == "POST" && r.path_and_query == "/repos/acme/infra/pulls")
+        .expect("the pull request was opened");
+    let body: serde_json::Value = serde_json::from_str(&open.body).unwrap();
+    let body = body["body"].as_str().unwrap();
+    assert!(
+        body.contains("**The value comes from variable `db_public`.** The change is made where Terraform takes it from: `terraform.tfvars` line 1, which overrides the variable's default. Every resource that reads `var.db_public` changes with it."),
+        "{body}"
+    );
+}

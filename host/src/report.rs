@@ -425,7 +425,7 @@ fn render_traced(out: &mut String, traced: &crate::iac::Traced) {
                 e(address),
                 e(workspace)
             );
-            for l in std::iter::once(&location.resource).chain(&location.configured_by) {
+            for l in location.blocks() {
                 let _ = writeln!(
                     out,
                     "  {} at {}:{}-{}",

@@ -50,31 +50,76 @@ impl Fixer for MakePrivate {
                 "no block declares the DB instance",
             ));
         };
-        let Some(line) = db
-            .text
-            .lines()
-            .find(|l| l.trim_start().starts_with("publicly_accessible "))
-        else {
+        let Some((_, value)) = assignment(&db.text, "publicly_accessible") else {
             // The provider's default is private: the code already says so.
             return Ok(Some(Vec::new()));
         };
-        let value = line
-            .split_once('=')
-            .map(|(_, v)| v.trim())
-            .unwrap_or_default();
-        match value {
-            "false" => Ok(Some(Vec::new())),
-            // Only the value changes, so the attribute's alignment holds.
-            "true" => Ok(Some(vec![Edit::Replace(BlockText {
-                address: db.address.clone(),
-                text: db.text.replacen(line, &line.replacen("true", "false", 1), 1),
-            })])),
-            expression => Err(FixerError::unexpected_state(format!(
-                "publicly_accessible in {} is {expression}, not a literal: the value is set elsewhere (a variable's default, or a .tfvars file that overrides it), which this fixer does not edit yet; set it to false there",
-                db.address
-            ))),
+        if let Some(edit) = make_false(db, "publicly_accessible")? {
+            return Ok(Some(edit));
         }
+        let Some(name) = value.strip_prefix("var.").filter(|n| {
+            n.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        }) else {
+            return Err(FixerError::unexpected_state(format!(
+                "publicly_accessible in {} is {value}, not a literal or a variable: set it to false by hand",
+                db.address
+            )));
+        };
+        // The value is set where Terraform takes it from: a .tfvars line overrides the
+        // variable's default, and the host locates whichever applies.
+        let set_by = |kind: &str, address: String| {
+            blocks
+                .iter()
+                .find(|b| b.resource_type == kind && b.address == address)
+        };
+        if let Some(line) = set_by("tfvars", format!("tfvars.{name}")) {
+            return match make_false(line, name)? {
+                Some(edit) => Ok(Some(edit)),
+                None => Err(FixerError::unexpected_state(format!(
+                    "{name} in {} is not the literal true or false: set it to false there",
+                    line.file
+                ))),
+            };
+        }
+        if let Some(variable) = set_by("variable", format!("var.{name}")) {
+            return match make_false(variable, "default")? {
+                Some(edit) => Ok(Some(edit)),
+                None => Err(FixerError::unexpected_state(format!(
+                    "variable {name} in {} has no literal default and no .tfvars file sets it: the value comes from outside the repository (-var, a CI variable, the module's caller), so set it to false there",
+                    variable.file
+                ))),
+            };
+        }
+        Err(FixerError::unexpected_state(format!(
+            "publicly_accessible in {} is var.{name}, which the host did not locate (a module's variable is set by its caller): set it to false where it is set",
+            db.address
+        )))
     }
+}
+
+/// The value of the one-line attribute `key` in `text` (its line and its value).
+fn assignment<'a>(text: &'a str, key: &str) -> Option<(&'a str, &'a str)> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| (line, v.trim()))
+    })
+}
+
+/// The edit that turns `key = true` in `block` to `key = false`: `Some(no edit)` when it is
+/// already false, `None` when the value is not a literal. Only the value changes, so the
+/// attributes' alignment holds.
+fn make_false(block: &LocatedBlock, key: &str) -> Result<Option<Vec<Edit>>> {
+    Ok(match assignment(&block.text, key) {
+        Some((_, "false")) => Some(Vec::new()),
+        Some((line, "true")) => Some(vec![Edit::Replace(BlockText {
+            address: block.address.clone(),
+            text: block
+                .text
+                .replacen(line, &line.replacen("true", "false", 1), 1),
+        })]),
+        _ => None,
+    })
 }
 
 salve_sdk::register_fixer!(MakePrivate, kind: rds_instance, controls: ["RDS.2"]);

@@ -30,11 +30,28 @@ pub struct Located {
     pub span: std::ops::Range<usize>,
 }
 
-/// A resource's block, and the blocks that configure it from outside.
+/// A resource's block, the blocks that configure it from outside, and where the variables
+/// they read are set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
     pub resource: Located,
     pub configured_by: Vec<Located>,
+    /// For each `var.NAME` those blocks read in the root module: where its value is set. That
+    /// is the `NAME = …` line of the `.tfvars` file Terraform loads last (`terraform.tfvars`,
+    /// then `*.auto.tfvars` in name order), whose value overrides the default; else the
+    /// `variable "NAME"` block with its default. Addresses: `tfvars.NAME` (type `tfvars`, the
+    /// one line) and `var.NAME` (type `variable`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_by: Vec<Located>,
+}
+
+impl Location {
+    /// Every located block, the resource first.
+    pub fn blocks(&self) -> impl Iterator<Item = &Located> {
+        std::iter::once(&self.resource)
+            .chain(&self.configured_by)
+            .chain(&self.set_by)
+    }
 }
 
 /// Why a resource's code was not found; each reason goes into the record as it is.
@@ -107,7 +124,15 @@ fn tf_files(repo: &Path, dir: &Path) -> Result<Vec<TfFile>, LocateError> {
 }
 
 fn located(file: &TfFile, block: &Block, address: String, resource_type: &str) -> Located {
-    let span = block.span().unwrap_or(0..0);
+    located_span(file, block.span().unwrap_or(0..0), address, resource_type)
+}
+
+fn located_span(
+    file: &TfFile,
+    span: std::ops::Range<usize>,
+    address: String,
+    resource_type: &str,
+) -> Located {
     let line = |at: usize| {
         let before = file.text.get(..at).unwrap_or(&file.text);
         before.matches('\n').count() + 1
@@ -210,8 +235,102 @@ pub fn locate(
             }
         }
     }
-    Ok(Location {
+    let mut location = Location {
         resource,
         configured_by: configured,
-    })
+        set_by: Vec::new(),
+    };
+    // A child module's variables are set by its caller's arguments, which are not followed.
+    if prefix.is_empty() {
+        location.set_by = variables_set(&repo, &dir, &files, &location)?;
+    }
+    Ok(location)
+}
+
+/// The names of the variables `text` reads (`var.NAME`), in order, once each.
+fn variables_read(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("var.") {
+        let preceded = text.len() - rest.len() + at;
+        let before = text[..preceded].chars().next_back();
+        rest = &rest[at + 4..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+            continue;
+        }
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(rest.len());
+        let name = &rest[..end];
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Where each variable the located blocks read is set (see [`Location::set_by`]).
+fn variables_set(
+    repo: &Path,
+    dir: &Path,
+    files: &[TfFile],
+    location: &Location,
+) -> Result<Vec<Located>, LocateError> {
+    let texts: Vec<&str> = location.blocks().map(|b| b.text.as_str()).collect();
+    let mut names: Vec<&str> = Vec::new();
+    for t in &texts {
+        for n in variables_read(t) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Terraform loads terraform.tfvars, then *.auto.tfvars in name order; a later one wins.
+    let mut tfvars: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io_error(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(".auto.tfvars"))
+        })
+        .collect();
+    tfvars.sort();
+    tfvars.insert(0, dir.join("terraform.tfvars"));
+    let mut parsed = Vec::new();
+    for path in tfvars.into_iter().filter(|p| p.is_file()) {
+        let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+        let body = hcl_edit::parser::parse_body(&text).map_err(|e| LocateError::Parse {
+            file: relative(repo, &path),
+            error: e.to_string(),
+        })?;
+        parsed.push(TfFile {
+            path: path.strip_prefix(repo).unwrap_or(&path).to_path_buf(),
+            text,
+            body,
+        });
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let assigned = parsed.iter().rev().find_map(|f| {
+            f.body
+                .get_attribute(name)
+                .map(|a| (f, a.span().unwrap_or(0..0)))
+        });
+        if let Some((f, span)) = assigned {
+            out.push(located_span(f, span, format!("tfvars.{name}"), "tfvars"));
+            continue;
+        }
+        let declared = files.iter().find_map(|f| {
+            f.body
+                .get_blocks("variable")
+                .find(|b| b.has_exact_labels(&[name]))
+                .map(|b| located(f, b, format!("var.{name}"), "variable"))
+        });
+        out.extend(declared);
+    }
+    Ok(out)
 }

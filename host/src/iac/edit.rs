@@ -34,9 +34,7 @@ struct Splice {
 
 /// Checks `edits` against the located blocks and applies them to the files in `repo`.
 pub fn apply(repo: &Path, location: &Location, edits: &[Edit]) -> Result<Vec<FileChange>, Refusal> {
-    let blocks: Vec<&Located> = std::iter::once(&location.resource)
-        .chain(&location.configured_by)
-        .collect();
+    let blocks: Vec<&Located> = location.blocks().collect();
     let find = |address: &str| {
         blocks
             .iter()

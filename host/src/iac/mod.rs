@@ -357,7 +357,8 @@ pub enum Traced {
         workspace: String,
         /// The state address, with its index key.
         address: String,
-        location: Location,
+        /// Boxed: it is most of the variant's size, and the other outcomes are small.
+        location: Box<Location>,
         /// The fixer's edit of that code, once asked.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         change: Option<Change>,
@@ -604,7 +605,7 @@ pub async fn trace(
             Ok(location) => Traced::Located {
                 workspace: w.name.clone(),
                 address: address.to_string(),
-                location,
+                location: Box::new(location),
                 change: None,
                 repository: repo,
             },

@@ -1317,8 +1317,8 @@ impl FindingRun<'_> {
         else {
             return traced;
         };
-        let blocks: Vec<crate::capabilities::LocatedBlock> = std::iter::once(&location.resource)
-            .chain(&location.configured_by)
+        let blocks: Vec<crate::capabilities::LocatedBlock> = location
+            .blocks()
             .map(|b| crate::capabilities::LocatedBlock {
                 address: b.address.clone(),
                 resource_type: b.resource_type.clone(),

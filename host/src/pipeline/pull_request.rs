@@ -186,7 +186,20 @@ impl FindingRun<'_> {
                 })
             }
         };
-        let body = self.body(entry, fixed_live, &address, &location.resource.file, &diff);
+        // A value set through a variable changes where it is set, for every reader of it.
+        let variables: Vec<&crate::iac::code::Located> = location
+            .set_by
+            .iter()
+            .filter(|b| files.iter().any(|f| f.file == b.file))
+            .collect();
+        let body = self.body(
+            entry,
+            fixed_live,
+            &address,
+            &location.resource.file,
+            &diff,
+            &variables,
+        );
         let opened = match &existing {
             // The pull request is the one this finding's branch already had.
             Some(pr) => github
@@ -245,6 +258,7 @@ impl FindingRun<'_> {
         address: &str,
         file: &std::path::Path,
         diff: &str,
+        variables: &[&crate::iac::code::Located],
     ) -> String {
         let f = self.finding;
         let mut b = String::new();
@@ -255,6 +269,24 @@ impl FindingRun<'_> {
             f.resource.arn,
             file.display()
         );
+        for v in variables {
+            let (name, source) = match v.resource_type.as_str() {
+                "tfvars" => (
+                    v.address.trim_start_matches("tfvars."),
+                    "which overrides the variable's default",
+                ),
+                _ => (
+                    v.address.trim_start_matches("var."),
+                    "its default, since no .tfvars file sets it",
+                ),
+            };
+            let _ = writeln!(
+                b,
+                "**The value comes from variable `{name}`.** The change is made where Terraform takes it from: `{}` line {}, {source}. Every resource that reads `var.{name}` changes with it.\n",
+                v.file.display(),
+                v.start_line
+            );
+        }
         let _ = writeln!(b, "### Finding\n");
         let _ = writeln!(b, "- Source: {} `{}`", f.source, f.id);
         let _ = writeln!(b, "- Title: {}", f.title);
