@@ -539,6 +539,27 @@ async fn the_security_group_fixer_removes_world_open_admin_rules_where_they_are_
     );
 }
 
+/// Rules a `dynamic "ingress"` block builds come from data the fixer does not edit: the edit is
+/// refused with the block's expression, never a partial fix that leaves the finding open.
+#[tokio::test]
+async fn rules_from_a_dynamic_block_are_refused_with_their_expression() {
+    let admin = common::open_ssh_group("iac-sg-dynamic").await;
+    let repo = repository_with("iac-sg-dynamic", &[("sg-0a0d1a2b3c4d5e6f7", &admin)]);
+    let main = std::fs::read_to_string(repo.join("main.tf")).unwrap();
+    let inline = "  ingress {\n    description = \"SSH from anywhere\" # the finding\n    from_port   = 22\n    to_port     = 22\n    protocol    = \"tcp\"\n    cidr_blocks = [\"0.0.0.0/0\"]\n  }\n";
+    assert!(main.contains(inline));
+    let dynamic = "  dynamic \"ingress\" {\n    for_each = local.admin_rules\n    content {\n      from_port   = ingress.value.port\n      to_port     = ingress.value.port\n      protocol    = \"tcp\"\n      cidr_blocks = ingress.value.cidrs\n    }\n  }\n";
+    std::fs::write(repo.join("main.tf"), main.replace(inline, dynamic)).unwrap();
+    let r = sg_dry_run("iac-sg-dynamic", &admin, &repo).await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "refused", "{r:#}");
+    assert_eq!(
+        change["reason"].as_str().unwrap(),
+        "terraform: unexpected state: aws_security_group.admin builds ingress rules with a dynamic \"ingress\" block from local.admin_rules; remove the entries that open administration ports to the internet from that data by hand",
+        "{r:#}"
+    );
+}
+
 /// A dry run of an RDS.2 finding on moto's `tf-main-db` (the fixture state's instance).
 async fn rds_dry_run(name: &str, repo: &Path) -> serde_json::Value {
     let rds = aws_sdk_rds::Client::new(&common::sdk_config().await);

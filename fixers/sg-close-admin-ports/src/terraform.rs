@@ -87,6 +87,29 @@ pub fn edits(blocks: &[LocatedBlock], admin: &[i32]) -> Result<Vec<Edit>> {
     let Some(group) = blocks.first() else {
         return Err(FixerError::invalid_input("no block declares the group"));
     };
+    // Rules a `dynamic "ingress"` block builds come from an expression (often a local or a
+    // variable's list); which of them open admin ports is only known once Terraform evaluates
+    // it, so removing the literal rules alone could leave the finding open.
+    if let Some(line) = group
+        .text
+        .lines()
+        .find(|l| l.trim_start().starts_with("dynamic \"ingress\""))
+    {
+        let for_each = group
+            .text
+            .lines()
+            .skip_while(|l| *l != line)
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("for_each")
+                    .map(|v| v.trim_start_matches([' ', '=']).trim())
+            })
+            .unwrap_or("an expression");
+        return Err(FixerError::unexpected_state(format!(
+            "{} builds ingress rules with a dynamic \"ingress\" block from {for_each}; remove the entries that open administration ports to the internet from that data by hand",
+            group.address
+        )));
+    }
     let mut edits = Vec::new();
     if let Some(text) = without_open_ingress(group, admin)? {
         edits.push(Edit::Replace(BlockText {
@@ -94,7 +117,11 @@ pub fn edits(blocks: &[LocatedBlock], admin: &[i32]) -> Result<Vec<Edit>> {
             text,
         }));
     }
-    for rule in &blocks[1..] {
+    // Where variables are set (`tfvars`, `variable`) is not a rule.
+    let rules = blocks[1..]
+        .iter()
+        .filter(|b| b.resource_type != "tfvars" && b.resource_type != "variable");
+    for rule in rules {
         let lines: Vec<&str> = rule.text.lines().collect();
         if opens_admin_ports(&lines, &rule.address, admin)? {
             edits.push(Edit::Remove(rule.address.clone()));
