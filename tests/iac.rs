@@ -539,6 +539,172 @@ async fn the_security_group_fixer_removes_world_open_admin_rules_where_they_are_
     );
 }
 
+/// A copy of the fixture repository with a network ACL (inline ingress rules and a rule
+/// resource) declared in the root module, its state naming moto's `acl`; `rdp` is the rule
+/// resource's port range.
+fn repository_with_acl(name: &str, acl: &str, rdp: (i32, i32)) -> PathBuf {
+    let repo = repository_with(name, &[]);
+    let main = std::fs::read_to_string(repo.join("main.tf")).unwrap();
+    let declared = format!(
+        r#"
+# A network ACL with inline ingress rules, and a rule declared as its own resource.
+resource "aws_network_acl" "edge" {{
+  vpc_id = module.vpc.vpc_id
+
+  ingress {{
+    protocol   = "tcp"
+    rule_no    = 100
+    action     = "allow"
+    cidr_block = "0.0.0.0/0"
+    from_port  = 22
+    to_port    = 22
+  }}
+
+  ingress {{
+    protocol   = "tcp"
+    rule_no    = 120
+    action     = "allow"
+    cidr_block = "0.0.0.0/0"
+    from_port  = 443
+    to_port    = 443
+  }}
+}}
+
+resource "aws_network_acl_rule" "edge_rdp" {{
+  network_acl_id = aws_network_acl.edge.id
+  rule_number    = 110
+  egress         = false
+  protocol       = "tcp"
+  rule_action    = "allow"
+  cidr_block     = "0.0.0.0/0"
+  from_port      = {}
+  to_port        = {}
+}}
+"#,
+        rdp.0, rdp.1
+    );
+    std::fs::write(repo.join("main.tf"), main + &declared).unwrap();
+    let path = repo.join("terraform.tfstate");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let provider = "provider[\"registry.terraform.io/hashicorp/aws\"]";
+    state["resources"].as_array_mut().unwrap().extend([
+        json!({"mode": "managed", "type": "aws_network_acl", "name": "edge", "provider": provider,
+               "instances": [{"schema_version": 0, "attributes": {"id": acl,
+               "arn": format!("arn:aws:ec2:us-east-1:123456789012:network-acl/{acl}")}}]}),
+        json!({"mode": "managed", "type": "aws_network_acl_rule", "name": "edge_rdp", "provider": provider,
+               "instances": [{"schema_version": 0, "attributes": {"id": "nacl-110", "network_acl_id": acl}}]}),
+    ]);
+    std::fs::write(&path, state.to_string()).unwrap();
+    repo
+}
+
+async fn nacl_dry_run(name: &str, acl: &str, repo: &Path) -> serde_json::Value {
+    let toml = workspace_toml().replace("tests/terraform", &repo.display().to_string())
+        + "[eligibility]\nresource-types = [\"AWS::EC2::NetworkAcl\"]\nallowed-actions = [\"ec2:DeleteNetworkAclEntry\", \"ec2:ReplaceNetworkAclEntry\"]\n";
+    planned(
+        name,
+        "nacl-close-admin-ports",
+        &toml,
+        &common::nacl_finding(name, acl),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_network_acl_fixer_removes_world_open_admin_rules_where_they_are_declared() {
+    let acl = common::moto_acl(&[
+        (100, false, "6", "allow", "0.0.0.0/0", Some((22, 22))),
+        (110, false, "6", "allow", "0.0.0.0/0", Some((3389, 3389))),
+        (120, false, "6", "allow", "0.0.0.0/0", Some((443, 443))),
+    ])
+    .await;
+    let repo = repository_with_acl("iac-nacl", &acl, (3389, 3389));
+    let r = nacl_dry_run("iac-nacl", &acl, &repo).await;
+    let iac = &r["iac"];
+    assert_eq!(iac["address"], "aws_network_acl.edge", "{iac:#}");
+    let change = &iac["change"];
+    assert_eq!(change["outcome"], "proposed", "{iac:#}");
+    let diff = change["files"][0]["diff"].as_str().unwrap();
+    // The SSH block and the RDP rule go; the HTTPS block stays.
+    assert!(
+        diff.contains("-    rule_no    = 100\n") && diff.contains("-    from_port  = 22\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("-resource \"aws_network_acl_rule\" \"edge_rdp\" {\n"),
+        "{diff}"
+    );
+    assert!(!diff.contains("rule_no    = 120"), "{diff}");
+    assert!(
+        diff.lines()
+            .all(|l| !l.starts_with('+') || l.starts_with("+++")),
+        "only removals: {diff}"
+    );
+
+    // A rule whose range holds more than admin ports is left to a person, with the reason.
+    let repo = repository_with_acl("iac-nacl-range", &acl, (3380, 3390));
+    let r = nacl_dry_run("iac-nacl-range", &acl, &repo).await;
+    let change = &r["iac"]["change"];
+    assert_eq!(change["outcome"], "refused", "{r:#}");
+    assert_eq!(
+        change["reason"],
+        "terraform: unexpected state: aws_network_acl_rule.edge_rdp allows ports 3380-3390 from the internet, administration ports among them; narrowing a range in code is left to a person"
+    );
+}
+
+/// EBS encryption by default is a per-region setting the provider names by its region: the
+/// fixer turns `enabled = false` on where it is declared.
+#[tokio::test]
+async fn the_ebs_fixer_turns_the_regions_setting_on_where_it_is_declared() {
+    let region = "eu-west-3";
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&common::sdk_config().await)
+            .region(aws_sdk_ec2::config::Region::new(region))
+            .build(),
+    );
+    ec2.disable_ebs_encryption_by_default()
+        .send()
+        .await
+        .unwrap();
+    let repo = repository_with("iac-ebs", &[]);
+    let main = std::fs::read_to_string(repo.join("main.tf")).unwrap();
+    let declared = "\n# The region's EBS default encryption, declared off.\nresource \"aws_ebs_encryption_by_default\" \"this\" {\n  enabled = false\n}\n";
+    std::fs::write(repo.join("main.tf"), main + declared).unwrap();
+    let path = repo.join("terraform.tfstate");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    state["resources"].as_array_mut().unwrap().push(json!({
+        "mode": "managed", "type": "aws_ebs_encryption_by_default", "name": "this",
+        "provider": "provider[\"registry.terraform.io/hashicorp/aws\"]",
+        "instances": [{"schema_version": 0, "attributes": {"id": region, "enabled": false}}]
+    }));
+    std::fs::write(&path, state.to_string()).unwrap();
+    let toml = workspace_toml()
+        .replace("tests/terraform", &repo.display().to_string())
+        .replace("us-east-1", region)
+        + "[eligibility]\nresource-types = [\"AWS::EC2::EbsEncryptionByDefault\"]\nallowed-actions = [\"ec2:EnableEbsEncryptionByDefault\"]\n";
+    let r = planned(
+        "iac-ebs",
+        "ebs-encryption-by-default",
+        &toml,
+        &common::ebs_finding("iac-ebs", region),
+    )
+    .await;
+    let iac = &r["iac"];
+    assert_eq!(
+        iac["address"], "aws_ebs_encryption_by_default.this",
+        "{iac:#}"
+    );
+    let change = &iac["change"];
+    assert_eq!(change["outcome"], "proposed", "{iac:#}");
+    let diff = change["files"][0]["diff"].as_str().unwrap();
+    assert!(
+        diff.ends_with("-  enabled = false\n+  enabled = true\n"),
+        "{diff}"
+    );
+}
+
 /// Rules a `dynamic "ingress"` block builds come from data the fixer does not edit: the edit is
 /// refused with the block's expression, never a partial fix that leaves the finding open.
 #[tokio::test]

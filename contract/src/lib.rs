@@ -191,6 +191,10 @@ pub struct Terraform {
     /// The state attributes that name the resource, compared with the finding's resource name
     /// and ARN: "bucket", "id", "arn".
     pub id_attributes: &'static [&'static str],
+    /// The provider names the resource by its region (a per-region setting such as
+    /// `aws_ebs_encryption_by_default`): the id attributes are compared with the finding's
+    /// region too.
+    pub named_by_region: bool,
     /// Resource types that configure the resource from outside, with the attribute that refers
     /// to it: `("aws_s3_bucket_public_access_block", "bucket")`.
     pub configured_by: &'static [(&'static str, &'static str)],

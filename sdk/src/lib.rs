@@ -75,6 +75,7 @@ pub mod ebs_encryption_by_default;
     feature = "rds-instance",
     feature = "network-acl"
 ))]
+pub mod hcl_text;
 mod kind;
 #[cfg(feature = "network-acl")]
 #[path = "../../kinds/network-acl/sdk.rs"]

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use salve_sdk::ebs_encryption_by_default::{
-    self as ebs, Call, Fixer, FixerError, Outcome, Plan, Result,
+    self as ebs, BlockText, Call, Edit, Fixer, FixerError, LocatedBlock, Outcome, Plan, Result,
 };
 
 /// The rollback data's one field.
@@ -69,6 +69,41 @@ impl Fixer for EnableEbsEncryption {
                 "new EBS volumes in the region are no longer encrypted by default",
             ),
         ))
+    }
+
+    /// `aws_ebs_encryption_by_default`'s `enabled = false` becomes `true`. Without `enabled` the
+    /// provider turns it on, so the code already agrees; any other value is a person's to set.
+    fn terraform(blocks: Vec<LocatedBlock>) -> Result<Option<Vec<Edit>>> {
+        let Some(setting) = blocks.first() else {
+            return Err(FixerError::invalid_input(
+                "no block declares the region's setting",
+            ));
+        };
+        let lines: Vec<&str> = setting.text.lines().collect();
+        let Some(value) = salve_sdk::hcl_text::attribute(&lines, "enabled") else {
+            return Ok(Some(Vec::new()));
+        };
+        match value {
+            "true" => Ok(Some(Vec::new())),
+            "false" => {
+                let line = lines
+                    .iter()
+                    .find(|l| l.trim_start().starts_with("enabled"))
+                    .copied()
+                    .unwrap_or_default();
+                let text = setting
+                    .text
+                    .replacen(line, &line.replacen("false", "true", 1), 1);
+                Ok(Some(vec![Edit::Replace(BlockText {
+                    address: setting.address.clone(),
+                    text,
+                })]))
+            }
+            other => Err(FixerError::unexpected_state(format!(
+                "enabled in {} is {other}, not a literal: set it to true where its value is set",
+                setting.address
+            ))),
+        }
     }
 }
 

@@ -12,8 +12,11 @@
 use std::collections::BTreeMap;
 
 use salve_sdk::network_acl::{
-    self as acl, context, AclEntry, Call, Fixer, FixerError, Outcome, Plan, Result,
+    self as acl, context, AclEntry, Call, Edit, Fixer, FixerError, LocatedBlock, Outcome, Plan,
+    Result,
 };
+
+mod terraform;
 
 /// The rollback data's one field: the ingress entries the fix touched, as they were before.
 const ENTRIES_BEFORE: &str = "entries_before";
@@ -190,6 +193,10 @@ impl Fixer for CloseAdminPorts {
             };
         }
         Ok(Some(plan))
+    }
+
+    fn terraform(blocks: Vec<LocatedBlock>) -> Result<Option<Vec<Edit>>> {
+        terraform::edits(&blocks, &admin_ports()?).map(Some)
     }
 }
 

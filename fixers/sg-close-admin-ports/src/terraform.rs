@@ -4,15 +4,8 @@
 //! in code means choosing new ranges, which the live fix does but a reviewer should see done by
 //! hand.
 
+use salve_sdk::hcl_text::attribute;
 use salve_sdk::security_group::{BlockText, Edit, FixerError, LocatedBlock, Result};
-
-/// The value of `key = value` on a line of a block, trimmed.
-fn attribute<'a>(lines: &[&'a str], key: &str) -> Option<&'a str> {
-    lines.iter().find_map(|l| {
-        let (k, v) = l.trim().split_once('=')?;
-        (k.trim() == key).then(|| v.trim())
-    })
-}
 
 fn port(lines: &[&str], key: &str) -> Option<i32> {
     attribute(lines, key).and_then(|v| v.parse().ok())

@@ -529,6 +529,8 @@ pub async fn locate(
             tf.id_attributes,
             &finding.resource.name,
             &finding.resource.arn,
+            tf.named_by_region
+                .then_some(finding.resource.region.as_str()),
         );
         if let Some(address) = found.first() {
             let module: Vec<String> = address
@@ -582,6 +584,8 @@ pub async fn trace(
             tf.id_attributes,
             &finding.resource.name,
             &finding.resource.arn,
+            tf.named_by_region
+                .then_some(finding.resource.region.as_str()),
         );
         let address: Address =
             match found.as_slice() {

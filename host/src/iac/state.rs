@@ -179,20 +179,21 @@ impl State {
     }
 
     /// Every managed instance of `resource_type` whose `attributes` name the resource (`name`,
-    /// the bucket or ID, or its `arn`).
+    /// the bucket or ID, or its `arn`; or `region`, for a setting the provider names by it).
     pub fn find(
         &self,
         resource_type: &str,
         attributes: &[&str],
         name: &str,
         arn: &str,
+        region: Option<&str>,
     ) -> Vec<Address> {
         let names = |i: &Instance| {
             attributes.iter().any(|a| {
                 i.attributes
                     .get(*a)
                     .and_then(Value::as_str)
-                    .is_some_and(|v| v == name || v == arn)
+                    .is_some_and(|v| v == name || v == arn || Some(v) == region)
             })
         };
         self.resources
@@ -245,7 +246,7 @@ mod tests {
                "instances": [{"attributes": {"id": "sg-2"}}]}]}"#,
         )
         .unwrap();
-        let found = state.find("aws_security_group", &["id", "arn"], "sg-2", "arn:x");
+        let found = state.find("aws_security_group", &["id", "arn"], "sg-2", "arn:x", None);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
             found[0].to_string(),

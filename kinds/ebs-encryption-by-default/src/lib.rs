@@ -76,6 +76,7 @@ pub const SPEC: KindSpec = KindSpec {
         resource_type: "aws_ebs_encryption_by_default",
         // The provider's ID for the setting is the region.
         id_attributes: &["id"],
+        named_by_region: true,
         configured_by: &[],
         forces_replacement: &[],
     }),

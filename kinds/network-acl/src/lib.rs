@@ -77,6 +77,7 @@ pub const SPEC: KindSpec = KindSpec {
     terraform: Some(Terraform {
         resource_type: "aws_network_acl",
         id_attributes: &["id", "arn"],
+        named_by_region: false,
         configured_by: &[("aws_network_acl_rule", "network_acl_id")],
         forces_replacement: &["vpc_id"],
     }),

@@ -61,6 +61,7 @@ pub const SPEC: KindSpec = KindSpec {
     terraform: Some(Terraform {
         resource_type: "aws_db_instance",
         id_attributes: &["identifier", "arn"],
+        named_by_region: false,
         configured_by: &[],
         forces_replacement: &["identifier", "engine", "storage_encrypted"],
     }),

@@ -68,6 +68,7 @@ pub const SPEC: KindSpec = KindSpec {
     terraform: Some(Terraform {
         resource_type: "aws_s3_bucket",
         id_attributes: &["bucket", "arn"],
+        named_by_region: false,
         configured_by: &[("aws_s3_bucket_public_access_block", "bucket")],
         forces_replacement: &["bucket"],
     }),

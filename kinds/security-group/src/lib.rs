@@ -63,6 +63,7 @@ pub const SPEC: KindSpec = KindSpec {
     terraform: Some(Terraform {
         resource_type: "aws_security_group",
         id_attributes: &["id", "arn"],
+        named_by_region: false,
         configured_by: &[
             ("aws_security_group_rule", "security_group_id"),
             ("aws_vpc_security_group_ingress_rule", "security_group_id"),
