@@ -246,6 +246,10 @@ async fn a_fixed_bucket_gets_a_pull_request_that_prism_accepts() {
     ] {
         assert!(body.contains(part), "{part:?} not in:\n{body}");
     }
+    assert!(
+        !body.contains("Warning: merging this destroys"),
+        "a public access block replaces nothing: {body}"
+    );
     let labels: serde_json::Value = serde_json::from_str(&seen[2].body).unwrap();
     assert_eq!(labels, json!({"labels": ["security", "salve"]}));
     // The token is sent as a header and recorded nowhere.

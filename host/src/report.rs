@@ -443,7 +443,7 @@ fn render_traced(out: &mut String, traced: &crate::iac::Traced) {
                 Some(crate::iac::Change::Refused { reason }) => {
                     let _ = writeln!(out, "  edit refused: {}", e(reason));
                 }
-                Some(crate::iac::Change::Proposed { files }) => {
+                Some(crate::iac::Change::Proposed { files, .. }) => {
                     let _ = writeln!(out, "  proposed edit:");
                     for f in files {
                         for line in f.diff.lines() {

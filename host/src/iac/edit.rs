@@ -118,6 +118,46 @@ pub fn apply(repo: &Path, location: &Location, edits: &[Edit]) -> Result<Vec<Fil
     Ok(out)
 }
 
+/// The attributes among `forces` whose value the edits of the resource's own block change (set,
+/// changed or removed): each makes Terraform destroy the resource and create it again.
+pub fn replaced_attributes(location: &Location, edits: &[Edit], forces: &[&str]) -> Vec<String> {
+    let value = |text: &str, key: &str| -> Option<String> {
+        let body = hcl_edit::parser::parse_body(text).ok()?;
+        let block = body.into_blocks().next()?;
+        let attribute = block.body.get_attribute(key)?;
+        Some(attribute.value.to_string().trim().to_string())
+    };
+    let before = &location.resource.text;
+    let mut out = Vec::new();
+    for edit in edits {
+        let Edit::Replace(BlockText { address, text }) = edit else {
+            continue;
+        };
+        if *address != location.resource.address {
+            continue;
+        }
+        for key in forces {
+            if value(before, key) != value(text, key) && !out.iter().any(|k| k == key) {
+                out.push(key.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// What a pull request says first when its change replaces the resource: in plain words, what
+/// is destroyed, why, and what to do before merging.
+pub fn replacement_warning(address: &str, attributes: &[String]) -> String {
+    let which = attributes
+        .iter()
+        .map(|a| format!("`{a}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "> **Warning: merging this destroys `{address}` and creates it again.** Terraform cannot change {which} in place. Whatever the resource holds is lost unless it is migrated first (for a volume or a database: take a snapshot and create the new one from it), and anything that refers to it by ID must follow. Plan the migration before you merge."
+    )
+}
+
 /// `terraform fmt`'s layout, as far as a block's text shows it: two spaces per nesting level, no
 /// tabs or trailing spaces, and the `=` of consecutive one-line attributes in one column.
 fn fmt_check(address: &str, text: &str) -> Result<(), Refusal> {
@@ -264,6 +304,53 @@ fn diff(file: &Path, before: &str, after: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn located(address: &str, text: &str) -> Located {
+        Located {
+            address: address.into(),
+            resource_type: "aws_ebs_volume".into(),
+            file: "main.tf".into(),
+            start_line: 1,
+            end_line: 1,
+            text: text.into(),
+            span: 0..text.len(),
+        }
+    }
+
+    #[test]
+    fn an_edit_that_changes_a_replacing_attribute_is_named() {
+        let before =
+            "resource \"aws_ebs_volume\" \"data\" {\n  size      = 10\n  encrypted = false\n}";
+        let location = Location {
+            resource: located("aws_ebs_volume.data", before),
+            configured_by: Vec::new(),
+            set_by: Vec::new(),
+        };
+        let replace = |text: &str| {
+            vec![Edit::Replace(BlockText {
+                address: "aws_ebs_volume.data".into(),
+                text: text.into(),
+            })]
+        };
+        let forces = ["encrypted", "availability_zone"];
+        let encrypted = before.replace("encrypted = false", "encrypted = true");
+        assert_eq!(
+            replaced_attributes(&location, &replace(&encrypted), &forces),
+            ["encrypted"]
+        );
+        let resized = before.replace("size      = 10", "size      = 20");
+        assert!(replaced_attributes(&location, &replace(&resized), &forces).is_empty());
+        // Setting one that was not written changes it too (from the provider's default).
+        let zoned = before.replace("  size", "  availability_zone = \"us-east-1a\"\n  size");
+        assert_eq!(
+            replaced_attributes(&location, &replace(&zoned), &forces),
+            ["availability_zone"]
+        );
+        assert_eq!(
+            replacement_warning("aws_ebs_volume.data", &["encrypted".into()]),
+            "> **Warning: merging this destroys `aws_ebs_volume.data` and creates it again.** Terraform cannot change `encrypted` in place. Whatever the resource holds is lost unless it is migrated first (for a volume or a database: take a snapshot and create the new one from it), and anything that refers to it by ID must follow. Plan the migration before you merge."
+        );
+    }
 
     #[test]
     fn fmt_accepts_terraform_fmt_output_and_names_the_line_it_refuses() {

@@ -439,7 +439,13 @@ pub enum PullRequestOutcome {
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Change {
     /// The edits, checked and applied to a copy: each changed file and its diff.
-    Proposed { files: Vec<edit::FileChange> },
+    Proposed {
+        files: Vec<edit::FileChange>,
+        /// Attributes of the resource the edit changes that make Terraform destroy and recreate
+        /// it (the kind's `forces_replacement`). A pull request says so first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        forces_replacement: Vec<String>,
+    },
     /// The fixer proposed edits the host refused, or could not make them.
     Refused { reason: String },
     /// The fixer does not edit Terraform.

@@ -146,8 +146,9 @@ impl FindingRun<'_> {
             Box::pin(self.pull_request(workspace, sandbox, entry, false, None));
         let pr = pr.await?;
         let landed = match pr.outcome {
+            // Its reason, if any, is what a reviewer must know first (a replacement).
             PullRequestOutcome::Opened | PullRequestOutcome::Updated => {
-                (Status::PullRequestOpened, None)
+                (Status::PullRequestOpened, pr.reason.clone())
             }
             PullRequestOutcome::ClosedUnmerged => (Status::Review, pr.reason.clone()),
             // Only `iac sync` records a merge; a run never makes one.

@@ -1355,7 +1355,20 @@ impl FindingRun<'_> {
                         }
                     } else {
                         match iac::edit::apply(&repository, &location, &edits) {
-                            Ok(files) => Change::Proposed { files },
+                            Ok(files) => {
+                                let forces = self
+                                    .fixer
+                                    .resource_type
+                                    .terraform
+                                    .as_ref()
+                                    .map_or(&[][..], |t| t.forces_replacement);
+                                Change::Proposed {
+                                    forces_replacement: iac::edit::replaced_attributes(
+                                        &location, &edits, forces,
+                                    ),
+                                    files,
+                                }
+                            }
                             Err(reason) => Change::Refused { reason },
                         }
                     }

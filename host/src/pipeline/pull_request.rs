@@ -119,13 +119,17 @@ impl FindingRun<'_> {
                 }
             })
             .await;
-        let (address, location, files) = match traced {
+        let (address, location, (files, forces_replacement)) = match traced {
             Traced::Located {
                 address,
                 location,
-                change: Some(Change::Proposed { files }),
+                change:
+                    Some(Change::Proposed {
+                        files,
+                        forces_replacement,
+                    }),
                 ..
-            } => (address, location, files),
+            } => (address, location, (files, forces_replacement)),
             Traced::Located {
                 change: Some(Change::Refused { reason } | Change::NotOffered { reason }),
                 ..
@@ -192,7 +196,16 @@ impl FindingRun<'_> {
             .iter()
             .filter(|b| files.iter().any(|f| f.file == b.file))
             .collect();
-        let body = self.body(
+        // A change that destroys the resource is never proposed quietly: it is said first.
+        let mut body = String::new();
+        if !forces_replacement.is_empty() {
+            let warning = crate::iac::edit::replacement_warning(
+                &location.resource.address,
+                &forces_replacement,
+            );
+            body = warning + "\n\n";
+        }
+        body += &self.body(
             entry,
             fixed_live,
             &address,
@@ -236,13 +249,24 @@ impl FindingRun<'_> {
                 e.retryable,
             ))),
             Ok((pr, outcome)) => {
+                let replaces = (!forces_replacement.is_empty()).then(|| {
+                    format!(
+                        "merging it destroys and recreates {} ({} cannot change in place); the pull request says so first",
+                        location.resource.address,
+                        forces_replacement.join(", ")
+                    )
+                });
                 let mut r = with_branch(PullRequestRecord {
                     number: Some(pr.number),
                     url: Some(pr.html_url.clone()),
-                    ..record(outcome, None)
+                    ..record(outcome, replaces.clone())
                 });
                 if let Err(e) = github.add_labels(pr.number, &forge.labels).await {
-                    r.reason = Some(format!("the labels were not added: {}", e.message));
+                    let labels = format!("the labels were not added: {}", e.message);
+                    r.reason = Some(match replaces {
+                        Some(replaces) => format!("{replaces}; {labels}"),
+                        None => labels,
+                    });
                 }
                 Some(r)
             }
