@@ -4,8 +4,7 @@
 use bytes::Bytes;
 use http_body_util::Full;
 
-type Connector =
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
+type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>;
 
 pub type HttpsClient = hyper_util::client::legacy::Client<Connector, Full<Bytes>>;
 

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::base::{create_private, hex};
+use crate::base::{create_private, hex, sha256_hex};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -107,18 +107,24 @@ impl DiskCache {
             .join(format!("{wasm_sha256}-{engine_hash:016x}.cwasm"))
     }
 
-    fn mac(&self, wasm_sha256: &str, artifact: &[u8]) -> HmacSha256 {
+    /// The tag authenticates the artifact's SHA-256, not its bytes: the host needs that digest
+    /// anyway (it is the artifact's identity in every record), so each load hashes the artifact
+    /// once instead of twice. With SHA-256's collision resistance this is as strong as a MAC of
+    /// the bytes.
+    fn mac(&self, wasm_sha256: &str, artifact_sha256: &str) -> HmacSha256 {
         // new_from_slice accepts keys of any length for HMAC.
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(b"salve-artifact-v2\n");
         mac.update(wasm_sha256.as_bytes());
         mac.update(b"\n");
-        mac.update(artifact);
+        mac.update(artifact_sha256.as_bytes());
         mac
     }
 
-    /// The artifact's bytes, only if its tag verifies for this `.wasm` digest. `Ok(None)` when
-    /// there is no artifact; `Err` (with the reason) when there is one that must not be loaded.
-    pub fn read(&self, path: &Path, wasm_sha256: &str) -> Result<Option<Vec<u8>>> {
+    /// The artifact's bytes and SHA-256, only if its tag verifies for this `.wasm` digest.
+    /// `Ok(None)` when there is no artifact; `Err` (with the reason) when there is one that must
+    /// not be loaded.
+    pub fn read(&self, path: &Path, wasm_sha256: &str) -> Result<Option<(Vec<u8>, String)>> {
         let mut bytes = Vec::new();
         match OpenOptions::new()
             .read(true)
@@ -137,19 +143,30 @@ impl DiskCache {
             )
         })?;
         let tag = decode_hex(tag.trim()).context("the artifact's tag is not hex")?;
-        self.mac(wasm_sha256, &bytes)
+        let digest = sha256_hex(&bytes);
+        self.mac(wasm_sha256, &digest)
             .verify_slice(&tag)
             .map_err(|_| {
                 anyhow::anyhow!(
                     "the artifact's tag does not verify: it was not written by this cache for this fixer"
                 )
             })?;
-        Ok(Some(bytes))
+        Ok(Some((bytes, digest)))
     }
 
-    /// Writes an artifact and its tag, each 0600, through a fresh temporary file.
-    pub fn write(&self, path: &Path, wasm_sha256: &str, artifact: &[u8]) -> Result<()> {
-        let tag = hex(&self.mac(wasm_sha256, artifact).finalize().into_bytes());
+    /// Writes an artifact (whose SHA-256 is `artifact_sha256`) and its tag, each 0600, through a
+    /// fresh temporary file.
+    pub fn write(
+        &self,
+        path: &Path,
+        wasm_sha256: &str,
+        artifact: &[u8],
+        artifact_sha256: &str,
+    ) -> Result<()> {
+        let tag = hex(&self
+            .mac(wasm_sha256, artifact_sha256)
+            .finalize()
+            .into_bytes());
         write_private(path, artifact)?;
         write_private(&path.with_extension("cwasm.hmac"), tag.as_bytes())
     }
@@ -239,11 +256,18 @@ mod tests {
         let d = scratch("mac");
         let cache = DiskCache::open(&d.join("cache"), &d.join("key")).unwrap();
         let p = cache.path("aa", 1);
-        cache.write(&p, "aa", b"compiled").unwrap();
+        let digest = sha256_hex(b"compiled");
+        cache.write(&p, "aa", b"compiled", &digest).unwrap();
         assert_eq!(
-            cache.read(&p, "aa").unwrap().as_deref(),
-            Some(&b"compiled"[..])
+            cache.read(&p, "aa").unwrap(),
+            Some((b"compiled".to_vec(), digest.clone()))
         );
+        // A tag written for other bytes (a digest that is not the artifact's) does not verify.
+        cache
+            .write(&p, "aa", b"compiled", &sha256_hex(b"other"))
+            .unwrap();
+        assert!(cache.read(&p, "aa").is_err(), "a tag for other bytes");
+        cache.write(&p, "aa", b"compiled", &digest).unwrap();
         assert!(cache.read(&p, "bb").is_err(), "swapped for another fixer");
         std::fs::write(&p, b"patched!").unwrap();
         assert!(cache.read(&p, "aa").is_err(), "patched code");

@@ -155,13 +155,13 @@ impl ArtifactCache {
         let mut found = None;
         if let Some((disk, path)) = &path {
             match disk.read(path, sha256) {
-                Ok(Some(artifact)) => {
+                Ok(Some((artifact, digest))) => {
                     // SAFETY: the bytes were authenticated just above (HMAC with a key outside
                     // the cache, bound to this .wasm's digest), so they are what this host
                     // compiled from the reviewed component; wasmtime checks the engine
                     // compatibility again.
                     match unsafe { Component::deserialize(engine, &artifact) } {
-                        Ok(c) => found = Some((c, sha256_hex(&artifact))),
+                        Ok(c) => found = Some((c, digest)),
                         Err(e) => {
                             tracing::warn!(path = %path.display(), "recompiling: the cached artifact does not load: {e:#}")
                         }
@@ -180,12 +180,13 @@ impl ArtifactCache {
                 let c =
                     wt(Component::new(engine, bytes)).context("compiling the fixer component")?;
                 let artifact = wt(c.serialize()).context("serialising the compiled fixer")?;
+                let digest = sha256_hex(&artifact);
                 if let Some((disk, path)) = &path {
-                    if let Err(e) = disk.write(path, sha256, &artifact) {
+                    if let Err(e) = disk.write(path, sha256, &artifact, &digest) {
                         tracing::warn!(path = %path.display(), "could not cache compiled fixer: {e:#}");
                     }
                 }
-                (c, ArtifactSource::Compiled, sha256_hex(&artifact))
+                (c, ArtifactSource::Compiled, digest)
             }
         };
         self.compiled
