@@ -728,16 +728,7 @@ async fn rules_from_a_dynamic_block_are_refused_with_their_expression() {
 
 /// A dry run of an RDS.2 finding on moto's `tf-main-db` (the fixture state's instance).
 async fn rds_dry_run(name: &str, repo: &Path) -> serde_json::Value {
-    let rds = aws_sdk_rds::Client::new(&common::sdk_config().await);
-    let exists = rds
-        .describe_db_instances()
-        .db_instance_identifier("tf-main-db")
-        .send()
-        .await
-        .is_ok();
-    if !exists {
-        common::public_db("tf-main-db").await;
-    }
+    common::public_db_once("tf-main-db").await;
     let toml = workspace_toml().replace("tests/terraform", &repo.display().to_string())
         + "[eligibility]\nresource-types = [\"AWS::RDS::DBInstance\"]\nallowed-actions = [\"rds:ModifyDBInstance\"]\n";
     let finding = common::rds_finding(name, "tf-main-db");

@@ -652,6 +652,31 @@ async fn an_environment_can_take_its_fixes_as_pull_requests_only() {
     );
 }
 
+/// A pipeline whose forge is `proxy`, with `effect`, and the Rego `policy` as the operator's file.
+async fn pipeline_with_policy(
+    name: &str,
+    bare: &Path,
+    proxy: &CountingProxy,
+    effect: &str,
+    policy: &str,
+) -> salve::pipeline::Pipeline {
+    let file = common::scratch(&format!("{name}-rego")).join("policy.rego");
+    std::fs::write(&file, policy).unwrap();
+    let config = format!(
+        "{}\n[policy]\nfiles = [{:?}]\n",
+        config(bare, &proxy.url, effect),
+        file.display().to_string()
+    );
+    common::aws_pipeline_config(
+        name,
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        &config,
+    )
+    .await
+    .0
+}
+
 /// A policy sees where Terraform declares the resource (`input.iac`) and can choose how its fix
 /// lands (`effect`): here every fix of a module's resource becomes a pull request only, whatever
 /// salve.toml says.
@@ -661,30 +686,14 @@ async fn a_policy_sees_input_iac_and_can_choose_the_effect() {
     let bare = bare_repository("pr-by-policy");
     let proxy = CountingProxy::start(&prism()).await;
     let client = public_tf_bucket().await;
-    let policy = common::scratch("pr-by-policy-rego").join("iac.rego");
-    std::fs::write(
-        &policy,
-        r#"package salve.eligibility
+    let policy = r#"package salve.eligibility
 
 effect := "pull-request" if {
 	input.iac.managed
 	startswith(input.iac.module, "module.")
 }
-"#,
-    )
-    .unwrap();
-    let config = format!(
-        "{}\n[policy]\nfiles = [{:?}]\n",
-        config(&bare, &proxy.url, "both"),
-        policy.display().to_string()
-    );
-    let (p, _) = common::aws_pipeline_config(
-        "pr-by-policy",
-        &common::endpoint(),
-        &[common::fixer("s3-block-public-access")],
-        &config,
-    )
-    .await;
+"#;
+    let p = pipeline_with_policy("pr-by-policy", &bare, &proxy, "both", policy).await;
     let r = common::process_one(
         &p,
         common::s3_finding("pr-policy-1", "tf-logs-bucket").as_bytes(),
@@ -708,10 +717,7 @@ async fn input_iac_names_the_workspace_address_and_module() {
     let bare = bare_repository("iac-input");
     let proxy = CountingProxy::start(&prism()).await;
     let _client = public_tf_bucket().await;
-    let policy = common::scratch("iac-input-rego").join("iac.rego");
-    std::fs::write(
-        &policy,
-        r#"package salve.eligibility
+    let policy = r#"package salve.eligibility
 
 review contains sprintf("managed: %s %s %s", [input.iac.workspace, input.iac.address, input.iac.module]) if {
 	input.iac.managed
@@ -720,21 +726,8 @@ review contains sprintf("managed: %s %s %s", [input.iac.workspace, input.iac.add
 review contains sprintf("unmanaged: %s", [input.iac.reason]) if {
 	input.iac.managed == false
 }
-"#,
-    )
-    .unwrap();
-    let config = format!(
-        "{}\n[policy]\nfiles = [{:?}]\n",
-        config(&bare, &proxy.url, "both"),
-        policy.display().to_string()
-    );
-    let (p, _) = common::aws_pipeline_config(
-        "iac-input",
-        &common::endpoint(),
-        &[common::fixer("s3-block-public-access")],
-        &config,
-    )
-    .await;
+"#;
+    let p = pipeline_with_policy("iac-input", &bare, &proxy, "both", policy).await;
     let dry_run = ProcessOptions {
         effect: salve::pipeline::Effect::PlanOnly,
         ..ProcessOptions::default()
@@ -771,16 +764,7 @@ review contains sprintf("unmanaged: %s", [input.iac.reason]) if {
 async fn a_variable_is_changed_where_it_is_set_and_the_pull_request_says_so() {
     let bare = bare_repository("pr-tfvars");
     let proxy = CountingProxy::start(&prism()).await;
-    let rds = aws_sdk_rds::Client::new(&common::sdk_config().await);
-    let exists = rds
-        .describe_db_instances()
-        .db_instance_identifier("tf-main-db")
-        .send()
-        .await
-        .is_ok();
-    if !exists {
-        common::public_db("tf-main-db").await;
-    }
+    common::public_db_once("tf-main-db").await;
     let config = config(&bare, &proxy.url, "pull-request")
         + "[eligibility]\nresource-types = [\"AWS::RDS::DBInstance\"]\nallowed-actions = [\"rds:ModifyDBInstance\"]\n";
     let (p, _) = common::aws_pipeline_config(

@@ -242,6 +242,20 @@ pub fn rds_finding(id: &str, identifier: &str) -> String {
 }
 
 /// A public moto DB instance named `identifier`.
+/// [`public_db`], unless moto already has an instance `identifier` (tests share the fixture's).
+pub async fn public_db_once(identifier: &str) {
+    let rds = aws_sdk_rds::Client::new(&sdk_config().await);
+    let exists = rds
+        .describe_db_instances()
+        .db_instance_identifier(identifier)
+        .send()
+        .await
+        .is_ok();
+    if !exists {
+        public_db(identifier).await;
+    }
+}
+
 pub async fn public_db(identifier: &str) {
     let rds = aws_sdk_rds::Client::new(&sdk_config().await);
     rds.create_db_instance()

@@ -497,6 +497,13 @@ impl IacInput {
     }
 }
 
+/// The addresses in `state` that name the finding's resource, as its kind's Terraform spec says.
+fn names(state: &State, tf: &salve_contract::Terraform, finding: &Finding) -> Vec<Address> {
+    let r = &finding.resource;
+    let region = tf.named_by_region.then_some(r.region.as_str());
+    state.find(tf.resource_type, tf.id_attributes, &r.name, &r.arn, region)
+}
+
 /// Where the states of the workspaces that cover `finding` name its resource. `None` when no
 /// workspace is configured at all: then the policies see no `input.iac`.
 pub async fn locate(
@@ -530,14 +537,7 @@ pub async fn locate(
                 })
             }
         };
-        let found = state.find(
-            tf.resource_type,
-            tf.id_attributes,
-            &finding.resource.name,
-            &finding.resource.arn,
-            tf.named_by_region
-                .then_some(finding.resource.region.as_str()),
-        );
+        let found = names(&state, tf, finding);
         if let Some(address) = found.first() {
             let module: Vec<String> = address
                 .module
@@ -585,14 +585,7 @@ pub async fn trace(
             .read(&location)
             .await
             .map_err(|e| format!("workspace {:?}: {e}", w.name))?;
-        let found = state.find(
-            tf.resource_type,
-            tf.id_attributes,
-            &finding.resource.name,
-            &finding.resource.arn,
-            tf.named_by_region
-                .then_some(finding.resource.region.as_str()),
-        );
+        let found = names(&state, tf, finding);
         let address: Address =
             match found.as_slice() {
                 [] => continue,
