@@ -97,6 +97,25 @@ fn run(name: &str, rt: &tokio::runtime::Runtime, n: usize, concurrency: usize) -
         wall.as_secs_f64()
     );
     support::report(&format!("{name} (latency)"), latencies);
+    // The full record each fix writes (its intent and its terminal record), as the log holds it.
+    let log = std::fs::read_to_string(&audit).unwrap_or_default();
+    let (mut terminal, mut intent) = ((0usize, 0usize), (0usize, 0usize));
+    for line in log.lines() {
+        let which = if line.contains("\"status\":\"intent\"") {
+            &mut intent
+        } else {
+            &mut terminal
+        };
+        which.0 += 1;
+        which.1 += line.len() + 1;
+    }
+    let mean = |(count, bytes): (usize, usize)| bytes / count.max(1);
+    println!(
+        "{name:<28} mean record: terminal {} bytes, intent {} bytes ({} records in the log)",
+        mean(terminal),
+        mean(intent),
+        terminal.0 + intent.0
+    );
     let _ = std::fs::remove_dir_all(&dir);
     rate
 }
