@@ -108,6 +108,22 @@ async fn hostile_fixers_are_contained_and_the_host_carries_on() {
     assert!(salve::audit::verify(&audit).unwrap().is_intact());
 }
 
+/// A fixer whose check() says non-compliant but whose plan is empty has not shown the finding
+/// closed: it goes to a person, never to already-compliant.
+#[tokio::test]
+async fn a_non_compliant_resource_with_an_empty_plan_goes_to_review() {
+    let group = open_ssh_group();
+    let (p, _) = hostile_pipeline("empty-plan", group.clone(), tight_limits());
+    let record = run(&p, "e", "empty-plan").await;
+    assert_eq!(status(&record), "review", "{record}");
+    assert_eq!(
+        reason(&record),
+        "check() finds the resource non-compliant, but plan() proposes no change: the fixer cannot fix it as it is; a person decides"
+    );
+    assert_eq!(record["evidence"]["compliant_before"], false);
+    assert_eq!(group.writes.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
 #[tokio::test]
 async fn a_write_during_plan_is_denied_and_never_reaches_the_backend() {
     let group = open_ssh_group();

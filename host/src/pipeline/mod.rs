@@ -1212,9 +1212,11 @@ impl FindingRun<'_> {
         };
         entry.plan = Some(plan.clone());
         if plan.changes.is_empty() {
+            // The fixer's own check says the resource is not compliant: recording it compliant
+            // would close a finding nobody fixed. A person looks.
             return (
-                Status::AlreadyCompliant,
-                Some("check() reported non-compliant but plan() proposes no change".into()),
+                Status::Review,
+                Some("check() finds the resource non-compliant, but plan() proposes no change: the fixer cannot fix it as it is; a person decides".into()),
             );
         }
         // Where the code declares the resource, and the fixer's edit of it: shown by explain
