@@ -302,3 +302,81 @@ async fn malformed_payloads_are_rejected_with_a_reason_and_a_digest() {
         assert_eq!(record["payload_sha256"], salve::audit::sha256_hex(payload));
     }
 }
+
+/// Refuses every shared read session the way STS refuses a policy over its packed-size limit,
+/// and binds each finding's own session to its in-memory bucket.
+struct PackedLimit(salve::in_memory::BucketPerFinding);
+
+impl salve::pipeline::BackendBinder for PackedLimit {
+    fn bind<'a>(
+        &'a self,
+        finding: &'a salve::finding::Finding,
+        policy: &'a salve::credentials::SessionPolicy,
+        on_behalf: salve::pipeline::SessionFor<'a>,
+    ) -> BoxFuture<'a, Result<salve::capabilities::Binding, salve::credentials::AssumeRoleFailure>>
+    {
+        if let salve::pipeline::SessionFor::ReadGroup(_) = on_behalf {
+            return Box::pin(async {
+                Err(salve::credentials::AssumeRoleFailure {
+                    reason: "assume-role failed".into(),
+                    code: Some("PackedPolicyTooLarge".into()),
+                    message: "Packed policy consumes 104% of allotted space".into(),
+                    request_id: None,
+                    retryable: false,
+                })
+            });
+        }
+        self.0.bind(finding, policy, on_behalf)
+    }
+}
+
+/// A shared read session STS refuses as too large falls back to each finding's own session:
+/// the payload is fixed, and each record shows both attempts.
+#[tokio::test]
+async fn a_shared_read_session_sts_refuses_as_too_large_falls_back_to_the_findings_own() {
+    let audit = scratch("packed-limit").join("audit.jsonl");
+    let p = pipeline(
+        &[fixer("s3-block-public-access")],
+        RuntimeLimits::default(),
+        Box::new(PackedLimit(Default::default())),
+        &audit,
+        no_settings(),
+    );
+    let messages: Vec<Value> = (0..2)
+        .map(|i| {
+            let id = format!("packed-{i}");
+            serde_json::json!({"MessageId": id, "Body": s3_finding(&id, &format!("packed-bucket-{i}"))})
+        })
+        .collect();
+    let payload = serde_json::json!({ "Messages": messages }).to_string();
+    let processed = p
+        .process_payload(payload.as_bytes(), ProcessOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(processed.len(), 2);
+    for r in &processed {
+        let e = &r.entry;
+        assert_eq!(
+            e.status.map(|s| s.as_str()),
+            Some("remediated"),
+            "{:?}",
+            e.reason
+        );
+        let reads: Vec<_> = e
+            .sessions
+            .iter()
+            .filter(|s| s.phase == salve::record::SessionPhase::Read)
+            .collect();
+        assert_eq!(reads.len(), 2, "the shared attempt and the finding's own");
+        assert!(reads[0].session_name.starts_with("salve-read-"));
+        assert_eq!(
+            reads[0].failure.as_ref().and_then(|f| f.code.as_deref()),
+            Some("PackedPolicyTooLarge")
+        );
+        assert_eq!(
+            reads[1].session_name,
+            format!("salve-{}", e.finding_id.as_deref().unwrap())
+        );
+        assert!(reads[1].failure.is_none());
+    }
+}

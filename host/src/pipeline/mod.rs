@@ -93,6 +93,9 @@ impl<T: BackendBinder> BackendBinder for std::sync::Arc<T> {
     }
 }
 
+/// STS's error code for a session policy (with its tags) over the packed-size limit.
+const PACKED_POLICY_TOO_LARGE: &str = "PackedPolicyTooLarge";
+
 fn session_failure(phase: &str, f: &AssumeRoleFailure) -> (Status, Option<String>) {
     let mut reason = format!("{phase} session: {}: {}", f.reason, f.message);
     if let Some(code) = &f.code {
@@ -859,25 +862,37 @@ impl Pipeline {
         };
         entry.fixer = Some(fixer.identity());
         let arn = finding.resource.arn.as_str();
-        let (arns, on_behalf) = match group.filter(|g| g.covers(arn)) {
-            Some(g) => (
-                g.arns.iter().map(String::as_str).collect(),
-                SessionFor::ReadGroup(&g.id),
-            ),
-            None => (vec![arn], SessionFor::Finding),
-        };
-        let policy = read_policy(fixer, &arns);
-        let t = Instant::now();
-        let bound = self.backends.bind(finding, &policy, on_behalf).await;
-        entry.durations_us.insert("read_session".into(), micros(t));
-        entry.sessions.push(SessionRecord::new(
-            SessionPhase::Read,
-            finding,
-            on_behalf,
-            &policy,
-            bound.as_ref().err(),
-        ));
-        let backend = match bound {
+        let shared = group.filter(|g| g.covers(arn));
+        let mut scopes = Vec::with_capacity(2);
+        if let Some(g) = shared {
+            let arns: Vec<&str> = g.arns.iter().map(String::as_str).collect();
+            scopes.push((arns, SessionFor::ReadGroup(&g.id)));
+        }
+        scopes.push((vec![arn], SessionFor::Finding));
+        let mut bound = None;
+        for (arns, on_behalf) in scopes {
+            let policy = read_policy(fixer, &arns);
+            let t = Instant::now();
+            let result = self.backends.bind(finding, &policy, on_behalf).await;
+            entry.durations_us.insert("read_session".into(), micros(t));
+            entry.sessions.push(SessionRecord::new(
+                SessionPhase::Read,
+                finding,
+                on_behalf,
+                &policy,
+                result.as_ref().err(),
+            ));
+            // STS refuses a shared policy its packed-size limit does not fit (policy and tags
+            // compressed together); the finding's own session still fits.
+            let too_large =
+                matches!(&result, Err(f) if f.code.as_deref() == Some(PACKED_POLICY_TOO_LARGE));
+            let last = on_behalf == SessionFor::Finding;
+            bound = Some(result);
+            if !too_large || last {
+                break;
+            }
+        }
+        let backend = match bound? {
             Ok(b) => b,
             Err(f) => {
                 let (status, reason) = session_failure("read", &f);
