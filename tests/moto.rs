@@ -490,12 +490,7 @@ async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
     )
     .await;
     let s3 = common::s3().await;
-    let buckets: Vec<String> = (0..5)
-        .map(|i| common::unique(&format!("conc-{i}")))
-        .collect();
-    for b in &buckets {
-        s3.create_bucket().bucket(b).send().await.unwrap();
-    }
+    let buckets = common::moto_buckets(&s3, "conc", 5).await;
     // Six findings: one per bucket, and a second one about the first bucket.
     let mut ids = Vec::new();
     let mut messages = Vec::new();
@@ -611,12 +606,9 @@ async fn shared_read_sessions_stay_within_the_session_policy_limit() {
     )
     .await;
     let s3 = common::s3().await;
-    let buckets: Vec<String> = (0..120)
-        .map(|i| common::unique(&format!("grp-{i}")))
-        .collect();
+    let buckets = common::moto_buckets(&s3, "grp", 120).await;
     let mut messages = Vec::new();
     for (i, b) in buckets.iter().enumerate() {
-        s3.create_bucket().bucket(b).send().await.unwrap();
         let id = format!("grp-{i}");
         messages.push(serde_json::json!({ "MessageId": id, "Body": common::s3_finding(&id, b) }));
     }

@@ -423,6 +423,15 @@ pub async fn open_ssh_group(prefix: &str) -> String {
 }
 
 /// S3 in moto, buckets addressed by path.
+/// `n` new moto buckets named `<prefix>-<i>` (made unique), in order.
+pub async fn moto_buckets(s3: &aws_sdk_s3::Client, prefix: &str, n: usize) -> Vec<String> {
+    let buckets: Vec<String> = (0..n).map(|i| unique(&format!("{prefix}-{i}"))).collect();
+    for b in &buckets {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    buckets
+}
+
 pub async fn s3() -> aws_sdk_s3::Client {
     salve::aws::s3_client(&sdk_config().await, true)
 }

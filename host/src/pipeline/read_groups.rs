@@ -85,42 +85,39 @@ impl Pipeline {
         let mut n = 0;
         for key in keys {
             let (fixer, members) = &by_fixer[&key];
-            let mut chunk: Vec<Member<'_>> = Vec::new();
-            let mut flush = |chunk: &mut Vec<Member<'_>>| {
-                let mut arns: Vec<String> = Vec::new();
-                for (_, arn) in chunk.iter() {
-                    if !arns.iter().any(|a| a == arn) {
-                        arns.push(arn.to_string());
-                    }
-                }
+            // The chunk being filled: its messages, and its distinct resources.
+            let (mut indices, mut arns): (Vec<usize>, Vec<&str>) = (Vec::new(), Vec::new());
+            let mut flush = |indices: &mut Vec<usize>, arns: &mut Vec<&str>| {
                 if arns.len() > 1 {
                     let group = Arc::new(ReadGroup {
                         id: format!(
                             "read-{}-{n}",
                             &payload_sha256[..12.min(payload_sha256.len())]
                         ),
-                        arns,
+                        arns: arns.iter().map(|a| a.to_string()).collect(),
                     });
                     n += 1;
-                    for (index, _) in chunk.iter() {
+                    for index in indices.iter() {
                         groups.insert(*index, group.clone());
                     }
                 }
-                chunk.clear();
+                indices.clear();
+                arns.clear();
             };
             for &(index, arn) in members {
-                let mut arns: Vec<&str> = chunk.iter().map(|(_, a)| *a).collect();
                 if !arns.contains(&arn) {
                     arns.push(arn);
+                    if arns.len() > 1
+                        && read_policy(fixer, &arns).json().len() > MAX_SESSION_POLICY_CHARS
+                    {
+                        arns.pop();
+                        flush(&mut indices, &mut arns);
+                        arns.push(arn);
+                    }
                 }
-                if !chunk.is_empty()
-                    && read_policy(fixer, &arns).json().len() > MAX_SESSION_POLICY_CHARS
-                {
-                    flush(&mut chunk);
-                }
-                chunk.push((index, arn));
+                indices.push(index);
             }
-            flush(&mut chunk);
+            flush(&mut indices, &mut arns);
         }
         groups
     }
