@@ -1132,13 +1132,14 @@ impl FindingRun<'_> {
         let (metadata, tag_read_error) = self.metadata(entry).await;
         entry.metadata = Some(metadata.clone());
         let risk = self.pipeline.risk(self.finding, &metadata, entry);
-        // Only with workspaces configured: one state read, answered 304 while it is unchanged.
-        let iac = crate::iac::locate(
-            &self.pipeline.config.iac,
-            self.finding,
-            &self.pipeline.states,
-        )
-        .await;
+        // Only policies read `input.iac`, and only with workspaces configured: one state read,
+        // answered 304 while it is unchanged.
+        let pipeline = self.pipeline;
+        let iac = if pipeline.config.policy.has_operator_policies() {
+            crate::iac::locate(&pipeline.config.iac, self.finding, &pipeline.states).await
+        } else {
+            None
+        };
         let t = Instant::now();
         let decision = self.pipeline.config.policy.decide(DecisionInput {
             finding: self.finding,

@@ -294,6 +294,12 @@ impl EligibilityPolicy {
         self.rego.files()
     }
 
+    /// Whether the operator's policies are evaluated at all (none are loaded by default), so
+    /// their input need not be gathered.
+    pub fn has_operator_policies(&self) -> bool {
+        self.rego.evaluates()
+    }
+
     fn severity_check(&self, f: &Finding) -> Check {
         let eligible: Vec<String> = self
             .config

@@ -123,6 +123,12 @@ impl RegoPolicy {
         &self.files
     }
 
+    /// Whether evaluating says anything: a file of the operator's is loaded, or one failed to
+    /// load (which fails closed).
+    pub fn evaluates(&self) -> bool {
+        self.has_rules || self.load_error.is_some()
+    }
+
     pub fn evaluate(&self, input: Value) -> PolicyVerdict {
         if let Some(e) = &self.load_error {
             return PolicyVerdict {
