@@ -7,7 +7,7 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 fixers=(s3-block-public-access sg-close-admin-ports ebs-encryption-by-default rds-private
-        nacl-close-admin-ports)
+        nacl-close-admin-ports ebs-encrypt-volume)
 fixtures=(hostile-fixer forbidden-import typed-s3)
 # One cargo invocation per crate: cargo unifies features across the packages of one build, and a
 # fixer must get only its own kind's SDK feature (so calling another kind's capability does not

@@ -18,13 +18,39 @@ use common::proxy::{CountingProxy, FaultRule, Injected, Seen};
 use common::*;
 use serde_json::{json, Value};
 
-const FIXERS: [&str; 5] = [
+const FIXERS: [&str; 6] = [
     "s3-block-public-access",
     "sg-close-admin-ports",
     "ebs-encryption-by-default",
     "rds-private",
     "nacl-close-admin-ports",
+    "ebs-encrypt-volume",
 ];
+
+/// The cases of a fixer that changes the account.
+const LIVE_CASES: [&str; 4] = [
+    "fixed",
+    "already-compliant",
+    "access-denied-on-write",
+    "throttled-then-fixed",
+];
+
+/// The cases of an IaC-only fixer, which writes nothing: without Terraform the finding goes to
+/// review, and a failed read fails it.
+const IAC_ONLY_CASES: [&str; 4] = [
+    "review-without-terraform",
+    "already-compliant",
+    "access-denied-on-read",
+    "throttled-then-review",
+];
+
+fn cases_of(fixer: &str) -> [&'static str; 4] {
+    if fixer == "ebs-encrypt-volume" {
+        IAC_ONLY_CASES
+    } else {
+        LIVE_CASES
+    }
+}
 
 fn salve(args: &[&str], paths: &[&Path]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_salve"));
@@ -69,12 +95,7 @@ fn shipped_fixers_pass_their_recorded_cases() {
         let report = text(&out);
         assert!(out.status.success(), "{name}:\n{report}");
         assert!(report.contains("4 passed, 0 failed"), "{name}:\n{report}");
-        for case in [
-            "fixed",
-            "already-compliant",
-            "access-denied-on-write",
-            "throttled-then-fixed",
-        ] {
+        for case in cases_of(name) {
             assert!(
                 report.contains(&format!("PASS {case} (")),
                 "{name}: {case}\n{report}"
@@ -342,21 +363,20 @@ fn query_faults(
     throttled: (u16, &'static str),
 ) -> Option<FaultRule> {
     match case {
-        "access-denied-on-write" => Some(Arc::new(move |s: &Seen| {
-            s.body
-                .contains(write)
-                .then(|| Injected::Respond(denied.0, denied.1.into()))
-        })),
-        "throttled-then-fixed" => {
-            let throttled_once = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            Some(Arc::new(move |s: &Seen| {
-                (s.body.contains(read)
-                    && !throttled_once.swap(true, std::sync::atomic::Ordering::SeqCst))
-                .then(|| Injected::Respond(throttled.0, throttled.1.into()))
-            }))
-        }
+        "access-denied-on-write" => Some(body_fault(write, denied, false)),
+        "throttled-then-fixed" => Some(body_fault(read, throttled, true)),
         _ => None,
     }
+}
+
+/// Answers every request whose body names `marker` with `answer`, or only the first (`once`).
+fn body_fault(marker: &'static str, answer: (u16, &'static str), once: bool) -> FaultRule {
+    let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    Arc::new(move |s: &Seen| {
+        (s.body.contains(marker)
+            && !(once && answered.swap(true, std::sync::atomic::Ordering::SeqCst)))
+        .then(|| Injected::Respond(answer.0, answer.1.into()))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,4 +644,54 @@ async fn record_shipped_fixer_cases() {
         ));
         record("nacl-close-admin-ports", &dir, &proxy);
     }
+    record_ebs_volume_cases(&proxy).await;
+}
+
+/// EBS volumes: one per case, encrypted only where the case says. The fixer writes nothing, so
+/// the faults are on the one read.
+async fn record_ebs_volume_cases(proxy: &CountingProxy) {
+    let volume_cases = cases_dir("ebs-encrypt-volume");
+    let _ = std::fs::remove_dir_all(&volume_cases);
+    for case in IAC_ONLY_CASES {
+        let volume = moto_volume(case == "already-compliant").await;
+        let description = match case {
+            "review-without-terraform" => "An unencrypted volume that no Terraform workspace covers: it cannot be encrypted in place, so the finding goes to review and nothing changes.",
+            "already-compliant" => "An encrypted volume: nothing to change.",
+            "access-denied-on-read" => "DescribeVolumes is denied: the finding fails cleanly, not retryable.",
+            _ => "The first DescribeVolumes is throttled (RequestLimitExceeded); the SDK retries it and the finding goes to review.",
+        };
+        let finding: Value =
+            serde_json::from_str(&volume_finding(&format!("case-volume-{case}"), &volume)).unwrap();
+        let dir = volume_cases.join(case);
+        write_case(&dir, description, finding);
+        proxy.set_fault(match case {
+            "access-denied-on-read" => {
+                Some(body_fault("Action=DescribeVolumes", EC2_DENIED, false))
+            }
+            "throttled-then-review" => {
+                Some(body_fault("Action=DescribeVolumes", EC2_THROTTLED, true))
+            }
+            _ => None,
+        });
+        record("ebs-encrypt-volume", &dir, proxy);
+        if case.contains("review") {
+            // The reason is the point of these cases: pin it, so a replay compares it too.
+            let path = dir.join("case.json");
+            let mut spec: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            spec["expect"]["audit"]["reason"] = json!(format!(
+                "nothing was changed: {}; no Terraform workspace with a forge covers this account and region; a person migrates it or declares it in Terraform",
+                salve_kind_ebs_volume::IAC_ONLY
+            ));
+            std::fs::write(&path, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
+        }
+    }
+}
+
+/// Only the EBS volume cases, re-recorded without touching the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "regenerates fixers/ebs-encrypt-volume/cases against moto"]
+async fn record_ebs_volume_fixer_cases() {
+    let proxy = CountingProxy::start(&endpoint()).await;
+    record_ebs_volume_cases(&proxy).await;
 }

@@ -795,3 +795,160 @@ async fn a_variable_is_changed_where_it_is_set_and_the_pull_request_says_so() {
         "{body}"
     );
 }
+
+/// The fixture's state with `aws_ebs_volume.data` as the moto volume `volume`, in scratch.
+fn state_with_volume(name: &str, volume: &str) -> PathBuf {
+    let mut state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo_root().join("tests/terraform/terraform.tfstate"))
+            .unwrap(),
+    )
+    .unwrap();
+    state["resources"].as_array_mut().unwrap().push(json!({
+        "mode": "managed",
+        "type": "aws_ebs_volume",
+        "name": "data",
+        "provider": "provider[\"registry.terraform.io/hashicorp/aws\"]",
+        "instances": [{"schema_version": 0, "attributes": {
+            "id": volume,
+            "arn": format!("arn:aws:ec2:us-east-1:123456789012:volume/{volume}"),
+            "availability_zone": "us-east-1a",
+            "encrypted": false,
+            "kms_key_id": "",
+            "size": 40,
+        }}],
+    }));
+    let path = common::scratch(&format!("{name}-state")).join("terraform.tfstate");
+    std::fs::write(&path, state.to_string()).unwrap();
+    path
+}
+
+/// Runs the EC2.3 finding `id` on `volume` through a pipeline with the volume fixer, the state
+/// at `state` and the forge at `proxy`.
+async fn run_volume(
+    name: &str,
+    id: &str,
+    volume: &str,
+    state: &Path,
+    proxy: &CountingProxy,
+    effect: &str,
+) -> serde_json::Value {
+    let bare = bare_repository(name);
+    // No write action to allow: the kind has none.
+    let config = config(&bare, &proxy.url, effect).replace(
+        "tests/terraform/terraform.tfstate",
+        &state.display().to_string(),
+    ) + "[eligibility]\nresource-types = [\"AWS::EC2::Volume\"]\n";
+    let (p, _) = common::aws_pipeline_config(
+        name,
+        &common::endpoint(),
+        &[common::fixer("ebs-encrypt-volume")],
+        &config,
+    )
+    .await;
+    let finding = common::volume_finding(id, volume);
+    common::process_one(&p, finding.as_bytes(), ProcessOptions::default()).await
+}
+
+/// Whether moto's `volume` is encrypted.
+async fn volume_encrypted(volume: &str) -> bool {
+    let ec2 = aws_sdk_ec2::Client::new(&common::sdk_config().await);
+    let out = ec2
+        .describe_volumes()
+        .volume_ids(volume)
+        .send()
+        .await
+        .unwrap();
+    out.volumes()[0].encrypted().unwrap()
+}
+
+/// EC2.3 is IaC-only: a volume cannot be encrypted in place. Terraform manages this one, so the
+/// finding becomes a pull request that says first that merging it replaces the volume, and
+/// nothing changes in the account.
+#[tokio::test]
+async fn an_unencrypted_volume_gets_a_pull_request_that_warns_it_replaces_the_volume() {
+    let volume = common::moto_volume(false).await;
+    let state = state_with_volume("pr-volume", &volume);
+    let proxy = CountingProxy::start(&prism()).await;
+    let r = run_volume("pr-volume", "pr-vol-1", &volume, &state, &proxy, "both").await;
+    assert_eq!(r["status"], "pull-request-opened", "{r:#}");
+    assert_eq!(r["decision"]["verdict"], "remediate", "{r:#}");
+    assert!(
+        r["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["access"] == "read"),
+        "{r:#}"
+    );
+    assert!(!volume_encrypted(&volume).await);
+    assert_eq!(
+        r["reason"],
+        "merging it destroys and recreates aws_ebs_volume.data (encrypted cannot change in place); the pull request says so first"
+    );
+    let pr = &r["pull_request"];
+    assert_eq!(pr["outcome"], "opened", "{r:#}");
+    assert_eq!(
+        pr["diff"],
+        "--- a/main.tf\n+++ b/main.tf\n@@ -98,0 +98,1 @@\n+  encrypted         = true\n"
+    );
+    let seen = proxy.requests();
+    let open: serde_json::Value = serde_json::from_str(&seen[1].body).unwrap();
+    let body = open["body"].as_str().unwrap();
+    assert!(
+        body.starts_with(
+            "> **Warning: merging this destroys `aws_ebs_volume.data` and creates it again.**"
+        ),
+        "the warning must come first:\n{body}"
+    );
+    assert!(
+        body.contains("Terraform cannot change `encrypted` in place"),
+        "{body}"
+    );
+    assert!(!body.contains("salve has already fixed"), "{body}");
+}
+
+/// Where the volume is not in Terraform, or the effect allows no pull request, nothing can fix
+/// it: review, with why, and no pull request.
+#[tokio::test]
+async fn an_unencrypted_volume_terraform_does_not_manage_goes_to_review() {
+    let managed = common::moto_volume(false).await;
+    let state = state_with_volume("pr-volume-unmanaged", &managed);
+    let proxy = CountingProxy::start(&prism()).await;
+    let stray = common::moto_volume(false).await;
+    let r = run_volume(
+        "pr-volume-unmanaged",
+        "pr-vol-2",
+        &stray,
+        &state,
+        &proxy,
+        "both",
+    )
+    .await;
+    assert_eq!(r["status"], "review", "{r:#}");
+    assert_eq!(
+        r["reason"],
+        format!(
+            "nothing was changed: {}; Terraform workspace \"prod\" does not manage it; a person migrates it or declares it in Terraform",
+            salve_kind_ebs_volume::IAC_ONLY
+        )
+    );
+    let r = run_volume(
+        "pr-volume-live",
+        "pr-vol-3",
+        &managed,
+        &state,
+        &proxy,
+        "live",
+    )
+    .await;
+    assert_eq!(r["status"], "review", "{r:#}");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the effect for this resource is live, so no pull request is opened"),
+        "{r:#}"
+    );
+    assert!(r.get("pull_request").is_none(), "{r:#}");
+    assert!(!volume_encrypted(&stray).await && !volume_encrypted(&managed).await);
+}

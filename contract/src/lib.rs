@@ -181,6 +181,10 @@ pub struct KindSpec {
     /// How Terraform's AWS provider declares the kind, so a finding can be traced to its code;
     /// `None` when salve does not trace it.
     pub terraform: Option<Terraform>,
+    /// Why no change in the account can fix this kind (an EBS volume cannot be encrypted in
+    /// place): the fix is only the Terraform edit. Its fixer exports `check` and `terraform`,
+    /// and declares no write. `None`: the fixer plans and applies live calls.
+    pub iac_only: Option<&'static str>,
 }
 
 /// How a kind appears in Terraform (the AWS provider), in its state and in its code.
@@ -229,6 +233,28 @@ impl KindSpec {
     /// Checks what the type system cannot: every function belongs to this kind's interface, and
     /// no IAM action is listed twice.
     pub fn check(&self) -> Result<(), String> {
+        let writes = self.functions.iter().any(|f| f.access == Access::Write);
+        match (self.iac_only, writes) {
+            (Some(_), true) => {
+                return Err(format!(
+                    "{}: an IaC-only kind declares no write function",
+                    self.name
+                ))
+            }
+            (Some(_), false) if self.terraform.is_none() => {
+                return Err(format!(
+                    "{}: an IaC-only kind needs its Terraform resource type",
+                    self.name
+                ))
+            }
+            (None, false) => {
+                return Err(format!(
+                    "{}: a kind with no write function is IaC-only; say why in iac_only",
+                    self.name
+                ))
+            }
+            _ => {}
+        }
         for (i, f) in self.functions.iter().enumerate() {
             if f.interface != self.interface {
                 return Err(format!(

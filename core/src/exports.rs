@@ -312,3 +312,132 @@ macro_rules! fixer_exports_v0_2 {
         }
     };
 }
+
+/// [`FixerPre`] (as `V0_2Pre<T>`) for an IaC-only kind's contract 0.2.0 world, whose `fixer`
+/// exports only `check` (`typed`) and whose optional `terraform` export edits the code. Its plan
+/// is always empty, with `reason` (why nothing live can fix the kind) as the summary, and its
+/// `apply` is refused: such a fixer has no write to make.
+#[macro_export]
+macro_rules! fixer_exports_v0_2_iac_only {
+    (
+        typed: $typed:ident,
+        terraform: $terraform:ident,
+        reason: $reason:expr $(,)?
+    ) => {
+        /// A loaded IaC-only fixer built against contract 0.2.0.
+        pub struct V0_2Pre<T: 'static> {
+            pre: wasmtime::component::InstancePre<T>,
+            fixer: $typed::GuestIndices,
+            terraform: Option<$terraform::GuestIndices>,
+        }
+
+        impl<T: 'static> V0_2Pre<T> {
+            /// Fails when the component does not export the kind's `fixer`.
+            pub fn new(pre: wasmtime::component::InstancePre<T>) -> wasmtime::Result<Self> {
+                let fixer = $typed::GuestIndices::new(&pre)?;
+                let terraform = $terraform::GuestIndices::new(&pre).ok();
+                Ok(V0_2Pre {
+                    pre,
+                    fixer,
+                    terraform,
+                })
+            }
+        }
+
+        impl<T: Send + 'static> $crate::FixerPre<T> for V0_2Pre<T> {
+            fn instantiate<'a>(
+                &'a self,
+                store: &'a mut wasmtime::Store<T>,
+            ) -> $crate::BoxFuture<'a, wasmtime::Result<Box<dyn $crate::FixerInstance<T>>>> {
+                Box::pin(async move {
+                    let instance = self.pre.instantiate_async(&mut *store).await?;
+                    let fixer = self.fixer.load(&mut *store, &instance)?;
+                    Ok(Box::new(V0_2Instance {
+                        fixer,
+                        instance,
+                        terraform: self.terraform.clone(),
+                    }) as Box<dyn $crate::FixerInstance<T>>)
+                })
+            }
+        }
+
+        struct V0_2Instance {
+            fixer: $typed::Guest,
+            instance: wasmtime::component::Instance,
+            terraform: Option<$terraform::GuestIndices>,
+        }
+
+        impl<T: Send + 'static> $crate::FixerInstance<T> for V0_2Instance {
+            fn check<'a>(
+                &'a self,
+                store: &'a mut wasmtime::Store<T>,
+            ) -> $crate::BoxFuture<'a, wasmtime::Result<Result<bool, $crate::FixerError>>> {
+                Box::pin(async move { self.fixer.call_check(store).await })
+            }
+
+            fn plan<'a>(
+                &'a self,
+                _store: &'a mut wasmtime::Store<T>,
+            ) -> $crate::BoxFuture<'a, wasmtime::Result<Result<$crate::Plan, $crate::FixerError>>>
+            {
+                Box::pin(async move {
+                    Ok(Ok($crate::Plan {
+                        changes: Vec::new(),
+                        summary: format!("no live change: {}", $reason),
+                    }))
+                })
+            }
+
+            fn apply<'a>(
+                &'a self,
+                _store: &'a mut wasmtime::Store<T>,
+                _plan: &'a $crate::Plan,
+            ) -> $crate::BoxFuture<'a, wasmtime::Result<Result<$crate::Outcome, $crate::FixerError>>>
+            {
+                Box::pin(async move {
+                    Ok(Err($crate::FixerError::Denied(format!(
+                        "this kind has no live change: {}",
+                        $reason
+                    ))))
+                })
+            }
+
+            fn exports_rollback(&self) -> bool {
+                false
+            }
+
+            fn plan_rollback<'a>(
+                &'a self,
+                _store: &'a mut wasmtime::Store<T>,
+                _rollback: &'a str,
+                _force: bool,
+            ) -> $crate::BoxFuture<
+                'a,
+                wasmtime::Result<Result<Option<$crate::Plan>, $crate::FixerError>>,
+            > {
+                Box::pin(async { Ok(Ok(None)) })
+            }
+
+            fn exports_terraform(&self) -> bool {
+                self.terraform.is_some()
+            }
+
+            fn terraform_edits<'a>(
+                &'a self,
+                store: &'a mut wasmtime::Store<T>,
+                blocks: &'a [$crate::LocatedBlock],
+            ) -> $crate::BoxFuture<
+                'a,
+                wasmtime::Result<Result<Option<Vec<$crate::Edit>>, $crate::FixerError>>,
+            > {
+                Box::pin(async move {
+                    let Some(indices) = &self.terraform else {
+                        return Ok(Ok(None));
+                    };
+                    let guest = indices.load(&mut *store, &self.instance)?;
+                    guest.call_edits(store, blocks).await
+                })
+            }
+        }
+    };
+}

@@ -25,6 +25,7 @@ pub const KINDS: &[Kind] = &[
     kind::<salve_kind_ebs_encryption_by_default::host::EbsEncryptionByDefault>(),
     kind::<salve_kind_rds_instance::host::RdsInstance>(),
     kind::<salve_kind_network_acl::host::NetworkAcl>(),
+    kind::<salve_kind_ebs_volume::host::EbsVolume>(),
 ];
 
 /// One kind's entry: its spec, and its host behaviour as plain functions.

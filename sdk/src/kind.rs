@@ -4,18 +4,14 @@
 //! the kind's own.
 
 /// Expands inside a kind module whose `__bindings` module holds that kind's 0.2.0 world.
+// Each is unused when no enabled kind feature needs it.
+#[allow(unused_macros)]
 macro_rules! kind_module {
     (export_macro: $export:ident) => {
         use __bindings::exports::salve as __exports;
 
-        pub use __bindings::salve::fixer::iac::{BlockText, Edit, LocatedBlock};
         pub use __bindings::salve::fixer::results::Outcome;
-        pub use __bindings::salve::fixer::types::{
-            AwsError, Finding, FixerError, Resource, Severity,
-        };
-
-        /// The result type of every fixer method and capability call.
-        pub type Result<T, E = FixerError> = core::result::Result<T, E>;
+        crate::kind::kind_common!(export_macro: $export);
 
         /// What a fixer implements. The host calls these; see the crate docs for the order and
         /// the rules.
@@ -98,6 +94,47 @@ macro_rules! kind_module {
             }
         }
 
+    };
+}
+
+/// Expands inside an IaC-only kind module (`KindSpec::iac_only`), whose world's `fixer` exports
+/// only `check`: nothing live can fix such a kind, so there is no plan, apply or rollback.
+#[allow(unused_macros)]
+macro_rules! iac_only_kind_module {
+    (export_macro: $export:ident) => {
+        use __bindings::exports::salve as __exports;
+
+        crate::kind::kind_common!(export_macro: $export);
+
+        /// What a fixer of an IaC-only kind implements: whether the resource is compliant, and
+        /// the fix as an edit of its Terraform, which the host opens as a pull request.
+        pub trait Fixer {
+            /// Read only: is the resource compliant right now?
+            fn check() -> Result<bool>;
+            /// The fix as edits of the Terraform that declares the resource: `blocks[0]` is the
+            /// resource's own block. Each edit names a located block; the host refuses any
+            /// other, and any result that does not parse or is not formatted as `terraform fmt`
+            /// formats. The default edits no Terraform.
+            fn terraform(blocks: Vec<LocatedBlock>) -> Result<Option<Vec<Edit>>> {
+                let _ = blocks;
+                Ok(None)
+            }
+        }
+    };
+}
+
+/// What every kind module has: the common types, the errors' helpers, the context, and the
+/// export macro.
+macro_rules! kind_common {
+    (export_macro: $export:ident) => {
+        pub use __bindings::salve::fixer::iac::{BlockText, Edit, LocatedBlock};
+        pub use __bindings::salve::fixer::types::{
+            AwsError, Finding, FixerError, Resource, Severity,
+        };
+
+        /// The result type of every fixer method and capability call.
+        pub type Result<T, E = FixerError> = core::result::Result<T, E>;
+
         impl FixerError {
             /// The resource is in a state this fixer does not handle.
             pub fn unexpected_state(message: impl Into<String>) -> Self {
@@ -141,4 +178,8 @@ macro_rules! kind_module {
     };
 }
 
+#[allow(unused_imports)]
+pub(crate) use iac_only_kind_module;
+pub(crate) use kind_common;
+#[allow(unused_imports)]
 pub(crate) use kind_module;

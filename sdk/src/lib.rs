@@ -68,12 +68,16 @@
 #[cfg(feature = "ebs-encryption-by-default")]
 #[path = "../../kinds/ebs-encryption-by-default/sdk.rs"]
 pub mod ebs_encryption_by_default;
+#[cfg(feature = "ebs-volume")]
+#[path = "../../kinds/ebs-volume/sdk.rs"]
+pub mod ebs_volume;
 #[cfg(any(
     feature = "s3-bucket",
     feature = "security-group",
     feature = "ebs-encryption-by-default",
     feature = "rds-instance",
-    feature = "network-acl"
+    feature = "network-acl",
+    feature = "ebs-volume"
 ))]
 pub mod hcl_text;
 mod kind;
@@ -161,6 +165,27 @@ macro_rules! register_fixer {
                 force: bool,
             ) -> $crate::$kind::Result<Option<$crate::$kind::Plan>> {
                 <$fixer as $crate::$kind::Fixer>::plan_rollback(rollback, force)
+            }
+        }
+
+        impl $crate::$kind::__TerraformGuest for __SalveExport {
+            fn edits(
+                blocks: Vec<$crate::$kind::LocatedBlock>,
+            ) -> $crate::$kind::Result<Option<Vec<$crate::$kind::Edit>>> {
+                <$fixer as $crate::$kind::Fixer>::terraform(blocks)
+            }
+        }
+
+        $crate::$kind::__export!(__SalveExport with_types_in $crate::$kind::__bindings);
+
+        $crate::register_fixer!(@manifest $crate::$kind::RESOURCE_TYPE, [$($control),*]);
+    };
+    ($fixer:ty, iac_only_kind: $kind:ident, controls: [$($control:literal),* $(,)?] $(,)?) => {
+        struct __SalveExport;
+
+        impl $crate::$kind::__Guest for __SalveExport {
+            fn check() -> $crate::$kind::Result<bool> {
+                <$fixer as $crate::$kind::Fixer>::check()
             }
         }
 

@@ -293,6 +293,30 @@ pub fn nacl_finding(id: &str, acl_id: &str) -> String {
     )
 }
 
+/// A canonical EC2.3 finding for the EBS volume `volume_id` in us-east-1.
+pub fn volume_finding(id: &str, volume_id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","source":"test","control_id":"EC2.3","title":"EBS volume is not encrypted","severity":"HIGH",
+        "resource":{{"arn":"arn:aws:ec2:us-east-1:123456789012:volume/{volume_id}","type":"AWS::EC2::Volume",
+        "account_id":"123456789012","region":"us-east-1","tags":{{"owner":"platform-team","environment":"dev"}}}}}}"#
+    )
+}
+
+/// A moto EBS volume in us-east-1a, encrypted or not; its ID.
+pub async fn moto_volume(encrypted: bool) -> String {
+    let ec2 = aws_sdk_ec2::Client::new(&sdk_config().await);
+    ec2.create_volume()
+        .availability_zone("us-east-1a")
+        .size(8)
+        .encrypted(encrypted)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string()
+}
+
 /// One network ACL entry to create: rule number, egress, protocol, action, CIDR, ports.
 pub type AclSpec<'a> = (i32, bool, &'a str, &'a str, &'a str, Option<(i32, i32)>);
 

@@ -89,3 +89,14 @@ resource "aws_s3_bucket" "per_env" {
   for_each = toset(["dev", "prod"])
   bucket   = "tf-${each.key}-bucket"
 }
+
+# A volume created unencrypted: encrypting it destroys and recreates it. The tests write its
+# state entry, since the volume's ID is moto's.
+resource "aws_ebs_volume" "data" {
+  availability_zone = "us-east-1a"
+  size              = 40
+
+  tags = {
+    Name = "data"
+  }
+}

@@ -94,7 +94,7 @@ pub fn scaffold(options: &ScaffoldOptions) -> Result<PathBuf> {
     )?;
     write(
         dir.join("src/lib.rs"),
-        lib_rs(&options.name, kind.name, scaffold.module, &options.control),
+        lib_rs(&options.name, kind, &options.control),
     )?;
     write(dir.join(".gitignore"), "/target\n".into())?;
     write(
@@ -139,17 +139,55 @@ salve-sdk = {{ path = {}, features = ["{feature}"] }}
     )
 }
 
-fn lib_rs(name: &str, resource_type: &str, module: &str, control: &str) -> String {
+fn lib_rs(name: &str, kind: &KindSpec, control: &str) -> String {
     let ty = struct_name(name);
+    let (resource_type, module) = (kind.name, kind.scaffold.module);
+    // An IaC-only kind's fixer checks and edits Terraform; nothing else exists to write.
+    let (steps, imports, methods, register) = match kind.iac_only {
+        Some(why) => (
+            format!("in two steps: `check`, then `terraform`, whose edit the host opens as a pull\n//! request (nothing live can fix this kind: {why})"),
+            "Edit, Fixer, FixerError, LocatedBlock, Result",
+            r#"
+
+    /// The fix as edits of the located Terraform blocks (`blocks[0]` declares the resource),
+    /// each written as `terraform fmt` writes it. The host checks every edit and opens it as a
+    /// pull request.
+    fn terraform(_blocks: Vec<LocatedBlock>) -> Result<Option<Vec<Edit>>> {
+        Err(not_implemented("terraform"))
+    }"#,
+            "iac_only_kind",
+        ),
+        None => (
+            "in four steps: `check`, `plan`, `apply`, then `check` again".to_string(),
+            "Call, Fixer, FixerError, Outcome, Plan, Result",
+            r#"
+
+    /// Read only: which calls would make it compliant? Add each write with
+    /// `Plan::call(Call::…, description)`: the exact call `apply` will make, with its arguments.
+    /// The host decides on the plan, lets `apply` make exactly these calls, and then reads the
+    /// resource back to see that each took effect.
+    fn plan() -> Result<Plan> {
+        Err(not_implemented("plan"))
+    }
+
+    /// Make the approved plan's calls, and nothing else: any other write, or the same write with
+    /// other arguments, is refused. Return rollback data (`Outcome::with_rollback`) where the
+    /// change can be reversed.
+    fn apply(_plan: Plan) -> Result<Outcome> {
+        Err(not_implemented("apply"))
+    }"#,
+            "kind",
+        ),
+    };
     format!(
         r#"//! {name}: remediates {control} on {resource_type}.
 //!
 //! The host runs this component in a sandbox, against exactly the resource named in the finding,
-//! in four steps: `check`, `plan`, `apply`, then `check` again. It can reach the resource only
+//! {steps}. It can reach the resource only
 //! through `salve_sdk::{module}`, and only with the IAM actions of the functions it calls.
 
 #[allow(unused_imports)]
-use salve_sdk::{module}::{{self, Call, Fixer, FixerError, Outcome, Plan, Result}};
+use salve_sdk::{module}::{{self, {imports}}};
 
 /// A stub must never produce evidence: until each function is written it fails, so an installed
 /// scaffold records `failed` ("not implemented"), never `already-compliant`.
@@ -166,27 +204,12 @@ impl Fixer for {ty} {{
     fn check() -> Result<bool> {{
         // TODO: read the resource and decide.
         Err(not_implemented("check"))
-    }}
-
-    /// Read only: which calls would make it compliant? Add each write with
-    /// `Plan::call(Call::…, description)`: the exact call `apply` will make, with its arguments.
-    /// The host decides on the plan, lets `apply` make exactly these calls, and then reads the
-    /// resource back to see that each took effect.
-    fn plan() -> Result<Plan> {{
-        Err(not_implemented("plan"))
-    }}
-
-    /// Make the approved plan's calls, and nothing else: any other write, or the same write with
-    /// other arguments, is refused. Return rollback data (`Outcome::with_rollback`) where the
-    /// change can be reversed.
-    fn apply(_plan: Plan) -> Result<Outcome> {{
-        Err(not_implemented("apply"))
-    }}
+    }}{methods}
 }}
 
 salve_sdk::register_fixer!(
     {ty},
-    kind: {module},
+    {register}: {module},
     // The Security Hub control IDs and Wiz rule IDs this fixer remediates; findings are routed
     // to it by these.
     controls: ["{control}"],

@@ -73,6 +73,9 @@ impl FindingRun<'_> {
         entry: &mut AuditEntry,
     ) -> (Status, Option<String>) {
         match effect {
+            Effect::Apply if self.fixer.resource_type.iac_only.is_some() => {
+                self.land_iac_only(sandbox, entry).await
+            }
             Effect::Apply => {
                 use crate::iac::IacEffect;
                 let effect = self.iac_effect(entry);
@@ -130,6 +133,35 @@ impl FindingRun<'_> {
                 Some("a reconcile run reached the plan stage; nothing was changed".into()),
             ),
         }
+    }
+
+    /// Lands the fix of an IaC-only kind, which nothing live can fix: a pull request where
+    /// Terraform manages the resource and the effect allows one, else review with why.
+    async fn land_iac_only(
+        &self,
+        sandbox: &mut Sandbox,
+        entry: &mut AuditEntry,
+    ) -> (Status, Option<String>) {
+        use crate::iac::IacEffect;
+        let why_live = self.fixer.resource_type.iac_only.unwrap_or_default();
+        let why_not_code = match (self.iac_effect(entry), self.forge_workspace()) {
+            (IacEffect::Live, _) => {
+                "the effect for this resource is live, so no pull request is opened".to_string()
+            }
+            (_, None) => {
+                "no Terraform workspace with a forge covers this account and region".to_string()
+            }
+            (_, Some(w)) => match self.land_pull_request(w, sandbox, entry).await {
+                Some(landed) => return landed,
+                None => format!("Terraform workspace {:?} does not manage it", w.name),
+            },
+        };
+        (
+            Status::Review,
+            Some(format!(
+                "nothing was changed: {why_live}; {why_not_code}; a person migrates it or declares it in Terraform"
+            )),
+        )
     }
 
     /// Lands the fix as a pull request only; nothing changes in the account. `None`: Terraform

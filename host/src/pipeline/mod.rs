@@ -1227,7 +1227,10 @@ impl FindingRun<'_> {
             Err(e) => return phase_failure("plan", &e, sandbox, entry),
         };
         entry.plan = Some(plan.clone());
-        if plan.changes.is_empty() {
+        // An IaC-only kind's plan is always empty: its fix is the pull request, decided below
+        // like any plan.
+        let iac_only = self.fixer.resource_type.iac_only.is_some();
+        if plan.changes.is_empty() && !iac_only {
             // The fixer's own check says the resource is not compliant: recording it compliant
             // would close a finding nobody fixed. A person looks.
             return (

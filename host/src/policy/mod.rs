@@ -472,7 +472,9 @@ impl EligibilityPolicy {
             "every proposed action allowed",
             refused.is_empty(),
             json!({ "proposed": proposed, "allowed": self.config.allowed_actions, "fixer_imports": imported }),
-            if refused.is_empty() {
+            if proposed.is_empty() {
+                "proposes no live call".to_string()
+            } else if refused.is_empty() {
                 format!(
                     "proposed {}; all are allowed write capabilities the fixer imports",
                     proposed.join(", ")

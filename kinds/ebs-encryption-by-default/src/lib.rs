@@ -80,6 +80,7 @@ pub const SPEC: KindSpec = KindSpec {
         configured_by: &[],
         forces_replacement: &[],
     }),
+    iac_only: None,
 };
 
 #[cfg(test)]

@@ -81,6 +81,7 @@ pub const SPEC: KindSpec = KindSpec {
         configured_by: &[("aws_network_acl_rule", "network_acl_id")],
         forces_replacement: &["vpc_id"],
     }),
+    iac_only: None,
 };
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ pub const SPEC: KindSpec = KindSpec {
         configured_by: &[],
         forces_replacement: &["identifier", "engine", "storage_encrypted"],
     }),
+    iac_only: None,
 };
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ pub const SPEC: KindSpec = KindSpec {
         configured_by: &[("aws_s3_bucket_public_access_block", "bucket")],
         forces_replacement: &["bucket"],
     }),
+    iac_only: None,
 };
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ pub const SPEC: KindSpec = KindSpec {
         ],
         forces_replacement: &["name", "vpc_id"],
     }),
+    iac_only: None,
 };
 
 #[cfg(test)]
