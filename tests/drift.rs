@@ -684,3 +684,57 @@ async fn the_gate_command_exits_2_without_credentials() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("break-glass-hours"));
 }
+
+/// An EBS volume drifts in `encrypted` alone: the state says the code made it encrypted, but the
+/// live volume (moto's, made by hand) is not. A volume that agrees is clean.
+#[tokio::test]
+async fn a_volume_the_state_declares_encrypted_but_is_not_drifts() {
+    let dir = common::scratch("drift-volume-state");
+    let plain = common::moto_volume(false).await;
+    let sealed = common::moto_volume(true).await;
+    let volume = |name: &str, id: &str, encrypted: bool| {
+        serde_json::json!({"mode": "managed", "type": "aws_ebs_volume", "name": name,
+            "instances": [{"attributes": {"id": id, "encrypted": encrypted, "kms_key_id": "",
+                "availability_zone": "us-east-1a", "size": 8, "tags": {"Name": name}}}]})
+    };
+    let state = serde_json::json!({"version": 4, "terraform_version": "1.9.8", "resources": [
+        volume("data", &plain, true),
+        volume("logs", &sealed, true),
+    ]});
+    let path = dir.join("terraform.tfstate");
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let s = Setup::new(
+        "drift-volume",
+        &common::endpoint(),
+        &[],
+        &workspace(&path, &forge()),
+    )
+    .await;
+    let scope = Scope::new(
+        vec![],
+        vec![],
+        vec!["network".into()],
+        &["ebs-volume".into()],
+        &s.config.iac.terraform,
+    )
+    .unwrap();
+    let (report, verdict) = s
+        .drift()
+        .gate(&scope, salve::timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(verdict, Verdict::Drift, "{report:#?}");
+    let drifted: Vec<_> = report.drifted().collect();
+    assert_eq!(drifted.len(), 1, "{report:#?}");
+    assert_eq!(
+        drifted[0].resource_arn,
+        format!("arn:aws:ec2:us-east-1:123456789012:volume/{plain}")
+    );
+    let d = &drifted[0].drifts[0];
+    assert_eq!(
+        (d.attribute.as_str(), &d.declared, &d.live),
+        ("encrypted", &serde_json::json!(true), &serde_json::json!(false))
+    );
+    assert_eq!(d.address.as_deref(), Some("aws_ebs_volume.data"));
+    assert_eq!(report.resources.len(), 2, "{report:#?}");
+}

@@ -125,6 +125,7 @@ macro_rules! iac_only_kind_module {
 
 /// What every kind module has: the common types, the errors' helpers, the context, and the
 /// export macro.
+#[allow(unused_macros)]
 macro_rules! kind_common {
     (export_macro: $export:ident) => {
         pub use __bindings::salve::fixer::iac::{BlockText, Edit, LocatedBlock};
@@ -180,6 +181,7 @@ macro_rules! kind_common {
 
 #[allow(unused_imports)]
 pub(crate) use iac_only_kind_module;
+#[allow(unused_imports)]
 pub(crate) use kind_common;
 #[allow(unused_imports)]
 pub(crate) use kind_module;
