@@ -733,7 +733,11 @@ async fn a_volume_the_state_declares_encrypted_but_is_not_drifts() {
     let d = &drifted[0].drifts[0];
     assert_eq!(
         (d.attribute.as_str(), &d.declared, &d.live),
-        ("encrypted", &serde_json::json!(true), &serde_json::json!(false))
+        (
+            "encrypted",
+            &serde_json::json!(true),
+            &serde_json::json!(false)
+        )
     );
     assert_eq!(d.address.as_deref(), Some("aws_ebs_volume.data"));
     assert_eq!(report.resources.len(), 2, "{report:#?}");

@@ -10,11 +10,8 @@
 #          allowed_actions, accounts)
 package salve.eligibility
 
-# The one rule the host evaluates: every reason, by what it does. One evaluation per finding
-# instead of three.
-verdict := {"skip": skip, "review": review, "require_approval": require_approval}
-
-config := data.salve.config
+# `verdict` (the one rule the host evaluates) and `config` are in base.rego, which is always
+# loaded first; so this file also loads as a policy file of your own.
 
 skip contains sprintf("severity %s is not eligible (eligible: %s)", [input.finding.severity, concat(", ", config.severities)]) if {
 	not input.finding.severity in config.severities

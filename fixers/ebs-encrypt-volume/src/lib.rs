@@ -25,10 +25,12 @@ impl Fixer for EncryptVolume {
         match salve_sdk::hcl_text::attribute(&lines, "encrypted") {
             Some("true") => return Ok(Some(Vec::new())),
             None | Some("false") => {}
-            Some(other) => return Err(FixerError::unexpected_state(format!(
+            Some(other) => {
+                return Err(FixerError::unexpected_state(format!(
                 "encrypted in {} is {other}, not a literal: set it to true where its value is set",
                 volume.address
-            ))),
+            )))
+            }
         }
         let text = salve_sdk::hcl_text::with_attribute(&volume.text, "encrypted", "true")
             .map_err(|e| FixerError::unexpected_state(format!("{}: {e}", volume.address)))?;

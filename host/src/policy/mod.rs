@@ -10,7 +10,7 @@ pub mod metadata;
 pub mod rego;
 pub mod risk;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -223,6 +223,26 @@ pub struct DecisionInput<'a> {
     pub tag_read_error: Option<&'a str>,
     /// Whether and where Terraform manages the resource; `None` without `[[iac.terraform]]`.
     pub iac: Option<&'a crate::iac::IacInput>,
+}
+
+/// `input` as the Rego policies see it.
+#[derive(Serialize)]
+struct PolicyInput<'a> {
+    finding: &'a Finding,
+    metadata: BTreeMap<&'static str, &'a str>,
+    exception: &'a ExceptionStatus,
+    plan: &'a Plan,
+    fixer: FixerInput<'a>,
+    risk: &'a RiskScore,
+    iac: Option<&'a crate::iac::IacInput>,
+}
+
+#[derive(Serialize)]
+struct FixerInput<'a> {
+    name: &'a str,
+    version: &'a str,
+    resource_type: &'a str,
+    controls: &'a [String],
 }
 
 pub struct EligibilityPolicy {
@@ -490,22 +510,27 @@ impl EligibilityPolicy {
         )
     }
 
-    /// The input the Rego policies see.
-    fn policy_input(&self, input: &DecisionInput<'_>, exception: &ExceptionStatus) -> Value {
-        json!({
-            "finding": input.finding,
-            "metadata": input.metadata.values(),
-            "exception": exception,
-            "plan": input.plan,
-            "fixer": {
-                "name": input.fixer.manifest.name,
-                "version": input.fixer.manifest.version,
-                "resource_type": input.fixer.resource_type.name,
-                "controls": input.fixer.manifest.controls,
+    /// The input the Rego policies see, typed so it is written once as JSON and read once
+    /// into regorus, with no `serde_json::Value` tree between.
+    fn policy_input<'a>(
+        &self,
+        input: &'a DecisionInput<'a>,
+        exception: &'a ExceptionStatus,
+    ) -> PolicyInput<'a> {
+        PolicyInput {
+            finding: input.finding,
+            metadata: input.metadata.values(),
+            exception,
+            plan: input.plan,
+            fixer: FixerInput {
+                name: &input.fixer.manifest.name,
+                version: &input.fixer.manifest.version,
+                resource_type: input.fixer.resource_type.name,
+                controls: &input.fixer.manifest.controls,
             },
-            "risk": input.risk,
-            "iac": input.iac,
-        })
+            risk: input.risk,
+            iac: input.iac,
+        }
     }
 
     /// What the shipped `default.rego` says about `input`: the guardrails written as policy.
@@ -515,7 +540,7 @@ impl EligibilityPolicy {
         let exception =
             self.exception_status(input.finding, input.metadata.exception.value.as_deref());
         let oracle = RegoPolicy::default_policy(self.rego_data.clone())?;
-        Ok(oracle.evaluate(self.policy_input(input, &exception)))
+        Ok(oracle.evaluate(&self.policy_input(input, &exception)))
     }
 
     /// Every guardrail with the full metadata, checked natively, then the operator's policies
@@ -531,7 +556,7 @@ impl EligibilityPolicy {
         ];
         checks.extend(self.metadata_checks(input.metadata, input.tag_read_error));
         checks.push(self.actions_check(input.fixer, input.plan));
-        let verdict = self.rego.evaluate(self.policy_input(&input, &exception));
+        let verdict = self.rego.evaluate(&self.policy_input(&input, &exception));
         Decision::from_parts(checks, Some(verdict))
     }
 }
