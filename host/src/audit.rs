@@ -428,6 +428,24 @@ fn shrink(record: &mut Map<String, Value>) {
     );
 }
 
+impl AuditEntry {
+    /// The record's JSON object before the chain's fields are added: serialised from the typed
+    /// entry straight to text (no `serde_json::Value` tree), and shrunk when it is too large.
+    /// Callers do this on their own threads, so the one writer only chains and hashes.
+    pub fn to_record_body(&self) -> Result<String> {
+        let body = serde_json::to_string(self).context("serialising audit record")?;
+        // The chain's fields add under 256 bytes; `shrink` leaves 4 KiB.
+        if body.len() + 256 <= MAX_RECORD_BYTES {
+            return Ok(body);
+        }
+        let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(&body) else {
+            bail!("an oversized audit record could not be re-read to shrink it");
+        };
+        shrink(&mut record);
+        Ok(Value::Object(record).to_string())
+    }
+}
+
 /// Opens a log file the way an audit log must be opened: never through a symlink (someone
 /// who can write next to the log must not redirect it), and readable only by its owner.
 fn open_log_file(path: &Path) -> std::io::Result<File> {
@@ -590,42 +608,46 @@ impl AuditLog {
     /// all of them are on disk. Either every record is written or the call fails, and a failed
     /// write leaves the file as it was.
     pub fn append_batch(&mut self, entries: &[AuditEntry]) -> Result<Vec<SealedRecord>> {
+        let bodies = entries
+            .iter()
+            .map(AuditEntry::to_record_body)
+            .collect::<Result<Vec<_>>>()?;
+        self.append_bodies(&bodies)
+    }
+
+    /// [`append_batch`](Self::append_batch) of records already serialised by
+    /// [`AuditEntry::to_record_body`], so the one thread that writes only chains them.
+    pub fn append_bodies(&mut self, bodies: &[String]) -> Result<Vec<SealedRecord>> {
         self.file
             .lock()
             .with_context(|| format!("locking audit log {}", self.path.display()))?;
-        let result = self.append_locked(entries);
+        let result = self.append_locked(bodies);
         let _ = self.file.unlock();
         result
     }
 
-    fn append_locked(&mut self, entries: &[AuditEntry]) -> Result<Vec<SealedRecord>> {
+    fn append_locked(&mut self, bodies: &[String]) -> Result<Vec<SealedRecord>> {
+        use std::fmt::Write as _;
         let head = self.chain_head()?;
         let (mut sequence, mut previous_hash) = (head.next_sequence, head.previous_hash.clone());
         let timestamp = rfc3339(std::time::SystemTime::now());
         let mut bytes = Vec::new();
-        let mut sealed = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let Value::Object(mut record) =
-                serde_json::to_value(entry).context("serialising audit record")?
-            else {
-                bail!("audit entry did not serialise to an object");
-            };
-            record.insert("sequence".into(), sequence.into());
-            record.insert("timestamp".into(), timestamp.clone().into());
-            record.insert("previous_hash".into(), previous_hash.into());
-            // The hash covers the record's JSON without `record_hash`, which is exactly this
-            // string; appending the field to it (rather than re-serialising a copy with it) is
-            // what `verify` reads back the same way, at a third of the cost.
-            let mut body = Value::Object(record).to_string();
-            if body.len() > MAX_RECORD_BYTES {
-                let Ok(Value::Object(mut record)) = serde_json::from_str::<Value>(&body) else {
-                    bail!("an oversized audit record could not be re-read to shrink it");
-                };
-                shrink(&mut record);
-                body = Value::Object(record).to_string();
+        let mut sealed = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            // The chain's fields go last, after the record's own: the hash covers the line
+            // without `record_hash`, which is exactly this string, and `verify` reads the
+            // chain's fields wherever they are.
+            let open = body.strip_suffix('}').unwrap_or(body);
+            let mut line = String::with_capacity(open.len() + 256);
+            line.push_str(open);
+            if !open.ends_with('{') {
+                line.push(',');
             }
-            let hash = sha256_hex(body.as_bytes());
-            let mut line = body;
+            let _ = write!(
+                line,
+                "\"sequence\":{sequence},\"timestamp\":\"{timestamp}\",\"previous_hash\":\"{previous_hash}\"}}"
+            );
+            let hash = sha256_hex(line.as_bytes());
             line.pop();
             line.push_str(",\"record_hash\":\"");
             line.push_str(&hash);
@@ -679,6 +701,8 @@ pub struct AuditWriter {
 
 struct CommitJob {
     entry: AuditEntry,
+    /// The entry as [`AuditEntry::to_record_body`] wrote it, on the caller's thread.
+    body: String,
     reply: tokio::sync::oneshot::Sender<(AuditEntry, Result<SealedRecord, String>)>,
 }
 
@@ -700,9 +724,15 @@ impl AuditWriter {
                             Err(_) => break,
                         }
                     }
-                    let (entries, replies): (Vec<_>, Vec<_>) =
-                        group.into_iter().map(|j| (j.entry, j.reply)).unzip();
-                    match log.append_batch(&entries) {
+                    let mut entries = Vec::with_capacity(group.len());
+                    let mut bodies = Vec::with_capacity(group.len());
+                    let mut replies = Vec::with_capacity(group.len());
+                    for job in group {
+                        entries.push(job.entry);
+                        bodies.push(job.body);
+                        replies.push(job.reply);
+                    }
+                    match log.append_bodies(&bodies) {
                         Ok(sealed) => {
                             for ((entry, reply), record) in
                                 entries.into_iter().zip(replies).zip(sealed)
@@ -726,8 +756,13 @@ impl AuditWriter {
     /// Hands one record to the writer and waits until it is durable. The entry comes back either
     /// way, so the caller still has it when the write fails.
     pub async fn append(&self, entry: AuditEntry) -> (AuditEntry, Result<SealedRecord>) {
+        let body = match entry.to_record_body() {
+            Ok(body) => body,
+            Err(e) => return (entry, Err(e)),
+        };
         let (reply, answer) = tokio::sync::oneshot::channel();
-        if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(CommitJob { entry, reply }) {
+        let job = CommitJob { entry, body, reply };
+        if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(job) {
             return (
                 job.entry,
                 Err(anyhow::anyhow!("the audit writer thread has stopped")),
