@@ -37,6 +37,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A bare repository holding the fixture Terraform on `main`.
 fn bare_repository(name: &str) -> PathBuf {
+    bare_repository_edited(name, |_| {})
+}
+
+/// [`bare_repository`] with the fixture changed by `edit` (given the working copy) first.
+fn bare_repository_edited(name: &str, edit: impl Fn(&Path)) -> PathBuf {
     // Not the pipeline's scratch directory, which each run wipes.
     let dir = common::scratch(&format!("{name}-repository"));
     let work = dir.join("work");
@@ -50,6 +55,7 @@ fn bare_repository(name: &str) -> PathBuf {
     ] {
         std::fs::copy(src.join(f), work.join(f)).unwrap();
     }
+    edit(&work);
     git(&work, &["init", "--quiet", "--initial-branch", "main"]);
     git(&work, &["add", "."]);
     git(
@@ -832,9 +838,30 @@ async fn run_volume(
     proxy: &CountingProxy,
     effect: &str,
 ) -> serde_json::Value {
-    let bare = bare_repository(name);
+    run_volume_in(
+        &bare_repository(name),
+        name,
+        id,
+        volume,
+        state,
+        proxy,
+        effect,
+    )
+    .await
+}
+
+/// [`run_volume`] against the repository `bare`.
+async fn run_volume_in(
+    bare: &Path,
+    name: &str,
+    id: &str,
+    volume: &str,
+    state: &Path,
+    proxy: &CountingProxy,
+    effect: &str,
+) -> serde_json::Value {
     // No write action to allow: the kind has none.
-    let config = config(&bare, &proxy.url, effect).replace(
+    let config = config(bare, &proxy.url, effect).replace(
         "tests/terraform/terraform.tfstate",
         &state.display().to_string(),
     ) + "[eligibility]\nresource-types = [\"AWS::EC2::Volume\"]\n";
@@ -951,4 +978,39 @@ async fn an_unencrypted_volume_terraform_does_not_manage_goes_to_review() {
     );
     assert!(r.get("pull_request").is_none(), "{r:#}");
     assert!(!volume_encrypted(&stray).await && !volume_encrypted(&managed).await);
+}
+
+/// Code that already declares the volume encrypted, over a volume that is not (an apply still
+/// to come, or a stale state): nothing to push, and a person looks, instead of a failure.
+#[tokio::test]
+async fn a_volume_whose_code_is_already_fixed_goes_to_review() {
+    let volume = common::moto_volume(false).await;
+    let state = state_with_volume("pr-volume-code-fixed", &volume);
+    let bare = bare_repository_edited("pr-volume-code-fixed", |work| {
+        let main = work.join("main.tf");
+        let text = std::fs::read_to_string(&main).unwrap().replace(
+            "  size              = 40\n",
+            "  size              = 40\n  encrypted         = true\n",
+        );
+        std::fs::write(&main, text).unwrap();
+    });
+    let proxy = CountingProxy::start(&prism()).await;
+    let r = run_volume_in(
+        &bare,
+        "pr-volume-code-fixed",
+        "pr-vol-4",
+        &volume,
+        &state,
+        &proxy,
+        "both",
+    )
+    .await;
+    assert_eq!(r["status"], "review", "{r:#}");
+    assert_eq!(r["pull_request"]["outcome"], "code-already-fixed", "{r:#}");
+    assert_eq!(
+        r["reason"],
+        "aws_ebs_volume.data already declares the fix, but the resource is not fixed: a terraform apply is pending or the state is stale, so nothing was pushed"
+    );
+    assert_eq!(git(&bare, &["branch", "--list", "salve/*"]), "");
+    assert!(!volume_encrypted(&volume).await);
 }

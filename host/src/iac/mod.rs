@@ -432,6 +432,10 @@ pub enum PullRequestOutcome {
     Failed,
     /// `salve iac sync` found it merged.
     Merged,
+    /// The located code already declares the fix, yet the resource was not fixed: a pending
+    /// `terraform apply`, or a stale state. Nothing was pushed; without a live fix, a person
+    /// looks.
+    CodeAlreadyFixed,
 }
 
 /// What the fixer's `terraform` export made of the located code.

@@ -182,7 +182,9 @@ impl FindingRun<'_> {
             PullRequestOutcome::Opened | PullRequestOutcome::Updated => {
                 (Status::PullRequestOpened, pr.reason.clone())
             }
-            PullRequestOutcome::ClosedUnmerged => (Status::Review, pr.reason.clone()),
+            PullRequestOutcome::ClosedUnmerged | PullRequestOutcome::CodeAlreadyFixed => {
+                (Status::Review, pr.reason.clone())
+            }
             // Only `iac sync` records a merge; a run never makes one.
             PullRequestOutcome::Merged => (Status::PullRequestMerged, pr.reason.clone()),
             PullRequestOutcome::Failed => {

@@ -142,10 +142,12 @@ impl FindingRun<'_> {
             Traced::Unmanaged { .. } => return None,
         };
         if files.is_empty() {
-            return Some(failed(
-                "the fixer's edit leaves the code as it is".into(),
-                false,
-            ));
+            let reason = if fixed_live {
+                format!("{address} already declares the fix, which the live change has now made too, so nothing was pushed")
+            } else {
+                format!("{address} already declares the fix, but the resource is not fixed: a terraform apply is pending or the state is stale, so nothing was pushed")
+            };
+            return Some(record(PullRequestOutcome::CodeAlreadyFixed, Some(reason)));
         }
         let diff: String = files.iter().map(|f| f.diff.as_str()).collect();
         let f = self.finding;
