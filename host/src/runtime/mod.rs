@@ -56,6 +56,11 @@ const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
 /// Bytes of each linear memory and table a freed pool slot keeps resident.
 const KEEP_RESIDENT_BYTES: usize = 64 * 1024;
 
+/// Freed pool slots given back to the kernel together. Each give-back is an `madvise` and a TLB
+/// shootdown on every core; a slot waiting in the batch is not handed out again until it is
+/// given back, so no fixer sees another's memory.
+const DECOMMIT_BATCH: usize = 8;
+
 /// Plans and outcomes larger than this (as JSON) are refused: they would bloat the audit log.
 const MAX_PLAN_JSON_BYTES: usize = 256 * 1024;
 
@@ -303,7 +308,8 @@ impl Runtime {
         // kernel, so the next finding does not fault them in again (about 1.5 µs of each
         // instantiation, `sandbox_cost`). The cost is this much resident memory per slot.
         pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-            .table_keep_resident(KEEP_RESIDENT_BYTES);
+            .table_keep_resident(KEEP_RESIDENT_BYTES)
+            .decommit_batch_size(DECOMMIT_BATCH);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
