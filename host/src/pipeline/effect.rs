@@ -142,26 +142,39 @@ impl FindingRun<'_> {
         sandbox: &mut Sandbox,
         entry: &mut AuditEntry,
     ) -> (Status, Option<String>) {
-        use crate::iac::IacEffect;
         let why_live = self.fixer.resource_type.iac_only.unwrap_or_default();
-        let why_not_code = match (self.iac_effect(entry), self.forge_workspace()) {
-            (IacEffect::Live, _) => {
-                "the effect for this resource is live, so no pull request is opened".to_string()
-            }
-            (_, None) => {
-                "no Terraform workspace with a forge covers this account and region".to_string()
-            }
-            (_, Some(w)) => match self.land_pull_request(w, sandbox, entry).await {
-                Some(landed) => return landed,
-                None => format!("Terraform workspace {:?} does not manage it", w.name),
-            },
+        match self.pull_request_only(sandbox, entry).await {
+            Ok(landed) => landed,
+            Err(why_not_code) => (
+                Status::Review,
+                Some(format!(
+                    "nothing was changed: {why_live}; {why_not_code}; a person migrates it or declares it in Terraform"
+                )),
+            ),
+        }
+    }
+
+    /// Lands the fix as a pull request alone, where the effect allows one and a workspace with
+    /// a forge covers the resource. `Err` says why no pull request was made: the effect is
+    /// live, no such workspace, or Terraform does not manage the resource.
+    pub(super) async fn pull_request_only(
+        &self,
+        sandbox: &mut Sandbox,
+        entry: &mut AuditEntry,
+    ) -> Result<(Status, Option<String>), String> {
+        if self.iac_effect(entry) == crate::iac::IacEffect::Live {
+            return Err(
+                "the effect for this resource is live, so no pull request is opened".into(),
+            );
+        }
+        let Some(w) = self.forge_workspace() else {
+            return Err(
+                "no Terraform workspace with a forge covers this account and region".into(),
+            );
         };
-        (
-            Status::Review,
-            Some(format!(
-                "nothing was changed: {why_live}; {why_not_code}; a person migrates it or declares it in Terraform"
-            )),
-        )
+        self.land_pull_request(w, sandbox, entry)
+            .await
+            .ok_or_else(|| format!("Terraform workspace {:?} does not manage it", w.name))
     }
 
     /// Lands the fix as a pull request only; nothing changes in the account. `None`: Terraform

@@ -1256,14 +1256,8 @@ impl FindingRun<'_> {
                 // Live changes are not allowed there; a change of the code still is, and a
                 // person reviews it as a pull request.
                 if restricted && options.effect == Effect::Apply {
-                    let effect = self.iac_effect(entry);
-                    if let Some(w) = self
-                        .forge_workspace()
-                        .filter(|_| effect != crate::iac::IacEffect::Live)
-                    {
-                        if let Some(landed) = self.land_pull_request(w, sandbox, entry).await {
-                            return landed;
-                        }
+                    if let Ok(landed) = self.pull_request_only(sandbox, entry).await {
+                        return landed;
                     }
                 }
                 return (Status::Review, reason);
