@@ -143,6 +143,21 @@ async fn public_tf_bucket() -> aws_sdk_s3::Client {
     client
 }
 
+/// Runs `payload` once through a moto-backed pipeline with the shipped `fixer` and `config`;
+/// the record, and the audit log.
+async fn run_with(
+    name: &str,
+    fixer: &str,
+    config: &str,
+    payload: &str,
+) -> (serde_json::Value, PathBuf) {
+    let (p, audit) =
+        common::aws_pipeline_config(name, &common::endpoint(), &[common::fixer(fixer)], config)
+            .await;
+    let r = common::process_one(&p, payload.as_bytes(), ProcessOptions::default()).await;
+    (r, audit)
+}
+
 /// Runs `payload` (a finding on `tf-logs-bucket`, public in moto).
 async fn run_payload(
     name: &str,
@@ -152,15 +167,13 @@ async fn run_payload(
     effect: &str,
 ) -> (serde_json::Value, PathBuf) {
     public_tf_bucket().await;
-    let (p, audit) = common::aws_pipeline_config(
+    run_with(
         name,
-        &common::endpoint(),
-        &[common::fixer("s3-block-public-access")],
+        "s3-block-public-access",
         &config(bare, forge, effect),
+        payload,
     )
-    .await;
-    let r = common::process_one(&p, payload.as_bytes(), ProcessOptions::default()).await;
-    (r, audit)
+    .await
 }
 
 fn calls(proxy: &CountingProxy) -> Vec<(String, String)> {
@@ -637,17 +650,11 @@ async fn an_environment_can_take_its_fixes_as_pull_requests_only() {
         "effect = \"both\"",
         "effect = \"both\"\neffect-by-environment = { DEV = \"pull-request\" }",
     );
-    let (p, _) = common::aws_pipeline_config(
+    let (r, _) = run_with(
         "pr-by-env",
-        &common::endpoint(),
-        &[common::fixer("s3-block-public-access")],
+        "s3-block-public-access",
         &config,
-    )
-    .await;
-    let r = common::process_one(
-        &p,
-        common::s3_finding("pr-env-1", "tf-logs-bucket").as_bytes(),
-        ProcessOptions::default(),
+        &common::s3_finding("pr-env-1", "tf-logs-bucket"),
     )
     .await;
     assert_eq!(r["status"], "pull-request-opened", "{r:#}");
@@ -773,17 +780,11 @@ async fn a_variable_is_changed_where_it_is_set_and_the_pull_request_says_so() {
     common::public_db_once("tf-main-db").await;
     let config = config(&bare, &proxy.url, "pull-request")
         + "[eligibility]\nresource-types = [\"AWS::RDS::DBInstance\"]\nallowed-actions = [\"rds:ModifyDBInstance\"]\n";
-    let (p, _) = common::aws_pipeline_config(
+    let (r, _) = run_with(
         "pr-tfvars",
-        &common::endpoint(),
-        &[common::fixer("rds-private")],
+        "rds-private",
         &config,
-    )
-    .await;
-    let r = common::process_one(
-        &p,
-        common::rds_finding("pr-tfvars-1", "tf-main-db").as_bytes(),
-        ProcessOptions::default(),
+        &common::rds_finding("pr-tfvars-1", "tf-main-db"),
     )
     .await;
     assert_eq!(r["status"], "pull-request-opened", "{r:#}");
@@ -865,15 +866,10 @@ async fn run_volume_in(
         "tests/terraform/terraform.tfstate",
         &state.display().to_string(),
     ) + "[eligibility]\nresource-types = [\"AWS::EC2::Volume\"]\n";
-    let (p, _) = common::aws_pipeline_config(
-        name,
-        &common::endpoint(),
-        &[common::fixer("ebs-encrypt-volume")],
-        &config,
-    )
-    .await;
     let finding = common::volume_finding(id, volume);
-    common::process_one(&p, finding.as_bytes(), ProcessOptions::default()).await
+    run_with(name, "ebs-encrypt-volume", &config, &finding)
+        .await
+        .0
 }
 
 /// Whether moto's `volume` is encrypted.
