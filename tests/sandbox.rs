@@ -108,6 +108,28 @@ async fn hostile_fixers_are_contained_and_the_host_carries_on() {
     assert!(salve::audit::verify(&audit).unwrap().is_intact());
 }
 
+/// One pool slot, reused by every run: each instance must find the static and the heap the way
+/// the module first had them, not as the instance before left them. The pool resets only the
+/// pages an instance dirtied where the kernel can say which (`PAGEMAP_SCAN`), so this covers
+/// that path and the whole-range one alike.
+#[tokio::test]
+async fn a_reused_pool_slot_holds_nothing_of_the_instance_before() {
+    let limits = RuntimeLimits {
+        max_concurrent_fixers: 1,
+        ..tight_limits()
+    };
+    let (p, _audit) = hostile_pipeline("residue", open_ssh_group(), limits);
+    for i in 0..6 {
+        let record = run(&p, &format!("residue-{i}"), "residue").await;
+        assert_eq!(
+            status(&record),
+            "already-compliant",
+            "run {i}: {}",
+            reason(&record)
+        );
+    }
+}
+
 /// A fixer whose check() says non-compliant but whose plan is empty has not shown the finding
 /// closed: it goes to a person, never to already-compliant.
 #[tokio::test]
