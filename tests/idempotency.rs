@@ -53,7 +53,7 @@ async fn a_redelivered_finding_is_recognised_and_never_written_twice() {
         again[0].redeliveries,
         [Redelivery::AlreadyHandled(Status::Remediated)]
     );
-    assert!(again[0].records.is_empty());
+    assert!(again[0].reasons.is_empty());
     assert_eq!(read_records(&audit).len(), 1);
     drop(first);
 
@@ -84,10 +84,10 @@ async fn two_deliveries_at_once_are_processed_once() {
         .map(|i| message(&format!("copy-{i}"), "f-2"))
         .collect();
     let results = process_batch(p, copies, 8).await;
-    let processed: Vec<_> = results.iter().filter(|r| !r.records.is_empty()).collect();
+    let processed: Vec<_> = results.iter().filter(|r| !r.reasons.is_empty()).collect();
     assert_eq!(processed.len(), 1, "exactly one copy is processed");
     assert_eq!(processed[0].statuses, [Status::Remediated]);
-    for r in results.iter().filter(|r| r.records.is_empty()) {
+    for r in results.iter().filter(|r| r.reasons.is_empty()) {
         match r.redeliveries[..] {
             // Seen while the first was running: comes back later, and is then recognised.
             [Redelivery::InFlight] => assert!(matches!(r.disposition, Disposition::Retry { .. })),
@@ -146,7 +146,7 @@ async fn more_findings_at_once_than_sandbox_slots_wait_for_a_slot() {
             [Status::Remediated],
             "{}: {:?}",
             r.id,
-            r.records.first().and_then(|e| e.reason.clone())
+            r.reasons.first().cloned().flatten()
         );
     }
 }

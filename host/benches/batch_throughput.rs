@@ -87,7 +87,7 @@ fn run(name: &str, rt: &tokio::runtime::Runtime, n: usize, concurrency: usize) -
             [Status::Remediated],
             "{}: {:?}",
             r.id,
-            r.records.first().and_then(|e| e.reason.clone())
+            r.reasons.first().cloned().flatten()
         );
     }
     let latencies: Vec<Duration> = results.iter().map(|r| r.elapsed).collect();

@@ -70,10 +70,9 @@ impl Metrics {
         Ok(())
     }
 
+    /// Counts a settled message; its records were each passed to
+    /// [`observe_record`](Self::observe_record) as they were written.
     pub fn observe_message(&self, result: &MessageResult) {
-        for record in &result.records {
-            self.observe_record(record);
-        }
         let redelivered = result
             .redeliveries
             .iter()
@@ -86,7 +85,7 @@ impl Metrics {
         }
     }
 
-    fn observe_record(&self, record: &AuditEntry) {
+    pub fn observe_record(&self, record: &AuditEntry) {
         if let Some(program) = self
             .program
             .lock()
@@ -275,15 +274,18 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn result(records: Vec<AuditEntry>) -> MessageResult {
-        MessageResult {
+    fn observe(metrics: &Metrics, records: Vec<AuditEntry>) {
+        for record in &records {
+            metrics.observe_record(record);
+        }
+        metrics.observe_message(&MessageResult {
             id: "m".into(),
             disposition: Disposition::Ack,
             statuses: records.iter().filter_map(|r| r.status).collect(),
-            records,
+            reasons: records.into_iter().map(|r| r.reason).collect(),
             redeliveries: vec![Redelivery::AlreadyHandled(Status::Remediated)],
             elapsed: Duration::ZERO,
-        }
+        });
     }
 
     #[test]
@@ -314,7 +316,7 @@ mod tests {
             }],
             ..AuditEntry::default()
         };
-        metrics.observe_message(&result(vec![fixed, denied]));
+        observe(&metrics, vec![fixed, denied]);
         metrics.receive_error();
         let text = metrics.render();
         for line in [

@@ -33,8 +33,10 @@ pub struct MessageResult {
     pub disposition: Disposition,
     /// The status of every record written for it (none for a recognised redelivery).
     pub statuses: Vec<Status>,
-    /// The records written for it, as written.
-    pub records: Vec<AuditEntry>,
+    /// The reason of every record written for it, in order. The records themselves are dropped
+    /// once written (a caller that wants them passes an observer), so a batch of thousands does
+    /// not hold every record until its last message ends.
+    pub reasons: Vec<Option<String>>,
     /// Deliveries recognised as already handled or in flight, and so not processed again.
     pub redeliveries: Vec<Redelivery>,
     /// From the start of its processing until its records were durable.
@@ -48,7 +50,7 @@ impl MessageResult {
             id,
             disposition: Disposition::Retry { reason },
             statuses: Vec::new(),
-            records: Vec::new(),
+            reasons: Vec::new(),
             redeliveries: Vec::new(),
             elapsed,
         }
@@ -126,6 +128,18 @@ pub async fn process_message(pipeline: &Pipeline, message: QueueMessage) -> Mess
     process_message_via(pipeline, message, "sqs").await
 }
 
+/// [`process_message`], showing `observe` every record written for the message before it is
+/// dropped (the daemon's metrics read them).
+pub async fn process_message_observed(
+    pipeline: &Pipeline,
+    message: QueueMessage,
+    observe: &mut (dyn FnMut(&AuditEntry) + Send),
+) -> MessageResult {
+    let result = process_one(pipeline, message, "sqs", observe).await;
+    log_settled(&result);
+    result
+}
+
 /// Processes one message that came `via` a queue or a topic, logs one line with its ID and
 /// outcome, and names it in every record it produces.
 pub async fn process_message_via(
@@ -133,7 +147,12 @@ pub async fn process_message_via(
     message: QueueMessage,
     via: &'static str,
 ) -> MessageResult {
-    let result = process_one(pipeline, message, via).await;
+    let result = process_one(pipeline, message, via, &mut |_| ()).await;
+    log_settled(&result);
+    result
+}
+
+fn log_settled(result: &MessageResult) {
     let statuses: Vec<&str> = result.statuses.iter().map(|s| s.as_str()).collect();
     match &result.disposition {
         Disposition::Ack => tracing::info!(
@@ -150,13 +169,13 @@ pub async fn process_message_via(
             "message settled: {reason}"
         ),
     }
-    result
 }
 
 async fn process_one(
     pipeline: &Pipeline,
     message: QueueMessage,
     via: &'static str,
+    observe: &mut (dyn FnMut(&AuditEntry) + Send),
 ) -> MessageResult {
     let started = Instant::now();
     let options = ProcessOptions {
@@ -201,7 +220,7 @@ async fn process_one(
             }
         },
         statuses: Vec::new(),
-        records: Vec::new(),
+        reasons: Vec::new(),
         redeliveries: Vec::new(),
         elapsed: started.elapsed(),
     };
@@ -209,8 +228,9 @@ async fn process_one(
         match p.redelivery {
             Some(r) => result.redeliveries.push(r),
             None => {
+                observe(&p.entry);
                 result.statuses.extend(p.entry.status);
-                result.records.push(p.entry);
+                result.reasons.push(p.entry.reason);
             }
         }
     }

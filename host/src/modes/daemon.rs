@@ -16,7 +16,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::batch::{process_message, Disposition, QueueMessage};
+use super::batch::{process_message_observed, Disposition, QueueMessage};
 use crate::aws::{describe_aws_error, to_aws_error};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, Redelivery};
@@ -348,8 +348,12 @@ struct MessageJob {
 impl MessageJob {
     async fn run(self) -> Settled {
         let id = self.message.id.clone();
-        let result = process_message(&self.pipeline, self.message).await;
-        self.metrics.observe_message(&result);
+        let metrics = &self.metrics;
+        let result = process_message_observed(&self.pipeline, self.message, &mut |record| {
+            metrics.observe_record(record)
+        })
+        .await;
+        metrics.observe_message(&result);
         // From here on the extender must leave it alone: it is either deleted or left to time out.
         lock(&self.held).remove(&id);
         match result.disposition {
@@ -360,7 +364,7 @@ impl MessageJob {
             Disposition::Retry { .. } => {
                 // A copy of a finding another task is still working on needs no long backoff:
                 // bring it back soon, when the ledger will know the outcome.
-                let only_in_flight_copies = result.records.is_empty()
+                let only_in_flight_copies = result.reasons.is_empty()
                     && !result.redeliveries.is_empty()
                     && result
                         .redeliveries
