@@ -154,6 +154,7 @@ pub async fn run(
     };
     tokio::pin!(shutdown);
     let mut consecutive_errors = 0u32;
+    let mut last_depth: Option<QueueDepth> = None;
     loop {
         while let Some(joined) = tasks.try_join_next() {
             tally(&mut report, joined);
@@ -224,12 +225,28 @@ pub async fn run(
         };
         if messages.is_empty() {
             // Messages waiting out a visibility timeout (a retry) still count as queued.
-            if options.drain
-                && tasks.is_empty()
-                && queue_depth(&sqs, &options.queue_url).await == Some(0)
-            {
-                tracing::info!("the queue is empty and nothing is in flight; draining is done");
-                break;
+            if options.drain && tasks.is_empty() {
+                let depth = queue_depth(&sqs, &options.queue_url).await;
+                if depth == Some(QueueDepth::default()) {
+                    tracing::info!("the queue is empty and nothing is in flight; draining is done");
+                    break;
+                }
+                // Said whenever it changes, so a drain that waits (a retry left to come back
+                // after the visibility timeout, a message another consumer holds) says why.
+                if depth != last_depth {
+                    match depth {
+                        Some(d) => tracing::info!(
+                            visible = d.visible,
+                            not_visible = d.not_visible,
+                            delayed = d.delayed,
+                            "draining: nothing here is in flight, but the queue is not empty; messages not visible are retries waiting out their visibility timeout or messages another consumer holds"
+                        ),
+                        None => tracing::warn!(
+                            "draining: the queue's depth could not be read; receiving again"
+                        ),
+                    }
+                    last_depth = depth;
+                }
             }
             continue;
         }
@@ -523,7 +540,16 @@ async fn extend_visibility(sqs: SqsClient, queue_url: String, held: Held, visibi
 }
 
 /// Visible plus in-flight messages, or `None` if the queue cannot say.
-async fn queue_depth(sqs: &SqsClient, queue_url: &str) -> Option<u64> {
+/// What a queue holds, by state; all zero is empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct QueueDepth {
+    visible: u64,
+    /// Received and not yet deleted: in flight, or a retry waiting out its visibility timeout.
+    not_visible: u64,
+    delayed: u64,
+}
+
+async fn queue_depth(sqs: &SqsClient, queue_url: &str) -> Option<QueueDepth> {
     let out = sqs
         .get_queue_attributes()
         .queue_url(queue_url)
@@ -534,11 +560,12 @@ async fn queue_depth(sqs: &SqsClient, queue_url: &str) -> Option<u64> {
         .await
         .ok()?;
     let attributes = out.attributes?;
-    let mut total = 0u64;
-    for value in attributes.values() {
-        total += value.parse::<u64>().ok()?;
-    }
-    Some(total)
+    let count = |name: QueueAttributeName| -> Option<u64> { attributes.get(&name)?.parse().ok() };
+    Some(QueueDepth {
+        visible: count(QueueAttributeName::ApproximateNumberOfMessages)?,
+        not_visible: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
+        delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed)?,
+    })
 }
 
 async fn queue_visibility_timeout(sqs: &SqsClient, queue_url: &str) -> Result<Duration> {
