@@ -865,3 +865,18 @@ fn check_size<T: Serialize>(what: &str, value: &T) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings a kernel without `PAGEMAP_SCAN` gets must be ones wasmtime accepts: where the
+    /// tests run the kernel has the ioctl, so `Runtime::new` does not take that branch there.
+    #[test]
+    fn the_engine_without_the_dirty_page_scan_builds() {
+        let limits = RuntimeLimits::default();
+        if let Err(e) = Engine::new(&engine_config(&limits, false)) {
+            panic!("the fallback engine settings are refused: {e}");
+        }
+    }
+}
