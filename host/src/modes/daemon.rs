@@ -560,7 +560,11 @@ async fn queue_depth(sqs: &SqsClient, queue_url: &str) -> Option<QueueDepth> {
         .await
         .ok()?;
     let attributes = out.attributes?;
-    let count = |name: QueueAttributeName| -> Option<u64> { attributes.get(&name)?.parse().ok() };
+    // An attribute the service leaves out counts as none (as before this was split by state);
+    // one it returns unreadable makes the depth unknown.
+    let count = |name: QueueAttributeName| -> Option<u64> {
+        attributes.get(&name).map_or(Some(0), |v| v.parse().ok())
+    };
     Some(QueueDepth {
         visible: count(QueueAttributeName::ApproximateNumberOfMessages)?,
         not_visible: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
