@@ -4,8 +4,9 @@
 //! Every line carries `sequence`, `previous_hash` (the `record_hash` of the line before, zeros for
 //! the first) and `record_hash`, always the last field: the SHA-256 of the line's own bytes with
 //! `record_hash` left out (and the object closed). Editing any record breaks its own hash or the
-//! next record's link; removing, inserting or reordering breaks the sequence. Only an external copy of the head hash (which
-//! `salve audit verify` prints) protects the newest record against a full rewrite.
+//! next record's link; removing, inserting or reordering breaks the sequence. Only an external
+//! copy of the head hash (which `salve audit verify` prints) protects the newest record against a
+//! full rewrite.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -539,7 +539,6 @@ async fn extend_visibility(sqs: SqsClient, queue_url: String, held: Held, visibi
     }
 }
 
-/// Visible plus in-flight messages, or `None` if the queue cannot say.
 /// What a queue holds, by state; all zero is empty.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct QueueDepth {
@@ -549,6 +548,7 @@ struct QueueDepth {
     delayed: u64,
 }
 
+/// The queue's depth by state, or `None` if the queue cannot say.
 async fn queue_depth(sqs: &SqsClient, queue_url: &str) -> Option<QueueDepth> {
     let out = sqs
         .get_queue_attributes()
