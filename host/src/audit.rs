@@ -448,6 +448,21 @@ impl AuditEntry {
         shrink(&mut record);
         Ok(Value::Object(record).to_string())
     }
+
+    /// The body of the intent record written before this entry's first write call: the entry as
+    /// it stands, with status `intent`, `reason`, and no durations yet. Serialised from the entry
+    /// itself (those three fields swapped in and back) rather than from a copy: a copy is a deep
+    /// clone of the finding, decision, plan and sessions on every fix.
+    pub fn to_intent_body(&mut self, reason: &str) -> Result<String> {
+        let status = self.status.replace(Status::Intent);
+        let before = self.reason.replace(reason.to_string());
+        let durations = std::mem::take(&mut self.durations_us);
+        let body = self.to_record_body();
+        self.status = status;
+        self.reason = before;
+        self.durations_us = durations;
+        body
+    }
 }
 
 /// Opens a log file the way an audit log must be opened: never through a symlink (someone
@@ -703,11 +718,13 @@ pub struct AuditWriter {
     jobs: std::sync::mpsc::Sender<CommitJob>,
 }
 
+/// Only the serialised body crosses to the writer thread and only its sealed line comes back:
+/// the entry stays with the task that built it, so it is neither moved between threads nor
+/// freed on one it was not allocated on.
 struct CommitJob {
-    entry: AuditEntry,
     /// The entry as [`AuditEntry::to_record_body`] wrote it, on the caller's thread.
     body: String,
-    reply: tokio::sync::oneshot::Sender<(AuditEntry, Result<SealedRecord, String>)>,
+    reply: tokio::sync::oneshot::Sender<Result<SealedRecord, String>>,
 }
 
 /// At most this many records share one fsync, which bounds how long the first one waits.
@@ -728,26 +745,18 @@ impl AuditWriter {
                             Err(_) => break,
                         }
                     }
-                    let mut entries = Vec::with_capacity(group.len());
-                    let mut bodies = Vec::with_capacity(group.len());
-                    let mut replies = Vec::with_capacity(group.len());
-                    for job in group {
-                        entries.push(job.entry);
-                        bodies.push(job.body);
-                        replies.push(job.reply);
-                    }
+                    let (bodies, replies): (Vec<String>, Vec<_>) =
+                        group.into_iter().map(|job| (job.body, job.reply)).unzip();
                     match log.append_bodies(bodies) {
                         Ok(sealed) => {
-                            for ((entry, reply), record) in
-                                entries.into_iter().zip(replies).zip(sealed)
-                            {
-                                let _ = reply.send((entry, Ok(record)));
+                            for (reply, record) in replies.into_iter().zip(sealed) {
+                                let _ = reply.send(Ok(record));
                             }
                         }
                         Err(e) => {
                             let message = format!("{e:#}");
-                            for (entry, reply) in entries.into_iter().zip(replies) {
-                                let _ = reply.send((entry, Err(message.clone())));
+                            for reply in replies {
+                                let _ = reply.send(Err(message.clone()));
                             }
                         }
                     }
@@ -760,26 +769,23 @@ impl AuditWriter {
     /// Hands one record to the writer and waits until it is durable. The entry comes back either
     /// way, so the caller still has it when the write fails.
     pub async fn append(&self, entry: AuditEntry) -> (AuditEntry, Result<SealedRecord>) {
-        let body = match entry.to_record_body() {
-            Ok(body) => body,
-            Err(e) => return (entry, Err(e)),
+        let sealed = match entry.to_record_body() {
+            Ok(body) => self.append_body(body).await,
+            Err(e) => Err(e),
         };
+        (entry, sealed)
+    }
+
+    /// Hands one record already serialised by [`AuditEntry::to_record_body`] to the writer and
+    /// waits until it is durable.
+    pub async fn append_body(&self, body: String) -> Result<SealedRecord> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = CommitJob { entry, body, reply };
-        if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(job) {
-            return (
-                job.entry,
-                Err(anyhow::anyhow!("the audit writer thread has stopped")),
-            );
+        if self.jobs.send(CommitJob { body, reply }).is_err() {
+            bail!("the audit writer thread has stopped");
         }
         match answer.await {
-            Ok((entry, result)) => (entry, result.map_err(anyhow::Error::msg)),
-            Err(_) => (
-                AuditEntry::default(),
-                Err(anyhow::anyhow!(
-                    "the audit writer thread stopped before answering"
-                )),
-            ),
+            Ok(result) => result.map_err(anyhow::Error::msg),
+            Err(_) => bail!("the audit writer thread stopped before answering"),
         }
     }
 }

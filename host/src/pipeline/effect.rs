@@ -222,14 +222,11 @@ impl FindingRun<'_> {
         entry: &mut AuditEntry,
         reason: &str,
     ) -> Result<(), String> {
-        let mut intent = entry.clone();
-        intent.status = Some(Status::Intent);
-        intent.reason = Some(reason.into());
-        intent.durations_us.clear();
-        let sealed = self
-            .pipeline
-            .record_operation(intent)
-            .await
+        let written = match entry.to_intent_body(reason) {
+            Ok(body) => self.pipeline.record_body(body).await,
+            Err(e) => Err(e),
+        };
+        let sealed = written
             .map_err(|e| format!("the audit log could not take the intent record: {e:#}"))?;
         let link = sealed.link();
         if let Some(key) = &entry.idempotency_key {

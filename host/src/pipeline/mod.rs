@@ -681,12 +681,22 @@ impl Pipeline {
             .context("the audit log sealed no record")
     }
 
-    async fn record(&self, entry: AuditEntry) -> Result<Processed> {
-        let audit = self
-            .audit
+    fn writer(&self) -> Result<&AuditWriter> {
+        self.audit
             .as_ref()
-            .context("this pipeline has no audit log, so it can only explain")?;
-        let (entry, sealed) = audit.append(entry).await;
+            .context("this pipeline has no audit log, so it can only explain")
+    }
+
+    /// Writes a record already serialised by [`AuditEntry::to_record_body`].
+    async fn record_body(&self, body: String) -> Result<SealedRecord> {
+        self.writer()?
+            .append_body(body)
+            .await
+            .context("writing the audit record")
+    }
+
+    async fn record(&self, entry: AuditEntry) -> Result<Processed> {
+        let (entry, sealed) = self.writer()?.append(entry).await;
         let sealed = sealed.context("writing the audit record")?;
         Ok(Processed {
             entry,
