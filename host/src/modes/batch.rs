@@ -80,6 +80,33 @@ pub async fn process_batch_until(
     via: &'static str,
     cutoff: Option<Instant>,
 ) -> Vec<MessageResult> {
+    // The loop that collects finished messages and starts the next runs as a task of the
+    // runtime, not on the caller's thread: `block_on` (Lambda's handler, a bench) polls on a
+    // thread outside the runtime's workers, and every message that ends would wake it with a
+    // futex call and a context switch.
+    let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+    let batch = tokio::spawn(run_batch(pipeline, messages, max_concurrency, via, cutoff));
+    match batch.await {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::error!("a batch ended abnormally: {e}");
+            ids.into_iter()
+                .map(|id| MessageResult::abandoned(id, ABNORMAL_END.into(), Duration::ZERO))
+                .collect()
+        }
+    }
+}
+
+/// Why a message comes back when its processing ended without an answer (a panic).
+const ABNORMAL_END: &str = "processing ended abnormally before the audit record was written";
+
+async fn run_batch(
+    pipeline: Arc<Pipeline>,
+    messages: Vec<QueueMessage>,
+    max_concurrency: usize,
+    via: &'static str,
+    cutoff: Option<Instant>,
+) -> Vec<MessageResult> {
     // A message's task is spawned only when a slot is free, not all up front behind a semaphore:
     // each task holds the whole pipeline's state (about 17 KB), so a 10,000-message batch
     // spawned at once held 170 MB of waiting tasks.
@@ -88,25 +115,26 @@ pub async fn process_batch_until(
     let mut pending = messages.into_iter().enumerate();
     let mut tasks = JoinSet::new();
     let mut results: Vec<Option<MessageResult>> = vec![None; ids.len()];
-    let spawn_next = |tasks: &mut JoinSet<(usize, MessageResult)>,
-                      pending: &mut std::iter::Enumerate<std::vec::IntoIter<QueueMessage>>| {
-        let Some((index, message)) = pending.next() else {
-            return false;
+    let spawn_next =
+        |tasks: &mut JoinSet<(usize, MessageResult)>,
+         pending: &mut std::iter::Enumerate<std::vec::IntoIter<QueueMessage>>| {
+            let Some((index, message)) = pending.next() else {
+                return false;
+            };
+            let pipeline = pipeline.clone();
+            tasks.spawn(async move {
+                if cutoff.is_some_and(|c| Instant::now() >= c) {
+                    let result = MessageResult::abandoned(
+                        message.id,
+                        NOT_STARTED_BEFORE_DEADLINE.into(),
+                        Duration::ZERO,
+                    );
+                    return (index, result);
+                }
+                (index, process_message_via(&pipeline, message, via).await)
+            });
+            true
         };
-        let pipeline = pipeline.clone();
-        tasks.spawn(async move {
-            if cutoff.is_some_and(|c| Instant::now() >= c) {
-                let result = MessageResult::abandoned(
-                    message.id,
-                    NOT_STARTED_BEFORE_DEADLINE.into(),
-                    Duration::ZERO,
-                );
-                return (index, result);
-            }
-            (index, process_message_via(&pipeline, message, via).await)
-        });
-        true
-    };
     while tasks.len() < limit && spawn_next(&mut tasks, &mut pending) {}
     while let Some(joined) = tasks.join_next().await {
         spawn_next(&mut tasks, &mut pending);
@@ -120,13 +148,7 @@ pub async fn process_batch_until(
         .into_iter()
         .zip(ids)
         .map(|(r, id)| {
-            r.unwrap_or_else(|| {
-                MessageResult::abandoned(
-                    id,
-                    "processing ended abnormally before the audit record was written".into(),
-                    Duration::ZERO,
-                )
-            })
+            r.unwrap_or_else(|| MessageResult::abandoned(id, ABNORMAL_END.into(), Duration::ZERO))
         })
         .collect()
 }
