@@ -650,7 +650,6 @@ impl AuditLog {
         let head = self.chain_head()?;
         let (mut sequence, mut previous_hash) = (head.next_sequence, head.previous_hash.clone());
         let timestamp = rfc3339(std::time::SystemTime::now());
-        let mut bytes = Vec::new();
         let mut sealed = Vec::with_capacity(bodies.len());
         for mut line in bodies {
             // The chain's fields go last, after the record's own: the hash covers the line
@@ -670,9 +669,7 @@ impl AuditLog {
             line.pop();
             line.push_str(",\"record_hash\":\"");
             line.push_str(&hash);
-            line.push_str("\"}");
-            bytes.extend_from_slice(line.as_bytes());
-            bytes.push(b'\n');
+            line.push_str("\"}\n");
             previous_hash = hash.clone();
             sealed.push(SealedRecord {
                 sequence,
@@ -683,10 +680,12 @@ impl AuditLog {
                 .checked_add(1)
                 .context("the audit log's sequence is exhausted")?;
         }
-        let written = self
-            .file
-            .write_all(&bytes)
-            .and_then(|()| self.file.sync_data());
+        let written = write_lines(&mut self.file, &sealed).and_then(|()| self.file.sync_data());
+        let length: usize = sealed.iter().map(|s| s.line.len()).sum();
+        // A sealed record's line is the record alone, as `salve process` prints it.
+        for record in &mut sealed {
+            record.line.pop();
+        }
         if let Err(e) = written {
             // A short write (full disk, file-size limit) must not leave half a record behind
             // for the next append to chain from; put the file back as it was.
@@ -705,10 +704,33 @@ impl AuditLog {
         self.head = Some(ChainHead {
             next_sequence: sequence,
             previous_hash,
-            end: head.end + bytes.len() as u64,
+            end: head.end + length as u64,
         });
         Ok(sealed)
     }
+}
+
+/// Writes every line (each ending in its newline) with as few `writev` calls as the kernel
+/// allows, instead of first copying a group's lines into one buffer.
+fn write_lines(file: &mut File, sealed: &[SealedRecord]) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    // Linux takes at most 1024 slices per call (IOV_MAX).
+    for chunk in sealed.chunks(1024) {
+        let mut slices: Vec<IoSlice<'_>> = chunk
+            .iter()
+            .map(|s| IoSlice::new(s.line.as_bytes()))
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match file.write_vectored(rest) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Group commit in front of an [`AuditLog`]: records handed in concurrently are written together
