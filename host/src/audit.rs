@@ -752,6 +752,31 @@ struct CommitJob {
 /// At most this many records share one fsync, which bounds how long the first one waits.
 const MAX_GROUP: usize = 512;
 
+/// How long the writer keeps looking for the next record, after a group of more than one,
+/// before it sleeps. Under load the next record comes within microseconds, and a sleeping
+/// writer costs every sender a futex wake-up and the writer a context switch (in
+/// `batch_throughput`, about 1.18x group commit). A lone record means no load, so the writer
+/// sleeps at once and one-at-a-time callers pay nothing.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// The next job for the writer, or `None` once every sender is gone. While lingering it polls,
+/// yielding the CPU between polls, so a worker that has a record to hand over can run.
+fn next_job(queue: &std::sync::mpsc::Receiver<CommitJob>, linger: bool) -> Option<CommitJob> {
+    use std::sync::mpsc::TryRecvError;
+    if linger {
+        let until = std::time::Instant::now() + LINGER;
+        loop {
+            match queue.try_recv() {
+                Ok(job) => return Some(job),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) if std::time::Instant::now() >= until => break,
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
+    }
+    queue.recv().ok()
+}
+
 impl AuditWriter {
     pub fn start(mut log: AuditLog) -> Result<AuditWriter> {
         let (jobs, queue) = std::sync::mpsc::channel::<CommitJob>();
@@ -759,7 +784,8 @@ impl AuditWriter {
             .name("salve-audit".into())
             .spawn(move || {
                 // Ends when every sender is gone.
-                while let Ok(first) = queue.recv() {
+                let mut linger = false;
+                while let Some(first) = next_job(&queue, linger) {
                     let mut group = vec![first];
                     while group.len() < MAX_GROUP {
                         match queue.try_recv() {
@@ -767,6 +793,7 @@ impl AuditWriter {
                             Err(_) => break,
                         }
                     }
+                    linger = group.len() > 1;
                     let (bodies, replies): (Vec<String>, Vec<_>) =
                         group.into_iter().map(|job| (job.body, job.reply)).unzip();
                     match log.append_bodies(bodies) {
