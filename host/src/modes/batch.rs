@@ -85,36 +85,57 @@ pub async fn process_batch_until(
     // thread outside the runtime's workers, and every message that ends would wake it with a
     // futex call and a context switch.
     let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
-    let batch = tokio::spawn(run_batch(pipeline, messages, max_concurrency, via, cutoff));
-    match batch.await {
+    let slots = Slots {
+        limit: max_concurrency.max(1),
+        via,
+        cutoff,
+    };
+    let results = match tokio::spawn(run_batch(pipeline, messages, slots)).await {
         Ok(results) => results,
         Err(e) => {
             tracing::error!("a batch ended abnormally: {e}");
-            ids.into_iter()
-                .map(|id| MessageResult::abandoned(id, ABNORMAL_END.into(), Duration::ZERO))
-                .collect()
+            vec![None; ids.len()]
         }
-    }
+    };
+    // A message with no result ended abnormally (a panic) before its record was written: it
+    // comes back.
+    results
+        .into_iter()
+        .zip(ids)
+        .map(|(r, id)| {
+            r.unwrap_or_else(|| {
+                MessageResult::abandoned(
+                    id,
+                    "processing ended abnormally before the audit record was written".into(),
+                    Duration::ZERO,
+                )
+            })
+        })
+        .collect()
 }
 
-/// Why a message comes back when its processing ended without an answer (a panic).
-const ABNORMAL_END: &str = "processing ended abnormally before the audit record was written";
+/// How a batch's messages are started: how many at once, what they came through, and after
+/// which moment none is started.
+#[derive(Clone, Copy)]
+struct Slots {
+    limit: usize,
+    via: &'static str,
+    cutoff: Option<Instant>,
+}
 
+/// Each message's result, in the order given; `None` where its task ended abnormally.
 async fn run_batch(
     pipeline: Arc<Pipeline>,
     messages: Vec<QueueMessage>,
-    max_concurrency: usize,
-    via: &'static str,
-    cutoff: Option<Instant>,
-) -> Vec<MessageResult> {
+    slots: Slots,
+) -> Vec<Option<MessageResult>> {
     // A message's task is spawned only when a slot is free, not all up front behind a semaphore:
     // each task holds the whole pipeline's state (about 17 KB), so a 10,000-message batch
     // spawned at once held 170 MB of waiting tasks.
-    let limit = max_concurrency.max(1);
-    let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+    let Slots { limit, via, cutoff } = slots;
+    let mut results: Vec<Option<MessageResult>> = vec![None; messages.len()];
     let mut pending = messages.into_iter().enumerate();
     let mut tasks = JoinSet::new();
-    let mut results: Vec<Option<MessageResult>> = vec![None; ids.len()];
     let spawn_next =
         |tasks: &mut JoinSet<(usize, MessageResult)>,
          pending: &mut std::iter::Enumerate<std::vec::IntoIter<QueueMessage>>| {
@@ -145,12 +166,6 @@ async fn run_batch(
         }
     }
     results
-        .into_iter()
-        .zip(ids)
-        .map(|(r, id)| {
-            r.unwrap_or_else(|| MessageResult::abandoned(id, ABNORMAL_END.into(), Duration::ZERO))
-        })
-        .collect()
 }
 
 /// Processes one message; the queue-facing half of the pipeline.
