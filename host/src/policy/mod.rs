@@ -22,7 +22,7 @@ use crate::finding::{Finding, Severity};
 use crate::kinds::{self, Access};
 use crate::runtime::LoadedFixer;
 use exceptions::{Date, ExceptionStatus, Exceptions};
-use metadata::{Metadata, TagKeys};
+use metadata::{Metadata, MetadataValue, TagKeys};
 use rego::{PolicyVerdict, RegoPolicy};
 use risk::RiskScore;
 
@@ -124,10 +124,122 @@ pub enum OnFail {
 pub struct Check {
     pub name: std::borrow::Cow<'static, str>,
     pub passed: bool,
-    pub inputs: Value,
+    pub inputs: CheckInputs,
     /// The reason when it failed; what it established when it passed.
     pub detail: String,
     pub on_fail: OnFail,
+}
+
+/// What a check looked at, in the shape each built-in check records. Written untagged, so a
+/// record holds the same object of the check's own fields as when this was a
+/// `serde_json::Value` (only nested objects' key order differs, which `verify` does not care
+/// about). Read back by the key only that shape has, not by trying each shape in turn (a failed
+/// try builds an error, and `salve report` reads seven checks a record); an object that fits
+/// none, written by another version, is kept as it was written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum CheckInputs {
+    /// "exception not approved": what the register and the exception tag say.
+    Exception(ExceptionStatus),
+    Actions(ActionsInputs),
+    Account(AccountInputs),
+    ResourceType(ResourceTypeInputs),
+    Severity(SeverityInputs),
+    Environment(EnvironmentInputs),
+    Owner(OwnerInputs),
+    TagRead(TagReadInputs),
+    Recorded(Value),
+}
+
+/// "every proposed action allowed".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionsInputs {
+    pub allowed: Vec<String>,
+    pub fixer_imports: Vec<String>,
+    pub proposed: Vec<String>,
+}
+
+/// "account allowlisted": the account, and how many are allowlisted (not which).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountInputs {
+    pub account_id: String,
+    pub allowlisted_accounts: usize,
+}
+
+/// "resource type approved".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceTypeInputs {
+    pub approved: Vec<String>,
+    pub resource_type: String,
+}
+
+/// "severity eligible".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeverityInputs {
+    pub eligible: Vec<String>,
+    pub severity: Severity,
+}
+
+/// "environment not restricted", with where the environment came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentInputs {
+    pub environment: MetadataValue,
+    pub restricted: Vec<String>,
+}
+
+/// "owner present", with where the owner came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnerInputs {
+    pub owner: MetadataValue,
+}
+
+/// "resource tags read": why the resource's own tags could not be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagReadInputs {
+    pub error: String,
+}
+
+impl<'de> Deserialize<'de> for CheckInputs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Ok(CheckInputs::from_recorded(value))
+    }
+}
+
+impl CheckInputs {
+    /// The typed shape of a recorded object, chosen by the key only it has.
+    fn from_recorded(value: Value) -> CheckInputs {
+        fn read<'a, T: Deserialize<'a>>(
+            value: &'a Value,
+            shape: fn(T) -> CheckInputs,
+        ) -> Option<CheckInputs> {
+            T::deserialize(value).ok().map(shape)
+        }
+        let Some(fields) = value.as_object() else {
+            return CheckInputs::Recorded(value);
+        };
+        let has = |key: &str| fields.contains_key(key);
+        let typed = if has("status") {
+            read(&value, CheckInputs::Exception)
+        } else if has("proposed") {
+            read(&value, CheckInputs::Actions)
+        } else if has("account_id") {
+            read(&value, CheckInputs::Account)
+        } else if has("resource_type") {
+            read(&value, CheckInputs::ResourceType)
+        } else if has("severity") {
+            read(&value, CheckInputs::Severity)
+        } else if has("environment") {
+            read(&value, CheckInputs::Environment)
+        } else if has("owner") {
+            read(&value, CheckInputs::Owner)
+        } else if has("error") {
+            read(&value, CheckInputs::TagRead)
+        } else {
+            None
+        };
+        typed.unwrap_or(CheckInputs::Recorded(value))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,7 +370,7 @@ pub struct EligibilityPolicy {
 fn check(
     name: &'static str,
     passed: bool,
-    inputs: Value,
+    inputs: CheckInputs,
     detail: String,
     on_fail: OnFail,
 ) -> Check {
@@ -331,7 +443,10 @@ impl EligibilityPolicy {
         check(
             "severity eligible",
             passed,
-            json!({ "severity": f.severity, "eligible": eligible }),
+            CheckInputs::Severity(SeverityInputs {
+                eligible: eligible.clone(),
+                severity: f.severity,
+            }),
             if passed {
                 format!("severity {} is eligible", f.severity)
             } else {
@@ -351,7 +466,10 @@ impl EligibilityPolicy {
         check(
             "account allowlisted",
             passed,
-            json!({ "account_id": account, "allowlisted_accounts": self.accounts.len() }),
+            CheckInputs::Account(AccountInputs {
+                account_id: account.clone(),
+                allowlisted_accounts: self.accounts.len(),
+            }),
             if passed {
                 format!("account {account} is allowlisted")
             } else {
@@ -367,7 +485,10 @@ impl EligibilityPolicy {
         check(
             "resource type approved",
             passed,
-            json!({ "resource_type": t, "approved": self.config.resource_types }),
+            CheckInputs::ResourceType(ResourceTypeInputs {
+                approved: self.config.resource_types.clone(),
+                resource_type: t.clone(),
+            }),
             if passed {
                 format!("resource type {t} is approved")
             } else {
@@ -406,7 +527,7 @@ impl EligibilityPolicy {
         check(
             "exception not approved",
             passed,
-            serde_json::to_value(status).unwrap_or(Value::Null),
+            CheckInputs::Exception(status.clone()),
             detail,
             OnFail::Skip,
         )
@@ -445,7 +566,9 @@ impl EligibilityPolicy {
             checks.push(check(
                 "resource tags read",
                 false,
-                json!({ "error": e }),
+                CheckInputs::TagRead(TagReadInputs {
+                    error: e.to_string(),
+                }),
                 format!("the resource's own tags could not be read ({e}), so its environment and exception cannot be confirmed"),
                 OnFail::Review,
             ));
@@ -454,7 +577,10 @@ impl EligibilityPolicy {
             check(
                 "environment not restricted",
                 env.is_some() && !restricted,
-                json!({ "environment": m.environment, "restricted": self.config.restricted_environments }),
+                CheckInputs::Environment(EnvironmentInputs {
+                    environment: m.environment.clone(),
+                    restricted: self.config.restricted_environments.clone(),
+                }),
                 match env {
                     None => missing("environment"),
                     Some(e) if restricted => format!("environment {e} is restricted"),
@@ -465,7 +591,9 @@ impl EligibilityPolicy {
             check(
                 "owner present",
                 m.owner.value.is_some(),
-                json!({ "owner": m.owner }),
+                CheckInputs::Owner(OwnerInputs {
+                    owner: m.owner.clone(),
+                }),
                 match &m.owner.value {
                     Some(o) => format!("owner is {o}"),
                     None => missing("owner"),
@@ -491,7 +619,11 @@ impl EligibilityPolicy {
         check(
             "every proposed action allowed",
             refused.is_empty(),
-            json!({ "proposed": proposed, "allowed": self.config.allowed_actions, "fixer_imports": imported }),
+            CheckInputs::Actions(ActionsInputs {
+                allowed: self.config.allowed_actions.clone(),
+                fixer_imports: imported.iter().map(|a| a.to_string()).collect(),
+                proposed: proposed.iter().map(|a| a.to_string()).collect(),
+            }),
             if proposed.is_empty() {
                 "proposes no live call".to_string()
             } else if refused.is_empty() {
@@ -558,5 +690,98 @@ impl EligibilityPolicy {
         checks.push(self.actions_check(input.fixer, input.plan));
         let verdict = self.rego.evaluate(&self.policy_input(&input, &exception));
         Decision::from_parts(checks, Some(verdict))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metadata::MetadataSource;
+
+    fn sourced(value: &str) -> MetadataValue {
+        MetadataValue {
+            value: Some(value.into()),
+            source: MetadataSource::PayloadTags,
+            payload: Some(value.into()),
+            resource: None,
+        }
+    }
+
+    /// Every shape reads back as itself: the key each is recognised by is one only it has (an
+    /// approved exception has an `owner` too, and must not read as `Owner`).
+    #[test]
+    fn each_check_inputs_shape_reads_back_as_itself() {
+        let shapes = [
+            CheckInputs::Exception(ExceptionStatus::Approved {
+                source: "register".into(),
+                owner: "team".into(),
+                reason: "kept public".into(),
+                expires: None,
+            }),
+            CheckInputs::Exception(ExceptionStatus::Expired {
+                owner: "team".into(),
+                reason: "kept public".into(),
+                expires: "2026-01-01".into(),
+            }),
+            CheckInputs::Exception(ExceptionStatus::NotApproved {
+                tag_value: "requested".into(),
+            }),
+            CheckInputs::Exception(ExceptionStatus::None),
+            CheckInputs::Actions(ActionsInputs {
+                allowed: vec!["s3:PutBucketPublicAccessBlock".into()],
+                fixer_imports: vec!["s3:GetBucketPublicAccessBlock".into()],
+                proposed: vec![],
+            }),
+            CheckInputs::Account(AccountInputs {
+                account_id: "123456789012".into(),
+                allowlisted_accounts: 1,
+            }),
+            CheckInputs::ResourceType(ResourceTypeInputs {
+                approved: vec!["AWS::S3::Bucket".into()],
+                resource_type: "AWS::S3::Bucket".into(),
+            }),
+            CheckInputs::Severity(SeverityInputs {
+                eligible: vec!["HIGH".into()],
+                severity: Severity::High,
+            }),
+            CheckInputs::Environment(EnvironmentInputs {
+                environment: sourced("dev"),
+                restricted: vec!["production".into()],
+            }),
+            CheckInputs::Owner(OwnerInputs {
+                owner: sourced("team"),
+            }),
+            CheckInputs::TagRead(TagReadInputs {
+                error: "AccessDenied".into(),
+            }),
+            CheckInputs::Recorded(json!({"written_by": "another version"})),
+        ];
+        for shape in shapes {
+            let text = serde_json::to_string(&shape).unwrap();
+            let back: CheckInputs = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, shape, "{text}");
+        }
+    }
+
+    /// The top-level keys stay in the order the `json!` objects had (alphabetical), so a new
+    /// record's check reads like an old one's.
+    #[test]
+    fn check_inputs_are_written_as_the_objects_they_replace() {
+        let account = CheckInputs::Account(AccountInputs {
+            account_id: "123456789012".into(),
+            allowlisted_accounts: 2,
+        });
+        assert_eq!(
+            serde_json::to_string(&account).unwrap(),
+            r#"{"account_id":"123456789012","allowlisted_accounts":2}"#
+        );
+        let severity = CheckInputs::Severity(SeverityInputs {
+            eligible: vec!["HIGH".into(), "CRITICAL".into()],
+            severity: Severity::Medium,
+        });
+        assert_eq!(
+            serde_json::to_string(&severity).unwrap(),
+            r#"{"eligible":["HIGH","CRITICAL"],"severity":"MEDIUM"}"#
+        );
     }
 }

@@ -21,6 +21,7 @@ use crate::finding::{Finding, Severity};
 use crate::policy::exceptions::ExceptionStatus;
 use crate::policy::metadata::Metadata;
 use crate::policy::risk::{Priority, RiskScore};
+use crate::policy::CheckInputs;
 use crate::record::{DecisionStage, RecordedDecision};
 use crate::timestamp::{self, EpochMillis};
 
@@ -798,19 +799,19 @@ impl Builder {
                 .iter()
                 .find(|c| c.name == EXCEPTION_CHECK && !c.passed)
             {
-                if let Ok(ExceptionStatus::Approved {
+                if let CheckInputs::Exception(ExceptionStatus::Approved {
                     source,
                     owner,
                     expires,
                     ..
-                }) = serde_json::from_value::<ExceptionStatus>(c.inputs.clone())
+                }) = &c.inputs
                 {
                     excepted = true;
                     tracked.exception = Some(ExceptionSeen {
                         at,
-                        source,
-                        owner,
-                        expires,
+                        source: source.clone(),
+                        owner: owner.clone(),
+                        expires: expires.clone(),
                     });
                 }
             }
