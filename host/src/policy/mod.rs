@@ -218,26 +218,22 @@ impl CheckInputs {
         let Some(fields) = value.as_object() else {
             return CheckInputs::Recorded(value);
         };
-        let has = |key: &str| fields.contains_key(key);
-        let typed = if has("status") {
-            read(&value, CheckInputs::Exception)
-        } else if has("proposed") {
-            read(&value, CheckInputs::Actions)
-        } else if has("account_id") {
-            read(&value, CheckInputs::Account)
-        } else if has("resource_type") {
-            read(&value, CheckInputs::ResourceType)
-        } else if has("severity") {
-            read(&value, CheckInputs::Severity)
-        } else if has("environment") {
-            read(&value, CheckInputs::Environment)
-        } else if has("owner") {
-            read(&value, CheckInputs::Owner)
-        } else if has("error") {
-            read(&value, CheckInputs::TagRead)
-        } else {
-            None
-        };
+        // In order: an approved exception has an `owner` too, so `status` is looked for first.
+        type ReadAs = fn(&Value) -> Option<CheckInputs>;
+        let shapes: [(&str, ReadAs); 8] = [
+            ("status", |v| read(v, CheckInputs::Exception)),
+            ("proposed", |v| read(v, CheckInputs::Actions)),
+            ("account_id", |v| read(v, CheckInputs::Account)),
+            ("resource_type", |v| read(v, CheckInputs::ResourceType)),
+            ("severity", |v| read(v, CheckInputs::Severity)),
+            ("environment", |v| read(v, CheckInputs::Environment)),
+            ("owner", |v| read(v, CheckInputs::Owner)),
+            ("error", |v| read(v, CheckInputs::TagRead)),
+        ];
+        let typed = shapes
+            .iter()
+            .find(|(key, _)| fields.contains_key(*key))
+            .and_then(|(_, read_as)| read_as(&value));
         typed.unwrap_or(CheckInputs::Recorded(value))
     }
 }
