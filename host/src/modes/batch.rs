@@ -173,14 +173,15 @@ pub async fn process_message(pipeline: &Pipeline, message: QueueMessage) -> Mess
     process_message_via(pipeline, message, "sqs").await
 }
 
-/// [`process_message`], showing `observe` every record written for the message before it is
+/// [`process_message_via`], showing `observe` every record written for the message before it is
 /// dropped (the daemon's metrics read them).
 pub async fn process_message_observed(
     pipeline: &Pipeline,
     message: QueueMessage,
+    via: &'static str,
     observe: &mut (dyn FnMut(&AuditEntry) + Send),
 ) -> MessageResult {
-    let result = process_one(pipeline, message, "sqs", observe).await;
+    let result = process_one(pipeline, message, via, observe).await;
     log_settled(&result);
     result
 }
@@ -192,9 +193,7 @@ pub async fn process_message_via(
     message: QueueMessage,
     via: &'static str,
 ) -> MessageResult {
-    let result = process_one(pipeline, message, via, &mut |_| ()).await;
-    log_settled(&result);
-    result
+    process_message_observed(pipeline, message, via, &mut |_| ()).await
 }
 
 fn log_settled(result: &MessageResult) {

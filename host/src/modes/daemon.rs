@@ -366,7 +366,7 @@ impl MessageJob {
     async fn run(self) -> Settled {
         let id = self.message.id.clone();
         let metrics = &self.metrics;
-        let result = process_message_observed(&self.pipeline, self.message, &mut |record| {
+        let result = process_message_observed(&self.pipeline, self.message, "sqs", &mut |record| {
             metrics.observe_record(record)
         })
         .await;

@@ -148,6 +148,7 @@ pub enum CheckInputs {
     Environment(EnvironmentInputs),
     Owner(OwnerInputs),
     TagRead(TagReadInputs),
+    /// Inputs a record from another version holds that fit none of the shapes above.
     Recorded(Value),
 }
 
@@ -436,22 +437,23 @@ impl EligibilityPolicy {
             .map(|s| s.to_string())
             .collect();
         let passed = self.config.severities.contains(&f.severity);
+        let detail = if passed {
+            format!("severity {} is eligible", f.severity)
+        } else {
+            format!(
+                "severity {} is not eligible (eligible: {})",
+                f.severity,
+                eligible.join(", ")
+            )
+        };
         check(
             "severity eligible",
             passed,
             CheckInputs::Severity(SeverityInputs {
-                eligible: eligible.clone(),
+                eligible,
                 severity: f.severity,
             }),
-            if passed {
-                format!("severity {} is eligible", f.severity)
-            } else {
-                format!(
-                    "severity {} is not eligible (eligible: {})",
-                    f.severity,
-                    eligible.join(", ")
-                )
-            },
+            detail,
             OnFail::Skip,
         )
     }
