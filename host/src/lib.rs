@@ -1,5 +1,6 @@
 //! salve: closes cloud security findings with sandboxed WebAssembly fixers, and records evidence
-//! for every decision. `main.rs` is only the command line; each stage lives in its own module.
+//! for every decision. The command line (`src/bin/salve`) only parses flags and prints; what a
+//! command sets up is in [`app`], and each stage lives in its own module.
 // A finding's future nests the sandbox, the sessions, the read-back and a pull request inside
 // the queue modes' tasks; a clean build can exceed rustc's default depth for its layout query
 // (an incremental one may not), so the limit is set rather than left to the build's order.
@@ -9,10 +10,11 @@
 // thread (the audit writer, or the other runtime worker after work stealing). glibc frees such
 // memory under the owning arena's lock, and in `batch_throughput` its lock waits and fastbin
 // consolidation cost about a fifth of the time; mimalloc frees across threads without a lock.
-// Set here rather than in main.rs so tests and benchmarks measure the allocator that ships.
+// Set here rather than in the binary so tests and benchmarks measure the allocator that ships.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod app;
 pub mod approval;
 pub mod audit;
 pub mod audit_sink;
