@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use salve::app::HostOptions;
+use salve::app::{self, HostOptions};
 use salve::runtime::RuntimeLimits;
 
 #[derive(Parser)]
@@ -94,10 +94,8 @@ pub enum IacCommand {
     Sync {
         #[arg(long, value_enum, default_value_t = Output::Human)]
         output: Output,
-        #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-        audit_log: PathBuf,
         #[command(flatten)]
-        host: HostArgs,
+        run: RunArgs,
     },
 }
 
@@ -127,11 +125,8 @@ pub struct DriftArgs {
     pub kinds: Vec<String>,
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
-    /// The audit log (JSON Lines, appended and fsynced).
-    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-    pub audit_log: PathBuf,
     #[command(flatten)]
-    pub host: HostArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Subcommand)]
@@ -151,10 +146,8 @@ pub enum BreakGlassCommand {
         ticket: Option<String>,
         #[arg(long, value_enum, default_value_t = Output::Human)]
         output: Output,
-        #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-        audit_log: PathBuf,
         #[command(flatten)]
-        host: HostArgs,
+        run: RunArgs,
     },
     /// End a resource's window.
     Close {
@@ -164,10 +157,8 @@ pub enum BreakGlassCommand {
         reason: String,
         #[arg(long)]
         by: String,
-        #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-        audit_log: PathBuf,
         #[command(flatten)]
-        host: HostArgs,
+        run: RunArgs,
     },
     /// Open, overdue and closed windows, newest first.
     List {
@@ -320,15 +311,12 @@ pub struct ProcessArgs {
     pub dry_run: bool,
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
-    /// The audit log (JSON Lines, appended and fsynced).
-    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-    pub audit_log: PathBuf,
     /// Findings of the payload processed at the same time (those about one resource always run
     /// one after another).
     #[arg(long, env = "SALVE_MAX_CONCURRENCY", default_value_t = 8)]
     pub max_concurrency: usize,
     #[command(flatten)]
-    pub host: HostArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Args)]
@@ -360,9 +348,6 @@ pub struct DaemonArgs {
     /// The queue to consume.
     #[arg(long, env = "SALVE_QUEUE_URL")]
     pub queue_url: String,
-    /// The audit log (JSON Lines, appended and fsynced).
-    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-    pub audit_log: PathBuf,
     /// Messages received and not yet deleted or released.
     #[arg(long, default_value_t = 64)]
     pub max_in_flight: usize,
@@ -388,7 +373,7 @@ pub struct DaemonArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
     pub log_format: LogFormat,
     #[command(flatten)]
-    pub host: HostArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Args)]
@@ -407,11 +392,8 @@ pub struct ReplayArgs {
     pub dry_run: bool,
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
-    /// The audit log (JSON Lines, appended and fsynced).
-    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-    pub audit_log: PathBuf,
     #[command(flatten)]
-    pub host: HostArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -446,11 +428,8 @@ pub struct RollbackArgs {
     pub force: bool,
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
-    /// The audit log (JSON Lines, appended and fsynced).
-    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-    pub audit_log: PathBuf,
     #[command(flatten)]
-    pub host: HostArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Args)]
@@ -468,11 +447,8 @@ pub struct ApproveArgs {
     pub accept_new_plan: bool,
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
-    /// The audit log (JSON Lines, appended and fsynced).
-    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
-    pub audit_log: PathBuf,
     #[command(flatten)]
-    pub host: HostArgs,
+    pub run: RunArgs,
 }
 
 #[derive(Args)]
@@ -524,6 +500,16 @@ pub struct ExplainArgs {
     pub input: String,
     #[arg(long, value_enum, default_value_t = Output::Human)]
     pub output: Output,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// The audit log a command records to, and what it runs fixers with.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The audit log (JSON Lines, appended and fsynced).
+    #[arg(long, env = "SALVE_AUDIT_LOG", default_value = ".salve/audit.jsonl")]
+    pub audit_log: PathBuf,
     #[command(flatten)]
     pub host: HostArgs,
 }
@@ -602,5 +588,28 @@ impl HostArgs {
             settings: self.settings.clone(),
             limits: self.limits.to_limits()?,
         })
+    }
+}
+
+impl RunArgs {
+    /// The pipeline that runs fixers and records to the audit log.
+    pub async fn build(&self) -> Result<app::Built> {
+        app::build_to_run(&self.host.options()?, &self.audit_log).await
+    }
+
+    /// What drift, break-glass and iac sync read and record with.
+    pub async fn drift_context(&self) -> Result<app::DriftContext> {
+        app::DriftContext::open(&self.host.options()?, &self.audit_log).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap checks a command's definitions only when that command is parsed; this checks every
+    /// one (duplicate flags from flattened groups, bad defaults) at once.
+    #[test]
+    fn every_command_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

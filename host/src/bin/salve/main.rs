@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use salve::app::{self, DriftContext, Input};
+use salve::app::{self, Input};
 use salve::audit::{self, Status};
 use salve::pipeline::{Effect, ProcessOptions, Processed};
 use salve::report;
@@ -39,7 +39,7 @@ fn exit_code_of(statuses: &[Option<Status>]) -> ExitCode {
 
 async fn process(args: ProcessArgs) -> Result<ExitCode> {
     let payload = Input::read(&args.input)?;
-    let built = app::build_to_run(&args.host.options()?, &args.audit_log).await?;
+    let built = args.run.build().await?;
     let options = ProcessOptions {
         effect: if args.dry_run {
             Effect::PlanOnly
@@ -77,11 +77,11 @@ fn pending(args: PendingArgs) -> Result<ExitCode> {
 }
 
 async fn approve(args: ApproveArgs) -> Result<ExitCode> {
-    let waiting = salve::approval::find(&args.audit_log, &args.finding_id)?;
+    let waiting = salve::approval::find(&args.run.audit_log, &args.finding_id)?;
     if args.by.trim().is_empty() {
         bail!("--by must name who approves");
     }
-    let built = app::build_to_run(&args.host.options()?, &args.audit_log).await?;
+    let built = args.run.build().await?;
     let request = salve::approval::ApprovalRequest {
         by: args.by,
         reason: args.reason,
@@ -99,8 +99,8 @@ async fn rollback(args: RollbackArgs) -> Result<ExitCode> {
     if args.reason.trim().is_empty() {
         bail!("--reason must say why the fix is rolled back");
     }
-    let fixed = salve::rollback::find(&args.audit_log, &args.finding_id)?;
-    let built = app::build_to_run(&args.host.options()?, &args.audit_log).await?;
+    let fixed = salve::rollback::find(&args.run.audit_log, &args.finding_id)?;
+    let built = args.run.build().await?;
     let request = salve::rollback::RollbackRequest {
         by: args.by,
         reason: args.reason,
@@ -117,7 +117,7 @@ async fn drift(command: DriftCommand) -> Result<ExitCode> {
         DriftCommand::Gate(args) => (args, true),
     };
     let run = async {
-        let context = DriftContext::open(&args.host.options()?, &args.audit_log).await?;
+        let context = args.run.drift_context().await?;
         let scope = salve::drift::Scope::new(
             args.accounts.clone(),
             args.regions.clone(),
@@ -160,13 +160,9 @@ async fn drift(command: DriftCommand) -> Result<ExitCode> {
 }
 
 async fn iac(command: IacCommand) -> Result<ExitCode> {
-    let IacCommand::Sync {
-        output,
-        audit_log,
-        host,
-    } = command;
-    let context = DriftContext::open(&host.options()?, &audit_log).await?;
-    let synced = salve::iac::sync::sync(&context.pipeline, &audit_log).await?;
+    let IacCommand::Sync { output, run } = command;
+    let context = run.drift_context().await?;
+    let synced = salve::iac::sync::sync(&context.pipeline, &run.audit_log).await?;
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&synced)?),
         Output::Human => {
@@ -219,10 +215,9 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
             by,
             ticket,
             output,
-            audit_log,
-            host,
+            run,
         } => {
-            let context = DriftContext::open(&host.options()?, &audit_log).await?;
+            let context = run.drift_context().await?;
             let drift = context.drift();
             let request = salve::drift::break_glass::OpenRequest {
                 resource_arn: resource,
@@ -258,10 +253,9 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
             resource,
             reason,
             by,
-            audit_log,
-            host,
+            run,
         } => {
-            let context = DriftContext::open(&host.options()?, &audit_log).await?;
+            let context = run.drift_context().await?;
             let record = context
                 .drift()
                 .close_break_glass(&resource, &by, &reason)
@@ -324,7 +318,7 @@ async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
     // Listen for signals before anything slow, so an early SIGTERM still shuts down cleanly.
     let shutdown = shutdown_signal()?;
     let options = app::DaemonOptions {
-        audit_log: args.audit_log,
+        audit_log: args.run.audit_log,
         listen: args.listen,
         queue: salve::modes::daemon::DaemonOptions {
             queue_url: args.queue_url,
@@ -336,7 +330,7 @@ async fn daemon(args: DaemonArgs) -> Result<ExitCode> {
             drain: args.drain,
         },
     };
-    app::daemon(&args.host.options()?, options, shutdown).await?;
+    app::daemon(&args.run.host.options()?, options, shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -347,7 +341,7 @@ async fn replay(args: ReplayArgs) -> Result<ExitCode> {
         max: args.max,
         dry_run: args.dry_run,
     };
-    let report = app::replay(&args.host.options()?, &args.audit_log, &options).await?;
+    let report = app::replay(&args.run.host.options()?, &args.run.audit_log, &options).await?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Human => print!("{}", escape_control(&report::render_replay(&report), true)),
