@@ -558,12 +558,21 @@ pub struct LimitArgs {
     /// Wall-clock time per finding, host calls included, in milliseconds.
     #[arg(long, env = "SALVE_WALL_MS", default_value_t = 60_000)]
     pub wall_ms: u64,
+    /// Fixer sandboxes alive at once; a finding beyond them waits for one. Each reserves the
+    /// address space of its memories at start (virtual, not resident: about 16 GiB each), so
+    /// lower it where virtual memory is capped (`ulimit -v`, valgrind).
+    #[arg(long, env = "SALVE_MAX_CONCURRENT_FIXERS", default_value_t = 16)]
+    pub max_concurrent_fixers: u32,
 }
 
 impl LimitArgs {
     pub fn to_limits(&self) -> Result<RuntimeLimits> {
-        if self.memory_mib == 0 || self.cpu_ms == 0 || self.wall_ms == 0 {
-            bail!("--memory-mib, --cpu-ms and --wall-ms must be greater than zero");
+        if self.memory_mib == 0
+            || self.cpu_ms == 0
+            || self.wall_ms == 0
+            || self.max_concurrent_fixers == 0
+        {
+            bail!("--memory-mib, --cpu-ms, --wall-ms and --max-concurrent-fixers must be greater than zero");
         }
         Ok(RuntimeLimits {
             memory_bytes: self
@@ -572,6 +581,7 @@ impl LimitArgs {
                 .context("--memory-mib is too large")?,
             cpu_time: Duration::from_millis(self.cpu_ms),
             wall_time: Duration::from_millis(self.wall_ms),
+            max_concurrent_fixers: self.max_concurrent_fixers,
             ..RuntimeLimits::default()
         })
     }
@@ -611,5 +621,28 @@ mod tests {
     fn every_command_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    fn explain_limits(flags: &[&str]) -> anyhow::Result<salve::runtime::RuntimeLimits> {
+        use clap::Parser;
+        let args = ["salve", "explain", "finding.json"].iter().chain(flags);
+        match super::Cli::try_parse_from(args)?.command {
+            super::Command::Explain(args) => Ok(args.host.options()?.limits),
+            _ => unreachable!("parsed as explain"),
+        }
+    }
+
+    /// The sandbox pool's size is the operator's (valgrind and `ulimit -v` need a small one),
+    /// and zero, which would stall every finding, is refused with the flag's name.
+    #[test]
+    fn the_sandbox_pool_size_is_a_flag_and_zero_is_refused() {
+        assert_eq!(explain_limits(&[]).unwrap().max_concurrent_fixers, 16);
+        let two = explain_limits(&["--max-concurrent-fixers", "2"]).unwrap();
+        assert_eq!(two.max_concurrent_fixers, 2);
+        let zero = explain_limits(&["--max-concurrent-fixers", "0"]).unwrap_err();
+        assert!(
+            zero.to_string().contains("--max-concurrent-fixers"),
+            "{zero}"
+        );
     }
 }
