@@ -129,18 +129,25 @@ pub struct DriftArgs {
     pub run: RunArgs,
 }
 
+/// Whose break-glass window, who opens or closes it, and why; all three are recorded.
+#[derive(Args)]
+pub struct WindowArgs {
+    /// The resource's ARN.
+    #[arg(long)]
+    pub resource: String,
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long)]
+    pub by: String,
+}
+
 #[derive(Subcommand)]
 pub enum BreakGlassCommand {
     /// Record who changes the resource by hand and why, open a reconciliation issue in its
     /// workspace's repository, and let `drift gate` pass for it until the window is due.
     Open {
-        /// The resource's ARN.
-        #[arg(long)]
-        resource: String,
-        #[arg(long)]
-        reason: String,
-        #[arg(long)]
-        by: String,
+        #[command(flatten)]
+        window: WindowArgs,
         /// The incident ticket's URL.
         #[arg(long)]
         ticket: Option<String>,
@@ -151,12 +158,8 @@ pub enum BreakGlassCommand {
     },
     /// End a resource's window.
     Close {
-        #[arg(long)]
-        resource: String,
-        #[arg(long)]
-        reason: String,
-        #[arg(long)]
-        by: String,
+        #[command(flatten)]
+        window: WindowArgs,
         #[command(flatten)]
         run: RunArgs,
     },

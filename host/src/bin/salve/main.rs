@@ -210,9 +210,7 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
             }
         }
         BreakGlassCommand::Open {
-            resource,
-            reason,
-            by,
+            window,
             ticket,
             output,
             run,
@@ -220,9 +218,9 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
             let context = run.drift_context().await?;
             let drift = context.drift();
             let request = salve::drift::break_glass::OpenRequest {
-                resource_arn: resource,
-                reason,
-                by,
+                resource_arn: window.resource,
+                reason: window.reason,
+                by: window.by,
                 ticket,
             };
             let opened = drift
@@ -249,20 +247,15 @@ async fn break_glass(command: BreakGlassCommand) -> Result<ExitCode> {
                 }
             }
         }
-        BreakGlassCommand::Close {
-            resource,
-            reason,
-            by,
-            run,
-        } => {
+        BreakGlassCommand::Close { window, run } => {
             let context = run.drift_context().await?;
             let record = context
                 .drift()
-                .close_break_glass(&resource, &by, &reason)
+                .close_break_glass(&window.resource, &window.by, &window.reason)
                 .await?;
             println!(
                 "break-glass closed for {} (record {record})",
-                escape_control(&resource, false)
+                escape_control(&window.resource, false)
             );
         }
     }
