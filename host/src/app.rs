@@ -226,9 +226,17 @@ pub async fn build_to_run(host: &HostOptions, audit_log: &Path) -> Result<Built>
     build(host, Purpose::Run(AuditLog::open(audit_log)?)).await
 }
 
-/// The queue modes call SQS (and S3 for the sink) with salve's own configuration, so they need a
-/// region from the start.
-pub fn require_region(sdk: &aws_config::SdkConfig) -> Result<()> {
+/// [`build_to_run`] for the queue modes (Lambda, the daemon, replay): they call SQS (and S3 for
+/// the sink) with salve's own configuration, so they need a region from the start.
+async fn build_for_queue(host: &HostOptions, audit_log: &Path) -> Result<Built> {
+    let built = build_to_run(host, audit_log).await?;
+    require_region(&built.sdk_config)?;
+    Ok(built)
+}
+
+/// salve's own AWS calls (queues, the audit sink, `s3://` logs) have no finding to take a
+/// region from.
+fn require_region(sdk: &aws_config::SdkConfig) -> Result<()> {
     if sdk.region().is_none() {
         bail!("no AWS region is configured: set AWS_REGION (or a region in the AWS profile)");
     }
@@ -302,8 +310,7 @@ async fn lambda_init(
         mut pipeline,
         sdk_config,
         ..
-    } = build_to_run(host, &options.audit_log).await?;
-    require_region(&sdk_config)?;
+    } = build_for_queue(host, &options.audit_log).await?;
     if pipeline.registry().ready.is_empty() {
         bail!(
             "no fixer is ready in {} ({} refused): every finding would fail; ship the fixers in the package and set SALVE_FIXERS",
@@ -373,8 +380,7 @@ pub async fn daemon(
         pipeline,
         sdk_config,
         ..
-    } = build_to_run(host, &options.audit_log).await?;
-    require_region(&sdk_config)?;
+    } = build_for_queue(host, &options.audit_log).await?;
     let metrics = Arc::new(crate::metrics::Metrics::default());
     metrics
         .track_program(&options.audit_log)
@@ -417,8 +423,7 @@ pub async fn replay(
         pipeline,
         sdk_config,
         ..
-    } = build_to_run(host, audit_log).await?;
-    require_region(&sdk_config)?;
+    } = build_for_queue(host, audit_log).await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk_config);
     crate::modes::replay::replay(Arc::new(pipeline), &sqs, options).await
 }
