@@ -209,3 +209,45 @@ where
     }
     Ok(ids.iter().map(|id| found.remove(id)).collect())
 }
+
+/// The two [`KindHost`] methods that only name a kind's generated bindings, written inside the
+/// kind's `impl KindHost`: `add_to_linker`, which links the capability interface of the
+/// fixer's contract version, and `fixer_pre_v0_2`, which loads the `V0_2Pre` that
+/// [`fixer_exports_v0_2!`](crate::fixer_exports_v0_2) declares. Each version names the module
+/// bindgen generated for the kind's capability interface. A kind first in contract 0.2.0 names
+/// no `v0_1`, and a 0.1.0 fixer of it fails to link, naming the kind.
+#[macro_export]
+macro_rules! kind_host_bindings {
+    ($(v0_1: $($v0_1:ident)::+,)? v0_2: $($v0_2:ident)::+ $(,)?) => {
+        fn add_to_linker<T: Send + 'static>(
+            linker: &mut wasmtime::component::Linker<T>,
+            version: $crate::contract::ContractVersion,
+            get: fn(&mut T) -> &mut $crate::Capabilities,
+        ) -> anyhow::Result<()> {
+            match version {
+                $crate::contract::ContractVersion::V0_1 => {
+                    $crate::kind_host_bindings!(@v0_1 [$($($v0_1)::+)?] linker, get)
+                }
+                $crate::contract::ContractVersion::V0_2 => $($v0_2)::+::add_to_linker::<
+                    T,
+                    wasmtime::component::HasSelf<$crate::Capabilities>,
+                >(linker, get)?,
+            }
+            Ok(())
+        }
+
+        fn fixer_pre_v0_2<T: Send + 'static>(
+            pre: wasmtime::component::InstancePre<T>,
+        ) -> wasmtime::Result<Box<dyn $crate::FixerPre<T>>> {
+            Ok(Box::new(V0_2Pre::new(pre)?))
+        }
+    };
+    (@v0_1 [] $linker:ident, $get:ident) => {
+        anyhow::bail!("{} has no contract 0.1.0 interface", Self::SPEC.name)
+    };
+    (@v0_1 [$($v0_1:ident)::+] $linker:ident, $get:ident) => {
+        $($v0_1)::+::add_to_linker::<T, wasmtime::component::HasSelf<$crate::Capabilities>>(
+            $linker, $get,
+        )?
+    };
+}

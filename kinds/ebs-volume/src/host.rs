@@ -3,10 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salve_contract::{Arn, ContractVersion, KindSpec};
+use salve_contract::{Arn, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, FixerPre, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 
 use crate::{DESCRIBE_VOLUME, IAC_ONLY, SPEC};
@@ -44,27 +44,8 @@ pub struct EbsVolume;
 impl KindHost for EbsVolume {
     const SPEC: &'static KindSpec = &SPEC;
 
-    fn add_to_linker<T: Send + 'static>(
-        linker: &mut wasmtime::component::Linker<T>,
-        version: ContractVersion,
-        get: fn(&mut T) -> &mut Capabilities,
-    ) -> anyhow::Result<()> {
-        use wasmtime::component::HasSelf;
-        match version {
-            ContractVersion::V0_1 => {
-                anyhow::bail!("{} has no contract 0.1.0 interface", SPEC.name)
-            }
-            ContractVersion::V0_2 => {
-                capability::add_to_linker::<T, HasSelf<Capabilities>>(linker, get)?
-            }
-        }
-        Ok(())
-    }
-
-    fn fixer_pre_v0_2<T: Send + 'static>(
-        pre: wasmtime::component::InstancePre<T>,
-    ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
-        Ok(Box::new(V0_2Pre::new(pre)?))
+    salve_core::kind_host_bindings! {
+        v0_2: capability,
     }
 
     fn read_back<'a>(

@@ -4,10 +4,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{PortRange, RuleAction};
-use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
+use salve_contract::{Arn, CapabilityFunction, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, FixerPre, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -81,28 +81,8 @@ pub struct NetworkAcl;
 impl KindHost for NetworkAcl {
     const SPEC: &'static KindSpec = &SPEC;
 
-    fn add_to_linker<T: Send + 'static>(
-        linker: &mut wasmtime::component::Linker<T>,
-        version: ContractVersion,
-        get: fn(&mut T) -> &mut Capabilities,
-    ) -> anyhow::Result<()> {
-        use wasmtime::component::HasSelf;
-        match version {
-            ContractVersion::V0_1 => {
-                anyhow::bail!("{} has no contract 0.1.0 interface", SPEC.name)
-            }
-            ContractVersion::V0_2 => v0_2::salve::network_acl::capability::add_to_linker::<
-                T,
-                HasSelf<Capabilities>,
-            >(linker, get)?,
-        }
-        Ok(())
-    }
-
-    fn fixer_pre_v0_2<T: Send + 'static>(
-        pre: wasmtime::component::InstancePre<T>,
-    ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
-        Ok(Box::new(V0_2Pre::new(pre)?))
+    salve_core::kind_host_bindings! {
+        v0_2: v0_2::salve::network_acl::capability,
     }
 
     fn read_back<'a>(

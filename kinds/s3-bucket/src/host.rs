@@ -3,10 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salve_contract::{Arn, CapabilityFunction, ContractVersion, KindSpec};
+use salve_contract::{Arn, CapabilityFunction, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, FixerPre, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 use serde_json::{json, Value};
 
@@ -116,29 +116,9 @@ pub struct S3Bucket;
 impl KindHost for S3Bucket {
     const SPEC: &'static KindSpec = &SPEC;
 
-    fn add_to_linker<T: Send + 'static>(
-        linker: &mut wasmtime::component::Linker<T>,
-        version: ContractVersion,
-        get: fn(&mut T) -> &mut Capabilities,
-    ) -> anyhow::Result<()> {
-        use wasmtime::component::HasSelf;
-        match version {
-            ContractVersion::V0_1 => bindings::salve::fixer::s3_bucket::add_to_linker::<
-                T,
-                HasSelf<Capabilities>,
-            >(linker, get)?,
-            ContractVersion::V0_2 => v0_2::salve::s3_bucket::capability::add_to_linker::<
-                T,
-                HasSelf<Capabilities>,
-            >(linker, get)?,
-        }
-        Ok(())
-    }
-
-    fn fixer_pre_v0_2<T: Send + 'static>(
-        pre: wasmtime::component::InstancePre<T>,
-    ) -> wasmtime::Result<Box<dyn FixerPre<T>>> {
-        Ok(Box::new(V0_2Pre::new(pre)?))
+    salve_core::kind_host_bindings! {
+        v0_1: bindings::salve::fixer::s3_bucket,
+        v0_2: v0_2::salve::s3_bucket::capability,
     }
 
     fn read_back<'a>(
