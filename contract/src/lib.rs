@@ -10,7 +10,7 @@
 
 mod arn;
 
-pub use arn::{parse_arn, partition_of, Arn};
+pub use arn::{is_hex_id, parse_arn, partition_of, Arn};
 
 /// The WIT package of the shared interfaces (and, in 0.1.0, of every interface).
 pub const PACKAGE: &str = "salve:fixer";

@@ -90,3 +90,15 @@ pub fn internal_error(message: &str) -> AwsError {
         retryable: false,
     }
 }
+
+/// A describe call that succeeded without the one resource it asked for (deleted since the
+/// finding, or never there), as the service itself would have said it: `code` is the service's
+/// own not-found code, so retry and rollback logic treat both alike.
+pub fn not_in_response(code: &str, what: &str) -> AwsError {
+    AwsError {
+        code: code.into(),
+        message: format!("{what} was not in the response"),
+        request_id: None,
+        retryable: false,
+    }
+}

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use aws_error::{describe_aws_error, internal_error, to_aws_error};
+pub use aws_error::{describe_aws_error, internal_error, not_in_response, to_aws_error};
 pub use aws_types::SdkConfig;
 pub use context::{FixerLog, LogLine};
 pub use exports::{BlockText, Edit, FixerInstance, FixerPre, LocatedBlock, V0_1Pre};
@@ -90,6 +90,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A resource's tags, key to value.
 pub type Tags = BTreeMap<String, String>;
+
+/// Tags as an SDK describes them, `(key, value)`: one without a key is dropped, and a missing
+/// value is empty.
+pub fn tags_from<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
+    pairs
+        .into_iter()
+        .filter_map(|(key, value)| Some((key?.to_string(), value.unwrap_or_default().to_string())))
+        .collect()
+}
 
 /// Responses and requests kept in the audit record are cut at this size.
 const MAX_RECORDED_JSON: usize = 4096;
@@ -321,3 +330,21 @@ impl v0_2::salve::fixer::results::Host for Capabilities {}
 impl v0_2::salve::fixer::iac::Host for Capabilities {}
 
 impl bindings::salve::fixer::types::Host for Capabilities {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tags_without_a_key_are_dropped_and_missing_values_are_empty() {
+        let tags = super::tags_from([
+            (Some("owner"), Some("platform")),
+            (None, Some("orphan")),
+            (Some("salve:exception"), None),
+        ]);
+        let expected = [("owner", "platform"), ("salve:exception", "")];
+        let expected: super::Tags = expected
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        assert_eq!(tags, expected);
+    }
+}

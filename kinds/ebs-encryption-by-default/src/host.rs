@@ -121,12 +121,7 @@ impl KindHost for EbsEncryptionByDefault {
                 SPEC.name
             ));
         }
-        if arn.account != account || arn.region != region {
-            return Err(format!(
-                "the ARN names account {} in {}, not resource.account_id {account} in resource.region {region}",
-                arn.account, arn.region
-            ));
-        }
+        arn.require_scope("ec2", account, region)?;
         Ok(account.to_string())
     }
 

@@ -3,10 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use salve_contract::{Arn, KindSpec};
+use salve_contract::{is_hex_id, Arn, KindSpec};
 use salve_core::{
-    internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
+    internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
+    BoxFuture, Capabilities, FixerError, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
 };
 
 use crate::{DESCRIBE_VOLUME, IAC_ONLY, SPEC};
@@ -72,22 +72,14 @@ impl KindHost for EbsVolume {
         let Some(id) = arn
             .resource
             .strip_prefix("volume/")
-            .filter(|id| is_volume_id(id))
+            .filter(|id| is_hex_id(id, "vol-"))
         else {
             return Err(format!(
                 "an {} ARN looks like arn:aws:ec2:<region>:<account>:volume/vol-<hex>",
                 SPEC.name
             ));
         };
-        if arn.service != "ec2" {
-            return Err(format!("service {:?} is not ec2", arn.service));
-        }
-        if arn.account != account || arn.region != region {
-            return Err(format!(
-                "the ARN names account {} in {}, not resource.account_id {account} in resource.region {region}",
-                arn.account, arn.region
-            ));
-        }
+        arn.require_scope("ec2", account, region)?;
         Ok(id.to_string())
     }
 
@@ -97,7 +89,7 @@ impl KindHost for EbsVolume {
 
     fn arn_for_id(id: &str, _typed: bool, account: &str, region: &str) -> Option<String> {
         // The `vol-` prefix says what the ID is, whatever type the source named.
-        is_volume_id(id).then(|| {
+        is_hex_id(id, "vol-").then(|| {
             format!(
                 "arn:{}:ec2:{region}:{account}:volume/{id}",
                 salve_contract::partition_of(region)
@@ -108,11 +100,6 @@ impl KindHost for EbsVolume {
     fn names_arn(arn: &Arn<'_>) -> bool {
         arn.service == "ec2" && arn.resource.starts_with("volume/")
     }
-}
-
-fn is_volume_id(id: &str) -> bool {
-    id.strip_prefix("vol-")
-        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 salve_core::kind_binding!(EbsVolumeBinding, EbsVolumeBackend, SPEC);
@@ -143,11 +130,11 @@ impl AwsEbsVolume {
             .iter()
             .find(|v| v.volume_id() == Some(self.volume_id.as_str()))
             .cloned()
-            .ok_or_else(|| AwsError {
-                code: "InvalidVolume.NotFound".into(),
-                message: format!("volume {} was not in the response", self.volume_id),
-                request_id: None,
-                retryable: false,
+            .ok_or_else(|| {
+                not_in_response(
+                    "InvalidVolume.NotFound",
+                    &format!("volume {}", self.volume_id),
+                )
             })
     }
 }
@@ -172,18 +159,10 @@ impl EbsVolumeBackend for AwsEbsVolume {
 
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async move {
-            Ok(self
-                .read()
-                .await?
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect())
+            let described = self.read().await?;
+            Ok(tags_from(
+                described.tags().iter().map(|t| (t.key(), t.value())),
+            ))
         })
     }
 }

@@ -4,10 +4,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{PortRange, RuleAction};
-use salve_contract::{Arn, CapabilityFunction, KindSpec};
+use salve_contract::{is_hex_id, Arn, CapabilityFunction, KindSpec};
 use salve_core::{
-    internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
+    internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
+    BoxFuture, Capabilities, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig,
+    Tags,
 };
 use serde_json::{json, Value};
 
@@ -124,19 +125,11 @@ impl KindHost for NetworkAcl {
         let Some(id) = arn
             .resource
             .strip_prefix("network-acl/")
-            .filter(|id| is_acl_id(id))
+            .filter(|id| is_hex_id(id, "acl-"))
         else {
             return Err("an AWS::EC2::NetworkAcl ARN looks like arn:aws:ec2:<region>:<account>:network-acl/acl-<hex>".into());
         };
-        if arn.service != "ec2" {
-            return Err(format!("service {:?} is not ec2", arn.service));
-        }
-        if arn.account != account || arn.region != region {
-            return Err(format!(
-                "the ARN names account {} in {}, not resource.account_id {account} in resource.region {region}",
-                arn.account, arn.region
-            ));
-        }
+        arn.require_scope("ec2", account, region)?;
         Ok(id.to_string())
     }
 
@@ -149,7 +142,7 @@ impl KindHost for NetworkAcl {
 
     fn arn_for_id(id: &str, _typed: bool, account: &str, region: &str) -> Option<String> {
         // The `acl-` prefix says what the ID is.
-        is_acl_id(id).then(|| {
+        is_hex_id(id, "acl-").then(|| {
             format!(
                 "arn:{}:ec2:{region}:{account}:network-acl/{id}",
                 salve_contract::partition_of(region)
@@ -160,11 +153,6 @@ impl KindHost for NetworkAcl {
     fn names_arn(arn: &Arn<'_>) -> bool {
         arn.service == "ec2" && arn.resource.starts_with("network-acl/")
     }
-}
-
-fn is_acl_id(id: &str) -> bool {
-    id.strip_prefix("acl-")
-        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Fills an ingress entry into a create or replace request: the two SDK builders are distinct
@@ -218,11 +206,11 @@ impl AwsNetworkAcl {
             .iter()
             .find(|a| a.network_acl_id() == Some(self.acl_id.as_str()))
             .cloned()
-            .ok_or_else(|| AwsError {
-                code: "InvalidNetworkAclID.NotFound".into(),
-                message: format!("network ACL {} was not in the response", self.acl_id),
-                request_id: None,
-                retryable: false,
+            .ok_or_else(|| {
+                not_in_response(
+                    "InvalidNetworkAclID.NotFound",
+                    &format!("network ACL {}", self.acl_id),
+                )
             })
     }
 }
@@ -288,18 +276,10 @@ impl NetworkAclBackend for AwsNetworkAcl {
 
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async move {
-            Ok(self
-                .describe()
-                .await?
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect())
+            let described = self.describe().await?;
+            Ok(tags_from(
+                described.tags().iter().map(|t| (t.key(), t.value())),
+            ))
         })
     }
 }

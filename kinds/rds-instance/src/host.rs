@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use salve_contract::{Arn, CapabilityFunction, KindSpec};
 use salve_core::{
-    internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
+    internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
+    BoxFuture, Capabilities, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig,
+    Tags,
 };
 use serde_json::{json, Value};
 
@@ -107,15 +108,7 @@ impl KindHost for RdsInstance {
                     .into(),
             );
         };
-        if arn.service != "rds" {
-            return Err(format!("service {:?} is not rds", arn.service));
-        }
-        if arn.account != account || arn.region != region {
-            return Err(format!(
-                "the ARN names account {} in {}, not resource.account_id {account} in resource.region {region}",
-                arn.account, arn.region
-            ));
-        }
+        arn.require_scope("rds", account, region)?;
         Ok(id.to_string())
     }
 
@@ -173,11 +166,11 @@ impl AwsRdsInstance {
             .iter()
             .find(|i| i.db_instance_identifier() == Some(self.identifier.as_str()))
             .cloned()
-            .ok_or_else(|| AwsError {
-                code: "DBInstanceNotFound".into(),
-                message: format!("DB instance {} was not in the response", self.identifier),
-                request_id: None,
-                retryable: false,
+            .ok_or_else(|| {
+                not_in_response(
+                    "DBInstanceNotFound",
+                    &format!("DB instance {}", self.identifier),
+                )
             })
     }
 }
@@ -210,18 +203,10 @@ impl RdsInstanceBackend for AwsRdsInstance {
 
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async move {
-            Ok(self
-                .describe_raw()
-                .await?
-                .tag_list()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect())
+            let described = self.describe_raw().await?;
+            Ok(tags_from(
+                described.tag_list().iter().map(|t| (t.key(), t.value())),
+            ))
         })
     }
 }

@@ -4,10 +4,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
-use salve_contract::{Arn, CapabilityFunction, KindSpec};
+use salve_contract::{is_hex_id, Arn, CapabilityFunction, KindSpec};
 use salve_core::{
-    internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
+    internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
+    BoxFuture, Capabilities, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig,
+    Tags,
 };
 use serde_json::{json, Value};
 
@@ -178,25 +179,11 @@ impl KindHost for SecurityGroup {
         let Some(id) = arn
             .resource
             .strip_prefix("security-group/")
-            .filter(|id| is_group_id(id))
+            .filter(|id| is_hex_id(id, "sg-"))
         else {
             return Err("an AWS::EC2::SecurityGroup ARN looks like arn:aws:ec2:<region>:<account>:security-group/sg-<hex>".into());
         };
-        if arn.service != "ec2" {
-            return Err(format!("service {:?} is not ec2", arn.service));
-        }
-        if arn.account != account {
-            return Err(format!(
-                "account {} differs from resource.account_id {account}",
-                arn.account
-            ));
-        }
-        if arn.region != region {
-            return Err(format!(
-                "region {} differs from resource.region {region}",
-                arn.region
-            ));
-        }
+        arn.require_scope("ec2", account, region)?;
         Ok(id.to_string())
     }
 
@@ -220,11 +207,6 @@ impl KindHost for SecurityGroup {
     fn names_arn(arn: &Arn<'_>) -> bool {
         arn.service == "ec2" && arn.resource.starts_with("security-group/")
     }
-}
-
-fn is_group_id(id: &str) -> bool {
-    id.strip_prefix("sg-")
-        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 salve_core::kind_binding!(SecurityGroupBinding, SecurityGroupBackend, SPEC);
@@ -352,11 +334,11 @@ impl AwsSecurityGroup {
             .iter()
             .find(|g| g.group_id() == Some(self.group_id.as_str()))
             .cloned()
-            .ok_or_else(|| AwsError {
-                code: "InvalidGroup.NotFound".into(),
-                message: format!("security group {} was not in the response", self.group_id),
-                request_id: None,
-                retryable: false,
+            .ok_or_else(|| {
+                not_in_response(
+                    "InvalidGroup.NotFound",
+                    &format!("security group {}", self.group_id),
+                )
             })
     }
 }
@@ -368,18 +350,10 @@ impl SecurityGroupBackend for AwsSecurityGroup {
 
     fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
         Box::pin(async move {
-            Ok(self
-                .describe()
-                .await?
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect())
+            let described = self.describe().await?;
+            Ok(tags_from(
+                described.tags().iter().map(|t| (t.key(), t.value())),
+            ))
         })
     }
 
