@@ -289,26 +289,7 @@ macro_rules! fixer_exports_v0_2 {
                 })
             }
 
-            fn exports_terraform(&self) -> bool {
-                self.terraform.is_some()
-            }
-
-            fn terraform_edits<'a>(
-                &'a self,
-                store: &'a mut wasmtime::Store<T>,
-                blocks: &'a [$crate::LocatedBlock],
-            ) -> $crate::BoxFuture<
-                'a,
-                wasmtime::Result<Result<Option<Vec<$crate::Edit>>, $crate::FixerError>>,
-            > {
-                Box::pin(async move {
-                    let Some(indices) = &self.terraform else {
-                        return Ok(Ok(None));
-                    };
-                    let guest = indices.load(&mut *store, &self.instance)?;
-                    guest.call_edits(store, blocks).await
-                })
-            }
+            $crate::fixer_exports_v0_2_terraform!();
         }
     };
 }
@@ -418,26 +399,36 @@ macro_rules! fixer_exports_v0_2_iac_only {
                 Box::pin(async { Ok(Ok(None)) })
             }
 
-            fn exports_terraform(&self) -> bool {
-                self.terraform.is_some()
-            }
+            $crate::fixer_exports_v0_2_terraform!();
+        }
+    };
+}
 
-            fn terraform_edits<'a>(
-                &'a self,
-                store: &'a mut wasmtime::Store<T>,
-                blocks: &'a [$crate::LocatedBlock],
-            ) -> $crate::BoxFuture<
-                'a,
-                wasmtime::Result<Result<Option<Vec<$crate::Edit>>, $crate::FixerError>>,
-            > {
-                Box::pin(async move {
-                    let Some(indices) = &self.terraform else {
-                        return Ok(Ok(None));
-                    };
-                    let guest = indices.load(&mut *store, &self.instance)?;
-                    guest.call_edits(store, blocks).await
-                })
-            }
+/// The `terraform` methods of a contract 0.2.0 [`FixerInstance`], the same for every kind: the
+/// instance holds the optional export's indices (`terraform`) and its `instance`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! fixer_exports_v0_2_terraform {
+    () => {
+        fn exports_terraform(&self) -> bool {
+            self.terraform.is_some()
+        }
+
+        fn terraform_edits<'a>(
+            &'a self,
+            store: &'a mut wasmtime::Store<T>,
+            blocks: &'a [$crate::LocatedBlock],
+        ) -> $crate::BoxFuture<
+            'a,
+            wasmtime::Result<Result<Option<Vec<$crate::Edit>>, $crate::FixerError>>,
+        > {
+            Box::pin(async move {
+                let Some(indices) = &self.terraform else {
+                    return Ok(Ok(None));
+                };
+                let guest = indices.load(&mut *store, &self.instance)?;
+                guest.call_edits(store, blocks).await
+            })
         }
     };
 }
