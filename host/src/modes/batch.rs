@@ -354,6 +354,25 @@ mod tests {
         }
     }
 
+    /// The containment above needs unwinding in the shipped binary. cargo-lambda's release
+    /// build switches to `panic = "abort"` unless the workspace's release profile names a
+    /// strategy, so the profile must keep naming `unwind`.
+    #[test]
+    fn the_release_profile_keeps_unwinding_for_cargo_lambda() {
+        let manifest = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"));
+        let manifest: toml::Table = toml::from_str(manifest).expect("the workspace Cargo.toml");
+        let panic = manifest
+            .get("profile")
+            .and_then(|p| p.get("release"))
+            .and_then(|r| r.get("panic"))
+            .and_then(|p| p.as_str());
+        assert_eq!(
+            panic,
+            Some("unwind"),
+            "[profile.release] panic in Cargo.toml"
+        );
+    }
+
     /// Past the cutoff no message is started: each comes back unprocessed, as a retry.
     #[tokio::test]
     async fn nothing_starts_after_the_cutoff() {
