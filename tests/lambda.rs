@@ -12,7 +12,7 @@ use salve::modes::lambda::Budget;
 use serde_json::json;
 
 use common::*;
-use salve::capabilities::{AwsError, Binding, BoxFuture, Tags};
+use salve::capabilities::{AwsError, Binding, BoxFuture, TagRead};
 use salve::credentials::{AssumeRoleFailure, SessionPolicy};
 use salve::finding::Finding;
 use salve::notify::Notifier;
@@ -46,7 +46,7 @@ impl S3BucketBackend for ThrottledBucket {
     fn delete_public_access_block(&self) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async { Err(throttled()) })
     }
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
         Box::pin(async { Err(throttled()) })
     }
 }

@@ -181,6 +181,57 @@ async fn sg_close_admin_ports_revokes_only_world_open_admin_rules() {
     assert!(salve::audit::verify(&audit).unwrap().is_intact());
 }
 
+/// EC2 returns a group's tags with the group, so the host's tag read takes them from the
+/// describe the fixer's `check` made: one DescribeSecurityGroups before the write instead of
+/// two. They are still the group's own tags, read in this finding: an exception tag on the
+/// group, absent from the payload, still stops the fix.
+#[tokio::test]
+async fn the_tag_read_reuses_the_checks_describe_and_still_sees_an_exception_tag() {
+    let client = ec2().await;
+    let fixed = open_group(&client, &unique("reuse")).await;
+    let excepted = open_group(&client, &unique("excepted")).await;
+    let exception = aws_sdk_ec2::types::Tag::builder()
+        .key("salve:exception")
+        .value("approved")
+        .build();
+    client
+        .create_tags()
+        .resources(&excepted)
+        .tags(exception)
+        .send()
+        .await
+        .unwrap();
+    let proxy = common::proxy::CountingProxy::start(&endpoint()).await;
+    let (p, _audit) = aws_pipeline("moto-tag-reuse", &proxy.url).await;
+    let describes = || {
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.body.contains("Action=DescribeSecurityGroups"))
+            .count()
+    };
+
+    let remediated = process(&p, &sg_finding("sg-reuse", &fixed, "ssh open"), false).await;
+    assert_eq!(
+        remediated["status"], "remediated",
+        "{}",
+        remediated["reason"]
+    );
+    assert_eq!(remediated["resource_tags"]["reused"], true);
+    // check()'s describe (plan() and the tag read reuse it) and the host's read-back after the
+    // write (verify() reuses that one).
+    assert_eq!(describes(), 2);
+
+    let before = group_rules(&client, &excepted).await;
+    let skipped = process(&p, &sg_finding("sg-excepted", &excepted, "ssh open"), false).await;
+    assert_eq!(skipped["status"], "skipped", "{}", skipped["reason"]);
+    let tags = &skipped["resource_tags"];
+    assert_eq!(tags["tags"]["salve:exception"], "approved", "{tags}");
+    assert_eq!(tags["reused"], true);
+    assert_eq!(describes(), 3, "a skipped finding describes the group once");
+    assert_eq!(group_rules(&client, &excepted).await, before);
+}
+
 #[tokio::test]
 async fn explain_shows_the_decision_and_changes_nothing() {
     let client = s3().await;

@@ -276,8 +276,8 @@ impl SecurityGroupBackend for HangingGroup {
     ) -> BoxFuture<'_, Result<(), AwsError>> {
         Box::pin(async { Ok(()) })
     }
-    fn tags(&self) -> BoxFuture<'_, Result<salve::capabilities::Tags, AwsError>> {
-        Box::pin(async { Ok(Default::default()) })
+    fn tags(&self) -> BoxFuture<'_, Result<salve::capabilities::TagRead, AwsError>> {
+        Box::pin(async { Ok(salve::capabilities::Tags::new().into()) })
     }
 }
 

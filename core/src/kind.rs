@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_types::SdkConfig;
 use salve_contract::{Arn, KindSpec};
 
-use crate::{AwsError, BoxFuture, Capabilities, FixerPre, PlannedCall, Tags};
+use crate::{AwsError, BoxFuture, Capabilities, FixerPre, PlannedCall, TagRead};
 use salve_contract::ContractVersion;
 
 /// A kind's backend, bound to one resource through one session (or held in memory). The host
@@ -17,7 +17,7 @@ pub trait KindBackend: Send + Sync + 'static {
     fn kind(&self) -> &'static KindSpec;
     /// The resource's own tags, for the eligibility metadata. The host reads them during the
     /// plan phase; fixers cannot.
-    fn read_tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+    fn read_tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>>;
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -129,7 +129,9 @@ macro_rules! kind_binding {
                 &$spec
             }
 
-            fn read_tags(&self) -> $crate::BoxFuture<'_, Result<$crate::Tags, $crate::AwsError>> {
+            fn read_tags(
+                &self,
+            ) -> $crate::BoxFuture<'_, Result<$crate::TagRead, $crate::AwsError>> {
                 self.0.tags()
             }
 

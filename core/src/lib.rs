@@ -17,6 +17,7 @@ mod kind;
 mod plan;
 mod reads;
 pub mod state_attributes;
+mod tags;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -39,6 +40,7 @@ pub use kind::{
 pub use plan::{Change, Outcome, Plan, PlannedCall};
 pub use reads::ObservedRead;
 pub use salve_contract as contract;
+pub use tags::{tags_from, DescribedTags, TagRead, Tags};
 
 use salve_contract::CapabilityFunction;
 
@@ -87,18 +89,6 @@ pub use bindings::{FixerCore, FixerCorePre};
 
 /// A boxed future, so backends can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A resource's tags, key to value.
-pub type Tags = BTreeMap<String, String>;
-
-/// Tags as an SDK describes them, `(key, value)`: one without a key is dropped, and a missing
-/// value is empty.
-pub fn tags_from<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
-    pairs
-        .into_iter()
-        .filter_map(|(key, value)| Some((key?.to_string(), value.unwrap_or_default().to_string())))
-        .collect()
-}
 
 /// Responses and requests kept in the audit record are cut at this size.
 const MAX_RECORDED_JSON: usize = 4096;
@@ -330,21 +320,3 @@ impl v0_2::salve::fixer::results::Host for Capabilities {}
 impl v0_2::salve::fixer::iac::Host for Capabilities {}
 
 impl bindings::salve::fixer::types::Host for Capabilities {}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn tags_without_a_key_are_dropped_and_missing_values_are_empty() {
-        let tags = super::tags_from([
-            (Some("owner"), Some("platform")),
-            (None, Some("orphan")),
-            (Some("salve:exception"), None),
-        ]);
-        let expected = [("owner", "platform"), ("salve:exception", "")];
-        let expected: super::Tags = expected
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        assert_eq!(tags, expected);
-    }
-}

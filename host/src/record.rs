@@ -62,6 +62,10 @@ pub struct ResourceTags {
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The tags came with the describe the fixer's `check` had already made in this finding's
+    /// read session (EC2 and RDS return tags with the resource), not from a call of their own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use crate::audit::{
     sha256_hex, AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
 };
 use crate::capabilities::{
-    AwsError, Binding, BoxFuture, Capabilities, FixerError, Phase, Plan, PlannedCall,
+    AwsError, Binding, BoxFuture, Capabilities, FixerError, Phase, Plan, PlannedCall, TagRead,
 };
 use crate::config::SalveConfig;
 pub use crate::credentials::SessionFor;
@@ -1175,11 +1175,12 @@ impl FindingRun<'_> {
         entry.durations_us.insert("read_tags".into(), micros(t));
         let action = self.fixer.resource_type.tags_action;
         match tags {
-            Ok(tags) => {
+            Ok(TagRead { tags, reused }) => {
                 entry.resource_tags = Some(ResourceTags {
                     action: action.into(),
                     tags: Some(tags.clone()),
                     error: None,
+                    reused,
                 });
                 let m = Metadata::from_tags(
                     keys,
@@ -1195,6 +1196,7 @@ impl FindingRun<'_> {
                     action: action.into(),
                     tags: None,
                     error: Some(error.clone()),
+                    reused: false,
                 });
                 (self.payload_metadata.clone(), Some(error))
             }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use salve_contract::{Arn, CapabilityFunction, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, TagRead, Tags,
 };
 use serde_json::{json, Value};
 
@@ -155,8 +155,8 @@ pub trait EbsEncryptionBackend: Send + Sync {
     fn enable(&self) -> BoxFuture<'_, Result<(), AwsError>>;
     fn disable(&self) -> BoxFuture<'_, Result<(), AwsError>>;
     /// The setting has no tags; the payload's tags are the metadata.
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async { Ok(Tags::new()) })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        Box::pin(async { Ok(Tags::new().into()) })
     }
 }
 

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use salve_contract::{is_hex_id, Arn, KindSpec};
 use salve_core::{
     internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
-    BoxFuture, Capabilities, FixerError, KindHost, PlannedCall, ReadBack, SdkConfig, Tags,
+    BoxFuture, Capabilities, DescribedTags, FixerError, KindHost, PlannedCall, ReadBack, SdkConfig,
+    TagRead, Tags,
 };
 
 use crate::{DESCRIBE_VOLUME, IAC_ONLY, SPEC};
@@ -65,6 +66,7 @@ impl KindHost for EbsVolume {
         bind(Arc::new(AwsEbsVolume {
             client: aws_sdk_ec2::Client::new(session),
             volume_id: resource.name.to_string(),
+            described: DescribedTags::default(),
         }))
     }
 
@@ -108,13 +110,14 @@ salve_core::kind_binding!(EbsVolumeBinding, EbsVolumeBackend, SPEC);
 pub trait EbsVolumeBackend: Send + Sync {
     fn describe(&self) -> BoxFuture<'_, Result<Volume, AwsError>>;
     /// The volume's tags (ec2:DescribeVolumes), read by the host for eligibility metadata.
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>>;
 }
 
 /// The real backend: the AWS SDK's EC2 client and the one volume it may read.
 pub struct AwsEbsVolume {
     client: aws_sdk_ec2::Client,
     volume_id: String,
+    described: DescribedTags,
 }
 
 impl AwsEbsVolume {
@@ -126,7 +129,8 @@ impl AwsEbsVolume {
             .send()
             .await
             .map_err(to_aws_error)?;
-        out.volumes()
+        let volume = out
+            .volumes()
             .iter()
             .find(|v| v.volume_id() == Some(self.volume_id.as_str()))
             .cloned()
@@ -135,8 +139,15 @@ impl AwsEbsVolume {
                     "InvalidVolume.NotFound",
                     &format!("volume {}", self.volume_id),
                 )
-            })
+            })?;
+        self.described.keep(tags_of(&volume));
+        Ok(volume)
     }
+}
+
+/// The tags EC2 returned with the volume.
+fn tags_of(volume: &aws_sdk_ec2::types::Volume) -> Tags {
+    tags_from(volume.tags().iter().map(|t| (t.key(), t.value())))
 }
 
 /// What a fixer may know of a volume as EC2 describes it.
@@ -157,13 +168,12 @@ impl EbsVolumeBackend for AwsEbsVolume {
         Box::pin(async move { Ok(volume_of(&self.read().await?)) })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move {
-            let described = self.read().await?;
-            Ok(tags_from(
-                described.tags().iter().map(|t| (t.key(), t.value())),
-            ))
-        })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        // read() keeps the tags it saw; they are read again only if none are kept.
+        Box::pin(
+            self.described
+                .read_or(async { Ok(tags_of(&self.read().await?)) }),
+        )
     }
 }
 
@@ -210,7 +220,7 @@ impl EbsVolumeBackend for InMemoryEbsVolume {
         })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move { Ok(self.tags.clone()) })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone().into()) })
     }
 }

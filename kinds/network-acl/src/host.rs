@@ -7,8 +7,8 @@ use aws_sdk_ec2::types::{PortRange, RuleAction};
 use salve_contract::{is_hex_id, Arn, CapabilityFunction, KindSpec};
 use salve_core::{
     internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
-    BoxFuture, Capabilities, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig,
-    Tags,
+    BoxFuture, Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall,
+    ReadBack, SdkConfig, TagRead, Tags,
 };
 use serde_json::{json, Value};
 
@@ -118,6 +118,7 @@ impl KindHost for NetworkAcl {
         bind(Arc::new(AwsNetworkAcl {
             client: aws_sdk_ec2::Client::new(session),
             acl_id: resource.name.to_string(),
+            described: DescribedTags::default(),
         }))
     }
 
@@ -182,7 +183,7 @@ pub trait NetworkAclBackend: Send + Sync {
     fn delete_ingress(&self, rule_number: i32) -> BoxFuture<'_, Result<(), AwsError>>;
     fn replace_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>>;
     fn create_ingress(&self, entry: AclEntry) -> BoxFuture<'_, Result<(), AwsError>>;
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>>;
 }
 
 salve_core::kind_binding!(NetworkAclBinding, NetworkAclBackend, SPEC);
@@ -191,6 +192,7 @@ salve_core::kind_binding!(NetworkAclBinding, NetworkAclBackend, SPEC);
 pub struct AwsNetworkAcl {
     client: aws_sdk_ec2::Client,
     acl_id: String,
+    described: DescribedTags,
 }
 
 impl AwsNetworkAcl {
@@ -202,7 +204,8 @@ impl AwsNetworkAcl {
             .send()
             .await
             .map_err(to_aws_error)?;
-        out.network_acls()
+        let acl = out
+            .network_acls()
             .iter()
             .find(|a| a.network_acl_id() == Some(self.acl_id.as_str()))
             .cloned()
@@ -211,8 +214,15 @@ impl AwsNetworkAcl {
                     "InvalidNetworkAclID.NotFound",
                     &format!("network ACL {}", self.acl_id),
                 )
-            })
+            })?;
+        self.described.keep(tags_of(&acl));
+        Ok(acl)
     }
+}
+
+/// The tags EC2 returned with the ACL.
+fn tags_of(acl: &aws_sdk_ec2::types::NetworkAcl) -> Tags {
+    tags_from(acl.tags().iter().map(|t| (t.key(), t.value())))
 }
 
 impl NetworkAclBackend for AwsNetworkAcl {
@@ -274,13 +284,12 @@ impl NetworkAclBackend for AwsNetworkAcl {
         })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move {
-            let described = self.describe().await?;
-            Ok(tags_from(
-                described.tags().iter().map(|t| (t.key(), t.value())),
-            ))
-        })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        // describe() keeps the tags it saw; they are read again only if none are kept.
+        Box::pin(
+            self.described
+                .read_or(async { Ok(tags_of(&self.describe().await?)) }),
+        )
     }
 }
 
@@ -409,7 +418,7 @@ impl NetworkAclBackend for InMemoryNetworkAcl {
         })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move { Ok(self.tags.clone()) })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone().into()) })
     }
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use salve_contract::{Arn, CapabilityFunction, KindSpec};
 use salve_core::{
     internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
-    BoxFuture, Capabilities, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig,
-    Tags,
+    BoxFuture, Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall,
+    ReadBack, SdkConfig, TagRead, Tags,
 };
 use serde_json::{json, Value};
 
@@ -94,6 +94,7 @@ impl KindHost for RdsInstance {
         bind(Arc::new(AwsRdsInstance {
             client: aws_sdk_rds::Client::new(session),
             identifier: resource.name.to_string(),
+            described: DescribedTags::default(),
         }))
     }
 
@@ -142,7 +143,7 @@ pub trait RdsInstanceBackend: Send + Sync {
     fn describe(&self) -> BoxFuture<'_, Result<Instance, AwsError>>;
     fn set_publicly_accessible(&self, public: bool) -> BoxFuture<'_, Result<(), AwsError>>;
     /// The instance's tags (from DescribeDBInstances), read by the host for eligibility.
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>>;
 }
 
 salve_core::kind_binding!(RdsInstanceBinding, RdsInstanceBackend, SPEC);
@@ -151,6 +152,7 @@ salve_core::kind_binding!(RdsInstanceBinding, RdsInstanceBackend, SPEC);
 pub struct AwsRdsInstance {
     client: aws_sdk_rds::Client,
     identifier: String,
+    described: DescribedTags,
 }
 
 impl AwsRdsInstance {
@@ -162,7 +164,8 @@ impl AwsRdsInstance {
             .send()
             .await
             .map_err(to_aws_error)?;
-        out.db_instances()
+        let instance = out
+            .db_instances()
             .iter()
             .find(|i| i.db_instance_identifier() == Some(self.identifier.as_str()))
             .cloned()
@@ -171,8 +174,15 @@ impl AwsRdsInstance {
                     "DBInstanceNotFound",
                     &format!("DB instance {}", self.identifier),
                 )
-            })
+            })?;
+        self.described.keep(tags_of(&instance));
+        Ok(instance)
     }
+}
+
+/// The tags RDS returned with the instance.
+fn tags_of(instance: &aws_sdk_rds::types::DbInstance) -> Tags {
+    tags_from(instance.tag_list().iter().map(|t| (t.key(), t.value())))
 }
 
 impl RdsInstanceBackend for AwsRdsInstance {
@@ -201,13 +211,12 @@ impl RdsInstanceBackend for AwsRdsInstance {
         })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move {
-            let described = self.describe_raw().await?;
-            Ok(tags_from(
-                described.tag_list().iter().map(|t| (t.key(), t.value())),
-            ))
-        })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        // describe_raw() keeps the tags it saw; they are read again only if none are kept.
+        Box::pin(
+            self.described
+                .read_or(async { Ok(tags_of(&self.describe_raw().await?)) }),
+        )
     }
 }
 
@@ -302,7 +311,7 @@ impl RdsInstanceBackend for InMemoryRdsInstance {
         })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move { Ok(self.tags.clone()) })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone().into()) })
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use salve_contract::{Arn, CapabilityFunction, KindSpec};
 use salve_core::{
     internal_error, to_aws_error, AwsError, Binding, BoundResource, BoxFuture, Capabilities,
-    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, Tags,
+    FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig, TagRead, Tags,
 };
 use serde_json::{json, Value};
 
@@ -201,7 +201,7 @@ pub trait S3BucketBackend: Send + Sync {
     ) -> BoxFuture<'_, Result<(), AwsError>>;
     fn delete_public_access_block(&self) -> BoxFuture<'_, Result<(), AwsError>>;
     /// The bucket's tags (s3:GetBucketTagging), read by the host for eligibility metadata.
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>>;
 }
 
 /// The real backend: the AWS SDK's S3 client and the one bucket it may touch.
@@ -296,9 +296,10 @@ impl S3BucketBackend for AwsS3Bucket {
         })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        // S3 returns no tags with the bucket's other reads: this is always a call of its own.
         Box::pin(async move {
-            match self
+            let tags = match self
                 .client
                 .get_bucket_tagging()
                 .bucket(&self.bucket)
@@ -320,7 +321,8 @@ impl S3BucketBackend for AwsS3Bucket {
                         Err(error)
                     }
                 }
-            }
+            };
+            tags.map(TagRead::from)
         })
     }
 }
@@ -458,7 +460,7 @@ impl S3BucketBackend for InMemoryS3Bucket {
         })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move { Ok(self.tags.clone()) })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone().into()) })
     }
 }

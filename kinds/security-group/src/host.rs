@@ -7,8 +7,8 @@ use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdG
 use salve_contract::{is_hex_id, Arn, CapabilityFunction, KindSpec};
 use salve_core::{
     internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
-    BoxFuture, Capabilities, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack, SdkConfig,
-    Tags,
+    BoxFuture, Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall,
+    ReadBack, SdkConfig, TagRead, Tags,
 };
 use serde_json::{json, Value};
 
@@ -217,18 +217,23 @@ pub trait SecurityGroupBackend: Send + Sync {
     fn revoke_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>>;
     fn authorize_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>>;
     /// The group's tags (ec2:DescribeSecurityGroups), read by the host for eligibility metadata.
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>>;
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>>;
 }
 
 /// The real backend: the AWS SDK's EC2 client and the one group it may touch.
 pub struct AwsSecurityGroup {
     client: aws_sdk_ec2::Client,
     group_id: String,
+    described: DescribedTags,
 }
 
 impl AwsSecurityGroup {
     pub fn new(client: aws_sdk_ec2::Client, group_id: String) -> AwsSecurityGroup {
-        AwsSecurityGroup { client, group_id }
+        AwsSecurityGroup {
+            client,
+            group_id,
+            described: DescribedTags::default(),
+        }
     }
 }
 
@@ -330,7 +335,8 @@ impl AwsSecurityGroup {
             .send()
             .await
             .map_err(to_aws_error)?;
-        out.security_groups()
+        let group = out
+            .security_groups()
             .iter()
             .find(|g| g.group_id() == Some(self.group_id.as_str()))
             .cloned()
@@ -339,8 +345,15 @@ impl AwsSecurityGroup {
                     "InvalidGroup.NotFound",
                     &format!("security group {}", self.group_id),
                 )
-            })
+            })?;
+        self.described.keep(tags_of(&group));
+        Ok(group)
     }
+}
+
+/// The tags EC2 returned with the group.
+fn tags_of(group: &aws_sdk_ec2::types::SecurityGroup) -> Tags {
+    tags_from(group.tags().iter().map(|t| (t.key(), t.value())))
 }
 
 impl SecurityGroupBackend for AwsSecurityGroup {
@@ -348,13 +361,12 @@ impl SecurityGroupBackend for AwsSecurityGroup {
         Box::pin(async move { Ok(flatten_permissions(self.describe().await?.ip_permissions())) })
     }
 
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move {
-            let described = self.describe().await?;
-            Ok(tags_from(
-                described.tags().iter().map(|t| (t.key(), t.value())),
-            ))
-        })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        // describe() keeps the tags it saw; they are read again only if none are kept.
+        Box::pin(
+            self.described
+                .read_or(async { Ok(tags_of(&self.describe().await?)) }),
+        )
     }
 
     fn revoke_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>> {
@@ -478,8 +490,8 @@ fn same_rule(a: &IngressRule, b: &IngressRule) -> bool {
 }
 
 impl SecurityGroupBackend for InMemorySecurityGroup {
-    fn tags(&self) -> BoxFuture<'_, Result<Tags, AwsError>> {
-        Box::pin(async move { Ok(self.tags.clone()) })
+    fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
+        Box::pin(async move { Ok(self.tags.clone().into()) })
     }
 
     fn describe_ingress(&self) -> BoxFuture<'_, Result<Vec<IngressRule>, AwsError>> {

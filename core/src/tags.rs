@@ -1,0 +1,112 @@
+//! A resource's tags as the host reads them for eligibility (owner, environment, exception).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use crate::AwsError;
+
+/// A resource's tags, key to value.
+pub type Tags = BTreeMap<String, String>;
+
+/// Tags as an SDK describes them, `(key, value)`: one without a key is dropped, and a missing
+/// value is empty.
+pub fn tags_from<'a>(pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>) -> Tags {
+    pairs
+        .into_iter()
+        .filter_map(|(key, value)| Some((key?.to_string(), value.unwrap_or_default().to_string())))
+        .collect()
+}
+
+/// The host's tag read of a finding's resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRead {
+    pub tags: Tags,
+    /// The tags came with a describe this finding's read session had already made (for the
+    /// fixer's `check`), so reading them cost no call of its own.
+    pub reused: bool,
+}
+
+impl From<Tags> for TagRead {
+    fn from(tags: Tags) -> TagRead {
+        TagRead {
+            tags,
+            reused: false,
+        }
+    }
+}
+
+/// The tags of the last describe a backend made. EC2 and RDS return a resource's tags with the
+/// resource, so the host's tag read can take them from the describe the fixer's `check` already
+/// caused instead of describing the resource again: one call fewer per finding, on APIs that
+/// throttle per account.
+///
+/// What it holds is never older than this finding: a backend is bound to one finding's session
+/// and never shared, and the host reads tags after `plan` and before any write.
+#[derive(Debug, Default)]
+pub struct DescribedTags(Mutex<Option<Tags>>);
+
+impl DescribedTags {
+    /// Keeps the tags a describe returned, replacing older ones.
+    pub fn keep(&self, tags: Tags) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tags);
+    }
+
+    /// The kept tags, used at most once; otherwise `describe`'s, read now.
+    pub async fn read_or(
+        &self,
+        describe: impl Future<Output = Result<Tags, AwsError>>,
+    ) -> Result<TagRead, AwsError> {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match kept {
+            Some(tags) => Ok(TagRead { tags, reused: true }),
+            None => describe.await.map(TagRead::from),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tags_without_a_key_are_dropped_and_missing_values_are_empty() {
+        let read = tags_from([
+            (Some("owner"), Some("platform")),
+            (None, Some("orphan")),
+            (Some("salve:exception"), None),
+        ]);
+        assert_eq!(
+            read,
+            tags(&[("owner", "platform"), ("salve:exception", "")])
+        );
+    }
+
+    #[tokio::test]
+    async fn kept_tags_answer_one_read_then_the_resource_is_described_again() {
+        let described = DescribedTags::default();
+        let fresh = tags(&[("environment", "prod")]);
+        let first = described.read_or(async { Ok(fresh.clone()) }).await;
+        assert_eq!(first, Ok(TagRead::from(fresh.clone())));
+
+        described.keep(tags(&[("environment", "dev")]));
+        described.keep(tags(&[("owner", "platform")]));
+        let reused = described
+            .read_or(async { panic!("kept tags must answer without a describe") })
+            .await;
+        let expected = TagRead {
+            tags: tags(&[("owner", "platform")]),
+            reused: true,
+        };
+        assert_eq!(reused, Ok(expected));
+        let again = described.read_or(async { Ok(fresh.clone()) }).await;
+        assert_eq!(again, Ok(TagRead::from(fresh)));
+    }
+}
