@@ -1,6 +1,9 @@
-"""salve and Cloud Custodian side by side on one fresh moto server: the same 200 public buckets,
-fixed by each tool in turn, interleaved, three rounds. For each run: wall time, the CPU moto spent
-serving it, the AWS calls it made per bucket (moto's own request log), and the tool's peak RSS.
+"""salve and Cloud Custodian side by side on one fresh moto server: the same 200 resources, fixed
+by each tool in turn, interleaved, three rounds. For each run: wall time, the CPU moto spent
+serving it, the AWS calls it made per resource (moto's own request log), and the tool's peak RSS.
+
+SALVE_COMPARE_KIND picks the resources: `s3` (default), 200 public buckets, or `security-group`,
+200 groups each open to the world on SSH.
 
 Run through scripts/compare-custodian.sh, which builds salve, installs Cloud Custodian into the
 project's virtualenv and starts nothing else: this script starts its own moto server.
@@ -21,8 +24,10 @@ import boto3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV = os.path.join(ROOT, ".venv", "bin")
 SALVE = os.environ.get("SALVE_BIN", os.path.join(ROOT, "target", "release", "salve"))
+# How many resources (the name is older than the choice of kind).
 BUCKETS = int(os.environ.get("SALVE_COMPARE_BUCKETS", "200"))
 ROUNDS = int(os.environ.get("SALVE_COMPARE_ROUNDS", "3"))
+KIND = os.environ.get("SALVE_COMPARE_KIND", "s3")
 ACCOUNT = "123456789012"
 
 
@@ -46,26 +51,117 @@ def requests_in(log):
         return sum(1 for line in f if '" 2' in line or '" 3' in line or '" 4' in line or '" 5' in line)
 
 
-def make_buckets(endpoint, prefix):
-    # A fresh account each run: Custodian reads every bucket in it, not only the ones it fixes.
+def reset(endpoint):
+    # A fresh account each run: Custodian reads every resource in it, not only the ones it fixes.
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    names = [f"{prefix}-{i:04d}" for i in range(BUCKETS)]
-    for n in names:
-        s3.create_bucket(Bucket=n)
-    return names
 
 
-def fixed(endpoint, names):
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    done = 0
-    for n in names:
-        try:
-            c = s3.get_public_access_block(Bucket=n)["PublicAccessBlockConfiguration"]
-            done += all(c.values())
-        except s3.exceptions.ClientError:
-            pass
-    return done
+class S3:
+    """Public buckets; Custodian's `set-public-block`, salve's s3-block-public-access."""
+    noun = "bucket"
+    fixer = "s3-block-public-access.wasm"
+
+    @staticmethod
+    def make(endpoint, prefix):
+        reset(endpoint)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        names = [f"{prefix}-{i:04d}" for i in range(BUCKETS)]
+        for n in names:
+            s3.create_bucket(Bucket=n)
+        return names
+
+    @staticmethod
+    def finding(name):
+        return {"control_id": "S3.8", "title": "public bucket",
+                "resource": {"arn": f"arn:aws:s3:::{name}", "type": "AWS::S3::Bucket"}}
+
+    @staticmethod
+    def policy(prefix):
+        return f"""policies:
+  - name: s3-block-public
+    resource: aws.s3
+    filters:
+      - type: value
+        key: Name
+        op: glob
+        value: "{prefix}-*"
+    actions:
+      - type: set-public-block
+        BlockPublicAcls: true
+        IgnorePublicAcls: true
+        BlockPublicPolicy: true
+        RestrictPublicBuckets: true
+"""
+
+    @staticmethod
+    def fixed(endpoint, names):
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        done = 0
+        for n in names:
+            try:
+                c = s3.get_public_access_block(Bucket=n)["PublicAccessBlockConfiguration"]
+                done += all(c.values())
+            except s3.exceptions.ClientError:
+                pass
+        return done
+
+
+class SecurityGroup:
+    """Groups open to 0.0.0.0/0 on SSH; Custodian's `remove-permissions` of the matched ingress,
+    salve's sg-close-admin-ports."""
+    noun = "group"
+    fixer = "sg-close-admin-ports.wasm"
+    SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+
+    @staticmethod
+    def make(endpoint, prefix):
+        reset(endpoint)
+        ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1")
+        ids = []
+        for i in range(BUCKETS):
+            gid = ec2.create_security_group(GroupName=f"{prefix}-{i:04d}", Description="compare")["GroupId"]
+            ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[SecurityGroup.SSH])
+            ids.append(gid)
+        return ids
+
+    @staticmethod
+    def finding(group_id):
+        return {"control_id": "EC2.13", "title": "SSH open to the world",
+                "resource": {"arn": f"arn:aws:ec2:us-east-1:{ACCOUNT}:security-group/{group_id}",
+                             "type": "AWS::EC2::SecurityGroup"}}
+
+    @staticmethod
+    def policy(prefix):
+        return f"""policies:
+  - name: sg-close-ssh
+    resource: aws.security-group
+    filters:
+      - type: value
+        key: GroupName
+        op: glob
+        value: "{prefix}-*"
+      - type: ingress
+        Ports: [22]
+        Cidr:
+          value: "0.0.0.0/0"
+    actions:
+      - type: remove-permissions
+        ingress: matched
+"""
+
+    @staticmethod
+    def fixed(endpoint, ids):
+        ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1")
+        open_ = 0
+        for start in range(0, len(ids), 100):
+            for g in ec2.describe_security_groups(GroupIds=ids[start:start + 100])["SecurityGroups"]:
+                open_ += any(p.get("FromPort") == 22 and any(r.get("CidrIp") == "0.0.0.0/0"
+                                                             for r in p.get("IpRanges", []))
+                             for p in g["IpPermissions"])
+        return len(ids) - open_
+
+
+KINDS = {"s3": S3, "security-group": SecurityGroup}
 
 
 def timed(cmd, env, cwd):
@@ -83,13 +179,13 @@ def timed(cmd, env, cwd):
     return wall, kib / 1024
 
 
-def run_salve(endpoint, names, work, env):
-    finding = lambda n: {
-        "id": f"compare-{n}", "source": "compare", "control_id": "S3.8", "title": "public bucket",
-        "severity": "HIGH",
-        "resource": {"arn": f"arn:aws:s3:::{n}", "type": "AWS::S3::Bucket", "account_id": ACCOUNT,
-                     "region": "us-east-1", "tags": {"owner": "platform-team", "environment": "dev"}},
-    }
+def run_salve(endpoint, prefix, names, work, env):
+    def finding(n):
+        f = KINDS[KIND].finding(n)
+        f.update(id=f"compare-{n}", source="compare", severity="HIGH")
+        f["resource"].update(account_id=ACCOUNT, region="us-east-1",
+                             tags={"owner": "platform-team", "environment": "dev"})
+        return f
     # One payload: an SQS ReceiveMessage response holding one message per finding.
     payload = {"Messages": [{"MessageId": n, "Body": json.dumps(finding(n))} for n in names]}
     path = os.path.join(work, "payload.json")
@@ -104,25 +200,10 @@ def run_salve(endpoint, names, work, env):
     )
 
 
-def run_custodian(endpoint, names, work, env):
+def run_custodian(endpoint, prefix, names, work, env):
     policy = os.path.join(work, "policy.yml")
-    prefix = names[0].rsplit("-", 1)[0]
     with open(policy, "w") as f:
-        f.write(f"""policies:
-  - name: s3-block-public
-    resource: aws.s3
-    filters:
-      - type: value
-        key: Name
-        op: glob
-        value: "{prefix}-*"
-    actions:
-      - type: set-public-block
-        BlockPublicAcls: true
-        IgnorePublicAcls: true
-        BlockPublicPolicy: true
-        RestrictPublicBuckets: true
-""")
+        f.write(KINDS[KIND].policy(prefix))
     out = os.path.join(work, f"c7n-{time.time_ns()}")
     return timed(
         # No resource cache: each run must read the account as it is now.
@@ -138,6 +219,9 @@ def main():
                       AWS_SESSION_TOKEN="testing", AWS_REGION="us-east-1",
                       AWS_DEFAULT_REGION="us-east-1")
     os.environ.pop("AWS_PROFILE", None)
+    if KIND not in KINDS:
+        sys.exit(f"SALVE_COMPARE_KIND={KIND!r}: choose one of {', '.join(KINDS)}")
+    kind = KINDS[KIND]
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     work = tempfile.mkdtemp(prefix="salve-compare-")
@@ -152,31 +236,32 @@ def main():
             except OSError:
                 time.sleep(0.2)
         os.makedirs(os.path.join(work, "fixers"))
-        subprocess.run(["cp", os.path.join(ROOT, "build", "fixers", "s3-block-public-access.wasm"),
+        subprocess.run(["cp", os.path.join(ROOT, "build", "fixers", kind.fixer),
                         os.path.join(work, "fixers")], check=True)
         with open(os.path.join(work, "salve.toml"), "w") as f:
             f.write(f'deployment = "compare"\n[accounts."{ACCOUNT}"]\nname = "compare"\n'
                     f'role-arn = "arn:aws:iam::{ACCOUNT}:role/salve-remediation"\n')
         env = dict(os.environ)
         # Warm salve's compiled-fixer cache once, so every measured run starts the same way.
-        run_salve(endpoint, make_buckets(endpoint, "warm"), work, env)
+        run_salve(endpoint, "warm", kind.make(endpoint, "warm"), work, env)
         rows = {"salve": [], "custodian": []}
         for r in range(ROUNDS):
             order = ["custodian", "salve"] if r % 2 == 0 else ["salve", "custodian"]
             for tool in order:
-                names = make_buckets(endpoint, f"{tool[:3]}{r}")
+                prefix = f"{tool[:3]}{r}"
+                names = kind.make(endpoint, prefix)
                 cpu0, req0 = cpu_seconds(moto.pid), requests_in(log)
                 run = run_salve if tool == "salve" else run_custodian
-                wall, rss = run(endpoint, names, work, env)
+                wall, rss = run(endpoint, prefix, names, work, env)
                 cpu, calls = cpu_seconds(moto.pid) - cpu0, requests_in(log) - req0
-                done = fixed(endpoint, names)
+                done = kind.fixed(endpoint, names)
                 # Counting the fixes made its own reads; they are not the tool's.
                 rows[tool].append((wall, cpu, calls / len(names), rss, done))
                 print(f"round {r + 1} {tool:<9} wall {wall:6.2f} s  moto CPU {cpu:6.2f} s  "
-                      f"AWS calls/bucket {calls / len(names):5.2f}  peak RSS {rss:6.1f} MiB  "
+                      f"AWS calls/{kind.noun} {calls / len(names):5.2f}  peak RSS {rss:6.1f} MiB  "
                       f"fixed {done}/{len(names)}", flush=True)
         print()
-        print(f"{'':<10} {'wall s':>8} {'moto CPU s':>11} {'calls/bucket':>13} {'peak RSS MiB':>13}   (median of {ROUNDS})")
+        print(f"{'':<10} {'wall s':>8} {'moto CPU s':>11} {'calls/' + kind.noun:>13} {'peak RSS MiB':>13}   (median of {ROUNDS})")
         med = {}
         for tool, rs in rows.items():
             m = [statistics.median(x[i] for x in rs) for i in range(4)]

@@ -4,6 +4,7 @@
 # scripts/compare-custodian.py, which starts its own moto and interleaves three rounds.
 #   ./scripts/compare-custodian.sh
 #   SALVE_COMPARE_BUCKETS=50 SALVE_COMPARE_ROUNDS=1 ./scripts/compare-custodian.sh
+#   SALVE_COMPARE_KIND=security-group ./scripts/compare-custodian.sh   # 200 groups open on SSH
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-fixers.sh
