@@ -41,8 +41,9 @@ impl From<Tags> for TagRead {
 /// caused instead of describing the resource again: one call fewer per finding, on APIs that
 /// throttle per account.
 ///
-/// What it holds is never older than this finding: a backend is bound to one finding's session
-/// and never shared, and the host reads tags after `plan` and before any write.
+/// What it holds is never older than this finding: a backend is made for one finding (even when
+/// its read session is shared by a batch's findings) and never shared, and the host reads tags
+/// after `plan` and before any write.
 #[derive(Debug, Default)]
 pub struct DescribedTags(Mutex<Option<Tags>>);
 
