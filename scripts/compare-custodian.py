@@ -2,8 +2,9 @@
 by each tool in turn, interleaved, three rounds. For each run: wall time, the CPU moto spent
 serving it, the AWS calls it made per resource (moto's own request log), and the tool's peak RSS.
 
-SALVE_COMPARE_KIND picks the resources: `s3` (default), 200 public buckets, or `security-group`,
-200 groups each open to the world on SSH.
+SALVE_COMPARE_KIND picks the resources: `s3` (default), 200 public buckets; `security-group`,
+200 groups each open to the world on SSH; or `rds-instance`, 200 publicly accessible DB
+instances.
 
 Run through scripts/compare-custodian.sh, which builds salve, installs Cloud Custodian into the
 project's virtualenv and starts nothing else: this script starts its own moto server.
@@ -161,7 +162,60 @@ class SecurityGroup:
         return len(ids) - open_
 
 
-KINDS = {"s3": S3, "security-group": SecurityGroup}
+class RdsInstance:
+    """Publicly accessible DB instances; Custodian's `set-public-access`, salve's rds-private
+    (an opt-in kind, so salve's config names it)."""
+    noun = "instance"
+    fixer = "rds-private.wasm"
+    config = ('[eligibility]\nresource-types = ["AWS::RDS::DBInstance"]\n'
+              'allowed-actions = ["rds:ModifyDBInstance"]\n')
+
+    @staticmethod
+    def make(endpoint, prefix):
+        reset(endpoint)
+        rds = boto3.client("rds", endpoint_url=endpoint, region_name="us-east-1")
+        names = [f"{prefix}-{i:04d}" for i in range(BUCKETS)]
+        for n in names:
+            rds.create_db_instance(DBInstanceIdentifier=n, DBInstanceClass="db.t3.micro",
+                                   Engine="postgres", MasterUsername="compare",
+                                   MasterUserPassword="not-a-real-password", AllocatedStorage=20,
+                                   PubliclyAccessible=True)
+        return names
+
+    @staticmethod
+    def finding(name):
+        return {"control_id": "RDS.2", "title": "public DB instance",
+                "resource": {"arn": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{name}",
+                             "type": "AWS::RDS::DBInstance"}}
+
+    @staticmethod
+    def policy(prefix):
+        return f"""policies:
+  - name: rds-private
+    resource: aws.rds
+    filters:
+      - type: value
+        key: DBInstanceIdentifier
+        op: glob
+        value: "{prefix}-*"
+      - PubliclyAccessible: true
+    actions:
+      - type: set-public-access
+        state: false
+"""
+
+    @staticmethod
+    def fixed(endpoint, names):
+        rds = boto3.client("rds", endpoint_url=endpoint, region_name="us-east-1")
+        wanted = set(names)
+        private = 0
+        for page in rds.get_paginator("describe_db_instances").paginate():
+            for i in page["DBInstances"]:
+                private += i["DBInstanceIdentifier"] in wanted and not i["PubliclyAccessible"]
+        return private
+
+
+KINDS = {"s3": S3, "security-group": SecurityGroup, "rds-instance": RdsInstance}
 
 
 def timed(cmd, env, cwd):
@@ -239,7 +293,8 @@ def main():
         subprocess.run(["cp", os.path.join(ROOT, "build", "fixers", kind.fixer),
                         os.path.join(work, "fixers")], check=True)
         with open(os.path.join(work, "salve.toml"), "w") as f:
-            f.write(f'deployment = "compare"\n[accounts."{ACCOUNT}"]\nname = "compare"\n'
+            f.write(f'deployment = "compare"\n{getattr(kind, "config", "")}'
+                    f'[accounts."{ACCOUNT}"]\nname = "compare"\n'
                     f'role-arn = "arn:aws:iam::{ACCOUNT}:role/salve-remediation"\n')
         env = dict(os.environ)
         # Warm salve's compiled-fixer cache once, so every measured run starts the same way.

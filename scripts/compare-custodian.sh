@@ -5,6 +5,7 @@
 #   ./scripts/compare-custodian.sh
 #   SALVE_COMPARE_BUCKETS=50 SALVE_COMPARE_ROUNDS=1 ./scripts/compare-custodian.sh
 #   SALVE_COMPARE_KIND=security-group ./scripts/compare-custodian.sh   # 200 groups open on SSH
+#   SALVE_COMPARE_KIND=rds-instance ./scripts/compare-custodian.sh     # 200 public DB instances
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build-fixers.sh
