@@ -313,7 +313,7 @@ def main():
                 # Counting the fixes made its own reads; they are not the tool's.
                 rows[tool].append((wall, cpu, calls / len(names), rss, done))
                 print(f"round {r + 1} {tool:<9} wall {wall:6.2f} s  moto CPU {cpu:6.2f} s  "
-                      f"AWS calls/{kind.noun} {calls / len(names):5.2f}  peak RSS {rss:6.1f} MiB  "
+                      f"AWS calls/{kind.noun} {calls / len(names):5.2f} ({calls})  peak RSS {rss:6.1f} MiB  "
                       f"fixed {done}/{len(names)}", flush=True)
         print()
         print(f"{'':<10} {'wall s':>8} {'moto CPU s':>11} {'calls/' + kind.noun:>13} {'peak RSS MiB':>13}   (median of {ROUNDS})")
