@@ -52,6 +52,21 @@ def requests_in(log):
         return sum(1 for line in f if '" 2' in line or '" 3' in line or '" 4' in line or '" 5' in line)
 
 
+def custodian_policy(kind, prefix):
+    """Custodian's policy for `kind`: the resources whose name starts with the run's prefix (the
+    account holds other runs' too), then the kind's own filters and action."""
+    name, resource, key = kind.custodian
+    return f"""policies:
+  - name: {name}
+    resource: {resource}
+    filters:
+      - type: value
+        key: {key}
+        op: glob
+        value: "{prefix}-*"
+""" + kind.rule
+
+
 def reset(endpoint):
     # A fresh account each run: Custodian reads every resource in it, not only the ones it fixes.
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
@@ -76,16 +91,9 @@ class S3:
         return {"control_id": "S3.8", "title": "public bucket",
                 "resource": {"arn": f"arn:aws:s3:::{name}", "type": "AWS::S3::Bucket"}}
 
-    @staticmethod
-    def policy(prefix):
-        return f"""policies:
-  - name: s3-block-public
-    resource: aws.s3
-    filters:
-      - type: value
-        key: Name
-        op: glob
-        value: "{prefix}-*"
+    # Custodian's policy name, resource type and name key; `rule` follows the name filter.
+    custodian = ("s3-block-public", "aws.s3", "Name")
+    rule = """\
     actions:
       - type: set-public-block
         BlockPublicAcls: true
@@ -131,16 +139,9 @@ class SecurityGroup:
                 "resource": {"arn": f"arn:aws:ec2:us-east-1:{ACCOUNT}:security-group/{group_id}",
                              "type": "AWS::EC2::SecurityGroup"}}
 
-    @staticmethod
-    def policy(prefix):
-        return f"""policies:
-  - name: sg-close-ssh
-    resource: aws.security-group
-    filters:
-      - type: value
-        key: GroupName
-        op: glob
-        value: "{prefix}-*"
+    # Custodian's policy name, resource type and name key; `rule` follows the name filter.
+    custodian = ("sg-close-ssh", "aws.security-group", "GroupName")
+    rule = """\
       - type: ingress
         Ports: [22]
         Cidr:
@@ -188,16 +189,9 @@ class RdsInstance:
                 "resource": {"arn": f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{name}",
                              "type": "AWS::RDS::DBInstance"}}
 
-    @staticmethod
-    def policy(prefix):
-        return f"""policies:
-  - name: rds-private
-    resource: aws.rds
-    filters:
-      - type: value
-        key: DBInstanceIdentifier
-        op: glob
-        value: "{prefix}-*"
+    # Custodian's policy name, resource type and name key; `rule` follows the name filter.
+    custodian = ("rds-private", "aws.rds", "DBInstanceIdentifier")
+    rule = """\
       - PubliclyAccessible: true
     actions:
       - type: set-public-access
@@ -257,7 +251,7 @@ def run_salve(endpoint, prefix, names, work, env):
 def run_custodian(endpoint, prefix, names, work, env):
     policy = os.path.join(work, "policy.yml")
     with open(policy, "w") as f:
-        f.write(KINDS[KIND].policy(prefix))
+        f.write(custodian_policy(KINDS[KIND], prefix))
     out = os.path.join(work, f"c7n-{time.time_ns()}")
     return timed(
         # No resource cache: each run must read the account as it is now.
