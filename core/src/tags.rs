@@ -53,6 +53,27 @@ impl DescribedTags {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tags);
     }
 
+    /// The resource with ID `id` out of a describe's `items`; its tags are kept for the tag
+    /// read. A response without it gets the service's own not-found `code` (`noun id was not in
+    /// the response`): a resource deleted since the finding may come back as an empty list
+    /// rather than an error, and retries and rollbacks must treat both alike.
+    pub fn pick<'a, T: Clone + 'a>(
+        &self,
+        items: &'a [T],
+        id: &str,
+        id_of: impl Fn(&'a T) -> Option<&'a str>,
+        tags: impl Fn(&T) -> Tags,
+        (code, noun): (&str, &str),
+    ) -> Result<T, AwsError> {
+        let item = items
+            .iter()
+            .find(|i| id_of(i) == Some(id))
+            .cloned()
+            .ok_or_else(|| crate::not_in_response(code, &format!("{noun} {id}")))?;
+        self.keep(tags(&item));
+        Ok(item)
+    }
+
     /// The kept tags, used at most once; otherwise `describe`'s, read now.
     pub async fn read_or(
         &self,
@@ -88,6 +109,38 @@ mod tests {
             read,
             tags(&[("owner", "platform"), ("salve:exception", "")])
         );
+    }
+
+    #[tokio::test]
+    async fn pick_finds_the_resource_by_id_and_keeps_only_its_tags() {
+        let described = DescribedTags::default();
+        let items = [("sg-1", "a"), ("sg-2", "b")];
+        let tags_of = |i: &(&str, &str)| tags(&[("owner", i.1)]);
+        let found = described.pick(
+            &items,
+            "sg-2",
+            |i| Some(i.0),
+            tags_of,
+            ("NotFound", "group"),
+        );
+        assert_eq!(found, Ok(("sg-2", "b")));
+        let read = described
+            .read_or(async { panic!("the pick kept tags") })
+            .await;
+        assert_eq!(read.map(|r| r.tags), Ok(tags(&[("owner", "b")])));
+
+        let missing = described.pick(
+            &items,
+            "sg-3",
+            |i| Some(i.0),
+            tags_of,
+            ("NotFound", "group"),
+        );
+        let err = missing.expect_err("sg-3 is not in the response");
+        assert_eq!(err.code, "NotFound");
+        assert_eq!(err.message, "group sg-3 was not in the response");
+        let fresh = described.read_or(async { Ok(Tags::new()) }).await;
+        assert_eq!(fresh.map(|r| r.reused), Ok(false), "a miss keeps nothing");
     }
 
     #[tokio::test]

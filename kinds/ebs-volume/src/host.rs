@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use salve_contract::{is_hex_id, Arn, KindSpec};
 use salve_core::{
-    internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
-    BoxFuture, Capabilities, DescribedTags, FixerError, KindHost, PlannedCall, ReadBack, SdkConfig,
-    TagRead, Tags,
+    internal_error, tags_from, to_aws_error, AwsError, Binding, BoundResource, BoxFuture,
+    Capabilities, DescribedTags, FixerError, KindHost, PlannedCall, ReadBack, SdkConfig, TagRead,
+    Tags,
 };
 
 use crate::{DESCRIBE_VOLUME, IAC_ONLY, SPEC};
@@ -129,19 +129,13 @@ impl AwsEbsVolume {
             .send()
             .await
             .map_err(to_aws_error)?;
-        let volume = out
-            .volumes()
-            .iter()
-            .find(|v| v.volume_id() == Some(self.volume_id.as_str()))
-            .cloned()
-            .ok_or_else(|| {
-                not_in_response(
-                    "InvalidVolume.NotFound",
-                    &format!("volume {}", self.volume_id),
-                )
-            })?;
-        self.described.keep(tags_of(&volume));
-        Ok(volume)
+        self.described.pick(
+            out.volumes(),
+            &self.volume_id,
+            |v| v.volume_id(),
+            tags_of,
+            ("InvalidVolume.NotFound", "volume"),
+        )
     }
 }
 

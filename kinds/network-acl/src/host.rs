@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_ec2::types::{PortRange, RuleAction};
 use salve_contract::{is_hex_id, Arn, CapabilityFunction, KindSpec};
 use salve_core::{
-    internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
-    BoxFuture, Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall,
-    ReadBack, SdkConfig, TagRead, Tags,
+    internal_error, tags_from, to_aws_error, AwsError, Binding, BoundResource, BoxFuture,
+    Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack,
+    SdkConfig, TagRead, Tags,
 };
 use serde_json::{json, Value};
 
@@ -204,19 +204,13 @@ impl AwsNetworkAcl {
             .send()
             .await
             .map_err(to_aws_error)?;
-        let acl = out
-            .network_acls()
-            .iter()
-            .find(|a| a.network_acl_id() == Some(self.acl_id.as_str()))
-            .cloned()
-            .ok_or_else(|| {
-                not_in_response(
-                    "InvalidNetworkAclID.NotFound",
-                    &format!("network ACL {}", self.acl_id),
-                )
-            })?;
-        self.described.keep(tags_of(&acl));
-        Ok(acl)
+        self.described.pick(
+            out.network_acls(),
+            &self.acl_id,
+            |a| a.network_acl_id(),
+            tags_of,
+            ("InvalidNetworkAclID.NotFound", "network ACL"),
+        )
     }
 }
 

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use salve_contract::{Arn, CapabilityFunction, KindSpec};
 use salve_core::{
-    internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
-    BoxFuture, Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall,
-    ReadBack, SdkConfig, TagRead, Tags,
+    internal_error, tags_from, to_aws_error, AwsError, Binding, BoundResource, BoxFuture,
+    Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack,
+    SdkConfig, TagRead, Tags,
 };
 use serde_json::{json, Value};
 
@@ -164,19 +164,13 @@ impl AwsRdsInstance {
             .send()
             .await
             .map_err(to_aws_error)?;
-        let instance = out
-            .db_instances()
-            .iter()
-            .find(|i| i.db_instance_identifier() == Some(self.identifier.as_str()))
-            .cloned()
-            .ok_or_else(|| {
-                not_in_response(
-                    "DBInstanceNotFound",
-                    &format!("DB instance {}", self.identifier),
-                )
-            })?;
-        self.described.keep(tags_of(&instance));
-        Ok(instance)
+        self.described.pick(
+            out.db_instances(),
+            &self.identifier,
+            |i| i.db_instance_identifier(),
+            tags_of,
+            ("DBInstanceNotFound", "DB instance"),
+        )
     }
 }
 

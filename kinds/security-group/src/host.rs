@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
 use salve_contract::{is_hex_id, Arn, CapabilityFunction, KindSpec};
 use salve_core::{
-    internal_error, not_in_response, tags_from, to_aws_error, AwsError, Binding, BoundResource,
-    BoxFuture, Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall,
-    ReadBack, SdkConfig, TagRead, Tags,
+    internal_error, tags_from, to_aws_error, AwsError, Binding, BoundResource, BoxFuture,
+    Capabilities, DescribedTags, FixerError, KindHost, ObservedRead, PlannedCall, ReadBack,
+    SdkConfig, TagRead, Tags,
 };
 use serde_json::{json, Value};
 
@@ -335,19 +335,13 @@ impl AwsSecurityGroup {
             .send()
             .await
             .map_err(to_aws_error)?;
-        let group = out
-            .security_groups()
-            .iter()
-            .find(|g| g.group_id() == Some(self.group_id.as_str()))
-            .cloned()
-            .ok_or_else(|| {
-                not_in_response(
-                    "InvalidGroup.NotFound",
-                    &format!("security group {}", self.group_id),
-                )
-            })?;
-        self.described.keep(tags_of(&group));
-        Ok(group)
+        self.described.pick(
+            out.security_groups(),
+            &self.group_id,
+            |g| g.group_id(),
+            tags_of,
+            ("InvalidGroup.NotFound", "security group"),
+        )
     }
 }
 
