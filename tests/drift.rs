@@ -685,11 +685,58 @@ async fn the_gate_command_exits_2_without_credentials() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("break-glass-hours"));
 }
 
+/// The gate over one Terraform state holding `resources`, for `kind` alone, against moto.
+async fn gate_on_state(
+    name: &str,
+    kind: &str,
+    resources: Vec<serde_json::Value>,
+) -> (salve::drift::Report, Verdict) {
+    let state = serde_json::json!({"version": 4, "terraform_version": "1.9.8",
+        "resources": resources});
+    // Setup::new clears its own scratch folder, so the state lives in another.
+    let path = common::scratch(&format!("{name}-state")).join("terraform.tfstate");
+    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let s = Setup::new(name, &common::endpoint(), &[], &workspace(&path, &forge())).await;
+    let scope = Scope::new(
+        vec![],
+        vec![],
+        vec!["network".into()],
+        &[kind.into()],
+        &s.config.iac.terraform,
+    )
+    .unwrap();
+    s.drift()
+        .gate(&scope, salve::timestamp::now())
+        .await
+        .unwrap()
+}
+
+/// The one drifted resource's ARN, and its one drift as (attribute, declared, live, address).
+fn one_drift(
+    report: &salve::drift::Report,
+) -> (
+    String,
+    (String, serde_json::Value, serde_json::Value, String),
+) {
+    let drifted: Vec<_> = report.drifted().collect();
+    assert_eq!(drifted.len(), 1, "{report:#?}");
+    assert_eq!(drifted[0].drifts.len(), 1, "{report:#?}");
+    let d = &drifted[0].drifts[0];
+    (
+        drifted[0].resource_arn.clone(),
+        (
+            d.attribute.clone(),
+            d.declared.clone(),
+            d.live.clone(),
+            d.address.clone().unwrap_or_default(),
+        ),
+    )
+}
+
 /// An EBS volume drifts in `encrypted` alone: the state says the code made it encrypted, but the
 /// live volume (moto's, made by hand) is not. A volume that agrees is clean.
 #[tokio::test]
 async fn a_volume_the_state_declares_encrypted_but_is_not_drifts() {
-    let dir = common::scratch("drift-volume-state");
     let plain = common::moto_volume(false).await;
     let sealed = common::moto_volume(true).await;
     let volume = |name: &str, id: &str, encrypted: bool| {
@@ -697,48 +744,107 @@ async fn a_volume_the_state_declares_encrypted_but_is_not_drifts() {
             "instances": [{"attributes": {"id": id, "encrypted": encrypted, "kms_key_id": "",
                 "availability_zone": "us-east-1a", "size": 8, "tags": {"Name": name}}}]})
     };
-    let state = serde_json::json!({"version": 4, "terraform_version": "1.9.8", "resources": [
-        volume("data", &plain, true),
-        volume("logs", &sealed, true),
-    ]});
-    let path = dir.join("terraform.tfstate");
-    std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
-    let s = Setup::new(
-        "drift-volume",
-        &common::endpoint(),
-        &[],
-        &workspace(&path, &forge()),
-    )
-    .await;
-    let scope = Scope::new(
-        vec![],
-        vec![],
-        vec!["network".into()],
-        &["ebs-volume".into()],
-        &s.config.iac.terraform,
-    )
-    .unwrap();
-    let (report, verdict) = s
-        .drift()
-        .gate(&scope, salve::timestamp::now())
-        .await
-        .unwrap();
+    let resources = vec![volume("data", &plain, true), volume("logs", &sealed, true)];
+    let (report, verdict) = gate_on_state("drift-volume", "ebs-volume", resources).await;
     assert_eq!(verdict, Verdict::Drift, "{report:#?}");
-    let drifted: Vec<_> = report.drifted().collect();
-    assert_eq!(drifted.len(), 1, "{report:#?}");
     assert_eq!(
-        drifted[0].resource_arn,
-        format!("arn:aws:ec2:us-east-1:123456789012:volume/{plain}")
-    );
-    let d = &drifted[0].drifts[0];
-    assert_eq!(
-        (d.attribute.as_str(), &d.declared, &d.live),
+        one_drift(&report),
         (
-            "encrypted",
-            &serde_json::json!(true),
-            &serde_json::json!(false)
+            format!("arn:aws:ec2:us-east-1:123456789012:volume/{plain}"),
+            (
+                "encrypted".into(),
+                serde_json::json!(true),
+                serde_json::json!(false),
+                "aws_ebs_volume.data".into()
+            )
         )
     );
-    assert_eq!(d.address.as_deref(), Some("aws_ebs_volume.data"));
     assert_eq!(report.resources.len(), 2, "{report:#?}");
+}
+
+/// A DB instance the state declares private but that is public drifts in
+/// `publicly_accessible`; one the state declares public, as it is, is clean. RDS is read by
+/// filter, so the two share one call.
+#[tokio::test]
+async fn a_db_instance_the_state_declares_private_but_is_public_drifts() {
+    let (opened, kept) = (
+        common::unique("drift-db-opened"),
+        common::unique("drift-db-kept"),
+    );
+    common::public_db(&opened).await;
+    common::public_db(&kept).await;
+    let db = |name: &str, identifier: &str, public: bool| {
+        serde_json::json!({"mode": "managed", "type": "aws_db_instance", "name": name,
+            "instances": [{"attributes": {"id": format!("db-{name}"), "identifier": identifier,
+                "publicly_accessible": public, "engine": "postgres"}}]})
+    };
+    let resources = vec![db("orders", &opened, false), db("reports", &kept, true)];
+    let (report, verdict) = gate_on_state("drift-db", "rds-instance", resources).await;
+    assert_eq!(verdict, Verdict::Drift, "{report:#?}");
+    assert_eq!(
+        one_drift(&report),
+        (
+            format!("arn:aws:rds:us-east-1:123456789012:db:{opened}"),
+            (
+                "publicly_accessible".into(),
+                serde_json::json!(false),
+                serde_json::json!(true),
+                "aws_db_instance.orders".into()
+            )
+        )
+    );
+    assert_eq!(report.resources.len(), 2, "{report:#?}");
+}
+
+/// A network ACL with an SSH entry its state does not declare drifts in `ingress`; one whose
+/// state declares exactly its entries is clean (egress and AWS's default rule are not compared),
+/// and one that no longer exists is reported deleted without hiding the other two.
+#[tokio::test]
+async fn a_network_acl_with_an_entry_the_state_lacks_drifts() {
+    let https = (120, false, "6", "allow", "0.0.0.0/0", Some((443, 443)));
+    let ssh = (100, false, "6", "allow", "0.0.0.0/0", Some((22, 22)));
+    let egress = (100, true, "-1", "allow", "0.0.0.0/0", None);
+    let opened = common::moto_acl(&[https, ssh, egress]).await;
+    let kept = common::moto_acl(&[https, egress]).await;
+    let acl = |name: &str, id: &str| {
+        serde_json::json!({"mode": "managed", "type": "aws_network_acl", "name": name,
+            "instances": [{"attributes": {"id": id, "ingress": [{"rule_no": 120,
+                "action": "allow", "protocol": "6", "from_port": 443, "to_port": 443,
+                "cidr_block": "0.0.0.0/0", "ipv6_cidr_block": ""}]}}]})
+    };
+    // An ID list fails whole on one missing ACL; the other two must still be compared.
+    let gone = "acl-0123456789abcdef0";
+    let resources = vec![
+        acl("public", &opened),
+        acl("private", &kept),
+        acl("gone", gone),
+    ];
+    let (report, verdict) = gate_on_state("drift-acl", "network-acl", resources).await;
+    assert_eq!(verdict, Verdict::Drift, "{report:#?}");
+    let (arn, (attribute, declared, live, address)) = one_drift(&report);
+    assert_eq!(
+        (arn.as_str(), attribute.as_str(), address.as_str()),
+        (
+            format!("arn:aws:ec2:us-east-1:123456789012:network-acl/{opened}").as_str(),
+            "ingress",
+            "aws_network_acl.public"
+        )
+    );
+    assert_eq!(
+        (declared, live),
+        (
+            serde_json::json!(["#120 allow tcp 443-443 from 0.0.0.0/0"]),
+            serde_json::json!([
+                "#100 allow tcp 22-22 from 0.0.0.0/0",
+                "#120 allow tcp 443-443 from 0.0.0.0/0"
+            ])
+        )
+    );
+    let missing = report
+        .resources
+        .iter()
+        .find(|c| c.resource_arn.ends_with(gone))
+        .expect("the missing ACL is reported");
+    assert_eq!(missing.outcome, Outcome::Deleted, "{report:#?}");
+    assert_eq!(report.resources.len(), 3, "{report:#?}");
 }

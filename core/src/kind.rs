@@ -212,6 +212,41 @@ where
     Ok(ids.iter().map(|id| found.remove(id)).collect())
 }
 
+/// The body of a kind's `DriftReader::live` for an API that describes by filter, a page at a
+/// time (EC2, RDS): `ids` are read `batch` at a time, each batch as one `$filter` named `$name`,
+/// and every resource `$describe` returns in `$items` becomes `$id` (an `Option<&str>`) and
+/// `$live` (its `SecurityAttributes`), with `$item` bound to it. A filter, not an ID list,
+/// because one deleted resource would fail an ID list's whole batch; a missing one is simply
+/// not answered.
+#[macro_export]
+macro_rules! live_by_filter {
+    (
+        $client:expr, $ids:expr, $batch:expr,
+        $filter:ty, $name:literal, $describe:ident, $items:ident,
+        |$item:ident| ($id:expr, $live:expr) $(,)?
+    ) => {{
+        let client = $client;
+        Box::pin($crate::read_in_batches($ids, $batch, move |chunk| {
+            let client = client.clone();
+            async move {
+                let filter = <$filter>::builder()
+                    .name($name)
+                    .set_values(Some(chunk))
+                    .build();
+                let mut pages = client.$describe().filters(filter).into_paginator().send();
+                let mut found = Vec::new();
+                while let Some(page) = pages.next().await {
+                    for $item in page.map_err($crate::to_aws_error)?.$items() {
+                        let live = $live;
+                        found.extend($id.map(|id| (id.to_string(), live)));
+                    }
+                }
+                Ok(found)
+            }
+        }))
+    }};
+}
+
 /// The two [`KindHost`] methods that only name a kind's generated bindings, written inside the
 /// kind's `impl KindHost`: `add_to_linker`, which links the capability interface of the
 /// fixer's contract version, and `fixer_pre_v0_2`, which loads the `V0_2Pre` that

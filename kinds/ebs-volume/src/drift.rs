@@ -3,8 +3,7 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig,
-    SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -47,30 +46,19 @@ impl KindDrift for EbsVolume {
         ids: &'a [String],
         _path_style: bool,
     ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        let client = aws_sdk_ec2::Client::new(session);
-        Box::pin(read_in_batches(ids, BATCH, move |chunk| {
-            let client = client.clone();
-            async move {
-                // A filter, not VolumeIds: one deleted volume must not fail the whole batch.
-                let filter = aws_sdk_ec2::types::Filter::builder()
-                    .name("volume-id")
-                    .set_values(Some(chunk))
-                    .build();
-                let mut pages = client
-                    .describe_volumes()
-                    .filters(filter)
-                    .into_paginator()
-                    .send();
-                let mut found = Vec::new();
-                while let Some(page) = pages.next().await {
-                    for v in page.map_err(to_aws_error)?.volumes() {
-                        let live = attributes(v.encrypted().unwrap_or(false), v.kms_key_id());
-                        found.extend(v.volume_id().map(|id| (id.to_string(), live)));
-                    }
-                }
-                Ok(found)
-            }
-        }))
+        salve_core::live_by_filter!(
+            aws_sdk_ec2::Client::new(session),
+            ids,
+            BATCH,
+            aws_sdk_ec2::types::Filter,
+            "volume-id",
+            describe_volumes,
+            volumes,
+            |v| (
+                v.volume_id(),
+                attributes(v.encrypted().unwrap_or(false), v.kms_key_id())
+            ),
+        )
     }
 }
 

@@ -3,8 +3,7 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig,
-    SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -36,31 +35,21 @@ impl KindDrift for RdsInstance {
         ids: &'a [String],
         _path_style: bool,
     ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        let client = aws_sdk_rds::Client::new(session);
-        Box::pin(read_in_batches(ids, BATCH, move |chunk| {
-            let client = client.clone();
-            async move {
-                let filter = aws_sdk_rds::types::Filter::builder()
-                    .name("db-instance-id")
-                    .set_values(Some(chunk))
-                    .build();
-                let mut pages = client
-                    .describe_db_instances()
-                    .filters(filter)
-                    .into_paginator()
-                    .send();
-                let mut found = Vec::new();
-                while let Some(page) = pages.next().await {
-                    for i in page.map_err(to_aws_error)?.db_instances() {
-                        let live = SecurityAttributes::from([(
-                            "publicly_accessible".to_string(),
-                            json!(i.publicly_accessible().unwrap_or(false)),
-                        )]);
-                        found.extend(i.db_instance_identifier().map(|id| (id.to_string(), live)));
-                    }
-                }
-                Ok(found)
-            }
-        }))
+        salve_core::live_by_filter!(
+            aws_sdk_rds::Client::new(session),
+            ids,
+            BATCH,
+            aws_sdk_rds::types::Filter,
+            "db-instance-id",
+            describe_db_instances,
+            db_instances,
+            |i| (
+                i.db_instance_identifier(),
+                SecurityAttributes::from([(
+                    "publicly_accessible".to_string(),
+                    json!(i.publicly_accessible().unwrap_or(false)),
+                )])
+            ),
+        )
     }
 }

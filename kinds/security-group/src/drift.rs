@@ -5,8 +5,7 @@ use std::collections::BTreeSet;
 
 use salve_core::state_attributes::{self as attrs, Attributes};
 use salve_core::{
-    read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift, SdkConfig,
-    SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -128,31 +127,24 @@ impl KindDrift for SecurityGroup {
         ids: &'a [String],
         _path_style: bool,
     ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        let client = aws_sdk_ec2::Client::new(session);
-        Box::pin(read_in_batches(ids, BATCH, move |chunk| {
-            let client = client.clone();
-            async move {
-                // A filter, not GroupIds: one deleted group must not fail the whole batch.
-                let filter = aws_sdk_ec2::types::Filter::builder()
-                    .name("group-id")
-                    .set_values(Some(chunk))
-                    .build();
-                let mut pages = client
-                    .describe_security_groups()
-                    .filters(filter)
-                    .into_paginator()
-                    .send();
-                let mut found = Vec::new();
-                while let Some(page) = pages.next().await {
-                    for g in page.map_err(to_aws_error)?.security_groups() {
-                        let rules = flatten_permissions(g.ip_permissions());
-                        let live = ingress(rules.iter().map(live_rule).collect());
-                        found.extend(g.group_id().map(|id| (id.to_string(), live)));
-                    }
-                }
-                Ok(found)
-            }
-        }))
+        salve_core::live_by_filter!(
+            aws_sdk_ec2::Client::new(session),
+            ids,
+            BATCH,
+            aws_sdk_ec2::types::Filter,
+            "group-id",
+            describe_security_groups,
+            security_groups,
+            |g| (
+                g.group_id(),
+                ingress(
+                    flatten_permissions(g.ip_permissions())
+                        .iter()
+                        .map(live_rule)
+                        .collect(),
+                )
+            ),
+        )
     }
 }
 
