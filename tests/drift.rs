@@ -848,3 +848,59 @@ async fn a_network_acl_with_an_entry_the_state_lacks_drifts() {
     assert_eq!(missing.outcome, Outcome::Deleted, "{report:#?}");
     assert_eq!(report.resources.len(), 3, "{report:#?}");
 }
+
+/// Buckets are read one `GetPublicAccessBlock` each, several at once: a bucket whose block was
+/// removed drifts, one that keeps it is clean, and one that is gone is reported deleted, each
+/// with its own answer whatever order the reads finish in.
+#[tokio::test]
+async fn buckets_read_at_once_each_get_their_own_answer() {
+    let s3 = common::s3().await;
+    let buckets = common::moto_buckets(&s3, "drift-tf", 6).await;
+    let all_on = aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    // Every other bucket keeps the block its state declares; the rest never got one.
+    for b in buckets.iter().step_by(2) {
+        s3.put_public_access_block()
+            .bucket(b)
+            .public_access_block_configuration(all_on.clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let gone = common::unique("drift-tf-gone");
+    let mut resources = Vec::new();
+    for (i, b) in buckets.iter().chain([&gone]).enumerate() {
+        let name = format!("b{i}");
+        resources.push(
+            serde_json::json!({"mode": "managed", "type": "aws_s3_bucket",
+            "name": name, "instances": [{"attributes": {"id": b, "bucket": b}}]}),
+        );
+        resources.push(serde_json::json!({"mode": "managed",
+            "type": "aws_s3_bucket_public_access_block", "name": name,
+            "instances": [{"attributes": {"id": b, "bucket": b, "block_public_acls": true,
+                "ignore_public_acls": true, "block_public_policy": true,
+                "restrict_public_buckets": true}}]}));
+    }
+    let (report, verdict) = gate_on_state("drift-buckets", "s3-bucket", resources).await;
+    assert_eq!(verdict, Verdict::Drift, "{report:#?}");
+    let outcome = |bucket: &str| {
+        report
+            .resources
+            .iter()
+            .find(|c| c.resource_arn == format!("arn:aws:s3:::{bucket}"))
+            .map(|c| c.outcome)
+    };
+    for (i, b) in buckets.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            Outcome::Agrees
+        } else {
+            Outcome::Drifted
+        };
+        assert_eq!(outcome(b), Some(expected), "{b}: {report:#?}");
+    }
+    assert_eq!(outcome(&gone), Some(Outcome::Deleted), "{report:#?}");
+}

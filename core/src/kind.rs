@@ -175,15 +175,26 @@ pub trait KindDrift: 'static {
     /// that could not be read.
     fn declared(instance: StateInstance<'_>) -> Result<Declared, String>;
 
-    /// The live security-critical attributes of each resource of `ids` (`None`: it does not
-    /// exist), read through `session` in as few calls as the API allows (one describe for many
-    /// groups). `account_id` is the session's account. Returns one entry per ID, in order.
-    fn live<'a>(
-        session: &'a SdkConfig,
-        account_id: &'a str,
-        ids: &'a [String],
-        path_style: bool,
-    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>>;
+    /// The live security-critical attributes of each resource of `read.ids` (`None`: it does
+    /// not exist), read in as few calls as the API allows (one describe for many groups), or,
+    /// where it reads one resource a call, `read.concurrency` at a time. Returns one entry per
+    /// ID, in order.
+    fn live(read: LiveRead<'_>)
+        -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>>;
+}
+
+/// What a kind's [`KindDrift::live`] reads, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveRead<'a> {
+    /// The workspace's read session.
+    pub session: &'a SdkConfig,
+    /// The session's account.
+    pub account_id: &'a str,
+    pub ids: &'a [String],
+    /// S3 by path rather than virtual host (an endpoint override such as moto's).
+    pub path_style: bool,
+    /// How many single-resource reads may be in flight at once (`[drift] concurrency`).
+    pub concurrency: usize,
 }
 
 /// Whether an AWS error code says the resource does not exist.
@@ -212,7 +223,26 @@ where
     Ok(ids.iter().map(|id| found.remove(id)).collect())
 }
 
-/// The body of a kind's `DriftReader::live` for an API that describes by filter, a page at a
+/// Reads `ids` one resource a call, up to `concurrency` at once, for an API without a batch
+/// read (S3). The answers keep `ids`' order; the first failed read fails the whole.
+pub async fn read_each<F, Fut>(
+    ids: &[String],
+    concurrency: usize,
+    read: F,
+) -> Result<Vec<Option<SecurityAttributes>>, AwsError>
+where
+    F: Fn(&String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<SecurityAttributes>, AwsError>>,
+{
+    use futures_util::{StreamExt, TryStreamExt};
+    futures_util::stream::iter(ids)
+        .map(read)
+        .buffered(concurrency.max(1))
+        .try_collect()
+        .await
+}
+
+/// The body of a kind's [`KindDrift::live`] for an API that describes by filter, a page at a
 /// time (EC2, RDS): `ids` are read `batch` at a time, each batch as one `$filter` named `$name`,
 /// and every resource `$describe` returns in `$items` becomes `$id` (an `Option<&str>`) and
 /// `$live` (its `SecurityAttributes`), with `$item` bound to it. A filter, not an ID list,
@@ -287,4 +317,62 @@ macro_rules! kind_host_bindings {
             $linker, $get,
         )?
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn ids(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// Later reads finish first here, yet the answers keep the IDs' order, and no more than
+    /// `concurrency` reads are ever in flight.
+    #[tokio::test]
+    async fn read_each_keeps_the_order_and_the_bound() {
+        let names = ids(&["a", "b", "c", "d", "e"]);
+        let (in_flight, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let read = |id: &String| {
+            let (id, in_flight, most) = (id.clone(), &in_flight, &most);
+            async move {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // "a" waits longest, "e" not at all.
+                for _ in 0..(5 - (id.as_bytes()[0] - b'a')) {
+                    tokio::task::yield_now().await;
+                }
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok((id != "c").then(|| SecurityAttributes::from([(id, serde_json::json!(1))])))
+            }
+        };
+        let out = read_each(&names, 2, read)
+            .await
+            .expect("every read succeeds");
+        let keys: Vec<Option<String>> = out
+            .iter()
+            .map(|a| a.as_ref().and_then(|a| a.keys().next().cloned()))
+            .collect();
+        let expected = ["a", "b", "", "d", "e"].map(|k| (!k.is_empty()).then(|| k.to_string()));
+        assert_eq!(
+            keys, expected,
+            "one answer per ID, in order; c does not exist"
+        );
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn read_each_fails_with_the_first_failed_read() {
+        let names = ids(&["a", "b"]);
+        let out = read_each(&names, 0, |id: &String| {
+            let id = id.clone();
+            async move { Err(crate::not_in_response("AccessDenied", &id)) }
+        })
+        .await;
+        assert_eq!(
+            out.map_err(|e| e.message),
+            Err("a was not in the response".into())
+        );
+    }
 }

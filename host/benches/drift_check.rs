@@ -5,7 +5,11 @@
 //! - Terraform: 1,000 security groups a workspace's state declares (one in ten drifted live),
 //!   read in batches (`DescribeSecurityGroups` with up to 200 group IDs in one filter);
 //! - fixes: 100 buckets salve fixed (one in ten undone by hand), each checked by its fixer's
-//!   own `check()` through a per-finding read session.
+//!   own `check()` through a per-finding read session;
+//! - Terraform buckets: the same buckets declared by a second workspace's state, read one
+//!   `GetPublicAccessBlock` each (S3 has no batch read), one at a time and `[drift] concurrency`
+//!   (8) at once, with moto's answers as they come and with every call held back by the proxy
+//!   for `SALVE_BENCH_LATENCY_MS` (20) first: a round trip moto on loopback does not have.
 //!
 //! Run: `./scripts/bench.sh drift_check` (starts moto). `SALVE_BENCH_RESOURCES` and
 //! `SALVE_BENCH_FIXES` set other counts.
@@ -128,6 +132,11 @@ fn main() {
                 "index_key": i, "attributes": {"id": id, "ingress": []}
             }));
         }
+        let bucket_names: Vec<String> = (0..fixes)
+            .map(|i| format!("bench-drift-{}-{i}", std::process::id()))
+            .collect();
+        let bucket_state = dir.join("buckets.tfstate");
+        std::fs::write(&bucket_state, buckets_state(&bucket_names)).expect("bucket state");
         let state = dir.join("terraform.tfstate");
         std::fs::write(
             &state,
@@ -144,9 +153,7 @@ fn main() {
                 .force_path_style(true)
                 .build(),
         );
-        let buckets: Vec<String> = (0..fixes)
-            .map(|i| format!("bench-drift-{}-{i}", std::process::id()))
-            .collect();
+        let buckets = bucket_names;
         for b in &buckets {
             s3.create_bucket().bucket(b).send().await.expect("bucket");
         }
@@ -154,9 +161,12 @@ fn main() {
         let proxy = proxy::CountingProxy::start(&endpoint).await;
         let text = format!(
             "deployment = \"bench\"\n[accounts.\"123456789012\"]\nname = \"bench\"\nrole-arn = \"arn:aws:iam::123456789012:role/salve\"\n\
-             [[iac.terraform]]\nname = \"fleet\"\naccounts = [\"123456789012\"]\nregions = [\"us-east-1\"]\nrepository = \"{}\"\nstate = \"{}\"\n",
+             [[iac.terraform]]\nname = \"fleet\"\naccounts = [\"123456789012\"]\nregions = [\"us-east-1\"]\nrepository = \"{}\"\nstate = \"{}\"\n\
+             [[iac.terraform]]\nname = \"buckets\"\naccounts = [\"123456789012\"]\nregions = [\"us-east-1\"]\nrepository = \"{}\"\nstate = \"{}\"\n",
             root.display(),
-            state.display()
+            state.display(),
+            root.display(),
+            bucket_state.display()
         );
         let config = SalveConfig::parse(&text, "bench salve.toml", &root).expect("config");
         let backends = || {
@@ -204,13 +214,21 @@ fn main() {
         println!(
             "drift check on moto: {resources} Terraform-managed security groups, {fixes} fixed buckets (1 in 10 drifted)"
         );
+        // The fix workload is scoped to the groups' workspace, which declares no bucket, so it
+        // reads the fixes alone.
         for (label, kinds) in [
             ("terraform: security groups", vec!["security-group".to_string()]),
             ("fixes: buckets (fixer check)", vec!["s3-bucket".to_string()]),
         ] {
             for run in ["first run", "again"] {
-                let scope = Scope::new(vec![], vec![], vec![], &kinds, &config.iac.terraform)
-                    .expect("scope");
+                let scope = Scope::new(
+                    vec![],
+                    vec![],
+                    vec!["fleet".into()],
+                    &kinds,
+                    &config.iac.terraform,
+                )
+                .expect("scope");
                 let before = proxy.requests().len();
                 let t = Instant::now();
                 let report = drift
@@ -232,6 +250,91 @@ fn main() {
                 );
             }
         }
+
+        // Terraform buckets: an audit log of their own holds no fixes, so only the state's
+        // buckets are read. Each row starts from an empty log and writes the same records.
+        let latency = std::time::Duration::from_millis(count("SALVE_BENCH_LATENCY_MS", 20) as u64);
+        let scope = Scope::new(
+            vec![],
+            vec![],
+            vec!["buckets".into()],
+            &["s3-bucket".to_string()],
+            &config.iac.terraform,
+        )
+        .expect("scope");
+        for delay in [None, Some(latency)] {
+            proxy.set_fault(delay.map(|d| -> proxy::FaultRule {
+                std::sync::Arc::new(move |_: &proxy::Seen| Some(proxy::Injected::Delay(d)))
+            }));
+            for concurrency in [1, config.drift.concurrency] {
+                let log = dir.join(format!("tf-buckets-{concurrency}-{delay:?}.jsonl"));
+                let drift_config = salve::drift::DriftConfig {
+                    concurrency,
+                    ..config.drift.clone()
+                };
+                let drift = Drift {
+                    pipeline: &pipeline,
+                    aws: &aws,
+                    config: &drift_config,
+                    audit_log: &log,
+                };
+                let before = proxy.requests().len();
+                let t = Instant::now();
+                let report = drift
+                    .check(&scope, salve::timestamp::now())
+                    .await
+                    .expect("check");
+                let wall = t.elapsed().as_secs_f64();
+                let held = delay.map_or("as moto answers".to_string(), |d| {
+                    format!("+{} ms a call", d.as_millis())
+                });
+                print_calls(
+                    &format!("terraform: buckets, {concurrency} at once, {held}"),
+                    report.resources.len(),
+                    wall,
+                    &calls(&proxy, before),
+                );
+                println!(
+                    "    drifted {}, records written {}, problems {}",
+                    report.drifted().count(),
+                    report.records.len(),
+                    report.problems.len()
+                );
+            }
+        }
+        proxy.set_fault(None);
         let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// A state declaring each bucket and a public access block with all four settings on, as
+/// salve's fix leaves it.
+fn buckets_state(buckets: &[String]) -> Vec<u8> {
+    let instances = |with_block: bool| -> Vec<serde_json::Value> {
+        buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut attributes = serde_json::json!({"id": b, "bucket": b});
+                if with_block {
+                    for setting in [
+                        "block_public_acls",
+                        "ignore_public_acls",
+                        "block_public_policy",
+                        "restrict_public_buckets",
+                    ] {
+                        attributes[setting] = serde_json::json!(true);
+                    }
+                }
+                serde_json::json!({"index_key": i, "attributes": attributes})
+            })
+            .collect()
+    };
+    serde_json::to_vec(&serde_json::json!({"version": 4, "resources": [
+        {"mode": "managed", "type": "aws_s3_bucket", "name": "data",
+            "instances": instances(false)},
+        {"mode": "managed", "type": "aws_s3_bucket_public_access_block", "name": "data",
+            "instances": instances(true)},
+    ]}))
+    .expect("state JSON")
 }

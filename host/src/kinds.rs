@@ -6,7 +6,7 @@
 //! of matching on type names.
 
 use salve_core::{
-    AwsError, Binding, BoundResource, BoxFuture, Declared, FixerPre, KindDrift, KindHost,
+    AwsError, Binding, BoundResource, BoxFuture, Declared, FixerPre, KindDrift, KindHost, LiveRead,
     PlannedCall, ReadBack, SdkConfig, SecurityAttributes, StateInstance,
 };
 use wasmtime::component::{InstancePre, Linker};
@@ -45,12 +45,8 @@ pub struct Kind {
 
 type FixerPreFn =
     fn(InstancePre<SandboxState>) -> wasmtime::Result<Box<dyn FixerPre<SandboxState>>>;
-type LiveFn = for<'a> fn(
-    &'a SdkConfig,
-    &'a str,
-    &'a [String],
-    bool,
-) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>>;
+type LiveFn =
+    for<'a> fn(LiveRead<'a>) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>>;
 type ReadBackFn =
     for<'a> fn(&'a PlannedCall, &'a Binding) -> BoxFuture<'a, Result<ReadBack, AwsError>>;
 
@@ -139,15 +135,12 @@ impl Kind {
         (self.declared)(instance)
     }
 
-    /// The live security-critical attributes of `ids`, batched as the kind's API allows.
+    /// The live security-critical attributes of `read.ids`, batched as the kind's API allows.
     pub fn live<'a>(
         &self,
-        session: &'a SdkConfig,
-        account_id: &'a str,
-        ids: &'a [String],
-        path_style: bool,
+        read: LiveRead<'a>,
     ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        (self.live)(session, account_id, ids, path_style)
+        (self.live)(read)
     }
 }
 

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use futures_util::StreamExt;
+use salve_core::LiveRead;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -40,7 +41,8 @@ pub struct DriftConfig {
     pub remediate_regressions: bool,
     /// How long a break-glass window lasts before it is overdue.
     pub break_glass_hours: u32,
-    /// How many resources are read at once.
+    /// How many fixes are checked at once, and how many one-resource reads (S3 has no batch
+    /// read) a Terraform workspace keeps in flight.
     pub concurrency: usize,
 }
 
@@ -575,10 +577,14 @@ impl Drift<'_> {
             }
         };
         let ids: Vec<String> = declared.iter().map(|(id, _, _)| id.clone()).collect();
-        let live = match kind
-            .live(&session, account, &ids, self.aws.path_style())
-            .await
-        {
+        let read = LiveRead {
+            session: &session,
+            account_id: account,
+            ids: &ids,
+            path_style: self.aws.path_style(),
+            concurrency: self.config.concurrency,
+        };
+        let live = match kind.live(read).await {
             Ok(live) => live,
             Err(e) => {
                 return unknown(format!(

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use salve_core::state_attributes::{self as attrs, Attributes};
 use salve_core::{
     is_not_found, read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift,
-    SdkConfig, SecurityAttributes, StateInstance,
+    LiveRead, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -95,14 +95,11 @@ impl KindDrift for NetworkAcl {
         })
     }
 
-    fn live<'a>(
-        session: &'a SdkConfig,
-        _account_id: &'a str,
-        ids: &'a [String],
-        _path_style: bool,
-    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        let client = aws_sdk_ec2::Client::new(session);
-        Box::pin(read_in_batches(ids, BATCH, move |chunk| {
+    fn live(
+        read: LiveRead<'_>,
+    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+        let client = aws_sdk_ec2::Client::new(read.session);
+        Box::pin(read_in_batches(read.ids, BATCH, move |chunk| {
             let client = client.clone();
             async move {
                 match described(&client, &chunk).await {

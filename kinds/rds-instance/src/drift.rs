@@ -3,7 +3,7 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, LiveRead, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -29,15 +29,12 @@ impl KindDrift for RdsInstance {
         Ok(Declared { arn, attributes })
     }
 
-    fn live<'a>(
-        session: &'a SdkConfig,
-        _account_id: &'a str,
-        ids: &'a [String],
-        _path_style: bool,
-    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    fn live(
+        read: LiveRead<'_>,
+    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
         salve_core::live_by_filter!(
-            aws_sdk_rds::Client::new(session),
-            ids,
+            aws_sdk_rds::Client::new(read.session),
+            read.ids,
             BATCH,
             aws_sdk_rds::types::Filter,
             "db-instance-id",

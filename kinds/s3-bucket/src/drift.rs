@@ -4,8 +4,8 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    is_not_found, AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes,
-    StateInstance,
+    is_not_found, read_each, AwsError, BoxFuture, Declared, KindDrift, LiveRead,
+    SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -43,21 +43,19 @@ impl KindDrift for S3Bucket {
         })
     }
 
-    fn live<'a>(
-        session: &'a SdkConfig,
-        account_id: &'a str,
-        ids: &'a [String],
-        path_style: bool,
-    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
-        Box::pin(async move {
-            let mut b = aws_sdk_s3::config::Builder::from(session);
-            if path_style {
-                b = b.force_path_style(true);
-            }
-            let client = aws_sdk_s3::Client::from_conf(b.build());
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let bucket = AwsS3Bucket::new(client.clone(), id.clone(), account_id.to_string());
+    fn live(
+        read: LiveRead<'_>,
+    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+        let mut b = aws_sdk_s3::config::Builder::from(read.session);
+        if read.path_style {
+            b = b.force_path_style(true);
+        }
+        let client = aws_sdk_s3::Client::from_conf(b.build());
+        // S3 has no batch read: one GetPublicAccessBlock a bucket, several in flight, since a
+        // workspace's buckets would otherwise cost a round trip each, one after another.
+        Box::pin(read_each(read.ids, read.concurrency, move |id| {
+            let bucket = AwsS3Bucket::new(client.clone(), id.clone(), read.account_id.to_string());
+            async move {
                 match bucket.get_public_access_block().await {
                     Ok(config) => {
                         let c = config.unwrap_or(crate::host::PublicAccessBlock {
@@ -66,19 +64,18 @@ impl KindDrift for S3Bucket {
                             block_public_policy: false,
                             restrict_public_buckets: false,
                         });
-                        out.push(Some(SecurityAttributes::from([
+                        Ok(Some(SecurityAttributes::from([
                             (SETTINGS[0].to_string(), json!(c.block_public_acls)),
                             (SETTINGS[1].to_string(), json!(c.ignore_public_acls)),
                             (SETTINGS[2].to_string(), json!(c.block_public_policy)),
                             (SETTINGS[3].to_string(), json!(c.restrict_public_buckets)),
-                        ])));
+                        ])))
                     }
-                    Err(e) if is_not_found(&e.code) => out.push(None),
-                    Err(e) => return Err(e),
+                    Err(e) if is_not_found(&e.code) => Ok(None),
+                    Err(e) => Err(e),
                 }
             }
-            Ok(out)
-        })
+        }))
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use salve_core::state_attributes::{self as attrs, Attributes};
 use salve_core::{
-    AwsError, BoxFuture, Declared, KindDrift, SdkConfig, SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, LiveRead, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -121,15 +121,12 @@ impl KindDrift for SecurityGroup {
         })
     }
 
-    fn live<'a>(
-        session: &'a SdkConfig,
-        _account_id: &'a str,
-        ids: &'a [String],
-        _path_style: bool,
-    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    fn live(
+        read: LiveRead<'_>,
+    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
         salve_core::live_by_filter!(
-            aws_sdk_ec2::Client::new(session),
-            ids,
+            aws_sdk_ec2::Client::new(read.session),
+            read.ids,
             BATCH,
             aws_sdk_ec2::types::Filter,
             "group-id",
