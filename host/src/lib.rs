@@ -46,3 +46,57 @@ pub mod runtime;
 pub mod scorecard;
 pub mod text;
 pub mod timestamp;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    /// Each crate of salve's dependency graph, `name version`, with its enabled features.
+    fn features(edges: &str) -> BTreeMap<String, String> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["tree", "--offline", "-p", "salve", "--prefix", "none"])
+            .args(["-e", edges, "-f", "{p}|{f}"])
+            .output()
+            .expect("running cargo tree");
+        assert!(
+            out.status.success(),
+            "cargo tree: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .map(|(package, f)| {
+                // `name vX (path)` for a workspace crate, and `(*)` on a repeat.
+                let package = package.split(" (").next().unwrap_or(package);
+                (package.to_string(), f.trim_end_matches(" (*)").to_string())
+            })
+            .collect()
+    }
+
+    /// Cargo builds a crate once per feature set, and the tests' dev-dependencies add features:
+    /// proptest turned on regex-syntax's Unicode tables, so `regex.match` with `\d` worked in
+    /// every test and was "invalid regex" in the shipped binary. Every crate the binary uses
+    /// must have the same features in the tests, so that what passed is what ships (and the
+    /// benchmarks, which build with the dev-dependencies too, measure the shipped layout).
+    #[test]
+    fn the_tests_build_every_shipped_crate_with_the_shipped_features() {
+        let shipped = features("normal,build");
+        let tested = features("normal,build,dev");
+        let differ: Vec<String> = shipped
+            .iter()
+            .filter_map(|(package, f)| {
+                let t = tested.get(package)?;
+                (t != f).then(|| format!("{package}: shipped [{f}], tested [{t}]"))
+            })
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "a dev-dependency changes the features of crates the binary uses; name each in \
+             host/Cargo.toml [dependencies] with the tested features:\n{}",
+            differ.join("\n")
+        );
+    }
+}

@@ -329,4 +329,20 @@ mod tests {
         assert_eq!(verdict.error, None, "{verdict:?}");
         assert_eq!(verdict.skip, Vec::<String>::new(), "{verdict:?}");
     }
+
+    /// Patterns with Perl classes and case folding compile: without regex's Unicode tables each
+    /// was "invalid regex", and the finding failed closed to review.
+    #[test]
+    fn regex_match_takes_perl_classes_and_case_folding() {
+        let p = policy(
+            "regex",
+            "package salve.eligibility\n\
+             review contains \"numbered\" if regex.match(`^\\w+-\\d+$`, input.name)\n\
+             review contains \"spaced\" if regex.match(`\\s`, input.name)\n\
+             review contains \"prod\" if regex.match(`(?i)^PROD`, input.name)\n",
+        );
+        let verdict = p.evaluate(&serde_json::json!({"name": "prod_logs-7"}));
+        assert_eq!(verdict.error, None, "{verdict:?}");
+        assert_eq!(verdict.review, vec!["numbered", "prod"], "{verdict:?}");
+    }
 }
