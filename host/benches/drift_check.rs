@@ -229,25 +229,7 @@ fn main() {
                     &config.iac.terraform,
                 )
                 .expect("scope");
-                let before = proxy.requests().len();
-                let t = Instant::now();
-                let report = drift
-                    .check(&scope, salve::timestamp::now())
-                    .await
-                    .expect("check");
-                let wall = t.elapsed().as_secs_f64();
-                let drifted = report.drifted().count();
-                print_calls(
-                    &format!("{label}, {run}"),
-                    report.resources.len(),
-                    wall,
-                    &calls(&proxy, before),
-                );
-                println!(
-                    "    drifted {drifted}, records written {}, problems {}",
-                    report.records.len(),
-                    report.problems.len()
-                );
+                check(&format!("{label}, {run}"), &drift, &scope, &proxy).await;
             }
         }
 
@@ -278,33 +260,34 @@ fn main() {
                     config: &drift_config,
                     audit_log: &log,
                 };
-                let before = proxy.requests().len();
-                let t = Instant::now();
-                let report = drift
-                    .check(&scope, salve::timestamp::now())
-                    .await
-                    .expect("check");
-                let wall = t.elapsed().as_secs_f64();
                 let held = delay.map_or("as moto answers".to_string(), |d| {
                     format!("+{} ms a call", d.as_millis())
                 });
-                print_calls(
-                    &format!("terraform: buckets, {concurrency} at once, {held}"),
-                    report.resources.len(),
-                    wall,
-                    &calls(&proxy, before),
-                );
-                println!(
-                    "    drifted {}, records written {}, problems {}",
-                    report.drifted().count(),
-                    report.records.len(),
-                    report.problems.len()
-                );
+                let label = format!("terraform: buckets, {concurrency} at once, {held}");
+                check(&label, &drift, &scope, &proxy).await;
             }
         }
         proxy.set_fault(None);
         let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// One drift check, timed, with the calls it made and what it found.
+async fn check(label: &str, drift: &Drift<'_>, scope: &Scope, proxy: &proxy::CountingProxy) {
+    let before = proxy.requests().len();
+    let t = Instant::now();
+    let report = drift
+        .check(scope, salve::timestamp::now())
+        .await
+        .expect("check");
+    let wall = t.elapsed().as_secs_f64();
+    print_calls(label, report.resources.len(), wall, &calls(proxy, before));
+    println!(
+        "    drifted {}, records written {}, problems {}",
+        report.drifted().count(),
+        report.records.len(),
+        report.problems.len()
+    );
 }
 
 /// A state declaring each bucket and a public access block with all four settings on, as
