@@ -685,18 +685,20 @@ async fn the_gate_command_exits_2_without_credentials() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("break-glass-hours"));
 }
 
-/// The gate over one Terraform state holding `resources`, for `kind` alone, against moto.
+/// The gate over one Terraform state holding `resources`, for `kind` alone, against moto at
+/// `url` (or a proxy in front of it).
 async fn gate_on_state(
     name: &str,
     kind: &str,
     resources: Vec<serde_json::Value>,
+    url: &str,
 ) -> (salve::drift::Report, Verdict) {
     let state = serde_json::json!({"version": 4, "terraform_version": "1.9.8",
         "resources": resources});
     // Setup::new clears its own scratch folder, so the state lives in another.
     let path = common::scratch(&format!("{name}-state")).join("terraform.tfstate");
     std::fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
-    let s = Setup::new(name, &common::endpoint(), &[], &workspace(&path, &forge())).await;
+    let s = Setup::new(name, url, &[], &workspace(&path, &forge())).await;
     let scope = Scope::new(
         vec![],
         vec![],
@@ -745,7 +747,8 @@ async fn a_volume_the_state_declares_encrypted_but_is_not_drifts() {
                 "availability_zone": "us-east-1a", "size": 8, "tags": {"Name": name}}}]})
     };
     let resources = vec![volume("data", &plain, true), volume("logs", &sealed, true)];
-    let (report, verdict) = gate_on_state("drift-volume", "ebs-volume", resources).await;
+    let (report, verdict) =
+        gate_on_state("drift-volume", "ebs-volume", resources, &common::endpoint()).await;
     assert_eq!(verdict, Verdict::Drift, "{report:#?}");
     assert_eq!(
         one_drift(&report),
@@ -779,7 +782,8 @@ async fn a_db_instance_the_state_declares_private_but_is_public_drifts() {
                 "publicly_accessible": public, "engine": "postgres"}}]})
     };
     let resources = vec![db("orders", &opened, false), db("reports", &kept, true)];
-    let (report, verdict) = gate_on_state("drift-db", "rds-instance", resources).await;
+    let (report, verdict) =
+        gate_on_state("drift-db", "rds-instance", resources, &common::endpoint()).await;
     assert_eq!(verdict, Verdict::Drift, "{report:#?}");
     assert_eq!(
         one_drift(&report),
@@ -819,7 +823,8 @@ async fn a_network_acl_with_an_entry_the_state_lacks_drifts() {
         acl("private", &kept),
         acl("gone", gone),
     ];
-    let (report, verdict) = gate_on_state("drift-acl", "network-acl", resources).await;
+    let (report, verdict) =
+        gate_on_state("drift-acl", "network-acl", resources, &common::endpoint()).await;
     assert_eq!(verdict, Verdict::Drift, "{report:#?}");
     let (arn, (attribute, declared, live, address)) = one_drift(&report);
     assert_eq!(
@@ -850,8 +855,9 @@ async fn a_network_acl_with_an_entry_the_state_lacks_drifts() {
 }
 
 /// Buckets are read one `GetPublicAccessBlock` each, several at once: a bucket whose block was
-/// removed drifts, one that keeps it is clean, and one that is gone is reported deleted, each
-/// with its own answer whatever order the reads finish in.
+/// removed drifts, one that keeps it is clean, one that is gone is reported deleted, and one
+/// whose read is denied is unknown on its own, each with its own answer whatever order the
+/// reads finish in.
 #[tokio::test]
 async fn buckets_read_at_once_each_get_their_own_answer() {
     let s3 = common::s3().await;
@@ -885,7 +891,20 @@ async fn buckets_read_at_once_each_get_their_own_answer() {
                 "ignore_public_acls": true, "block_public_policy": true,
                 "restrict_public_buckets": true}}]}));
     }
-    let (report, verdict) = gate_on_state("drift-buckets", "s3-bucket", resources).await;
+    // The proxy denies the read of one bucket, as a bucket policy that denies salve would.
+    let denied = buckets[1].clone();
+    let proxy = common::proxy::CountingProxy::start(&common::endpoint()).await;
+    let path = format!("/{denied}/?publicAccessBlock");
+    proxy.set_fault(Some(std::sync::Arc::new(move |seen: &common::proxy::Seen| {
+        seen.path_and_query.starts_with(&path).then(|| {
+            common::proxy::Injected::Respond(
+                403,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>denied-1</RequestId></Error>".into(),
+            )
+        })
+    })));
+    let (report, verdict) =
+        gate_on_state("drift-buckets", "s3-bucket", resources, &proxy.url).await;
     assert_eq!(verdict, Verdict::Drift, "{report:#?}");
     let outcome = |bucket: &str| {
         report
@@ -895,12 +914,21 @@ async fn buckets_read_at_once_each_get_their_own_answer() {
             .map(|c| c.outcome)
     };
     for (i, b) in buckets.iter().enumerate() {
-        let expected = if i % 2 == 0 {
-            Outcome::Agrees
-        } else {
-            Outcome::Drifted
+        let expected = match i {
+            1 => Outcome::Unknown,
+            i if i % 2 == 0 => Outcome::Agrees,
+            _ => Outcome::Drifted,
         };
         assert_eq!(outcome(b), Some(expected), "{b}: {report:#?}");
     }
     assert_eq!(outcome(&gone), Some(Outcome::Deleted), "{report:#?}");
+    let why = report
+        .resources
+        .iter()
+        .find(|c| c.resource_arn.ends_with(&denied))
+        .map(|c| c.reasons.join("; "));
+    assert!(
+        why.as_deref().is_some_and(|w| w.contains("AccessDenied")),
+        "{why:?}"
+    );
 }

@@ -175,13 +175,17 @@ pub trait KindDrift: 'static {
     /// that could not be read.
     fn declared(instance: StateInstance<'_>) -> Result<Declared, String>;
 
-    /// The live security-critical attributes of each resource of `read.ids` (`None`: it does
-    /// not exist), read in as few calls as the API allows (one describe for many groups), or,
+    /// The live security-critical attributes of each resource of `read.ids` (see [`LiveOne`]),
+    /// read in as few calls as the API allows (one describe for many groups), or,
     /// where it reads one resource a call, `read.concurrency` at a time. Returns one entry per
     /// ID, in order.
-    fn live(read: LiveRead<'_>)
-        -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>>;
+    fn live(read: LiveRead<'_>) -> BoxFuture<'_, Result<Vec<LiveOne>, AwsError>>;
 }
+
+/// One resource as [`KindDrift::live`] read it: its attributes, `None` when it does not exist,
+/// or why it alone could not be read (a bucket whose policy denies the read), so the other
+/// resources of the read are still compared. An `Err` of the whole read fails them all.
+pub type LiveOne = Result<Option<SecurityAttributes>, AwsError>;
 
 /// What a kind's [`KindDrift::live`] reads, and how.
 #[derive(Debug, Clone, Copy)]
@@ -211,7 +215,7 @@ pub async fn read_in_batches<F, Fut>(
     ids: &[String],
     batch: usize,
     mut read: F,
-) -> Result<Vec<Option<SecurityAttributes>>, AwsError>
+) -> Result<Vec<LiveOne>, AwsError>
 where
     F: FnMut(Vec<String>) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<(String, SecurityAttributes)>, AwsError>>,
@@ -220,25 +224,21 @@ where
     for chunk in ids.chunks(batch.max(1)) {
         found.extend(read(chunk.to_vec()).await?);
     }
-    Ok(ids.iter().map(|id| found.remove(id)).collect())
+    Ok(ids.iter().map(|id| Ok(found.remove(id))).collect())
 }
 
 /// Reads `ids` one resource a call, up to `concurrency` at once, for an API without a batch
-/// read (S3). The answers keep `ids`' order; the first failed read fails the whole.
-pub async fn read_each<F, Fut>(
-    ids: &[String],
-    concurrency: usize,
-    read: F,
-) -> Result<Vec<Option<SecurityAttributes>>, AwsError>
+/// read (S3). The answers keep `ids`' order, and a read that fails fails only its resource.
+pub async fn read_each<F, Fut>(ids: &[String], concurrency: usize, read: F) -> Vec<LiveOne>
 where
     F: Fn(&String) -> Fut,
-    Fut: std::future::Future<Output = Result<Option<SecurityAttributes>, AwsError>>,
+    Fut: std::future::Future<Output = LiveOne>,
 {
-    use futures_util::{StreamExt, TryStreamExt};
+    use futures_util::StreamExt;
     futures_util::stream::iter(ids)
         .map(read)
         .buffered(concurrency.max(1))
-        .try_collect()
+        .collect()
         .await
 }
 
@@ -347,12 +347,13 @@ mod tests {
                 Ok((id != "c").then(|| SecurityAttributes::from([(id, serde_json::json!(1))])))
             }
         };
-        let out = read_each(&names, 2, read)
-            .await
-            .expect("every read succeeds");
+        let out = read_each(&names, 2, read).await;
         let keys: Vec<Option<String>> = out
             .iter()
-            .map(|a| a.as_ref().and_then(|a| a.keys().next().cloned()))
+            .map(|a| {
+                let a = a.as_ref().expect("every read succeeds");
+                a.as_ref().and_then(|a| a.keys().next().cloned())
+            })
             .collect();
         let expected = ["a", "b", "", "d", "e"].map(|k| (!k.is_empty()).then(|| k.to_string()));
         assert_eq!(
@@ -363,16 +364,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn read_each_fails_with_the_first_failed_read() {
-        let names = ids(&["a", "b"]);
+    async fn a_failed_read_fails_only_its_resource() {
+        let names = ids(&["a", "denied", "b"]);
         let out = read_each(&names, 0, |id: &String| {
             let id = id.clone();
-            async move { Err(crate::not_in_response("AccessDenied", &id)) }
+            async move {
+                if id == "denied" {
+                    return Err(crate::not_in_response("AccessDenied", &id));
+                }
+                Ok(Some(SecurityAttributes::new()))
+            }
         })
         .await;
-        assert_eq!(
-            out.map_err(|e| e.message),
-            Err("a was not in the response".into())
-        );
+        let codes: Vec<Option<String>> = out
+            .iter()
+            .map(|r| r.as_ref().err().map(|e| e.code.clone()))
+            .collect();
+        assert_eq!(codes, [None, Some("AccessDenied".into()), None]);
     }
 }

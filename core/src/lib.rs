@@ -35,7 +35,7 @@ pub use exports::{BlockText, Edit, FixerInstance, FixerPre, LocatedBlock, V0_1Pr
 pub use gate::{serialize_access, CallGate, CallRecord, CallResult, CapabilityCall, Phase};
 pub use kind::{
     is_not_found, read_each, read_in_batches, Binding, BoundResource, Declared, KindBackend,
-    KindDrift, KindHost, LiveRead, ReadBack, SecurityAttributes, StateInstance,
+    KindDrift, KindHost, LiveOne, LiveRead, ReadBack, SecurityAttributes, StateInstance,
 };
 pub use plan::{Change, Outcome, Plan, PlannedCall};
 pub use reads::ObservedRead;

@@ -6,8 +6,8 @@
 //! of matching on type names.
 
 use salve_core::{
-    AwsError, Binding, BoundResource, BoxFuture, Declared, FixerPre, KindDrift, KindHost, LiveRead,
-    PlannedCall, ReadBack, SdkConfig, SecurityAttributes, StateInstance,
+    AwsError, Binding, BoundResource, BoxFuture, Declared, FixerPre, KindDrift, KindHost, LiveOne,
+    LiveRead, PlannedCall, ReadBack, SdkConfig, StateInstance,
 };
 use wasmtime::component::{InstancePre, Linker};
 
@@ -45,8 +45,7 @@ pub struct Kind {
 
 type FixerPreFn =
     fn(InstancePre<SandboxState>) -> wasmtime::Result<Box<dyn FixerPre<SandboxState>>>;
-type LiveFn =
-    for<'a> fn(LiveRead<'a>) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>>;
+type LiveFn = for<'a> fn(LiveRead<'a>) -> BoxFuture<'a, Result<Vec<LiveOne>, AwsError>>;
 type ReadBackFn =
     for<'a> fn(&'a PlannedCall, &'a Binding) -> BoxFuture<'a, Result<ReadBack, AwsError>>;
 
@@ -136,10 +135,7 @@ impl Kind {
     }
 
     /// The live security-critical attributes of `read.ids`, batched as the kind's API allows.
-    pub fn live<'a>(
-        &self,
-        read: LiveRead<'a>,
-    ) -> BoxFuture<'a, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    pub fn live<'a>(&self, read: LiveRead<'a>) -> BoxFuture<'a, Result<Vec<LiveOne>, AwsError>> {
         (self.live)(read)
     }
 }

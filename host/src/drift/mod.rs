@@ -597,12 +597,22 @@ impl Drift<'_> {
         for ((_, address, d), live) in declared.into_iter().zip(live) {
             let s = seen.entry(d.arn.clone()).or_default();
             s.kind = kind.spec.name.to_string();
-            let Some(live) = live else {
-                s.deleted.push(format!(
-                    "workspace {:?} declares it at {address}, and it does not exist",
-                    workspace.name
-                ));
-                continue;
+            let live = match live {
+                Ok(Some(live)) => live,
+                Ok(None) => {
+                    s.deleted.push(format!(
+                        "workspace {:?} declares it at {address}, and it does not exist",
+                        workspace.name
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    s.unknown.push(format!(
+                        "reading it in {account}/{region}: {}",
+                        crate::capabilities::describe_aws_error(&e)
+                    ));
+                    continue;
+                }
             };
             for (attribute, declared) in d.attributes {
                 let live = live.get(&attribute).cloned().unwrap_or(Value::Null);

@@ -3,7 +3,7 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    AwsError, BoxFuture, Declared, KindDrift, LiveRead, SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, LiveOne, LiveRead, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -27,16 +27,14 @@ impl KindDrift for EbsEncryptionByDefault {
         })
     }
 
-    fn live(
-        read: LiveRead<'_>,
-    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    fn live(read: LiveRead<'_>) -> BoxFuture<'_, Result<Vec<LiveOne>, AwsError>> {
         Box::pin(async move {
             // Every ID is the session's region (the setting's ID is its region): one read.
             let enabled = AwsEbsEncryption(aws_sdk_ec2::Client::new(read.session))
                 .get()
                 .await?;
             let live = SecurityAttributes::from([("enabled".to_string(), json!(enabled))]);
-            Ok(read.ids.iter().map(|_| Some(live.clone())).collect())
+            Ok(read.ids.iter().map(|_| Ok(Some(live.clone()))).collect())
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    AwsError, BoxFuture, Declared, KindDrift, LiveRead, SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, LiveOne, LiveRead, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -40,9 +40,7 @@ impl KindDrift for EbsVolume {
         })
     }
 
-    fn live(
-        read: LiveRead<'_>,
-    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    fn live(read: LiveRead<'_>) -> BoxFuture<'_, Result<Vec<LiveOne>, AwsError>> {
         salve_core::live_by_filter!(
             aws_sdk_ec2::Client::new(read.session),
             read.ids,

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use salve_core::state_attributes::{self as attrs, Attributes};
 use salve_core::{
-    is_not_found, read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift,
+    is_not_found, read_in_batches, to_aws_error, AwsError, BoxFuture, Declared, KindDrift, LiveOne,
     LiveRead, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
@@ -95,9 +95,7 @@ impl KindDrift for NetworkAcl {
         })
     }
 
-    fn live(
-        read: LiveRead<'_>,
-    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    fn live(read: LiveRead<'_>) -> BoxFuture<'_, Result<Vec<LiveOne>, AwsError>> {
         let client = aws_sdk_ec2::Client::new(read.session);
         Box::pin(read_in_batches(read.ids, BATCH, move |chunk| {
             let client = client.clone();

@@ -3,7 +3,7 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    AwsError, BoxFuture, Declared, KindDrift, LiveRead, SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, LiveOne, LiveRead, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -29,9 +29,7 @@ impl KindDrift for RdsInstance {
         Ok(Declared { arn, attributes })
     }
 
-    fn live(
-        read: LiveRead<'_>,
-    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    fn live(read: LiveRead<'_>) -> BoxFuture<'_, Result<Vec<LiveOne>, AwsError>> {
         salve_core::live_by_filter!(
             aws_sdk_rds::Client::new(read.session),
             read.ids,

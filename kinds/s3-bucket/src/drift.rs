@@ -4,7 +4,7 @@
 
 use salve_core::state_attributes as attrs;
 use salve_core::{
-    is_not_found, read_each, AwsError, BoxFuture, Declared, KindDrift, LiveRead,
+    is_not_found, read_each, AwsError, BoxFuture, Declared, KindDrift, LiveOne, LiveRead,
     SecurityAttributes, StateInstance,
 };
 use serde_json::json;
@@ -43,9 +43,7 @@ impl KindDrift for S3Bucket {
         })
     }
 
-    fn live(
-        read: LiveRead<'_>,
-    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    fn live(read: LiveRead<'_>) -> BoxFuture<'_, Result<Vec<LiveOne>, AwsError>> {
         let mut b = aws_sdk_s3::config::Builder::from(read.session);
         if read.path_style {
             b = b.force_path_style(true);
@@ -53,29 +51,34 @@ impl KindDrift for S3Bucket {
         let client = aws_sdk_s3::Client::from_conf(b.build());
         // S3 has no batch read: one GetPublicAccessBlock a bucket, several in flight, since a
         // workspace's buckets would otherwise cost a round trip each, one after another.
-        Box::pin(read_each(read.ids, read.concurrency, move |id| {
-            let bucket = AwsS3Bucket::new(client.clone(), id.clone(), read.account_id.to_string());
-            async move {
-                match bucket.get_public_access_block().await {
-                    Ok(config) => {
-                        let c = config.unwrap_or(crate::host::PublicAccessBlock {
-                            block_public_acls: false,
-                            ignore_public_acls: false,
-                            block_public_policy: false,
-                            restrict_public_buckets: false,
-                        });
-                        Ok(Some(SecurityAttributes::from([
-                            (SETTINGS[0].to_string(), json!(c.block_public_acls)),
-                            (SETTINGS[1].to_string(), json!(c.ignore_public_acls)),
-                            (SETTINGS[2].to_string(), json!(c.block_public_policy)),
-                            (SETTINGS[3].to_string(), json!(c.restrict_public_buckets)),
-                        ])))
-                    }
-                    Err(e) if is_not_found(&e.code) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            }
-        }))
+        Box::pin(async move {
+            let bucket = |id: &String| {
+                AwsS3Bucket::new(client.clone(), id.clone(), read.account_id.to_string())
+            };
+            Ok(read_each(read.ids, read.concurrency, |id| live_block(bucket(id))).await)
+        })
+    }
+}
+
+/// One bucket's four settings as drift compares them: no configuration is all four off.
+async fn live_block(bucket: AwsS3Bucket) -> LiveOne {
+    match bucket.get_public_access_block().await {
+        Ok(config) => {
+            let c = config.unwrap_or(crate::host::PublicAccessBlock {
+                block_public_acls: false,
+                ignore_public_acls: false,
+                block_public_policy: false,
+                restrict_public_buckets: false,
+            });
+            Ok(Some(SecurityAttributes::from([
+                (SETTINGS[0].to_string(), json!(c.block_public_acls)),
+                (SETTINGS[1].to_string(), json!(c.ignore_public_acls)),
+                (SETTINGS[2].to_string(), json!(c.block_public_policy)),
+                (SETTINGS[3].to_string(), json!(c.restrict_public_buckets)),
+            ])))
+        }
+        Err(e) if is_not_found(&e.code) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

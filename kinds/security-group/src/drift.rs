@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use salve_core::state_attributes::{self as attrs, Attributes};
 use salve_core::{
-    AwsError, BoxFuture, Declared, KindDrift, LiveRead, SecurityAttributes, StateInstance,
+    AwsError, BoxFuture, Declared, KindDrift, LiveOne, LiveRead, SecurityAttributes, StateInstance,
 };
 use serde_json::json;
 
@@ -121,9 +121,7 @@ impl KindDrift for SecurityGroup {
         })
     }
 
-    fn live(
-        read: LiveRead<'_>,
-    ) -> BoxFuture<'_, Result<Vec<Option<SecurityAttributes>>, AwsError>> {
+    fn live(read: LiveRead<'_>) -> BoxFuture<'_, Result<Vec<LiveOne>, AwsError>> {
         salve_core::live_by_filter!(
             aws_sdk_ec2::Client::new(read.session),
             read.ids,
