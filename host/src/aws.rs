@@ -14,15 +14,9 @@ use crate::credentials::{
 use crate::finding::Finding;
 use crate::kinds;
 
-/// An S3 client for `config`. With an endpoint override (a local stand-in), buckets are addressed
-/// by path, since stand-ins do not serve them by virtual host.
-pub fn s3_client(config: &SdkConfig, endpoint_override: bool) -> aws_sdk_s3::Client {
-    let mut b = aws_sdk_s3::config::Builder::from(config);
-    if endpoint_override {
-        b = b.force_path_style(true);
-    }
-    aws_sdk_s3::Client::from_conf(b.build())
-}
+/// An S3 client for a session; with an endpoint override, buckets are addressed by path. The
+/// s3-bucket kind's, so the audit sink, the report and the kind address buckets alike.
+pub use salve_kind_s3_bucket::host::s3_client;
 
 /// One S3 object, whole, read with `client`'s credentials. The error names the object and the
 /// AWS error.

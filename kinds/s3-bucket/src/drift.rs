@@ -44,11 +44,7 @@ impl KindDrift for S3Bucket {
     }
 
     fn live(read: LiveRead<'_>) -> BoxFuture<'_, Result<Vec<LiveOne>, AwsError>> {
-        let mut b = aws_sdk_s3::config::Builder::from(read.session);
-        if read.path_style {
-            b = b.force_path_style(true);
-        }
-        let client = aws_sdk_s3::Client::from_conf(b.build());
+        let client = crate::host::s3_client(read.session, read.path_style);
         // S3 has no batch read: one GetPublicAccessBlock a bucket, several in flight, since a
         // workspace's buckets would otherwise cost a round trip each, one after another.
         Box::pin(async move {

@@ -139,13 +139,8 @@ impl KindHost for S3Bucket {
     }
 
     fn aws_backend(session: &SdkConfig, resource: BoundResource<'_>, path_style: bool) -> Binding {
-        let mut b = aws_sdk_s3::config::Builder::from(session);
-        if path_style {
-            // Local stand-ins do not serve buckets by virtual host.
-            b = b.force_path_style(true);
-        }
         bind(Arc::new(AwsS3Bucket::new(
-            aws_sdk_s3::Client::from_conf(b.build()),
+            s3_client(session, path_style),
             resource.name.to_string(),
             resource.account_id.to_string(),
         )))
@@ -202,6 +197,16 @@ pub trait S3BucketBackend: Send + Sync {
     fn delete_public_access_block(&self) -> BoxFuture<'_, Result<(), AwsError>>;
     /// The bucket's tags (s3:GetBucketTagging), read by the host for eligibility metadata.
     fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>>;
+}
+
+/// An S3 client for `session`. With an endpoint override (a local stand-in), buckets are
+/// addressed by path, since stand-ins do not serve them by virtual host.
+pub fn s3_client(session: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(session);
+    if path_style {
+        b = b.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
 }
 
 /// The real backend: the AWS SDK's S3 client and the one bucket it may touch.
