@@ -53,6 +53,10 @@ impl DescribedTags {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(tags);
     }
 
+    fn take(&self) -> Option<Tags> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     /// The resource with ID `id` out of a describe's `items`; its tags are kept for the tag
     /// read. A response without it gets the service's own not-found `code` (`noun id was not in
     /// the response`): a resource deleted since the finding may come back as an empty list
@@ -74,16 +78,19 @@ impl DescribedTags {
         Ok(item)
     }
 
-    /// The kept tags, used at most once; otherwise `describe`'s, read now.
-    pub async fn read_or(
+    /// The kept tags, used at most once; otherwise the tags `describe` keeps (through
+    /// [`pick`](Self::pick)) as it reads the resource now, taken so no later read reuses them.
+    pub async fn read_or<T>(
         &self,
-        describe: impl Future<Output = Result<Tags, AwsError>>,
+        describe: impl Future<Output = Result<T, AwsError>>,
     ) -> Result<TagRead, AwsError> {
-        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match kept {
-            Some(tags) => Ok(TagRead { tags, reused: true }),
-            None => describe.await.map(TagRead::from),
+        if let Some(tags) = self.take() {
+            return Ok(TagRead { tags, reused: true });
         }
+        describe.await?;
+        self.take()
+            .map(TagRead::from)
+            .ok_or_else(|| crate::internal_error("the describe kept no tags: it must pick"))
     }
 }
 
@@ -125,7 +132,7 @@ mod tests {
         );
         assert_eq!(found, Ok(("sg-2", "b")));
         let read = described
-            .read_or(async { panic!("the pick kept tags") })
+            .read_or(async { panic!("the pick kept tags") as Result<(), _> })
             .await;
         assert_eq!(read.map(|r| r.tags), Ok(tags(&[("owner", "b")])));
 
@@ -139,7 +146,12 @@ mod tests {
         let err = missing.expect_err("sg-3 is not in the response");
         assert_eq!(err.code, "NotFound");
         assert_eq!(err.message, "group sg-3 was not in the response");
-        let fresh = described.read_or(async { Ok(Tags::new()) }).await;
+        let fresh = described
+            .read_or(async {
+                described.keep(Tags::new());
+                Ok(())
+            })
+            .await;
         assert_eq!(fresh.map(|r| r.reused), Ok(false), "a miss keeps nothing");
     }
 
@@ -147,20 +159,24 @@ mod tests {
     async fn kept_tags_answer_one_read_then_the_resource_is_described_again() {
         let described = DescribedTags::default();
         let fresh = tags(&[("environment", "prod")]);
-        let first = described.read_or(async { Ok(fresh.clone()) }).await;
+        let describe = || async {
+            described.keep(fresh.clone());
+            Ok(())
+        };
+        let first = described.read_or(describe()).await;
         assert_eq!(first, Ok(TagRead::from(fresh.clone())));
 
         described.keep(tags(&[("environment", "dev")]));
         described.keep(tags(&[("owner", "platform")]));
         let reused = described
-            .read_or(async { panic!("kept tags must answer without a describe") })
+            .read_or(async { panic!("kept tags must answer without a describe") as Result<(), _> })
             .await;
         let expected = TagRead {
             tags: tags(&[("owner", "platform")]),
             reused: true,
         };
         assert_eq!(reused, Ok(expected));
-        let again = described.read_or(async { Ok(fresh.clone()) }).await;
-        assert_eq!(again, Ok(TagRead::from(fresh)));
+        let again = described.read_or(describe()).await;
+        assert_eq!(again, Ok(TagRead::from(fresh.clone())));
     }
 }

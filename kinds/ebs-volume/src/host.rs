@@ -164,10 +164,7 @@ impl EbsVolumeBackend for AwsEbsVolume {
 
     fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
         // read() keeps the tags it saw; they are read again only if none are kept.
-        Box::pin(
-            self.described
-                .read_or(async { Ok(tags_of(&self.read().await?)) }),
-        )
+        Box::pin(self.described.read_or(self.read()))
     }
 }
 

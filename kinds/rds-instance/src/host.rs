@@ -207,10 +207,7 @@ impl RdsInstanceBackend for AwsRdsInstance {
 
     fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
         // describe_raw() keeps the tags it saw; they are read again only if none are kept.
-        Box::pin(
-            self.described
-                .read_or(async { Ok(tags_of(&self.describe_raw().await?)) }),
-        )
+        Box::pin(self.described.read_or(self.describe_raw()))
     }
 }
 

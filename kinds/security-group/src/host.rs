@@ -357,10 +357,7 @@ impl SecurityGroupBackend for AwsSecurityGroup {
 
     fn tags(&self) -> BoxFuture<'_, Result<TagRead, AwsError>> {
         // describe() keeps the tags it saw; they are read again only if none are kept.
-        Box::pin(
-            self.described
-                .read_or(async { Ok(tags_of(&self.describe().await?)) }),
-        )
+        Box::pin(self.described.read_or(self.describe()))
     }
 
     fn revoke_ingress(&self, rules: Vec<IngressRule>) -> BoxFuture<'_, Result<(), AwsError>> {
