@@ -94,7 +94,7 @@ pub fn internal_error(message: &str) -> AwsError {
 /// A describe call that succeeded without the one resource it asked for (deleted since the
 /// finding, or never there), as the service itself would have said it: `code` is the service's
 /// own not-found code, so retry and rollback logic treat both alike.
-pub fn not_in_response(code: &str, what: &str) -> AwsError {
+pub(crate) fn not_in_response(code: &str, what: &str) -> AwsError {
     AwsError {
         code: code.into(),
         message: format!("{what} was not in the response"),

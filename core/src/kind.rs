@@ -370,7 +370,7 @@ mod tests {
             let id = id.clone();
             async move {
                 if id == "denied" {
-                    return Err(crate::not_in_response("AccessDenied", &id));
+                    return Err(crate::aws_error::not_in_response("AccessDenied", &id));
                 }
                 Ok(Some(SecurityAttributes::new()))
             }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use aws_error::{describe_aws_error, internal_error, not_in_response, to_aws_error};
+pub use aws_error::{describe_aws_error, internal_error, to_aws_error};
 pub use aws_types::SdkConfig;
 pub use context::{FixerLog, LogLine};
 pub use exports::{BlockText, Edit, FixerInstance, FixerPre, LocatedBlock, V0_1Pre};

@@ -73,7 +73,7 @@ impl DescribedTags {
             .iter()
             .find(|i| id_of(i) == Some(id))
             .cloned()
-            .ok_or_else(|| crate::not_in_response(code, &format!("{noun} {id}")))?;
+            .ok_or_else(|| crate::aws_error::not_in_response(code, &format!("{noun} {id}")))?;
         self.keep(tags(&item));
         Ok(item)
     }
