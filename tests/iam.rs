@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use common::*;
 use salve::capabilities::{Change, Plan};
-use salve::credentials::{iam, read_policy, write_policy};
+use salve::credentials::{group_read_policy, iam, read_policy, write_policy};
+use salve::policy::metadata::TagReadMode;
 use salve::runtime::{LoadedFixer, Runtime, RuntimeLimits};
 
 const BUCKET_ARN: &str = "arn:aws:s3:::acme-assets";
@@ -104,7 +105,7 @@ fn a_write_outside_the_resource_type_is_never_granted() {
 fn customer_role_is_the_union_of_the_fixers_scoped_by_kind() {
     let fixers = [load("s3-block-public-access"), load("sg-close-admin-ports")];
     assert_eq!(
-        iam::customer_role_policy(&fixers, Some("123456789012")),
+        iam::customer_role_policy(&fixers, Some("123456789012"), TagReadMode::PerResource),
         json!({"Version": "2012-10-17", "Statement": [
             {
                 "Sid": "SalveUnscoped", "Effect": "Allow",
@@ -127,10 +128,67 @@ fn customer_role_is_the_union_of_the_fixers_scoped_by_kind() {
             }
         ]})
     );
-    let any_account = iam::customer_role_policy(&fixers[1..], None);
+    let any_account = iam::customer_role_policy(&fixers[1..], None, TagReadMode::PerResource);
     assert_eq!(
         any_account["Statement"][1]["Resource"],
         "arn:aws:ec2:*:*:security-group/*"
+    );
+}
+
+/// `tag-read = "tagging-api"` adds `tag:GetResources`, which IAM cannot scope, to the role and
+/// to a shared read session, and only for a kind whose tag read is a call of its own: a group's
+/// describe already carries its tags.
+#[test]
+fn the_tagging_api_read_is_granted_only_where_it_saves_a_call() {
+    let s3 = load("s3-block-public-access");
+    let sg = load("sg-close-admin-ports");
+    let role = iam::customer_role_policy(
+        &[load("s3-block-public-access"), load("sg-close-admin-ports")],
+        Some("123456789012"),
+        TagReadMode::TaggingApi,
+    );
+    assert_eq!(
+        role["Statement"][0],
+        json!({
+            "Sid": "SalveUnscoped", "Effect": "Allow",
+            "Action": ["ec2:DescribeSecurityGroups", "tag:GetResources"],
+            "Resource": "*"
+        })
+    );
+    let sg_only = iam::customer_role_policy(
+        &[load("sg-close-admin-ports")],
+        None,
+        TagReadMode::TaggingApi,
+    );
+    assert_eq!(
+        sg_only["Statement"][0]["Action"],
+        json!(["ec2:DescribeSecurityGroups"])
+    );
+
+    let buckets = [BUCKET_ARN, "arn:aws:s3:::other"];
+    assert_eq!(
+        group_read_policy(&s3, &buckets, TagReadMode::TaggingApi).to_value(),
+        json!({"Version": "2012-10-17", "Statement": [
+            {
+                "Sid": "SalveRead", "Effect": "Allow",
+                "Action": ["s3:GetBucketPublicAccessBlock", "s3:GetBucketTagging"],
+                "Resource": buckets
+            },
+            {
+                "Sid": "SalveReadUnscoped", "Effect": "Allow",
+                "Action": ["tag:GetResources"],
+                "Resource": "*"
+            }
+        ]})
+    );
+    assert_eq!(
+        group_read_policy(&s3, &buckets, TagReadMode::PerResource),
+        read_policy(&s3, &buckets),
+    );
+    let groups = [GROUP_ARN, GROUP_ARN];
+    assert_eq!(
+        group_read_policy(&sg, &groups, TagReadMode::TaggingApi),
+        read_policy(&sg, &groups),
     );
 }
 
@@ -162,6 +220,8 @@ fn parliament_finds_nothing_in_any_policy() {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
+    let tagging = dir.join("tagging.toml");
+    std::fs::write(&tagging, "[metadata]\ntag-read = \"tagging-api\"\n").unwrap();
     let fixers = repo_root().join("build/fixers");
     let cache = dir.join("cache");
     let customer = |extra: &[&str]| -> Value {
@@ -196,6 +256,16 @@ fn parliament_finds_nothing_in_any_policy() {
         (
             "customer permissions, one account".into(),
             customer(&["--only", "permissions", "--account", "123456789012"]),
+            false,
+        ),
+        (
+            "customer permissions, tags through the Tagging API".into(),
+            customer(&[
+                "--only",
+                "permissions",
+                "--config",
+                tagging.to_str().unwrap(),
+            ]),
             false,
         ),
         (
@@ -244,6 +314,11 @@ fn parliament_finds_nothing_in_any_policy() {
         documents.push((
             format!("{name} read session"),
             read_policy(&f, &[arn]).to_value(),
+            false,
+        ));
+        documents.push((
+            format!("{name} shared read session, tags through the Tagging API"),
+            group_read_policy(&f, &[arn, &format!("{arn}-2")], TagReadMode::TaggingApi).to_value(),
             false,
         ));
         // An IaC-only fixer has no write, so no write session is ever made for it.
@@ -348,5 +423,8 @@ fn the_cli_prints_a_document_aws_takes() {
         load("nacl-close-admin-ports"),
         load("ebs-encrypt-volume"),
     ];
-    assert_eq!(printed, iam::customer_role_policy(&fixers, None));
+    assert_eq!(
+        printed,
+        iam::customer_role_policy(&fixers, None, TagReadMode::PerResource)
+    );
 }

@@ -701,3 +701,191 @@ async fn shared_read_sessions_stay_within_the_session_policy_limit() {
     // Nothing changed: a dry run plans.
     assert_eq!(common::public_access_block(&s3, &buckets[0]).await, None);
 }
+
+/// Puts `tags` on `bucket` (moto indexes them for the Tagging API too).
+async fn tag_bucket(s3: &aws_sdk_s3::Client, bucket: &str, tags: &[(&str, &str)]) {
+    let mut set = aws_sdk_s3::types::Tagging::builder();
+    for (k, v) in tags {
+        set = set.tag_set(
+            aws_sdk_s3::types::Tag::builder()
+                .key(*k)
+                .value(*v)
+                .build()
+                .unwrap(),
+        );
+    }
+    s3.put_bucket_tagging()
+        .bucket(bucket)
+        .tagging(set.build().unwrap())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// `[metadata] tag-read = "tagging-api"`: the buckets of one read group have their tags read in
+/// one Tagging API call instead of one GetBucketTagging each. Only an answer that names the
+/// bucket is taken: an untagged bucket, absent from it, is read on its own. When the group's
+/// read fails, every bucket is read on its own and the record says why; an exception tag stops
+/// its fix either way.
+#[tokio::test]
+async fn a_read_group_reads_its_bucket_tags_in_one_tagging_api_call() {
+    let s3 = common::s3().await;
+    let proxy = common::proxy::CountingProxy::start(&endpoint()).await;
+    let (p, audit, _backends) = common::aws_pipeline_counted(
+        "tagging-api",
+        &proxy.url,
+        &[common::fixer("s3-block-public-access")],
+        "[metadata]\ntag-read = \"tagging-api\"\n",
+    )
+    .await;
+    let governed = [("owner", "platform-team"), ("environment", "dev")];
+    let excepted = [
+        ("owner", "platform-team"),
+        ("environment", "dev"),
+        ("salve:exception", "approved"),
+    ];
+    // A round of four buckets: two tagged as governed, one also excepted, one untagged.
+    let round = |prefix: &'static str| {
+        let s3 = s3.clone();
+        async move {
+            let buckets = common::moto_buckets(&s3, prefix, 4).await;
+            tag_bucket(&s3, &buckets[0], &governed).await;
+            tag_bucket(&s3, &buckets[1], &governed).await;
+            tag_bucket(&s3, &buckets[2], &excepted).await;
+            buckets
+        }
+    };
+    let calls = |target: &str, query: &str| {
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.target.ends_with(target) && r.path_and_query.contains(query))
+            .count()
+    };
+    let run = |buckets: Vec<String>| {
+        let p = &p;
+        let audit = &audit;
+        async move {
+            let messages: Vec<Value> = buckets
+                .iter()
+                .map(|b| serde_json::json!({ "MessageId": b, "Body": common::s3_finding(b, b) }))
+                .collect();
+            let payload = serde_json::json!({ "Messages": messages }).to_string();
+            let options = ProcessOptions {
+                concurrency: 4,
+                ..Default::default()
+            };
+            p.process_delivery_each(payload.as_bytes(), options, None, |_| {})
+                .await
+                .unwrap();
+            let by_id: std::collections::BTreeMap<String, Value> = common::read_records(audit)
+                .into_iter()
+                .map(|r| (r["finding_id"].as_str().unwrap_or("").to_string(), r))
+                .collect();
+            buckets.iter().map(|b| by_id[b].clone()).collect::<Vec<_>>()
+        }
+    };
+
+    let records = run(round("bulk").await).await;
+    let statuses: Vec<&str> = records
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["remediated", "remediated", "skipped", "remediated"],
+        "{records:#?}"
+    );
+    assert_eq!(
+        calls("GetResources", ""),
+        1,
+        "one Tagging API read for the group"
+    );
+    assert_eq!(
+        calls("", "?tagging"),
+        1,
+        "only the untagged bucket is read on its own"
+    );
+    for r in &records[..3] {
+        let tags = &r["resource_tags"];
+        assert_eq!(tags["action"], "tag:GetResources", "{tags}");
+        assert_eq!(
+            tags["read_group"],
+            r["sessions"][0]["session_name"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("salve-"),
+            "{tags}"
+        );
+        assert!(tags.get("group_miss").is_none(), "{tags}");
+    }
+    assert_eq!(
+        records[2]["resource_tags"]["tags"]["salve:exception"],
+        "approved"
+    );
+    let untagged = &records[3]["resource_tags"];
+    assert_eq!(untagged["action"], "s3:GetBucketTagging", "{untagged}");
+    assert!(
+        untagged["group_miss"]
+            .as_str()
+            .unwrap()
+            .contains("is not in the read group's Tagging API answer"),
+        "{untagged}"
+    );
+    // The shared read session, and only it, may call the Tagging API.
+    let read = &records[0]["sessions"][0]["policy"]["Statement"];
+    assert_eq!(
+        read[1]["Action"],
+        serde_json::json!(["tag:GetResources"]),
+        "{read}"
+    );
+    assert_eq!(read[1]["Resource"], "*");
+
+    // A role without tag:GetResources: the group's read is refused, each bucket is read on its
+    // own, and the exception still stops its fix.
+    proxy.set_fault(Some(std::sync::Arc::new(|seen: &common::proxy::Seen| {
+        seen.target.ends_with("GetResources").then(|| {
+            common::proxy::Injected::Respond(
+                400,
+                r#"{"__type":"AccessDeniedException","message":"not authorized to perform: tag:GetResources"}"#.into(),
+            )
+        })
+    })));
+    let before = calls("", "?tagging");
+    let records = run(round("denied").await).await;
+    let statuses: Vec<&str> = records
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["remediated", "remediated", "skipped", "remediated"],
+        "{records:#?}"
+    );
+    assert_eq!(
+        calls("", "?tagging") - before,
+        4,
+        "every bucket read on its own"
+    );
+    assert_eq!(
+        calls("GetResources", ""),
+        2,
+        "the group asked once, not once per bucket"
+    );
+    for r in &records {
+        let tags = &r["resource_tags"];
+        assert_eq!(tags["action"], "s3:GetBucketTagging", "{tags}");
+        assert!(
+            tags["group_miss"]
+                .as_str()
+                .unwrap()
+                .contains("AccessDenied"),
+            "{tags}"
+        );
+    }
+    assert_eq!(
+        records[2]["resource_tags"]["tags"]["salve:exception"],
+        "approved"
+    );
+    assert!(salve::audit::verify(&audit).unwrap().is_intact());
+}

@@ -225,6 +225,13 @@ impl KindSpec {
         self.functions.iter().find(|f| f.iam_action == iam_action)
     }
 
+    /// The host's tag read is a call of its own (S3's `GetBucketTagging`), not the describe a
+    /// fixer's `check` already made (EC2 and RDS return tags with the resource). Only such a
+    /// kind gains from reading a read group's tags in one Tagging API call.
+    pub fn tags_cost_a_call(&self) -> bool {
+        self.function_for_action(self.tags_action).is_none()
+    }
+
     /// The function named `function` (its WIT name), if the kind has one.
     pub fn function(&self, function: &str) -> Option<&'static CapabilityFunction> {
         self.functions.iter().find(|f| f.function == function)

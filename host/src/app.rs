@@ -520,9 +520,11 @@ pub fn inspect(fixer: &Path, installed: Option<&Path>) -> Result<FixerReport> {
 }
 
 /// The customer-account role for the fixers in `fixers`: its permissions policy (the union of
-/// their actions, on `account`'s ARNs when named) and its trust policy (the platform role, with
-/// the external ID, or the placeholder `<external-id>` when none is given).
+/// their actions, on `account`'s ARNs when named, and the Tagging API read when `config`'s
+/// `[metadata] tag-read` uses it) and its trust policy (the platform role, with the external
+/// ID, or the placeholder `<external-id>` when none is given).
 pub fn customer_role(
+    config: Option<&Path>,
     fixers: &Path,
     cache_dir: &Option<PathBuf>,
     platform_role_arn: &str,
@@ -530,6 +532,7 @@ pub fn customer_role(
     account: Option<&str>,
 ) -> Result<(serde_json::Value, serde_json::Value)> {
     use crate::credentials::iam;
+    let tag_read = load_config(config)?.metadata.tag_read;
     let runtime = Runtime::new(RuntimeLimits::default(), self::cache_dir(cache_dir))?;
     let registry = FixerRegistry::load_dir(&runtime, fixers)?;
     // A refused fixer's actions cannot be reviewed, so no policy is written without them.
@@ -544,7 +547,7 @@ pub fn customer_role(
         bail!("no fixers in {}", fixers.display());
     }
     Ok((
-        iam::customer_role_policy(&registry.ready, account),
+        iam::customer_role_policy(&registry.ready, account, tag_read),
         iam::customer_trust_policy(platform_role_arn, external_id.unwrap_or("<external-id>")),
     ))
 }

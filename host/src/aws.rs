@@ -172,6 +172,90 @@ impl AwsBackends {
         self.options.endpoint_url.is_some()
     }
 
+    /// The session limited by `policy` for `finding`'s account and region. A shared read
+    /// session carries its group, not one finding, like a drift session.
+    async fn finding_session(
+        &self,
+        finding: &Finding,
+        policy: &SessionPolicy,
+        on_behalf: SessionFor<'_>,
+    ) -> Result<SdkConfig, AssumeRoleFailure> {
+        let r = &finding.resource;
+        let (finding_id, correlation_id) = match on_behalf {
+            SessionFor::ReadGroup(group) => (group, group),
+            _ => (finding.id.as_str(), finding.correlation_id.as_str()),
+        };
+        self.session(
+            &SessionRequest {
+                account_id: &r.account_id,
+                finding_id,
+                correlation_id,
+                policy,
+                approved_by: on_behalf.approved_by(),
+            },
+            &r.region,
+        )
+        .await
+    }
+
+    /// The tags of `arns`, read through the session `policy` allows with one Resource Groups
+    /// Tagging API `GetResources` per 100 ARNs (its limit). A resource the answer leaves out
+    /// (never tagged, or not known to the API) is not in the map. The error says which call
+    /// failed and why.
+    pub async fn tags_of(
+        &self,
+        finding: &Finding,
+        policy: &SessionPolicy,
+        on_behalf: SessionFor<'_>,
+        arns: &[String],
+    ) -> Result<BTreeMap<String, salve_core::Tags>, String> {
+        let session = self
+            .finding_session(finding, policy, on_behalf)
+            .await
+            .map_err(|f| format!("read session: {}: {}", f.reason, f.message))?;
+        let client = aws_sdk_resourcegroupstagging::Client::new(&session);
+        let mut tags = BTreeMap::new();
+        for chunk in arns.chunks(100) {
+            // AWS answers an ARN list in one page; a stand-in that pages anyway is followed,
+            // by its token alone, a bounded number of times.
+            let mut token: Option<String> = None;
+            for _ in 0..100 {
+                let request = match &token {
+                    None => client
+                        .get_resources()
+                        .set_resource_arn_list(Some(chunk.to_vec())),
+                    Some(t) => client.get_resources().pagination_token(t),
+                };
+                let page = request.send().await.map_err(|e| {
+                    format!("tag:GetResources: {}", describe_aws_error(&to_aws_error(e)))
+                })?;
+                for mapping in page.resource_tag_mapping_list() {
+                    let Some(arn) = mapping.resource_arn() else {
+                        continue;
+                    };
+                    let read = salve_core::tags_from(
+                        mapping
+                            .tags()
+                            .iter()
+                            .map(|t| (Some(t.key()), Some(t.value()))),
+                    );
+                    tags.insert(arn.to_string(), read);
+                }
+                token = page
+                    .pagination_token()
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+            if token.is_some() {
+                return Err("tag:GetResources: the answer did not end after 100 pages".into());
+            }
+        }
+        Ok(tags)
+    }
+
     /// A backend that can touch exactly the finding's resource, through a session limited by
     /// `policy`.
     pub async fn bind_session(
@@ -181,23 +265,7 @@ impl AwsBackends {
         on_behalf: SessionFor<'_>,
     ) -> Result<Binding, AssumeRoleFailure> {
         let r = &finding.resource;
-        // A shared read session carries its group, not one finding, like a drift session.
-        let (finding_id, correlation_id) = match on_behalf {
-            SessionFor::ReadGroup(group) => (group, group),
-            _ => (finding.id.as_str(), finding.correlation_id.as_str()),
-        };
-        let session = self
-            .session(
-                &SessionRequest {
-                    account_id: &r.account_id,
-                    finding_id,
-                    correlation_id,
-                    policy,
-                    approved_by: on_behalf.approved_by(),
-                },
-                &r.region,
-            )
-            .await?;
+        let session = self.finding_session(finding, policy, on_behalf).await?;
         let Some(kind) = kinds::get(&r.resource_type) else {
             return Err(AssumeRoleFailure {
                 reason: "no capability backend".into(),

@@ -15,7 +15,7 @@ use crate::credentials::{AccountRole, ExternalIdSource};
 use crate::ingest::IngestConfig;
 use crate::notify::NotifyConfig;
 use crate::policy::exceptions::Exceptions;
-use crate::policy::metadata::TagKeys;
+use crate::policy::metadata::{TagKeys, TagReadMode};
 use crate::policy::{EligibilityConfig, EligibilityPolicy};
 
 /// A 12-digit AWS account ID.
@@ -78,6 +78,7 @@ pub struct PolicyConfig {
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MetadataConfig {
     pub tag_keys: TagKeys,
+    pub tag_read: TagReadMode,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -315,6 +316,24 @@ mod tests {
         assert_eq!(
             c.eligibility.restricted_environments,
             ["restricted-production"]
+        );
+        assert_eq!(
+            c.metadata.tag_read,
+            TagReadMode::PerResource,
+            "no session may read tags beyond its resources unless asked"
+        );
+    }
+
+    #[test]
+    fn tag_read_takes_its_two_modes_and_names_a_wrong_one() {
+        let c = parse("[metadata]\ntag-read = \"tagging-api\"\n").unwrap();
+        assert_eq!(c.metadata.tag_read, TagReadMode::TaggingApi);
+        let err = parse("[metadata]\ntag-read = \"bulk\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("bulk") && err.contains("tagging-api"),
+            "{err}"
         );
     }
 

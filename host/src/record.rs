@@ -66,6 +66,14 @@ pub struct ResourceTags {
     /// read session (EC2 and RDS return tags with the resource), not from a call of their own.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reused: bool,
+    /// The tags came from one Tagging API read of the whole read group (`[metadata] tag-read =
+    /// "tagging-api"`), made when the group's first finding reached its decision: the group's ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_group: Option<String>,
+    /// Why the read group's Tagging API read did not answer for this resource, so it was read
+    /// on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_miss: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

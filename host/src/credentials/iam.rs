@@ -9,14 +9,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
+use crate::credentials::{group_reads_tags_by_api, TAGGING_API_ACTION};
 use crate::kinds::ResourceScope;
+use crate::policy::metadata::TagReadMode;
 use crate::runtime::LoadedFixer;
 
 /// The customer role's permissions: every action any installed fixer can ask for, plus each
-/// resource type's tag read. The role serves every finding, so each action is granted on every
-/// resource of its type in the account (`account`, or any when `None`); `"*"` is kept only for
-/// actions IAM cannot scope. The session policy is what narrows each session to one ARN.
-pub fn customer_role_policy(fixers: &[LoadedFixer], account: Option<&str>) -> Value {
+/// resource type's tag read, plus `tag:GetResources` where `tag_read` has read groups use the
+/// Tagging API. The role serves every finding, so each action is granted on every resource of
+/// its type in the account (`account`, or any when `None`); `"*"` is kept only for actions IAM
+/// cannot scope. The session policy is what narrows each session to one ARN.
+pub fn customer_role_policy(
+    fixers: &[LoadedFixer],
+    account: Option<&str>,
+    tag_read: TagReadMode,
+) -> Value {
     // Resource pattern → (statement ID, actions).
     let mut grants: BTreeMap<String, (String, BTreeSet<&str>)> = BTreeMap::new();
     for f in fixers {
@@ -37,6 +44,9 @@ pub fn customer_role_policy(fixers: &[LoadedFixer], account: Option<&str>) -> Va
             grant(c.scope, c.iam_action);
         }
         grant(kind.tags_scope, kind.tags_action);
+        if group_reads_tags_by_api(f, tag_read) {
+            grant(ResourceScope::AllResources, TAGGING_API_ACTION);
+        }
     }
     let statements: Vec<Value> = grants
         .into_iter()

@@ -14,4 +14,7 @@ pub use assume::{
     AccountRole, AssumeRoleFailure, ExternalIdSource, RoleAssumer, SessionFor, SessionRequest,
 };
 pub use session_name::session_name;
-pub use session_policy::{read_policy, write_policy, PolicyDocument, SessionPolicy};
+pub use session_policy::{
+    group_read_policy, group_reads_tags_by_api, read_policy, write_policy, PolicyDocument,
+    SessionPolicy, TAGGING_API_ACTION,
+};

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::capabilities::Plan;
 use crate::kinds::{self, Access, ResourceScope};
+use crate::policy::metadata::TagReadMode;
 use crate::runtime::LoadedFixer;
 
 /// A session policy as AWS takes it, and as the audit record keeps it.
@@ -126,9 +127,32 @@ fn document(statement: Vec<PolicyStatement>) -> SessionPolicy {
 }
 
 /// The read phase (check, plan, verify): the fixer's imported read actions and the tag read, on
-/// the finding's resource, or on each resource of a payload's findings that share one read
-/// session (see `pipeline::read_groups`).
+/// the finding's resource.
 pub fn read_policy(fixer: &LoadedFixer, resource_arns: &[&str]) -> SessionPolicy {
+    read_grants(fixer, resource_arns, false)
+}
+
+/// The IAM action of the Resource Groups Tagging API read (`[metadata] tag-read = "tagging-api"`).
+pub const TAGGING_API_ACTION: &str = "tag:GetResources";
+
+/// Whether a read session shared by findings of `fixer`'s kind reads their tags through the
+/// Tagging API: only when configured, and only for a kind whose tag read costs a call.
+pub fn group_reads_tags_by_api(fixer: &LoadedFixer, mode: TagReadMode) -> bool {
+    mode == TagReadMode::TaggingApi && fixer.resource_type.tags_cost_a_call()
+}
+
+/// A read session shared by a payload's findings (see `pipeline::read_groups`): the read
+/// policy on each of their resources, plus `tag:GetResources` on `*` when the group reads its
+/// tags in one Tagging API call (IAM has no resource-level permission for it).
+pub fn group_read_policy(
+    fixer: &LoadedFixer,
+    resource_arns: &[&str],
+    mode: TagReadMode,
+) -> SessionPolicy {
+    read_grants(fixer, resource_arns, group_reads_tags_by_api(fixer, mode))
+}
+
+fn read_grants(fixer: &LoadedFixer, resource_arns: &[&str], tagging_api: bool) -> SessionPolicy {
     let mut grants: BTreeSet<(ResourceScope, &str)> = fixer
         .imports
         .functions
@@ -140,6 +164,9 @@ pub fn read_policy(fixer: &LoadedFixer, resource_arns: &[&str]) -> SessionPolicy
         fixer.resource_type.tags_scope,
         fixer.resource_type.tags_action,
     ));
+    if tagging_api {
+        grants.insert((ResourceScope::AllResources, TAGGING_API_ACTION));
+    }
     document(statements("SalveRead", &grants, resource_arns))
 }
 

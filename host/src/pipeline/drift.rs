@@ -34,7 +34,7 @@ impl Pipeline {
     pub async fn still_fixed(&self, fixed: &Fixed) -> FixHeld {
         let mut scratch = AuditEntry::default();
         let finding = &fixed.finding;
-        let Some((fixer, backend, mut sandbox)) = self.start(finding, &mut scratch, None).await
+        let Some((fixer, backend, mut sandbox, _)) = self.start(finding, &mut scratch, None).await
         else {
             return FixHeld::Unknown(scratch.reason.unwrap_or_else(|| "no fixer ran".into()));
         };
@@ -52,6 +52,7 @@ impl Pipeline {
             ),
             approval: None,
             reversal: None,
+            group: None,
         };
         let read_backs = match run.read_back(&fixed.plan, &[]).await {
             Ok(r) => r,

@@ -22,13 +22,15 @@ use crate::capabilities::{
 };
 use crate::config::SalveConfig;
 pub use crate::credentials::SessionFor;
-use crate::credentials::{read_policy, AssumeRoleFailure, SessionPolicy};
+use crate::credentials::{
+    group_read_policy, read_policy, AssumeRoleFailure, SessionPolicy, TAGGING_API_ACTION,
+};
 use crate::finding::Finding;
 use crate::idempotency::{self, Claim, Ledger};
 use crate::ingest::{self, IngestConfig, IngestOutcome, Ingested};
 use crate::kinds::VerifyMode;
 use crate::notify::{Notice, Notifier, Trigger};
-use crate::policy::metadata::Metadata;
+use crate::policy::metadata::{Metadata, TagReadMode};
 use crate::policy::risk::{self, RiskScore};
 use crate::policy::{Decision, DecisionInput, EligibilityPolicy, Verdict};
 use crate::record::Approval;
@@ -68,6 +70,19 @@ pub trait BackendBinder: Send + Sync {
         policy: &'a SessionPolicy,
         on_behalf: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>>;
+
+    /// The tags of `arns` in one bulk read through the session `policy` allows (AWS: the
+    /// Resource Groups Tagging API); a resource the answer leaves out is not in the map. A
+    /// binder without such a read says so, and each finding reads its own tags.
+    fn tags_of<'a>(
+        &'a self,
+        _finding: &'a Finding,
+        _policy: &'a SessionPolicy,
+        _on_behalf: SessionFor<'a>,
+        _arns: &'a [String],
+    ) -> BoxFuture<'a, Result<BTreeMap<String, salve_core::Tags>, String>> {
+        Box::pin(async { Err("these backends have no bulk tag read".to_string()) })
+    }
 }
 
 impl BackendBinder for crate::aws::AwsBackends {
@@ -78,6 +93,18 @@ impl BackendBinder for crate::aws::AwsBackends {
         on_behalf: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         Box::pin(self.bind_session(finding, policy, on_behalf))
+    }
+
+    fn tags_of<'a>(
+        &'a self,
+        finding: &'a Finding,
+        policy: &'a SessionPolicy,
+        on_behalf: SessionFor<'a>,
+        arns: &'a [String],
+    ) -> BoxFuture<'a, Result<BTreeMap<String, salve_core::Tags>, String>> {
+        Box::pin(crate::aws::AwsBackends::tags_of(
+            self, finding, policy, on_behalf, arns,
+        ))
     }
 }
 
@@ -90,6 +117,16 @@ impl<T: BackendBinder> BackendBinder for std::sync::Arc<T> {
         on_behalf: SessionFor<'a>,
     ) -> BoxFuture<'a, Result<Binding, AssumeRoleFailure>> {
         (**self).bind(finding, policy, on_behalf)
+    }
+
+    fn tags_of<'a>(
+        &'a self,
+        finding: &'a Finding,
+        policy: &'a SessionPolicy,
+        on_behalf: SessionFor<'a>,
+        arns: &'a [String],
+    ) -> BoxFuture<'a, Result<BTreeMap<String, salve_core::Tags>, String>> {
+        (**self).tags_of(finding, policy, on_behalf, arns)
     }
 }
 
@@ -131,6 +168,8 @@ pub struct PipelineConfig {
     pub notifier: Notifier,
     pub approvals: crate::approval::ApprovalsConfig,
     pub iac: crate::iac::IacConfig,
+    /// `[metadata] tag-read`: how a read group's tags are read.
+    pub tag_read: TagReadMode,
 }
 
 impl PipelineConfig {
@@ -143,6 +182,7 @@ impl PipelineConfig {
             notifier,
             approvals: config.approvals.clone(),
             iac: config.iac.clone(),
+            tag_read: config.metadata.tag_read,
         })
     }
 }
@@ -813,7 +853,8 @@ impl Pipeline {
             return;
         }
         entry.decision = recorded(triage, DecisionStage::Triage);
-        let Some((fixer, backend, mut sandbox)) = self.start(finding, entry, group).await else {
+        let Some((fixer, backend, mut sandbox, shared)) = self.start(finding, entry, group).await
+        else {
             return;
         };
         let run = FindingRun {
@@ -824,6 +865,7 @@ impl Pipeline {
             payload_metadata,
             approval,
             reversal: None,
+            group: group.filter(|_| shared),
         };
         let (status, reason) = run.phases(&mut sandbox, options, entry).await;
         self.finish_run(&sandbox, status, reason, entry);
@@ -845,13 +887,14 @@ impl Pipeline {
     }
 
     /// Selects the finding's fixer, has its read session and starts it in a sandbox, recording
-    /// each step; `None` when one failed, with `entry` saying why.
+    /// each step; `None` when one failed, with `entry` saying why. The flag says the session is
+    /// `group`'s shared one.
     async fn start(
         &self,
         finding: &Finding,
         entry: &mut AuditEntry,
         group: Option<&read_groups::ReadGroup>,
-    ) -> Option<(&LoadedFixer, Binding, Sandbox)> {
+    ) -> Option<(&LoadedFixer, Binding, Sandbox, bool)> {
         let fixer = match self.registry.select(finding) {
             Selection::Ready(f) => f,
             Selection::Refused(r) => {
@@ -880,8 +923,12 @@ impl Pipeline {
         }
         scopes.push((vec![arn], SessionFor::Finding));
         let mut bound = None;
+        let mut shared_session = false;
         for (arns, on_behalf) in scopes {
-            let policy = read_policy(fixer, &arns);
+            let policy = match on_behalf {
+                SessionFor::ReadGroup(_) => group_read_policy(fixer, &arns, self.config.tag_read),
+                _ => read_policy(fixer, &arns),
+            };
             let t = Instant::now();
             let result = self.backends.bind(finding, &policy, on_behalf).await;
             entry.durations_us.insert("read_session".into(), micros(t));
@@ -897,6 +944,7 @@ impl Pipeline {
             let too_large =
                 matches!(&result, Err(f) if f.code.as_deref() == Some(PACKED_POLICY_TOO_LARGE));
             let last = on_behalf == SessionFor::Finding;
+            shared_session = !last;
             bound = Some(result);
             if !too_large || last {
                 break;
@@ -952,7 +1000,7 @@ impl Pipeline {
         entry
             .durations_us
             .insert("instantiate".into(), micros(started));
-        Some((fixer, backend, sandbox))
+        Some((fixer, backend, sandbox, shared_session))
     }
 }
 
@@ -1061,6 +1109,8 @@ struct FindingRun<'a> {
     approval: Option<&'a Approving<'a>>,
     /// Set when the run undoes a fix (`salve rollback`).
     reversal: Option<&'a RollbackRequest>,
+    /// The read group whose shared session this run reads through.
+    group: Option<&'a read_groups::ReadGroup>,
 }
 
 impl FindingRun<'_> {
@@ -1166,14 +1216,27 @@ impl FindingRun<'_> {
 
     /// The metadata from the payload's tags and the resource's own, the more restrictive
     /// answer winning. The resource is always read (a payload's tags are only a claim), through
-    /// the read-only tag capability, in the plan phase.
+    /// the read-only tag capability, in the plan phase, or in its read group's one Tagging API
+    /// read when the group made one and its answer names the resource.
     async fn metadata(&self, entry: &mut AuditEntry) -> (Metadata, Option<String>) {
         let policy = &self.pipeline.config.policy;
         let keys = policy.tag_keys();
         let t = Instant::now();
-        let tags = self.backend.read_tags().await;
+        let (tags, action, read_group, group_miss) = match self.group_tags().await {
+            Some(Ok((group, tags))) => (
+                Ok(TagRead::from(tags)),
+                TAGGING_API_ACTION,
+                Some(group.to_string()),
+                None,
+            ),
+            miss => (
+                self.backend.read_tags().await,
+                self.fixer.resource_type.tags_action,
+                None,
+                miss.and_then(Result::err),
+            ),
+        };
         entry.durations_us.insert("read_tags".into(), micros(t));
-        let action = self.fixer.resource_type.tags_action;
         match tags {
             Ok(TagRead { tags, reused }) => {
                 entry.resource_tags = Some(ResourceTags {
@@ -1181,6 +1244,8 @@ impl FindingRun<'_> {
                     tags: Some(tags.clone()),
                     error: None,
                     reused,
+                    read_group,
+                    group_miss,
                 });
                 let m = Metadata::from_tags(
                     keys,
@@ -1197,10 +1262,45 @@ impl FindingRun<'_> {
                     tags: None,
                     error: Some(error.clone()),
                     reused: false,
+                    read_group,
+                    group_miss,
                 });
                 (self.payload_metadata.clone(), Some(error))
             }
         }
+    }
+
+    /// The resource's tags from its read group's one Tagging API read, with the group's ID;
+    /// `None` when the group reads no tags, `Err` when its read failed or did not name the
+    /// resource. Either way the resource is then read on its own: only an answer that names it
+    /// is taken, so an ARN the Tagging API spells differently, or a resource it has not indexed
+    /// yet, never passes as untagged.
+    async fn group_tags(&self) -> Option<Result<(&str, salve_core::Tags), String>> {
+        let group = self.group.filter(|g| g.tagging_api)?;
+        let read = group
+            .tags
+            .get_or_init(|| async {
+                let arns: Vec<&str> = group.arns.iter().map(String::as_str).collect();
+                // The very policy the group's session was made with, so it is that session.
+                let policy = group_read_policy(self.fixer, &arns, self.pipeline.config.tag_read);
+                self.pipeline
+                    .backends
+                    .tags_of(
+                        self.finding,
+                        &policy,
+                        SessionFor::ReadGroup(&group.id),
+                        &group.arns,
+                    )
+                    .await
+            })
+            .await;
+        let arn = &self.finding.resource.arn;
+        Some(match read {
+            Ok(all) => all.get(arn).cloned().map(|t| (group.id.as_str(), t)).ok_or_else(|| {
+                format!("{arn} is not in the read group's Tagging API answer (never tagged, or not indexed yet)")
+            }),
+            Err(e) => Err(e.clone()),
+        })
     }
 
     /// check → plan → read tags → decide → apply → verify, recording as it goes.

@@ -8,15 +8,23 @@
 //! in which resources it may do it on (the payload's own). Each finding's capability is still
 //! bound to its one resource, so a fixer cannot ask for another's.
 //!
+//! With `[metadata] tag-read = "tagging-api"`, a group of a kind whose tag read is a call of
+//! its own (S3) also reads its resources' tags in one Resource Groups Tagging API call per 100
+//! (see `FindingRun::group_tags`). Its policy then adds `tag:GetResources` on `*`, which IAM
+//! cannot narrow: the session could read any resource's tags in its account and region, though
+//! salve asks only for the group's ARNs.
+//!
 //! What it costs: the session is named for the group (`salve-read-<payload>-<n>`), not for one
 //! finding, so CloudTrail attributes its reads to the group; each finding's record names the
 //! session it read through. Write sessions stay per finding and per plan.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::credentials::read_policy;
+use salve_core::Tags;
+
 use crate::credentials::session_policy::MAX_SESSION_POLICY_CHARS;
+use crate::credentials::{group_read_policy, group_reads_tags_by_api};
 use crate::ingest::{IngestOutcome, Ingested};
 use crate::policy::metadata::Metadata;
 use crate::policy::Verdict;
@@ -31,6 +39,10 @@ pub(crate) struct ReadGroup {
     pub id: String,
     /// Every resource the session may read, in payload order.
     pub arns: Vec<String>,
+    /// The group's tags are read in one Tagging API read (`[metadata] tag-read`), by the
+    /// first of its findings to reach its decision; the others wait for that answer.
+    pub tagging_api: bool,
+    pub tags: tokio::sync::OnceCell<Result<BTreeMap<String, Tags>, String>>,
 }
 
 impl ReadGroup {
@@ -54,6 +66,7 @@ impl Pipeline {
         items: &[Ingested],
     ) -> HashMap<usize, Arc<ReadGroup>> {
         let policy = &self.config.policy;
+        let mode = self.config.tag_read;
         let mut by_fixer: HashMap<SharedBy<'_>, (_, Vec<Member<'_>>)> = HashMap::new();
         for (index, item) in items.iter().enumerate() {
             let IngestOutcome::Finding(f) = &item.outcome else {
@@ -95,6 +108,8 @@ impl Pipeline {
                             &payload_sha256[..12.min(payload_sha256.len())]
                         ),
                         arns: arns.iter().map(|a| a.to_string()).collect(),
+                        tagging_api: group_reads_tags_by_api(fixer, mode),
+                        tags: tokio::sync::OnceCell::new(),
                     });
                     n += 1;
                     for index in indices.iter() {
@@ -108,7 +123,8 @@ impl Pipeline {
                 if !arns.contains(&arn) {
                     arns.push(arn);
                     if arns.len() > 1
-                        && read_policy(fixer, &arns).json().len() > MAX_SESSION_POLICY_CHARS
+                        && group_read_policy(fixer, &arns, mode).json().len()
+                            > MAX_SESSION_POLICY_CHARS
                     {
                         arns.pop();
                         flush(&mut indices, &mut arns);

@@ -58,7 +58,7 @@ impl Pipeline {
             None,
             policy.restricted_environments(),
         );
-        let Some((fixer, backend, mut sandbox)) = self.start(finding, entry, None).await else {
+        let Some((fixer, backend, mut sandbox, _)) = self.start(finding, entry, None).await else {
             return;
         };
         let run = FindingRun {
@@ -69,6 +69,7 @@ impl Pipeline {
             payload_metadata,
             approval: None,
             reversal: Some(request),
+            group: None,
         };
         let (status, reason) = run.undo(&mut sandbox, fixed, entry).await;
         self.finish_run(&sandbox, status, reason, entry);

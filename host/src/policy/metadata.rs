@@ -30,6 +30,20 @@ impl Default for TagKeys {
     }
 }
 
+/// How the host reads the tags of a resource whose describe does not carry them (an S3 bucket),
+/// when several findings of one payload share a read session (`[metadata] tag-read`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TagReadMode {
+    /// One read per resource with the kind's own action, on exactly that resource.
+    #[default]
+    PerResource,
+    /// One Resource Groups Tagging API `GetResources` per 100 resources of the read group. IAM
+    /// cannot scope `tag:GetResources` to resources, so the shared read session may read any
+    /// resource's tags in its account and region; salve asks only for the group's ARNs.
+    TaggingApi,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MetadataSource {

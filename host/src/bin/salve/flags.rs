@@ -241,6 +241,10 @@ pub enum IamCommand {
     /// The customer-account role: the union of the installed fixers' actions, and a trust policy
     /// that admits only the platform role with the external ID.
     CustomerRole {
+        /// The config whose `[metadata] tag-read` decides whether the role grants the Tagging
+        /// API read (`tag:GetResources`).
+        #[arg(long, env = "SALVE_CONFIG")]
+        config: Option<PathBuf>,
         /// Directory of fixer components (*.wasm).
         #[arg(long, env = "SALVE_FIXERS", default_value = ".salve/fixers")]
         fixers: PathBuf,

@@ -538,6 +538,7 @@ async fn fixer_test(
 fn iam(command: IamCommand) -> Result<ExitCode> {
     let document = match command {
         IamCommand::CustomerRole {
+            config,
             fixers,
             cache_dir,
             platform_role_arn,
@@ -552,6 +553,7 @@ fn iam(command: IamCommand) -> Result<ExitCode> {
                 })
                 .transpose()?;
             let (permissions, trust) = app::customer_role(
+                config.as_deref(),
                 &fixers,
                 &cache_dir,
                 &platform_role_arn,
