@@ -1271,10 +1271,8 @@ impl FindingRun<'_> {
     }
 
     /// The resource's tags from its read group's one Tagging API read, with the group's ID;
-    /// `None` when the group reads no tags, `Err` when its read failed or did not name the
-    /// resource. Either way the resource is then read on its own: only an answer that names it
-    /// is taken, so an ARN the Tagging API spells differently, or a resource it has not indexed
-    /// yet, never passes as untagged.
+    /// `None` when the group reads no tags, `Err` (why) when its answer cannot be used for this
+    /// resource (see [`read_groups::GroupTags::for_resource`]), which is then read on its own.
     async fn group_tags(&self) -> Option<Result<(&str, salve_core::Tags), String>> {
         let group = self.group.filter(|g| g.tagging_api)?;
         let read = group
@@ -1283,7 +1281,8 @@ impl FindingRun<'_> {
                 let arns: Vec<&str> = group.arns.iter().map(String::as_str).collect();
                 // The very policy the group's session was made with, so it is that session.
                 let policy = group_read_policy(self.fixer, &arns, self.pipeline.config.tag_read);
-                self.pipeline
+                let answer = self
+                    .pipeline
                     .backends
                     .tags_of(
                         self.finding,
@@ -1291,16 +1290,15 @@ impl FindingRun<'_> {
                         SessionFor::ReadGroup(&group.id),
                         &group.arns,
                     )
-                    .await
+                    .await;
+                read_groups::GroupTags {
+                    read_at: Instant::now(),
+                    answer,
+                }
             })
             .await;
-        let arn = &self.finding.resource.arn;
-        Some(match read {
-            Ok(all) => all.get(arn).cloned().map(|t| (group.id.as_str(), t)).ok_or_else(|| {
-                format!("{arn} is not in the read group's Tagging API answer (never tagged, or not indexed yet)")
-            }),
-            Err(e) => Err(e.clone()),
-        })
+        let tags = read.for_resource(&self.finding.resource.arn, Instant::now());
+        Some(tags.map(|t| (group.id.as_str(), t)))
     }
 
     /// check → plan → read tags → decide → apply → verify, recording as it goes.

@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use salve_core::Tags;
 
@@ -42,7 +43,40 @@ pub(crate) struct ReadGroup {
     /// The group's tags are read in one Tagging API read (`[metadata] tag-read`), by the
     /// first of its findings to reach its decision; the others wait for that answer.
     pub tagging_api: bool,
-    pub tags: tokio::sync::OnceCell<Result<BTreeMap<String, Tags>, String>>,
+    pub tags: tokio::sync::OnceCell<GroupTags>,
+}
+
+/// How old a read group's Tagging API answer may be when a finding is decided on it. A payload
+/// of a few hundred findings runs in seconds; a large `salve process` file can run for minutes,
+/// and its later findings then read their own tags rather than decide on an old answer.
+pub(crate) const MAX_GROUP_TAG_AGE: Duration = Duration::from_secs(30);
+
+/// A read group's one Tagging API answer (ARN → tags, or why the read failed), and when it came.
+#[derive(Debug)]
+pub(crate) struct GroupTags {
+    pub read_at: Instant,
+    pub answer: Result<BTreeMap<String, Tags>, String>,
+}
+
+impl GroupTags {
+    /// The tags `arn` is decided on, or why it must be read on its own: the read failed, the
+    /// answer is older than [`MAX_GROUP_TAG_AGE`], or it does not name `arn`. Only an answer
+    /// that names the resource is taken, so an ARN the Tagging API spells differently, or a
+    /// resource it has not indexed yet, never passes as untagged.
+    pub fn for_resource(&self, arn: &str, now: Instant) -> Result<Tags, String> {
+        let all = self.answer.as_ref().map_err(Clone::clone)?;
+        let age = now.saturating_duration_since(self.read_at);
+        if age > MAX_GROUP_TAG_AGE {
+            return Err(format!(
+                "the read group's Tagging API answer is {} s old (at most {} s is used)",
+                age.as_secs(),
+                MAX_GROUP_TAG_AGE.as_secs()
+            ));
+        }
+        all.get(arn).cloned().ok_or_else(|| {
+            format!("{arn} is not in the read group's Tagging API answer (never tagged, or not indexed yet)")
+        })
+    }
 }
 
 impl ReadGroup {
@@ -136,5 +170,46 @@ impl Pipeline {
             flush(&mut indices, &mut arns);
         }
         groups
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(read_at: Instant) -> GroupTags {
+        let tags: Tags = [("owner".to_string(), "platform".to_string())].into();
+        GroupTags {
+            read_at,
+            answer: Ok([("arn:aws:s3:::a".to_string(), tags)].into()),
+        }
+    }
+
+    #[test]
+    fn only_a_fresh_answer_that_names_the_resource_is_taken() {
+        let t0 = Instant::now();
+        let read = answer(t0);
+        let fresh = read.for_resource("arn:aws:s3:::a", t0 + Duration::from_secs(5));
+        assert_eq!(fresh.map(|t| t["owner"].clone()), Ok("platform".into()));
+
+        let absent = read.for_resource("arn:aws:s3:::b", t0).unwrap_err();
+        assert!(absent.contains("is not in the read group's"), "{absent}");
+
+        let old = read
+            .for_resource(
+                "arn:aws:s3:::a",
+                t0 + MAX_GROUP_TAG_AGE + Duration::from_secs(1),
+            )
+            .unwrap_err();
+        assert!(old.contains("31 s old"), "{old}");
+
+        let failed = GroupTags {
+            read_at: t0,
+            answer: Err("tag:GetResources: AccessDenied".into()),
+        };
+        assert_eq!(
+            failed.for_resource("arn:aws:s3:::a", t0),
+            Err("tag:GetResources: AccessDenied".into())
+        );
     }
 }
