@@ -23,7 +23,7 @@ use crate::capabilities::{
 use crate::config::SalveConfig;
 pub use crate::credentials::SessionFor;
 use crate::credentials::{
-    group_read_policy, read_policy, AssumeRoleFailure, SessionPolicy, TAGGING_API_ACTION,
+    group_reads_tags_by_api, read_policy, AssumeRoleFailure, SessionPolicy, TAGGING_API_ACTION,
 };
 use crate::finding::Finding;
 use crate::idempotency::{self, Claim, Ledger};
@@ -916,27 +916,23 @@ impl Pipeline {
         entry.fixer = Some(fixer.identity());
         let arn = finding.resource.arn.as_str();
         let shared = group.filter(|g| g.covers(arn));
+        let own = read_policy(fixer, &[arn]);
         let mut scopes = Vec::with_capacity(2);
         if let Some(g) = shared {
-            let arns: Vec<&str> = g.arns.iter().map(String::as_str).collect();
-            scopes.push((arns, SessionFor::ReadGroup(&g.id)));
+            scopes.push((&g.policy, SessionFor::ReadGroup(&g.id)));
         }
-        scopes.push((vec![arn], SessionFor::Finding));
+        scopes.push((&own, SessionFor::Finding));
         let mut bound = None;
         let mut shared_session = false;
-        for (arns, on_behalf) in scopes {
-            let policy = match on_behalf {
-                SessionFor::ReadGroup(_) => group_read_policy(fixer, &arns, self.config.tag_read),
-                _ => read_policy(fixer, &arns),
-            };
+        for (policy, on_behalf) in scopes {
             let t = Instant::now();
-            let result = self.backends.bind(finding, &policy, on_behalf).await;
+            let result = self.backends.bind(finding, policy, on_behalf).await;
             entry.durations_us.insert("read_session".into(), micros(t));
             entry.sessions.push(SessionRecord::new(
                 SessionPhase::Read,
                 finding,
                 on_behalf,
-                &policy,
+                policy,
                 result.as_ref().err(),
             ));
             // STS refuses a shared policy its packed-size limit does not fit (policy and tags
@@ -1274,19 +1270,18 @@ impl FindingRun<'_> {
     /// `None` when the group reads no tags, `Err` (why) when its answer cannot be used for this
     /// resource (see [`read_groups::GroupTags::for_resource`]), which is then read on its own.
     async fn group_tags(&self) -> Option<Result<(&str, salve_core::Tags), String>> {
-        let group = self.group.filter(|g| g.tagging_api)?;
+        let group = self
+            .group
+            .filter(|_| group_reads_tags_by_api(self.fixer, self.pipeline.config.tag_read))?;
         let read = group
             .tags
             .get_or_init(|| async {
-                let arns: Vec<&str> = group.arns.iter().map(String::as_str).collect();
-                // The very policy the group's session was made with, so it is that session.
-                let policy = group_read_policy(self.fixer, &arns, self.pipeline.config.tag_read);
                 let answer = self
                     .pipeline
                     .backends
                     .tags_of(
                         self.finding,
-                        &policy,
+                        &group.policy,
                         SessionFor::ReadGroup(&group.id),
                         &group.arns,
                     )

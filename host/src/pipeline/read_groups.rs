@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use salve_core::Tags;
 
 use crate::credentials::session_policy::MAX_SESSION_POLICY_CHARS;
-use crate::credentials::{group_read_policy, group_reads_tags_by_api};
+use crate::credentials::{group_read_policy, SessionPolicy};
 use crate::ingest::{IngestOutcome, Ingested};
 use crate::policy::metadata::Metadata;
 use crate::policy::Verdict;
@@ -40,9 +40,11 @@ pub(crate) struct ReadGroup {
     pub id: String,
     /// Every resource the session may read, in payload order.
     pub arns: Vec<String>,
-    /// The group's tags are read in one Tagging API read (`[metadata] tag-read`), by the
-    /// first of its findings to reach its decision; the others wait for that answer.
-    pub tagging_api: bool,
+    /// The session's policy, made once for the group: every member binds with it, and the
+    /// Tagging API read reuses it (and so the session).
+    pub policy: SessionPolicy,
+    /// With `[metadata] tag-read = "tagging-api"`, the group's one Tagging API answer, read by
+    /// the first of its findings to reach its decision; the others wait for it.
     pub tags: tokio::sync::OnceCell<GroupTags>,
 }
 
@@ -142,7 +144,7 @@ impl Pipeline {
                             &payload_sha256[..12.min(payload_sha256.len())]
                         ),
                         arns: arns.iter().map(|a| a.to_string()).collect(),
-                        tagging_api: group_reads_tags_by_api(fixer, mode),
+                        policy: group_read_policy(fixer, arns, mode),
                         tags: tokio::sync::OnceCell::new(),
                     });
                     n += 1;
