@@ -194,6 +194,38 @@ fn the_tagging_api_read_is_granted_only_where_it_saves_a_call() {
 
 /// parliament, an IAM policy auditor salve's authors did not write, on every document `salve
 /// iam` prints and on the session policies. scripts/test.sh installs it into .venv.
+/// A read group is sized as ARNs join it, by what each adds to the policy's JSON rather than by
+/// building the policy again: that must be exactly what it adds, escapes included, for every
+/// shape of read policy (the security-group fixer's reads are all unscoped, so nothing).
+#[test]
+fn a_listed_arn_adds_exactly_its_own_characters_to_a_shared_read_policy() {
+    let arns = [
+        "arn:aws:s3:::first",
+        "arn:aws:s3:::second",
+        "arn:aws:s3:::a\"quote",
+        "arn:aws:s3:::a\\backslash\ttab\u{1}control",
+        "arn:aws:s3:::ünïcödé",
+        GROUP_ARN,
+    ];
+    for (fixer, mode) in [
+        ("s3-block-public-access", TagReadMode::PerResource),
+        ("s3-block-public-access", TagReadMode::TaggingApi),
+        ("sg-close-admin-ports", TagReadMode::PerResource),
+    ] {
+        let f = load(fixer);
+        for n in 2..arns.len() {
+            let before = group_read_policy(&f, &arns[..n], mode);
+            let after = group_read_policy(&f, &arns[..=n], mode).json().len();
+            assert_eq!(
+                after - before.json().len(),
+                before.chars_added_by(arns[n]),
+                "{fixer} {mode:?}: {}",
+                arns[n]
+            );
+        }
+    }
+}
+
 #[test]
 fn parliament_finds_nothing_in_any_policy() {
     let parliament = std::env::var("SALVE_PARLIAMENT").expect(

@@ -645,6 +645,94 @@ async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
     }
 }
 
+/// A queue delivers one finding a message. The findings of one batch's messages (a Lambda's
+/// SQS batch, a daemon's receive) share one read session all the same, whose policy lists
+/// exactly their buckets; a message triage skips, and a malformed one, join no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_batchs_messages_share_one_read_session() {
+    let (p, audit, backends) = common::aws_pipeline_counted(
+        "batch-read-groups",
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        "",
+    )
+    .await;
+    let s3 = common::s3().await;
+    let buckets = common::moto_buckets(&s3, "qbatch", 4).await;
+    let mut messages: Vec<salve::modes::batch::QueueMessage> = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| salve::modes::batch::QueueMessage {
+            id: format!("qbatch-{i}"),
+            body: common::s3_finding(&format!("qbatch-{i}"), b).into_bytes(),
+        })
+        .collect();
+    let outsider = common::unique("qbatch-outsider");
+    messages.insert(
+        2,
+        salve::modes::batch::QueueMessage {
+            id: "qbatch-outsider".into(),
+            body: common::s3_finding("qbatch-outsider", &outsider)
+                .replace("123456789012", "333333333333")
+                .into_bytes(),
+        },
+    );
+    messages.push(salve::modes::batch::QueueMessage {
+        id: "qbatch-malformed".into(),
+        body: b"{ not json".to_vec(),
+    });
+    let results = salve::modes::batch::process_batch(std::sync::Arc::new(p), messages, 3).await;
+    let statuses: Vec<Vec<&str>> = results
+        .iter()
+        .map(|r| r.statuses.iter().map(|s| s.as_str()).collect())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            vec!["remediated"],
+            vec!["remediated"],
+            vec!["skipped"],
+            vec!["remediated"],
+            vec!["remediated"],
+            vec!["rejected"],
+        ]
+    );
+    let fixed: Vec<Value> = common::read_records(&audit)
+        .into_iter()
+        .filter(|r| r["status"] == "remediated")
+        .collect();
+    assert_eq!(fixed.len(), 4);
+    let read = &fixed[0]["sessions"][0];
+    let name = read["session_name"].as_str().unwrap();
+    assert!(name.starts_with("salve-read-"), "{name}");
+    for r in &fixed {
+        assert_eq!(r["sessions"][0]["phase"], "read", "{r}");
+        assert_eq!(r["sessions"][0]["session_name"], name, "{r}");
+        assert_eq!(r["delivery"]["via"], "sqs", "{r}");
+    }
+    let mut listed: Vec<&str> = read["policy"]["Statement"][0]["Resource"]
+        .as_array()
+        .expect("a list of resources")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    let mut expected: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}"))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "exactly the batch's own buckets");
+    assert_eq!(
+        backends.assumer().sts_calls(),
+        5,
+        "one read session for the batch and one write session per fix"
+    );
+    for b in &buckets {
+        assert_eq!(common::public_access_block(&s3, b).await, Some([true; 4]));
+    }
+}
+
 /// A payload too large for one session policy is split: every shared read session's policy
 /// stays within STS's limit, and together they list each finding's bucket once.
 #[tokio::test]

@@ -450,6 +450,62 @@ async fn daemon_fixes_findings_from_sns_and_records_each_exactly_once() {
     assert_eq!(line["span"]["correlation_id"], "e2e-ssh", "{line}");
 }
 
+/// A queue delivers a finding a message; the findings of one receive share one read session,
+/// whose policy lists exactly their buckets, and each still writes through its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_findings_of_one_receive_share_a_read_session() {
+    let dir = scratch("queue-read-groups");
+    let q = queues("rgrp", 30, 3).await;
+    let s3 = s3().await;
+    let buckets: Vec<String> = (0..4).map(|i| unique(&format!("rgrp-{i}"))).collect();
+    for b in &buckets {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    // All four wait in the queue before the daemon starts, so its first receive takes them.
+    let findings: Vec<String> = buckets
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wiz_bucket(&format!("rgrp-{i}"), b))
+        .collect();
+    publish(&q.topic, &findings).await;
+    let mut daemon = Daemon::start(&dir, &q.main, &endpoint(), &["--listen", "off", "--drain"]);
+    let exit = daemon.wait(Duration::from_secs(60)).await;
+    assert_eq!(exit.code(), Some(0), "{}", daemon.log());
+
+    let all = records(&dir);
+    assert_eq!(all.len(), 4, "{all:#?}");
+    let read_sessions: std::collections::BTreeSet<&str> = all
+        .iter()
+        .map(|r| {
+            assert_eq!(r["status"], "remediated", "{r}");
+            assert_eq!(r["sessions"][0]["phase"], "read", "{r}");
+            r["sessions"][0]["session_name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(read_sessions.len(), 1, "{read_sessions:?}");
+    let mut listed: Vec<&str> = all[0]["sessions"][0]["policy"]["Statement"][0]["Resource"]
+        .as_array()
+        .expect("a list of resources")
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    let mut expected: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}"))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
+    let writes: std::collections::BTreeSet<&str> = all
+        .iter()
+        .map(|r| r["sessions"][1]["session_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(writes.len(), 4, "one write session per fix: {writes:?}");
+    for b in &buckets {
+        assert_eq!(public_access_block(&s3, b).await, Some([true; 4]));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_batch_loses_nothing_and_applies_no_write_twice() {
     const FINDINGS: usize = 200;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::audit::{AuditEntry, Status};
-use crate::pipeline::{Origin, Pipeline, ProcessOptions, Redelivery};
+use crate::pipeline::{Origin, Pipeline, Prepared, ProcessOptions, Redelivery};
 
 /// A message as a queue delivers it.
 #[derive(Debug, Clone)]
@@ -71,9 +71,18 @@ pub async fn process_batch(
     process_batch_until(pipeline, messages, max_concurrency, "sqs", None).await
 }
 
+/// How many of a batch's messages are ingested and grouped into shared read sessions at a
+/// time, just before they start. A group holds at most about 70 resources (STS's session policy
+/// size), so a larger window would save few sessions, and it would delay the batch's first
+/// message and hold every message's findings in memory at once (a Lambda batch can be 10,000).
+const PREPARE_WINDOW: usize = 256;
+
 /// [`process_batch`] for messages that came `via` a queue (`sqs`) or a topic (`sns`), starting
 /// no message after `cutoff`: a message still waiting for a worker then is handed back
 /// unprocessed (a retry), so the batch finishes before its deadline.
+///
+/// The findings of the batch's messages share read sessions (see [`Pipeline::prepare`]), so a
+/// queue that delivers one finding a message pays one read session per group, not per finding.
 pub async fn process_batch_until(
     pipeline: Arc<Pipeline>,
     messages: Vec<QueueMessage>,
@@ -85,11 +94,25 @@ pub async fn process_batch_until(
         limit: max_concurrency.max(1),
         cutoff,
     };
-    collect_batch(messages, slots, move |message| {
-        let pipeline = pipeline.clone();
-        async move { process_message_via(&pipeline, message, via).await }
-    })
+    let preparer = pipeline.clone();
+    collect_batch(
+        messages,
+        slots,
+        move |window| prepare(&preparer, window),
+        move |(id, prepared)| {
+            let pipeline = pipeline.clone();
+            async move { process_prepared(&pipeline, id, prepared, via, &mut |_| ()).await }
+        },
+    )
     .await
+}
+
+/// Ingests `messages` together, so their findings share read sessions; each comes back with
+/// its ID.
+pub(crate) fn prepare(pipeline: &Pipeline, messages: Vec<QueueMessage>) -> Vec<(String, Prepared)> {
+    let (ids, bodies): (Vec<String>, Vec<Vec<u8>>) =
+        messages.into_iter().map(|m| (m.id, m.body)).unzip();
+    ids.into_iter().zip(pipeline.prepare(bodies)).collect()
 }
 
 /// How a batch's messages are started: how many at once, and after which moment none is.
@@ -99,24 +122,29 @@ struct Slots {
     cutoff: Option<Instant>,
 }
 
-/// Runs `process` on each message under `slots`, one result per message in the order given. A
+/// Runs `process` on each message under `slots`, one result per message in the order given.
+/// Messages are handed to `prepare` a window at a time, just before the first of them starts. A
 /// message whose processing ended abnormally (a panic) before its record was written comes back
 /// as a retry.
-async fn collect_batch<P, F>(
+async fn collect_batch<T, W, P, F>(
     messages: Vec<QueueMessage>,
     slots: Slots,
+    prepare: W,
     process: P,
 ) -> Vec<MessageResult>
 where
-    P: Fn(QueueMessage) -> F + Send + Sync + 'static,
+    T: Send + 'static,
+    W: FnMut(Vec<QueueMessage>) -> Vec<T> + Send + 'static,
+    P: Fn(T) -> F + Send + Sync + 'static,
     F: Future<Output = MessageResult> + Send + 'static,
 {
     // The loop that collects finished messages and starts the next runs as a task of the
     // runtime, not on the caller's thread: `block_on` (Lambda's handler, a bench) polls on a
     // thread outside the runtime's workers, and every message that ends would wake it with a
     // futex call and a context switch.
-    let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
-    let results = match tokio::spawn(run_batch(messages, slots, process)).await {
+    let ids: Arc<[String]> = messages.iter().map(|m| m.id.clone()).collect();
+    let batch = run_batch(messages, ids.clone(), slots, prepare, process);
+    let results = match tokio::spawn(batch).await {
         Ok(results) => results,
         Err(e) => {
             tracing::error!("a batch ended abnormally: {e}");
@@ -125,10 +153,10 @@ where
     };
     results
         .into_iter()
-        .zip(ids)
+        .zip(ids.iter())
         .map(|(r, id)| {
             r.unwrap_or_else(|| {
-                MessageResult::abandoned(id, ENDED_ABNORMALLY.into(), Duration::ZERO)
+                MessageResult::abandoned(id.clone(), ENDED_ABNORMALLY.into(), Duration::ZERO)
             })
         })
         .collect()
@@ -138,13 +166,17 @@ where
 const ENDED_ABNORMALLY: &str = "processing ended abnormally before the audit record was written";
 
 /// Each message's result, in the order given; `None` where its task ended abnormally.
-async fn run_batch<P, F>(
+async fn run_batch<T, W, P, F>(
     messages: Vec<QueueMessage>,
+    ids: Arc<[String]>,
     slots: Slots,
+    mut prepare: W,
     process: P,
 ) -> Vec<Option<MessageResult>>
 where
-    P: Fn(QueueMessage) -> F + Send + Sync + 'static,
+    T: Send + 'static,
+    W: FnMut(Vec<QueueMessage>) -> Vec<T> + Send + 'static,
+    P: Fn(T) -> F + Send + Sync + 'static,
     F: Future<Output = MessageResult> + Send + 'static,
 {
     // A message's task is spawned only when a slot is free, not all up front behind a semaphore:
@@ -152,30 +184,39 @@ where
     // spawned at once held 170 MB of waiting tasks.
     let Slots { limit, cutoff } = slots;
     let mut results: Vec<Option<MessageResult>> = vec![None; messages.len()];
-    let mut pending = messages.into_iter().enumerate();
+    let mut unprepared = messages.into_iter();
+    let mut ready: std::collections::VecDeque<T> = Default::default();
+    let mut next = 0;
     let mut tasks = JoinSet::new();
-    let spawn_next =
-        |tasks: &mut JoinSet<(usize, MessageResult)>,
-         pending: &mut std::iter::Enumerate<std::vec::IntoIter<QueueMessage>>| {
-            let Some((index, message)) = pending.next() else {
+    let mut spawn_next = |tasks: &mut JoinSet<(usize, MessageResult)>| {
+        if ready.is_empty() {
+            let window: Vec<QueueMessage> = unprepared.by_ref().take(PREPARE_WINDOW).collect();
+            if window.is_empty() {
                 return false;
-            };
-            if cutoff.is_some_and(|c| Instant::now() >= c) {
-                let result = MessageResult::abandoned(
-                    message.id,
-                    NOT_STARTED_BEFORE_DEADLINE.into(),
-                    Duration::ZERO,
-                );
-                tasks.spawn(async move { (index, result) });
-                return true;
             }
-            let work = process(message);
-            tasks.spawn(async move { (index, work.await) });
-            true
+            ready.extend(prepare(window));
+        }
+        let Some(job) = ready.pop_front() else {
+            return false;
         };
-    while tasks.len() < limit && spawn_next(&mut tasks, &mut pending) {}
+        let index = next;
+        next += 1;
+        if cutoff.is_some_and(|c| Instant::now() >= c) {
+            let result = MessageResult::abandoned(
+                ids[index].clone(),
+                NOT_STARTED_BEFORE_DEADLINE.into(),
+                Duration::ZERO,
+            );
+            tasks.spawn(async move { (index, result) });
+            return true;
+        }
+        let work = process(job);
+        tasks.spawn(async move { (index, work.await) });
+        true
+    };
+    while tasks.len() < limit && spawn_next(&mut tasks) {}
     while let Some(joined) = tasks.join_next().await {
-        spawn_next(&mut tasks, &mut pending);
+        spawn_next(&mut tasks);
         match joined {
             Ok((index, result)) => results[index] = Some(result),
             // A panic inside one message must not take the batch down; the message comes back.
@@ -198,9 +239,14 @@ pub async fn process_message_observed(
     via: &'static str,
     observe: &mut (dyn FnMut(&AuditEntry) + Send),
 ) -> MessageResult {
-    let result = process_one(pipeline, message, via, observe).await;
-    log_settled(&result);
-    result
+    match pipeline.prepare(vec![message.body]).pop() {
+        Some(prepared) => process_prepared(pipeline, message.id, prepared, via, observe).await,
+        None => MessageResult::abandoned(
+            message.id,
+            "the message could not be prepared".into(),
+            Duration::ZERO,
+        ),
+    }
 }
 
 /// Processes one message that came `via` a queue or a topic, logs one line with its ID and
@@ -232,9 +278,24 @@ fn log_settled(result: &MessageResult) {
     }
 }
 
+/// Processes one prepared message that came `via` a queue or a topic, shows `observe` every
+/// record written for it, and logs one line with its ID and outcome.
+pub(crate) async fn process_prepared(
+    pipeline: &Pipeline,
+    id: String,
+    prepared: Prepared,
+    via: &'static str,
+    observe: &mut (dyn FnMut(&AuditEntry) + Send),
+) -> MessageResult {
+    let result = process_one(pipeline, id, prepared, via, observe).await;
+    log_settled(&result);
+    result
+}
+
 async fn process_one(
     pipeline: &Pipeline,
-    message: QueueMessage,
+    id: String,
+    prepared: Prepared,
     via: &'static str,
     observe: &mut (dyn FnMut(&AuditEntry) + Send),
 ) -> MessageResult {
@@ -245,21 +306,19 @@ async fn process_one(
     };
     let delivery = crate::audit::DeliveryInfo {
         via: via.to_string(),
-        message_id: message.id.clone(),
+        message_id: id.clone(),
     };
-    let processed = match pipeline
-        .process_delivery(&message.body, options, Some(&delivery))
-        .await
-    {
-        Ok(p) => p,
-        Err(e) => {
-            return MessageResult::abandoned(
-                message.id,
-                format!("the audit record could not be written: {e:#}"),
-                started.elapsed(),
-            )
-        }
-    };
+    let mut processed = Vec::new();
+    let outcome = pipeline
+        .process_prepared_each(prepared, options, Some(&delivery), |p| processed.push(p))
+        .await;
+    if let Err(e) = outcome {
+        return MessageResult::abandoned(
+            id,
+            format!("the audit record could not be written: {e:#}"),
+            started.elapsed(),
+        );
+    }
     let retryable: Vec<String> = processed
         .iter()
         .filter(|p| p.entry.retryable)
@@ -272,7 +331,7 @@ async fn process_one(
         })
         .collect();
     let mut result = MessageResult {
-        id: message.id,
+        id,
         disposition: if retryable.is_empty() {
             Disposition::Ack
         } else {
@@ -330,12 +389,17 @@ mod tests {
             limit: 2,
             cutoff: None,
         };
-        let results = collect_batch(messages(6), slots, |message| async move {
-            if message.id == "m1" {
-                panic!("a bug in one message's processing");
-            }
-            acknowledged(message.id)
-        })
+        let results = collect_batch(
+            messages(6),
+            slots,
+            |w| w,
+            |message| async move {
+                if message.id == "m1" {
+                    panic!("a bug in one message's processing");
+                }
+                acknowledged(message.id)
+            },
+        )
         .await;
         let ids: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["m0", "m1", "m2", "m3", "m4", "m5"]);
@@ -380,9 +444,12 @@ mod tests {
             limit: 4,
             cutoff: Some(Instant::now()),
         };
-        let results = collect_batch(messages(3), slots, |message| async move {
-            panic!("{} was started after the cutoff", message.id)
-        })
+        let results = collect_batch(
+            messages(3),
+            slots,
+            |w| w,
+            |message| async move { panic!("{} was started after the cutoff", message.id) },
+        )
         .await;
         assert!(results.iter().all(|r| r.disposition
             == Disposition::Retry {

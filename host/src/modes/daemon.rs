@@ -16,10 +16,10 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::batch::{process_message_observed, Disposition, QueueMessage};
+use super::batch::{prepare, process_prepared, Disposition, QueueMessage};
 use crate::aws::{describe_aws_error, to_aws_error};
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, Redelivery};
+use crate::pipeline::{Pipeline, Prepared, Redelivery};
 
 /// How soon a copy of an in-flight finding comes back.
 const IN_FLIGHT_COPY_DELAY_SECS: i32 = 5;
@@ -250,6 +250,9 @@ pub async fn run(
             }
             continue;
         }
+        // Taken first, then prepared together: the findings of one receive share read
+        // sessions (see `Pipeline::prepare`).
+        let mut taken = Vec::new();
         for message in messages {
             let (Some(id), Some(receipt)) = (message.message_id, message.receipt_handle) else {
                 tracing::warn!("the queue returned a message without an ID or receipt handle");
@@ -262,16 +265,24 @@ pub async fn run(
             };
             report.received += 1;
             lock(&held).insert(id.clone(), receipt.clone());
+            let body = message.body.unwrap_or_default().into_bytes();
+            taken.push((QueueMessage { id, body }, receipt, permit));
+        }
+        let (messages, rest): (Vec<QueueMessage>, Vec<_>) = taken
+            .into_iter()
+            .map(|(message, receipt, permit)| (message, (receipt, permit)))
+            .unzip();
+        for ((id, prepared), (receipt, permit)) in
+            prepare(&pipeline, messages).into_iter().zip(rest)
+        {
             let job = MessageJob {
                 pipeline: pipeline.clone(),
                 sqs: sqs.clone(),
                 queue_url: options.queue_url.clone(),
                 held: held.clone(),
                 metrics: metrics.clone(),
-                message: QueueMessage {
-                    id: id.clone(),
-                    body: message.body.unwrap_or_default().into_bytes(),
-                },
+                id: id.clone(),
+                prepared,
                 receipt,
             };
             let workers = workers.clone();
@@ -358,17 +369,22 @@ struct MessageJob {
     queue_url: String,
     held: Held,
     metrics: Arc<Metrics>,
-    message: QueueMessage,
+    id: String,
+    prepared: Prepared,
     receipt: String,
 }
 
 impl MessageJob {
     async fn run(self) -> Settled {
-        let id = self.message.id.clone();
+        let id = self.id.clone();
         let metrics = &self.metrics;
-        let result = process_message_observed(&self.pipeline, self.message, "sqs", &mut |record| {
-            metrics.observe_record(record)
-        })
+        let result = process_prepared(
+            &self.pipeline,
+            self.id,
+            self.prepared,
+            "sqs",
+            &mut |record| metrics.observe_record(record),
+        )
         .await;
         metrics.observe_message(&result);
         // From here on the extender must leave it alone: it is either deleted or left to time out.

@@ -19,7 +19,7 @@ use aws_lambda_events::event::sqs::SqsBatchResponse;
 use serde_json::Value;
 
 use super::batch::{
-    process_batch_until, process_message_via, Disposition, MessageResult, QueueMessage,
+    prepare, process_batch_until, process_prepared, Disposition, MessageResult, QueueMessage,
 };
 use crate::audit_sink::S3AuditSink;
 use crate::pipeline::Pipeline;
@@ -249,8 +249,18 @@ async fn fifo_batch(
 ) -> Vec<MessageResult> {
     let mut stopped: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut results = Vec::with_capacity(records.len());
-    for r in records {
-        let group = r.group.clone().unwrap_or_default();
+    let (groups, messages): (Vec<String>, Vec<QueueMessage>) = records
+        .into_iter()
+        .map(|r| {
+            let message = QueueMessage {
+                id: r.id,
+                body: r.body,
+            };
+            (r.group.unwrap_or_default(), message)
+        })
+        .unzip();
+    // One after another, but prepared together: their findings share read sessions.
+    for (group, (id, prepared)) in groups.into_iter().zip(prepare(pipeline, messages)) {
         let late = budget.cutoff.is_some_and(|c| Instant::now() >= c);
         if stopped.contains(&group) || late {
             let reason = if late {
@@ -259,22 +269,10 @@ async fn fifo_batch(
                 "not started: an earlier message of its FIFO group must be retried first"
             };
             stopped.insert(group);
-            results.push(MessageResult::abandoned(
-                r.id,
-                reason.into(),
-                Duration::ZERO,
-            ));
+            results.push(MessageResult::abandoned(id, reason.into(), Duration::ZERO));
             continue;
         }
-        let result = process_message_via(
-            pipeline,
-            QueueMessage {
-                id: r.id,
-                body: r.body,
-            },
-            "sqs",
-        )
-        .await;
+        let result = process_prepared(pipeline, id, prepared, "sqs", &mut |_| ()).await;
         if matches!(result.disposition, Disposition::Retry { .. }) {
             stopped.insert(group);
         }

@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::approval::{ApprovalMessage, ApprovalRequest, Pending, NOT_OVERRIDABLE};
 use crate::audit::{
-    sha256_hex, AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
+    AuditEntry, AuditLog, AuditWriter, DeliveryInfo, RecordLink, SealedRecord, Status,
 };
 use crate::capabilities::{
     AwsError, Binding, BoxFuture, Capabilities, FixerError, Phase, Plan, PlannedCall, TagRead,
@@ -27,7 +27,7 @@ use crate::credentials::{
 };
 use crate::finding::Finding;
 use crate::idempotency::{self, Claim, Ledger};
-use crate::ingest::{self, IngestConfig, IngestOutcome, Ingested};
+use crate::ingest::{IngestConfig, IngestOutcome, Ingested};
 use crate::kinds::VerifyMode;
 use crate::notify::{Notice, Notifier, Trigger};
 use crate::policy::metadata::{Metadata, TagReadMode};
@@ -59,6 +59,7 @@ mod undo;
 pub use builder::PipelineBuilder;
 pub use drift::FixHeld;
 pub use effect::{Effect, Origin};
+pub use read_groups::Prepared;
 
 /// Binds capability backends to a finding's resource, through a session limited by one phase's
 /// policy (AWS in production: an assumed role with that session policy). `on_behalf` says whom
@@ -391,11 +392,34 @@ impl Pipeline {
         payload: &[u8],
         options: ProcessOptions,
         delivery: Option<&DeliveryInfo>,
+        each: impl FnMut(Processed),
+    ) -> Result<()> {
+        let Some(prepared) = self.prepare(vec![payload.to_vec()]).pop() else {
+            return Ok(());
+        };
+        self.process_prepared_each(prepared, options, delivery, each)
+            .await
+    }
+
+    /// [`Pipeline::process_delivery_each`] for a payload [`Pipeline::prepare`]d with the
+    /// others of its batch, whose findings share read sessions with theirs.
+    pub async fn process_prepared_each(
+        &self,
+        prepared: Prepared,
+        options: ProcessOptions,
+        delivery: Option<&DeliveryInfo>,
         mut each: impl FnMut(Processed),
     ) -> Result<()> {
-        let payload_sha256 = sha256_hex(payload);
-        let items = ingest::ingest(payload, &self.config.ingest);
-        let groups = self.read_groups(&payload_sha256, &items);
+        let Prepared {
+            payload,
+            payload_sha256,
+            items,
+            groups,
+        } = prepared;
+        // Raised again here, inside the message's task, so a bug in ingest costs this message
+        // (retried) and not the batch or the daemon that prepared it.
+        let items = items.unwrap_or_else(|panic| panic!("ingest panicked: {panic}"));
+        let payload = payload.as_slice();
         let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
         let runs = items.into_iter().enumerate().map(|(index, item)| {
             let group = groups.get(&index).cloned();
