@@ -3,11 +3,14 @@
 //! it bounds the rate; its share is reported as the CPU time the moto process used over the wall
 //! time of the drain (100% means one core busy in moto the whole time).
 //!
-//! Two workloads:
+//! Three workloads:
 //! - `skipped at triage`: findings for an account that is not allowlisted, so the only AWS
 //!   calls are the queue's own (receive, delete);
 //! - `already compliant`: findings for a bucket that is already fixed, through the S3 fixer:
-//!   AssumeRole (cached per session policy), reads, verify, plus the queue calls.
+//!   AssumeRole (cached per session policy), reads, verify, plus the queue calls;
+//! - `remediated`: one finding a message, each about a public bucket of its own, which the S3
+//!   fixer fixes: the findings of one receive share a read session, and each fix has its own
+//!   write session. The line says how many AssumeRole calls each finding cost.
 //!
 //! Run: `./scripts/bench.sh queue_drain` (starts moto; needs SALVE_MOTO_ENDPOINT and
 //! SALVE_MOTO_PID otherwise).
@@ -65,7 +68,7 @@ async fn drain(
     endpoint: &str,
     moto_pid: &str,
     account: &str,
-    bucket: &str,
+    bucket_of: impl Fn(usize) -> String,
     expected: Status,
 ) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -88,7 +91,7 @@ async fn drain(
             .map(|i| {
                 SendMessageBatchRequestEntry::builder()
                     .id(format!("m{i}"))
-                    .message_body(wiz(*i, account, bucket))
+                    .message_body(wiz(*i, account, &bucket_of(*i)))
                     .build()
                     .expect("entry")
             })
@@ -107,14 +110,14 @@ async fn drain(
         &root,
     )
     .expect("config");
-    let backends = AwsBackends::from_config(
+    let backends = Arc::new(AwsBackends::from_config(
         sdk.clone(),
         AwsOptions {
             endpoint_url: Some(endpoint.to_string()),
         },
         "bench",
         config.account_roles(),
-    );
+    ));
     let audit =
         std::env::temp_dir().join(format!("salve-bench-drain-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&audit);
@@ -122,7 +125,7 @@ async fn drain(
         .cache_dir(Some(std::env::temp_dir().join("salve-bench-fixer-cache")))
         .fixer_dir(&root.join("build/fixers"))
         .audit_log(AuditLog::open(&audit).expect("audit log"))
-        .build(Box::new(backends))
+        .build(Box::new(backends.clone()))
         .expect("pipeline");
     let metrics = Arc::new(Metrics::default());
     let options = DaemonOptions {
@@ -156,11 +159,12 @@ async fn drain(
     let own = cpu_seconds("self") - own_before;
     assert_eq!(metrics.findings(expected), findings() as u64);
     println!(
-        "{name:<20} {} findings in {wall:.2} s = {:>6.0} findings/s   moto CPU {:>4.0}% of wall   salve CPU {:>4.0}% of wall",
+        "{name:<20} {} findings in {wall:.2} s = {:>6.0} findings/s   moto CPU {:>4.0}% of wall   salve CPU {:>4.0}% of wall   AssumeRole/finding {:.2}",
         findings(),
         findings() as f64 / wall,
         100.0 * moto / wall,
-        100.0 * own / wall
+        100.0 * own / wall,
+        backends.assumer().sts_calls() as f64 / findings() as f64
     );
     let _ = sqs.delete_queue().queue_url(&queue).send().await;
     let _ = std::fs::remove_file(&audit);
@@ -210,7 +214,7 @@ fn main() {
             &endpoint,
             &moto_pid,
             "999999999999",
-            &bucket,
+            |_| bucket.clone(),
             Status::Skipped,
         )
         .await;
@@ -220,8 +224,26 @@ fn main() {
             &endpoint,
             &moto_pid,
             "123456789012",
-            &bucket,
+            |_| bucket.clone(),
             Status::AlreadyCompliant,
+        )
+        .await;
+        let public = |i: usize| format!("bench-public-{}-{i}", std::process::id());
+        for i in 0..findings() {
+            s3.create_bucket()
+                .bucket(public(i))
+                .send()
+                .await
+                .expect("bucket");
+        }
+        drain(
+            "remediated",
+            &sdk,
+            &endpoint,
+            &moto_pid,
+            "123456789012",
+            public,
+            Status::Remediated,
         )
         .await;
     });
