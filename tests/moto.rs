@@ -608,19 +608,7 @@ async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
         records[..6].iter().map(|r| &r["sessions"][0]).collect();
     let name = read_sessions[0]["session_name"].as_str().unwrap();
     assert!(name.starts_with("salve-read-"), "{name}");
-    let mut listed: Vec<&str> = read_sessions[0]["policy"]["Statement"][0]["Resource"]
-        .as_array()
-        .expect("a list of resources")
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    listed.sort_unstable();
-    let mut expected: Vec<String> = buckets
-        .iter()
-        .map(|b| format!("arn:aws:s3:::{b}"))
-        .collect();
-    expected.sort_unstable();
-    assert_eq!(listed, expected);
+    common::assert_lists_exactly(&read_sessions[0]["policy"], &buckets);
     for s in &read_sessions {
         assert_eq!(s["phase"], "read");
         assert_eq!(s["session_name"], name);
@@ -710,19 +698,7 @@ async fn a_queue_batchs_messages_share_one_read_session() {
         assert_eq!(r["sessions"][0]["session_name"], name, "{r}");
         assert_eq!(r["delivery"]["via"], "sqs", "{r}");
     }
-    let mut listed: Vec<&str> = read["policy"]["Statement"][0]["Resource"]
-        .as_array()
-        .expect("a list of resources")
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    listed.sort_unstable();
-    let mut expected: Vec<String> = buckets
-        .iter()
-        .map(|b| format!("arn:aws:s3:::{b}"))
-        .collect();
-    expected.sort_unstable();
-    assert_eq!(listed, expected, "exactly the batch's own buckets");
+    common::assert_lists_exactly(&read["policy"], &buckets);
     assert_eq!(
         backends.assumer().sts_calls(),
         5,

@@ -483,19 +483,7 @@ async fn the_findings_of_one_receive_share_a_read_session() {
         })
         .collect();
     assert_eq!(read_sessions.len(), 1, "{read_sessions:?}");
-    let mut listed: Vec<&str> = all[0]["sessions"][0]["policy"]["Statement"][0]["Resource"]
-        .as_array()
-        .expect("a list of resources")
-        .iter()
-        .map(|a| a.as_str().unwrap())
-        .collect();
-    listed.sort_unstable();
-    let mut expected: Vec<String> = buckets
-        .iter()
-        .map(|b| format!("arn:aws:s3:::{b}"))
-        .collect();
-    expected.sort_unstable();
-    assert_eq!(listed, expected);
+    assert_lists_exactly(&all[0]["sessions"][0]["policy"], &buckets);
     let writes: std::collections::BTreeSet<&str> = all
         .iter()
         .map(|r| r["sessions"][1]["session_name"].as_str().unwrap())

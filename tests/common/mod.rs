@@ -456,6 +456,24 @@ pub async fn moto_buckets(s3: &aws_sdk_s3::Client, prefix: &str, n: usize) -> Ve
     buckets
 }
 
+/// Asserts that a shared read session's policy (a record's `sessions[].policy`) lists exactly
+/// `buckets`, in any order.
+pub fn assert_lists_exactly(policy: &serde_json::Value, buckets: &[String]) {
+    let mut listed: Vec<&str> = policy["Statement"][0]["Resource"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of resources: {policy}"))
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default())
+        .collect();
+    listed.sort_unstable();
+    let mut expected: Vec<String> = buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}"))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "exactly these buckets");
+}
+
 pub async fn s3() -> aws_sdk_s3::Client {
     salve::aws::s3_client(&sdk_config().await, true)
 }
