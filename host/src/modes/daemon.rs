@@ -55,6 +55,18 @@ impl Default for DaemonOptions {
     }
 }
 
+/// How many free in-flight slots the daemon waits for before it receives again. With the
+/// window full, receiving whenever one message settles would take one message a receive: a
+/// ReceiveMessage each, and a finding with no one to share a read session with. So it waits for
+/// a full SQS batch (10), but only as long as the messages it still holds beyond the running
+/// ones keep every worker busy meanwhile.
+fn receive_batch(options: &DaemonOptions) -> usize {
+    options
+        .max_in_flight
+        .saturating_sub(options.max_concurrency)
+        .clamp(1, 10)
+}
+
 /// What a run did, for the log line at exit.
 #[derive(Debug, Default, Clone)]
 pub struct DaemonReport {
@@ -161,11 +173,14 @@ pub async fn run(
         }
         metrics.set_in_flight(options.max_in_flight.max(1) - in_flight.available_permits());
         let free = in_flight.available_permits();
-        if free == 0 {
-            // Wait for one message to settle before asking for more.
+        let batch = receive_batch(&options);
+        if free < batch {
+            // Wait until that many have settled (not for one: with some free, that would
+            // return at once and spin).
+            let room = in_flight.clone().acquire_many_owned(batch as u32);
             tokio::select! {
                 _ = &mut shutdown => break,
-                permit = in_flight.clone().acquire_owned() => { drop(permit); continue; }
+                permits = room => { drop(permits); continue; }
             }
         }
         let receive = sqs
@@ -604,4 +619,29 @@ async fn queue_visibility_timeout(sqs: &SqsClient, queue_url: &str) -> Result<Du
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(30);
     Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_waits_for_a_full_receive_only_while_held_messages_keep_the_workers_busy() {
+        let batch = |max_in_flight, max_concurrency| {
+            receive_batch(&DaemonOptions {
+                max_in_flight,
+                max_concurrency,
+                ..DaemonOptions::default()
+            })
+        };
+        assert_eq!(batch(64, 8), 10, "the defaults: a full SQS batch");
+        assert_eq!(batch(12, 8), 4, "four held beyond the eight running");
+        assert_eq!(
+            batch(8, 8),
+            1,
+            "nothing held beyond the running: as soon as one settles"
+        );
+        assert_eq!(batch(1, 8), 1);
+        assert_eq!(batch(0, 0), 1);
+    }
 }
