@@ -226,37 +226,19 @@ where
     results
 }
 
-/// Processes one message; the queue-facing half of the pipeline.
+/// Processes one message from a queue on its own (a dead-letter replay): the queue-facing half
+/// of the pipeline. It logs one line with its ID and outcome, and names it in every record.
 pub async fn process_message(pipeline: &Pipeline, message: QueueMessage) -> MessageResult {
-    process_message_via(pipeline, message, "sqs").await
-}
-
-/// [`process_message_via`], showing `observe` every record written for the message before it is
-/// dropped (the daemon's metrics read them).
-pub async fn process_message_observed(
-    pipeline: &Pipeline,
-    message: QueueMessage,
-    via: &'static str,
-    observe: &mut (dyn FnMut(&AuditEntry) + Send),
-) -> MessageResult {
     match pipeline.prepare(vec![message.body]).pop() {
-        Some(prepared) => process_prepared(pipeline, message.id, prepared, via, observe).await,
+        Some(prepared) => {
+            process_prepared(pipeline, message.id, prepared, "sqs", &mut |_| ()).await
+        }
         None => MessageResult::abandoned(
             message.id,
             "the message could not be prepared".into(),
             Duration::ZERO,
         ),
     }
-}
-
-/// Processes one message that came `via` a queue or a topic, logs one line with its ID and
-/// outcome, and names it in every record it produces.
-pub async fn process_message_via(
-    pipeline: &Pipeline,
-    message: QueueMessage,
-    via: &'static str,
-) -> MessageResult {
-    process_message_observed(pipeline, message, via, &mut |_| ()).await
 }
 
 fn log_settled(result: &MessageResult) {
