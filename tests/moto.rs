@@ -754,13 +754,7 @@ async fn shared_read_sessions_stay_within_the_session_policy_limit() {
             listed.push(arn.as_str().unwrap().to_string());
         }
     }
-    listed.sort_unstable();
-    let mut expected: Vec<String> = buckets
-        .iter()
-        .map(|b| format!("arn:aws:s3:::{b}"))
-        .collect();
-    expected.sort_unstable();
-    assert_eq!(listed, expected);
+    common::assert_same_buckets(listed, &buckets);
     assert_eq!(backends.assumer().sts_calls(), sessions.len());
     // Nothing changed: a dry run plans.
     assert_eq!(common::public_access_block(&s3, &buckets[0]).await, None);

@@ -459,12 +459,18 @@ pub async fn moto_buckets(s3: &aws_sdk_s3::Client, prefix: &str, n: usize) -> Ve
 /// Asserts that a shared read session's policy (a record's `sessions[].policy`) lists exactly
 /// `buckets`, in any order.
 pub fn assert_lists_exactly(policy: &serde_json::Value, buckets: &[String]) {
-    let mut listed: Vec<&str> = policy["Statement"][0]["Resource"]
+    let listed: Vec<&str> = policy["Statement"][0]["Resource"]
         .as_array()
         .unwrap_or_else(|| panic!("a list of resources: {policy}"))
         .iter()
         .map(|a| a.as_str().unwrap_or_default())
         .collect();
+    assert_same_buckets(listed, buckets);
+}
+
+/// Asserts that `arns` are exactly the ARNs of `buckets`, in any order.
+pub fn assert_same_buckets<S: AsRef<str>>(arns: Vec<S>, buckets: &[String]) {
+    let mut listed: Vec<&str> = arns.iter().map(AsRef::as_ref).collect();
     listed.sort_unstable();
     let mut expected: Vec<String> = buckets
         .iter()

@@ -269,18 +269,6 @@ pub(crate) async fn process_prepared(
     via: &'static str,
     observe: &mut (dyn FnMut(&AuditEntry) + Send),
 ) -> MessageResult {
-    let result = process_one(pipeline, id, prepared, via, observe).await;
-    log_settled(&result);
-    result
-}
-
-async fn process_one(
-    pipeline: &Pipeline,
-    id: String,
-    prepared: Prepared,
-    via: &'static str,
-    observe: &mut (dyn FnMut(&AuditEntry) + Send),
-) -> MessageResult {
     let started = Instant::now();
     let options = ProcessOptions {
         origin: Origin::Queue,
@@ -294,13 +282,26 @@ async fn process_one(
     let outcome = pipeline
         .process_prepared_each(prepared, options, Some(&delivery), |p| processed.push(p))
         .await;
-    if let Err(e) = outcome {
-        return MessageResult::abandoned(
+    let result = match outcome {
+        Ok(()) => settle(id, processed, started, observe),
+        Err(e) => MessageResult::abandoned(
             id,
             format!("the audit record could not be written: {e:#}"),
             started.elapsed(),
-        );
-    }
+        ),
+    };
+    log_settled(&result);
+    result
+}
+
+/// A message whose every record is durable: acknowledged, unless a finding in it failed in a
+/// way a retry can help.
+fn settle(
+    id: String,
+    processed: Vec<crate::pipeline::Processed>,
+    started: Instant,
+    observe: &mut (dyn FnMut(&AuditEntry) + Send),
+) -> MessageResult {
     let retryable: Vec<String> = processed
         .iter()
         .filter(|p| p.entry.retryable)
