@@ -15,7 +15,9 @@ start_moto() {
   ensure_moto
   local port
   port="$("$salve_root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  "$salve_root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/salve-moto-$port.log" 2>&1 &
+  # One line per request served: the queue_drain bench counts its S3 calls from it.
+  export SALVE_MOTO_LOG="${TMPDIR:-/tmp}/salve-moto-$port.log"
+  "$salve_root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$SALVE_MOTO_LOG" 2>&1 &
   export SALVE_MOTO_PID=$!
   trap 'kill "$SALVE_MOTO_PID" 2>/dev/null || true' EXIT
   export SALVE_MOTO_ENDPOINT="http://127.0.0.1:$port"
@@ -26,7 +28,7 @@ start_moto() {
     fi
     sleep 0.2
   done
-  echo "moto server did not start; see ${TMPDIR:-/tmp}/salve-moto-$port.log" >&2
+  echo "moto server did not start; see $SALVE_MOTO_LOG" >&2
   return 1
 }
 

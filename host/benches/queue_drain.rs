@@ -10,7 +10,10 @@
 //!   AssumeRole (cached per session policy), reads, verify, plus the queue calls;
 //! - `remediated`: one finding a message, each about a public bucket of its own, which the S3
 //!   fixer fixes: the findings of one receive share a read session, and each fix has its own
-//!   write session. The line says how many AssumeRole calls each finding cost.
+//!   write session.
+//!
+//! Each line says how many AssumeRole calls each finding cost, and, from moto's request log
+//! (`SALVE_MOTO_LOG`, which scripts/moto.sh sets), how many S3 calls.
 //!
 //! Run: `./scripts/bench.sh queue_drain` (starts moto; needs SALVE_MOTO_ENDPOINT and
 //! SALVE_MOTO_PID otherwise).
@@ -49,6 +52,15 @@ fn cpu_seconds(pid: &str) -> f64 {
     ticks / 100.0
 }
 
+/// The S3 requests moto's log (`SALVE_MOTO_LOG`, set by scripts/moto.sh) shows for buckets whose
+/// name starts with `prefix` (path-style, so the bucket is the path's first segment); `None`
+/// without the log.
+fn s3_requests(prefix: &str) -> Option<usize> {
+    let log = std::fs::read_to_string(std::env::var("SALVE_MOTO_LOG").ok()?).ok()?;
+    let marker = format!(" /{prefix}");
+    Some(log.lines().filter(|l| l.contains(&marker)).count())
+}
+
 fn wiz(i: usize, account: &str, bucket: &str) -> String {
     serde_json::json!({
         "trigger": {"source": "CLOUD_EVENTS", "type": "Created", "ruleId": "bench", "ruleName": "salve"},
@@ -68,7 +80,7 @@ async fn drain(
     endpoint: &str,
     moto_pid: &str,
     account: &str,
-    bucket_of: impl Fn(usize) -> String,
+    (bucket_prefix, bucket_of): (&str, impl Fn(usize) -> String),
     expected: Status,
 ) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -143,6 +155,7 @@ async fn drain(
         }
     };
     let (moto_before, own_before) = (cpu_seconds(moto_pid), cpu_seconds("self"));
+    let s3_before = s3_requests(bucket_prefix);
     let started = Instant::now();
     daemon::run(
         Arc::new(pipeline),
@@ -158,8 +171,17 @@ async fn drain(
     let moto = cpu_seconds(moto_pid) - moto_before;
     let own = cpu_seconds("self") - own_before;
     assert_eq!(metrics.findings(expected), findings() as u64);
+    // moto writes a request's log line after answering it; give the last ones a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s3 = match (s3_before, s3_requests(bucket_prefix)) {
+        (Some(before), Some(after)) => format!(
+            "   S3 calls/finding {:.2}",
+            (after - before) as f64 / findings() as f64
+        ),
+        _ => String::new(),
+    };
     println!(
-        "{name:<20} {} findings in {wall:.2} s = {:>6.0} findings/s   moto CPU {:>4.0}% of wall   salve CPU {:>4.0}% of wall   AssumeRole/finding {:.2}",
+        "{name:<20} {} findings in {wall:.2} s = {:>6.0} findings/s   moto CPU {:>4.0}% of wall   salve CPU {:>4.0}% of wall   AssumeRole/finding {:.2}{s3}",
         findings(),
         findings() as f64 / wall,
         100.0 * moto / wall,
@@ -214,7 +236,7 @@ fn main() {
             &endpoint,
             &moto_pid,
             "999999999999",
-            |_| bucket.clone(),
+            (&bucket, |_| bucket.clone()),
             Status::Skipped,
         )
         .await;
@@ -224,11 +246,12 @@ fn main() {
             &endpoint,
             &moto_pid,
             "123456789012",
-            |_| bucket.clone(),
+            (&bucket, |_| bucket.clone()),
             Status::AlreadyCompliant,
         )
         .await;
-        let public = |i: usize| format!("bench-public-{}-{i}", std::process::id());
+        let public_prefix = format!("bench-public-{}-", std::process::id());
+        let public = |i: usize| format!("{public_prefix}{i}");
         for i in 0..findings() {
             s3.create_bucket()
                 .bucket(public(i))
@@ -242,7 +265,7 @@ fn main() {
             &endpoint,
             &moto_pid,
             "123456789012",
-            public,
+            (&public_prefix, public),
             Status::Remediated,
         )
         .await;
