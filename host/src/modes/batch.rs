@@ -229,16 +229,8 @@ where
 /// Processes one message from a queue on its own (a dead-letter replay): the queue-facing half
 /// of the pipeline. It logs one line with its ID and outcome, and names it in every record.
 pub async fn process_message(pipeline: &Pipeline, message: QueueMessage) -> MessageResult {
-    match pipeline.prepare(vec![message.body]).pop() {
-        Some(prepared) => {
-            process_prepared(pipeline, message.id, prepared, "sqs", &mut |_| ()).await
-        }
-        None => MessageResult::abandoned(
-            message.id,
-            "the message could not be prepared".into(),
-            Duration::ZERO,
-        ),
-    }
+    let prepared = pipeline.prepare_one(message.body);
+    process_prepared(pipeline, message.id, prepared, "sqs", &mut |_| ()).await
 }
 
 fn log_settled(result: &MessageResult) {

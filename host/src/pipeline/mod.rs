@@ -394,9 +394,7 @@ impl Pipeline {
         delivery: Option<&DeliveryInfo>,
         each: impl FnMut(Processed),
     ) -> Result<()> {
-        let Some(prepared) = self.prepare(vec![payload.to_vec()]).pop() else {
-            return Ok(());
-        };
+        let prepared = self.prepare_one(payload.to_vec());
         self.process_prepared_each(prepared, options, delivery, each)
             .await
     }

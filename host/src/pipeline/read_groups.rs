@@ -132,20 +132,37 @@ impl Pipeline {
     /// again when that payload runs, inside its task: that message is retried, as before, and
     /// the others run without sharing with it.
     pub fn prepare(&self, payloads: Vec<Vec<u8>>) -> Vec<Prepared> {
-        let mut prepared: Vec<Prepared> = payloads
-            .into_iter()
-            .map(|payload| Prepared {
-                payload_sha256: sha256_hex(&payload),
-                items: std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    ingest::ingest(&payload, &self.config.ingest)
-                }))
-                .map_err(|panic| panic_text(panic.as_ref())),
-                payload,
-                groups: HashMap::new(),
-            })
-            .collect();
+        let mut prepared: Vec<Prepared> = payloads.into_iter().map(|p| self.ingested(p)).collect();
+        self.group(&mut prepared);
+        prepared
+    }
+
+    /// [`Pipeline::prepare`] for one payload on its own (`salve process`, a dead-letter
+    /// replay): its findings share read sessions only with each other.
+    pub fn prepare_one(&self, payload: Vec<u8>) -> Prepared {
+        let mut one = [self.ingested(payload)];
+        self.group(&mut one);
+        let [prepared] = one;
+        prepared
+    }
+
+    /// A payload ingested, not yet grouped; a panic in ingest is kept to be raised in its task.
+    fn ingested(&self, payload: Vec<u8>) -> Prepared {
+        Prepared {
+            payload_sha256: sha256_hex(&payload),
+            items: std::panic::catch_unwind(AssertUnwindSafe(|| {
+                ingest::ingest(&payload, &self.config.ingest)
+            }))
+            .map_err(|panic| panic_text(panic.as_ref())),
+            payload,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Gives each of `prepared` the read groups its findings share with the others'.
+    fn group(&self, prepared: &mut [Prepared]) {
         // Named for the whole batch: one payload alone keeps the name it always had.
-        let seed = match prepared.as_slice() {
+        let seed = match &*prepared {
             [one] => one.payload_sha256.clone(),
             all => {
                 let mut h = Sha256::new();
@@ -174,7 +191,6 @@ impl Pipeline {
                 panic_text(panic.as_ref())
             ),
         }
-        prepared
     }
 
     /// The read group of each message (by payload, then index) that shares one; a finding
