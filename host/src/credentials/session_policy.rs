@@ -164,9 +164,10 @@ pub fn group_reads_tags_by_api(fixer: &LoadedFixer, mode: TagReadMode) -> bool {
     mode == TagReadMode::TaggingApi && fixer.resource_type.tags_cost_a_call()
 }
 
-/// A read session shared by a payload's findings (see `pipeline::read_groups`): the read
-/// policy on each of their resources, plus `tag:GetResources` on `*` when the group reads its
-/// tags in one Tagging API call (IAM has no resource-level permission for it).
+/// A read session shared by the findings of a payload or a queue batch (see
+/// `pipeline::read_groups`): the read policy on each of their resources, plus
+/// `tag:GetResources` on `*` when the group reads its tags in one Tagging API call (IAM has no
+/// resource-level permission for it).
 pub fn group_read_policy(
     fixer: &LoadedFixer,
     resource_arns: &[&str],

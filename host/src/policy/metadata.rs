@@ -31,7 +31,8 @@ impl Default for TagKeys {
 }
 
 /// How the host reads the tags of a resource whose describe does not carry them (an S3 bucket),
-/// when several findings of one payload share a read session (`[metadata] tag-read`).
+/// when several findings of one payload or queue batch share a read session (`[metadata]
+/// tag-read`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TagReadMode {
