@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, QueueAttributeName,
+};
 use aws_sdk_sqs::Client as SqsClient;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -23,6 +25,9 @@ use crate::pipeline::{Pipeline, Prepared, Redelivery};
 
 /// How soon a copy of an in-flight finding comes back.
 const IN_FLIGHT_COPY_DELAY_SECS: i32 = 5;
+
+/// How long shutdown waits for deletes already queued, past the workers' own grace.
+const DELETER_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -154,6 +159,16 @@ pub async fn run(
         held.clone(),
         visibility_secs,
     ));
+    // Bounded without a bound of its own: a worker holds its in-flight permit until its
+    // message is deleted.
+    let (deletions, deletions_queue) = mpsc::unbounded_channel();
+    let deleter = {
+        let (sqs, queue_url) = (sqs.clone(), options.queue_url.clone());
+        tokio::spawn(run_deleter(deletions_queue, move |receipts| {
+            let (sqs, queue_url) = (sqs.clone(), queue_url.clone());
+            async move { delete_batch(&sqs, &queue_url, receipts).await }
+        }))
+    };
     tracing::info!(queue_url = %options.queue_url, visibility_secs, "daemon started");
 
     // /healthz answers 503 the moment shutdown begins, not when the current long poll returns.
@@ -296,6 +311,7 @@ pub async fn run(
                 queue_url: options.queue_url.clone(),
                 held: held.clone(),
                 metrics: metrics.clone(),
+                deletions: deletions.clone(),
                 id: id.clone(),
                 prepared,
                 receipt,
@@ -345,6 +361,13 @@ pub async fn run(
         }
     }
     extender.abort();
+    // The deleter ends once every worker's sender is gone, after the deletes already queued.
+    drop(deletions);
+    if tokio::time::timeout(DELETER_GRACE, deleter).await.is_err() {
+        tracing::warn!(
+            "deleting settled messages did not finish within {DELETER_GRACE:?}; they come back after their visibility timeout and the ledger recognises them"
+        );
+    }
     // Whatever is still held was not settled: make it visible again now.
     let leftover: Vec<(String, String)> = lock(&held).drain().collect();
     if !leftover.is_empty() {
@@ -384,6 +407,7 @@ struct MessageJob {
     queue_url: String,
     held: Held,
     metrics: Arc<Metrics>,
+    deletions: mpsc::UnboundedSender<Deletion>,
     id: String,
     prepared: Prepared,
     receipt: String,
@@ -406,7 +430,17 @@ impl MessageJob {
         lock(&self.held).remove(&id);
         match result.disposition {
             Disposition::Ack => {
-                delete(&self.sqs, &self.queue_url, &id, &self.receipt).await;
+                let (done, deleted) = oneshot::channel();
+                let deletion = Deletion {
+                    id,
+                    receipt: self.receipt,
+                    _done: done,
+                };
+                // Either way it is handled: a deleter gone at shutdown leaves the message to come
+                // back after its visibility timeout, recognised by the ledger.
+                if self.deletions.send(deletion).is_ok() {
+                    let _ = deleted.await;
+                }
                 Settled::Acknowledged
             }
             Disposition::Retry { .. } => {
@@ -433,29 +467,121 @@ impl MessageJob {
     }
 }
 
-/// Deletes a settled message, with a few attempts. If every attempt fails the message comes back
-/// after its visibility timeout and the idempotency ledger recognises it, so nothing is redone.
-async fn delete(sqs: &SqsClient, queue_url: &str, id: &str, receipt: &str) {
-    for attempt in 1..=3u32 {
-        match sqs
-            .delete_message()
-            .queue_url(queue_url)
-            .receipt_handle(receipt)
-            .send()
-            .await
-        {
-            Ok(_) => return,
-            Err(e) => {
+/// A settled message for the deleter.
+struct Deletion {
+    id: String,
+    receipt: String,
+    /// Dropped once the deleter is done with the message, which is what the worker waits for.
+    _done: oneshot::Sender<()>,
+}
+
+/// One entry of a DeleteMessageBatch call that failed, by its index in the call.
+#[derive(Debug, Clone)]
+struct EntryFailure {
+    index: usize,
+    why: String,
+    /// SQS's fault (throttling, an internal error), not the request's: worth another try.
+    retry: bool,
+}
+
+/// What a DeleteMessageBatch call did: the entries that failed, or why the whole call failed.
+type BatchOutcome = Result<Vec<EntryFailure>, String>;
+
+const DELETE_ATTEMPTS: u32 = 3;
+
+/// Deletes the settled messages of every worker, one DeleteMessageBatch call at a time, each
+/// taking whatever settled while the call before it was out (at most 10). Under load that is a
+/// call for several messages instead of one each, and with one message waiting it goes at once:
+/// there is no timer. The cost is that a message's delete may wait for one call in flight.
+///
+/// One caller at a time also matters for moto server: its DeleteMessage rebuilds the queue's
+/// message list without a lock, so two deletes that overlap can bring one deleted message back
+/// (`scripts/moto-delete-race.sh` shows it). That message returned after its visibility timeout,
+/// and a `--drain` run waited for it (issue 18, target 9). SQS itself does not lose deletes.
+///
+/// A message whose delete fails for good comes back after its visibility timeout, and the
+/// idempotency ledger recognises it, so nothing is redone.
+async fn run_deleter<F, Fut>(mut queue: mpsc::UnboundedReceiver<Deletion>, delete_batch: F)
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: Future<Output = BatchOutcome>,
+{
+    let mut taken = Vec::with_capacity(10);
+    while queue.recv_many(&mut taken, 10).await > 0 {
+        let mut pending = std::mem::take(&mut taken);
+        for attempt in 1..=DELETE_ATTEMPTS {
+            let receipts = pending.iter().map(|d| d.receipt.clone()).collect();
+            let failures = match delete_batch(receipts).await {
+                Ok(failures) => failures,
+                Err(why) => (0..pending.len())
+                    .map(|index| EntryFailure {
+                        index,
+                        why: why.clone(),
+                        retry: true,
+                    })
+                    .collect(),
+            };
+            let mut again = Vec::new();
+            for failure in failures {
+                let Some(deletion) = pending.get_mut(failure.index) else {
+                    continue;
+                };
                 tracing::warn!(
-                    message_id = id,
+                    message_id = %deletion.id,
                     attempt,
                     "deleting a settled message failed: {}",
-                    queue_error(e)
+                    failure.why
                 );
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                if failure.retry && attempt < DELETE_ATTEMPTS {
+                    again.push(failure.index);
+                }
             }
+            if again.is_empty() {
+                break;
+            }
+            // Those not tried again (deleted, or refused for good) are done with.
+            pending = pending
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| again.contains(i))
+                .map(|(_, d)| d)
+                .collect();
+            // Holds up the messages settled meanwhile too; a failing SQS fails them as well.
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
         }
     }
+}
+
+/// One DeleteMessageBatch call; entry IDs are the receipts' indexes.
+async fn delete_batch(sqs: &SqsClient, queue_url: &str, receipts: Vec<String>) -> BatchOutcome {
+    let mut entries = Vec::with_capacity(receipts.len());
+    for (i, receipt) in receipts.into_iter().enumerate() {
+        let entry = DeleteMessageBatchRequestEntry::builder()
+            .id(format!("m{i}"))
+            .receipt_handle(receipt)
+            .build()
+            .map_err(|e| format!("building the DeleteMessageBatch request: {e}"))?;
+        entries.push(entry);
+    }
+    let out = sqs
+        .delete_message_batch()
+        .queue_url(queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .map_err(queue_error)?;
+    Ok(out
+        .failed
+        .into_iter()
+        .filter_map(|f| {
+            let index = f.id.strip_prefix('m')?.parse().ok()?;
+            Some(EntryFailure {
+                index,
+                why: format!("{}: {}", f.code, f.message.unwrap_or_default()),
+                retry: !f.sender_fault,
+            })
+        })
+        .collect())
 }
 
 /// `code: message (request ID …)` for a failed queue call.
@@ -643,5 +769,98 @@ mod tests {
         );
         assert_eq!(batch(1, 8), 1);
         assert_eq!(batch(0, 0), 1);
+    }
+
+    /// Queues `receipts` as settled messages; the receivers resolve once the deleter is done
+    /// with each.
+    fn settle(
+        queue: &mpsc::UnboundedSender<Deletion>,
+        receipts: &[&str],
+    ) -> Vec<oneshot::Receiver<()>> {
+        receipts
+            .iter()
+            .map(|r| {
+                let (done, handled) = oneshot::channel();
+                let deletion = Deletion {
+                    id: format!("id-{r}"),
+                    receipt: r.to_string(),
+                    _done: done,
+                };
+                assert!(queue.send(deletion).is_ok());
+                handled
+            })
+            .collect()
+    }
+
+    /// Runs the deleter over what is queued, with `answer` standing in for SQS; returns the
+    /// calls it made.
+    async fn deleter_calls(
+        receipts: &[&str],
+        answer: impl Fn(&[String]) -> BatchOutcome,
+    ) -> Vec<Vec<String>> {
+        let (queue, taken) = mpsc::unbounded_channel();
+        let handled = settle(&queue, receipts);
+        drop(queue);
+        let calls = Mutex::new(Vec::new());
+        run_deleter(taken, |receipts: Vec<String>| {
+            let outcome = answer(&receipts);
+            calls.lock().unwrap().push(receipts);
+            async move { outcome }
+        })
+        .await;
+        for h in handled {
+            assert!(h.await.is_err(), "every worker is told, by the drop");
+        }
+        calls.into_inner().unwrap()
+    }
+
+    #[tokio::test]
+    async fn settled_messages_go_out_in_batches_of_what_has_queued_up() {
+        let receipts: Vec<String> = (0..12).map(|i| format!("r{i}")).collect();
+        let receipts: Vec<&str> = receipts.iter().map(String::as_str).collect();
+        let calls = deleter_calls(&receipts, |_| Ok(vec![])).await;
+        let sizes: Vec<usize> = calls.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 2], "SQS takes at most 10 a call");
+        assert_eq!(calls.concat(), receipts, "each once, in order");
+    }
+
+    #[tokio::test]
+    async fn only_an_entry_sqs_failed_is_tried_again_and_a_refused_one_is_not() {
+        let calls = deleter_calls(&["ok", "throttled", "invalid"], |receipts| {
+            Ok(receipts
+                .iter()
+                .enumerate()
+                .filter_map(|(index, r)| match r.as_str() {
+                    "throttled" => Some(EntryFailure {
+                        index,
+                        why: "ThrottlingException".into(),
+                        retry: true,
+                    }),
+                    "invalid" => Some(EntryFailure {
+                        index,
+                        why: "ReceiptHandleIsInvalid".into(),
+                        retry: false,
+                    }),
+                    _ => None,
+                })
+                .collect())
+        })
+        .await;
+        assert_eq!(
+            calls,
+            [
+                vec!["ok", "throttled", "invalid"],
+                vec!["throttled"],
+                vec!["throttled"],
+            ],
+            "the throttled one alone, until the attempts run out"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_is_tried_again_then_left_to_the_visibility_timeout() {
+        let calls = deleter_calls(&["a", "b"], |_| Err("connection refused".into())).await;
+        assert_eq!(calls.len(), DELETE_ATTEMPTS as usize);
+        assert!(calls.iter().all(|c| c == &["a", "b"]));
     }
 }
