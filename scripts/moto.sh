@@ -17,7 +17,14 @@ start_moto() {
   port="$("$salve_root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   # One line per request served: the queue_drain bench counts its S3 calls from it.
   export SALVE_MOTO_LOG="${TMPDIR:-/tmp}/salve-moto-$port.log"
-  "$salve_root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$SALVE_MOTO_LOG" 2>&1 &
+  if [ -n "${SALVE_MOTO_SWITCH_INTERVAL:-}" ]; then
+    # How often Python may switch threads (default 5 ms). Shorter makes the interleavings of
+    # moto's unlocked request handlers, which a busy server hits now and then, frequent.
+    "$salve_root/.venv/bin/python" -c 'import sys; sys.setswitchinterval(float(sys.argv[1])); sys.argv = ["moto_server"] + sys.argv[2:]; from moto.server import main; main()' \
+      "$SALVE_MOTO_SWITCH_INTERVAL" -H 127.0.0.1 -p "$port" >"$SALVE_MOTO_LOG" 2>&1 &
+  else
+    "$salve_root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$SALVE_MOTO_LOG" 2>&1 &
+  fi
   export SALVE_MOTO_PID=$!
   trap 'kill "$SALVE_MOTO_PID" 2>/dev/null || true' EXIT
   export SALVE_MOTO_ENDPOINT="http://127.0.0.1:$port"
