@@ -915,3 +915,84 @@ async fn healthz_is_503_while_receives_keep_failing() {
     daemon.signal("-TERM");
     daemon.wait(Duration::from_secs(60)).await;
 }
+
+/// Settled messages are deleted by one caller, in batches: never two delete calls at once. Two
+/// at once is what loses deletes in moto server (`scripts/moto-delete-race.sh`), and a lost
+/// delete brought a message back after its visibility timeout and held up a drain (issue 18).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn settled_messages_are_deleted_in_batches_one_call_at_a_time() {
+    let dir = scratch("queue-delete-batches");
+    let q = queues("deletes", 30, 5).await;
+    let messages = 30;
+    // An account that is not allowlisted: skipped at triage, so each settles at once and the
+    // workers all want their deletes sent together.
+    let findings: Vec<String> = (0..messages)
+        .map(|i| {
+            wiz(
+                &format!("delete-{i}"),
+                &format!("arn:aws:s3:::delete-{i}"),
+                "BUCKET",
+                "S3.8",
+                "999999999999",
+            )
+        })
+        .collect();
+    publish(&q.topic, &findings).await;
+    // Each delete call is held up, so calls made at once would arrive within DELAY of each
+    // other; one caller's next call arrives only after the answer to the last.
+    const DELAY: Duration = Duration::from_millis(250);
+    let arrivals: Arc<std::sync::Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let proxy = CountingProxy::start(&endpoint()).await;
+    let seen = arrivals.clone();
+    proxy.set_fault(Some(Arc::new(move |s: &Seen| {
+        s.target.starts_with("AmazonSQS.DeleteMessage").then(|| {
+            seen.lock()
+                .unwrap()
+                .push((Instant::now(), s.target.clone()));
+            Injected::Delay(DELAY)
+        })
+    })));
+    let mut daemon = Daemon::start(
+        &dir,
+        &q.main,
+        &proxy.url,
+        &["--listen", "off", "--drain", "--max-concurrency", "8"],
+    );
+    let exit = daemon.wait(Duration::from_secs(120)).await;
+    let log = daemon.log();
+    assert_eq!(exit.code(), Some(0), "{log}");
+    let stopped: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "daemon stopped")
+        .unwrap_or_else(|| panic!("no exit summary in\n{log}"));
+    assert_eq!(
+        stopped["fields"]["received"], messages,
+        "none came back: {log}"
+    );
+    assert_eq!(stopped["fields"]["acknowledged"], messages, "{log}");
+    assert_eq!(depth(&q.main).await, 0);
+    let terminal = terminal_by_key(&records(&dir));
+    assert_eq!(terminal.len(), messages);
+    assert!(terminal.values().all(|t| t == &["skipped"]), "{terminal:?}");
+
+    let arrivals = arrivals.lock().unwrap().clone();
+    for pair in arrivals.windows(2) {
+        let gap = pair[1].0 - pair[0].0;
+        assert!(
+            gap >= DELAY,
+            "a delete call arrived {gap:?} after the one before, which was still held up for {DELAY:?}"
+        );
+    }
+    assert!(
+        arrivals
+            .iter()
+            .all(|(_, target)| target == "AmazonSQS.DeleteMessageBatch"),
+        "{arrivals:?}"
+    );
+    assert!(
+        arrivals.len() <= messages / 2,
+        "{} delete calls for {messages} messages: not batched",
+        arrivals.len()
+    );
+}
