@@ -12,17 +12,25 @@
 //!   fixer fixes: the findings of one receive share a read session, and each fix has its own
 //!   write session.
 //!
-//! Each line says how many AssumeRole calls each finding cost, and, from moto's request log
-//! (`SALVE_MOTO_LOG`, which scripts/moto.sh sets), how many S3 calls.
+//! Each line says how many AssumeRole calls each finding cost; from moto's request log
+//! (`SALVE_MOTO_LOG`, which scripts/moto.sh sets), how many S3 calls; how many SQS calls the
+//! daemon made, by operation; and how many messages the queue still held once every finding was
+//! acknowledged (deletes moto lost: see `scripts/moto-delete-race.sh`).
 //!
 //! Run: `./scripts/bench.sh queue_drain` (starts moto; needs SALVE_MOTO_ENDPOINT and
 //! SALVE_MOTO_PID otherwise).
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 use salve::audit::{AuditLog, Status};
 use salve::aws::{AwsBackends, AwsOptions};
 use salve::config::SalveConfig;
@@ -59,6 +67,66 @@ fn s3_requests(prefix: &str) -> Option<usize> {
     let log = std::fs::read_to_string(std::env::var("SALVE_MOTO_LOG").ok()?).ok()?;
     let marker = format!(" /{prefix}");
     Some(log.lines().filter(|l| l.contains(&marker)).count())
+}
+
+/// Every request in moto's log, whatever the service.
+fn all_requests() -> Option<usize> {
+    let log = std::fs::read_to_string(std::env::var("SALVE_MOTO_LOG").ok()?).ok()?;
+    // moto colours the lines of non-2xx answers, so the closing quote may not follow at once.
+    Some(log.lines().filter(|l| l.contains(" HTTP/1.1")).count())
+}
+
+/// `SALVE_BENCH_TAG_READ=tagging-api` runs the workloads with `[metadata] tag-read` set so.
+fn tag_read() -> String {
+    std::env::var("SALVE_BENCH_TAG_READ")
+        .map(|mode| format!("[metadata]\ntag-read = \"{mode}\"\n"))
+        .unwrap_or_default()
+}
+
+/// The daemon's SQS requests, by operation (each attempt of a retried call counts).
+#[derive(Debug, Clone, Default)]
+struct SqsCalls(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl Intercept for SqsCalls {
+    fn name(&self) -> &'static str {
+        "SqsCalls"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _bag: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // SQS's JSON protocol names the operation in this header: `AmazonSQS.DeleteMessageBatch`.
+        let target = context.request().headers().get("x-amz-target");
+        let operation = target.map_or("?", |t| t.rsplit('.').next().unwrap_or(t));
+        let mut calls = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *calls.entry(operation.to_string()).or_default() += 1;
+        Ok(())
+    }
+}
+
+impl SqsCalls {
+    fn total(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
+    /// `total/finding (Operation n, ...)`.
+    fn per_finding(&self, findings: usize) -> String {
+        let calls = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let total: u64 = calls.values().sum();
+        let each: Vec<String> = calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        format!(
+            "{:.2}/finding ({})",
+            total as f64 / findings as f64,
+            each.join(", ")
+        )
+    }
 }
 
 fn wiz(i: usize, account: &str, bucket: &str) -> String {
@@ -117,7 +185,7 @@ async fn drain(
     }
 
     let config = SalveConfig::parse(
-        "deployment = \"bench\"\n[accounts.\"123456789012\"]\nname = \"bench\"\nrole-arn = \"arn:aws:iam::123456789012:role/salve\"\n",
+        &format!("deployment = \"bench\"\n[accounts.\"123456789012\"]\nname = \"bench\"\nrole-arn = \"arn:aws:iam::123456789012:role/salve\"\n{}", tag_read()),
         "bench salve.toml",
         &root,
     )
@@ -140,6 +208,12 @@ async fn drain(
         .build(Box::new(backends.clone()))
         .expect("pipeline");
     let metrics = Arc::new(Metrics::default());
+    let sqs_calls = SqsCalls::default();
+    let counted = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(sdk)
+            .interceptor(sqs_calls.clone())
+            .build(),
+    );
     let options = DaemonOptions {
         queue_url: queue.clone(),
         max_in_flight: 64,
@@ -156,10 +230,11 @@ async fn drain(
     };
     let (moto_before, own_before) = (cpu_seconds(moto_pid), cpu_seconds("self"));
     let s3_before = s3_requests(bucket_prefix);
+    let all_before = all_requests();
     let started = Instant::now();
     daemon::run(
         Arc::new(pipeline),
-        sqs.clone(),
+        counted,
         options,
         metrics.clone(),
         Arc::new(Health::default()),
@@ -180,13 +255,41 @@ async fn drain(
         ),
         _ => String::new(),
     };
+    // Everything the drain asked moto for, less the queue's own calls: STS, S3, the Tagging API.
+    let sqs_total = sqs_calls.total();
+    let others = match (all_before, all_requests()) {
+        (Some(before), Some(after)) => format!(
+            "   AWS calls/finding besides SQS {:.2}",
+            (after.saturating_sub(before) as f64 - sqs_total as f64) / findings() as f64
+        ),
+        _ => String::new(),
+    };
+    // Every finding is acknowledged and its message deleted, so anything left is a lost delete.
+    let left = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .ok()
+        .and_then(|out| out.attributes)
+        .map(|a| {
+            a.values()
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>()
+                .to_string()
+        })
+        .unwrap_or_else(|| "?".into());
     println!(
-        "{name:<20} {} findings in {wall:.2} s = {:>6.0} findings/s   moto CPU {:>4.0}% of wall   salve CPU {:>4.0}% of wall   AssumeRole/finding {:.2}{s3}",
+        "{name:<20} {} findings in {wall:.2} s = {:>6.0} findings/s   moto CPU {:>4.0}% of wall   salve CPU {:>4.0}% of wall   AssumeRole/finding {:.2}{s3}{others}\n{:<20} SQS calls {}   left in the queue {left}",
         findings(),
         findings() as f64 / wall,
         100.0 * moto / wall,
         100.0 * own / wall,
-        backends.assumer().sts_calls() as f64 / findings() as f64
+        backends.assumer().sts_calls() as f64 / findings() as f64,
+        "",
+        sqs_calls.per_finding(findings()),
     );
     let _ = sqs.delete_queue().queue_url(&queue).send().await;
     let _ = std::fs::remove_file(&audit);
@@ -252,12 +355,30 @@ fn main() {
         .await;
         let public_prefix = format!("bench-public-{}-", std::process::id());
         let public = |i: usize| format!("{public_prefix}{i}");
+        // Tagged, as buckets in an account usually are: the Tagging API answers only for
+        // resources that have tags (`SALVE_BENCH_TAG_READ=tagging-api`).
+        let tags = aws_sdk_s3::types::Tagging::builder()
+            .tag_set(
+                aws_sdk_s3::types::Tag::builder()
+                    .key("owner")
+                    .value("platform-team")
+                    .build()
+                    .expect("tag"),
+            )
+            .build()
+            .expect("tagging");
         for i in 0..findings() {
             s3.create_bucket()
                 .bucket(public(i))
                 .send()
                 .await
                 .expect("bucket");
+            s3.put_bucket_tagging()
+                .bucket(public(i))
+                .tagging(tags.clone())
+                .send()
+                .await
+                .expect("tag the bucket");
         }
         drain(
             "remediated",
