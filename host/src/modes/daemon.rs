@@ -436,10 +436,17 @@ impl MessageJob {
                     receipt: self.receipt,
                     _done: done,
                 };
-                // Either way it is handled: a deleter gone at shutdown leaves the message to come
-                // back after its visibility timeout, recognised by the ledger.
-                if self.deletions.send(deletion).is_ok() {
-                    let _ = deleted.await;
+                // The deleter outlives every worker (it ends when their senders are gone), so a
+                // failed send means it died; the message then comes back after its visibility
+                // timeout and the ledger recognises it.
+                match self.deletions.send(deletion) {
+                    Ok(()) => {
+                        let _ = deleted.await;
+                    }
+                    Err(unsent) => tracing::error!(
+                        message_id = %unsent.0.id,
+                        "the deleter has stopped: this settled message was not deleted and will be delivered again; restart the daemon"
+                    ),
                 }
                 Settled::Acknowledged
             }
