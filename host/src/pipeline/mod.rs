@@ -4,8 +4,7 @@
 //! Every message in a payload, including every error, ends in exactly one audit record, and the
 //! record is on disk before the caller hears the outcome.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -54,6 +53,7 @@ mod drift;
 mod effect;
 mod pull_request;
 mod read_groups;
+mod resource_locks;
 mod undo;
 
 pub use builder::PipelineBuilder;
@@ -205,6 +205,8 @@ pub struct Pipeline {
     /// Where that log is, to find what an approval message approves.
     audit_path: Option<std::path::PathBuf>,
     ledger: Ledger,
+    /// Findings about one resource run one after another, across payloads and messages.
+    resource_locks: resource_locks::ResourceLocks,
     /// Reads Terraform state in S3 with salve's own credentials (`[[iac.terraform]]`).
     states: crate::iac::StateReader,
 }
@@ -320,6 +322,7 @@ impl Pipeline {
             audit,
             audit_path,
             ledger,
+            resource_locks: Default::default(),
             states: crate::iac::StateReader::default(),
         })
     }
@@ -383,8 +386,8 @@ impl Pipeline {
     /// in flight, not every record of the payload.
     ///
     /// Up to `options.concurrency` messages run at once. Messages about one resource run one
-    /// after another in payload order (a resource lock), so two findings never change one
-    /// resource at the same time. Terminal records are written in payload order; a message
+    /// after another in payload order (a resource lock, shared with every other payload this
+    /// process runs), so two findings never change one resource at the same time. Terminal records are written in payload order; a message
     /// that finished early waits for the ones before it, its change already covered by its
     /// durable intent record.
     pub async fn process_delivery_each(
@@ -418,13 +421,10 @@ impl Pipeline {
         // (retried) and not the batch or the daemon that prepared it.
         let items = items.unwrap_or_else(|panic| panic!("ingest panicked: {panic}"));
         let payload = payload.as_slice();
-        let mut locks: HashMap<String, Arc<tokio::sync::Mutex<()>>> = HashMap::new();
         let runs = items.into_iter().enumerate().map(|(index, item)| {
             let group = groups.get(&index).cloned();
             let lock = match &item.outcome {
-                IngestOutcome::Finding(f) => {
-                    Some(locks.entry(f.resource.arn.clone()).or_default().clone())
-                }
+                IngestOutcome::Finding(f) => Some(self.resource_locks.of(&f.resource.arn)),
                 _ => None,
             };
             let payload_sha256 = &payload_sha256;
