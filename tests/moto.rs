@@ -709,6 +709,53 @@ async fn a_queue_batchs_messages_share_one_read_session() {
     }
 }
 
+/// Two findings about one bucket in one batch (two sources reporting it) share a read session
+/// that lists that bucket alone. They run one after another, and the second reads the bucket
+/// fresh: it finds the first one's fix in place.
+#[tokio::test]
+async fn findings_about_one_resource_share_a_read_session() {
+    let (p, audit, backends) = common::aws_pipeline_counted(
+        "batch-one-resource",
+        &common::endpoint(),
+        &[common::fixer("s3-block-public-access")],
+        "",
+    )
+    .await;
+    let s3 = common::s3().await;
+    let buckets = common::moto_buckets(&s3, "qsame", 1).await;
+    let messages: Vec<salve::modes::batch::QueueMessage> = ["qsame-wiz", "qsame-hub"]
+        .iter()
+        .map(|id| salve::modes::batch::QueueMessage {
+            id: id.to_string(),
+            body: common::s3_finding(id, &buckets[0]).into_bytes(),
+        })
+        .collect();
+    let results = salve::modes::batch::process_batch(std::sync::Arc::new(p), messages, 2).await;
+    let statuses: Vec<Vec<&str>> = results
+        .iter()
+        .map(|r| r.statuses.iter().map(|s| s.as_str()).collect())
+        .collect();
+    assert_eq!(statuses, [vec!["remediated"], vec!["already-compliant"]]);
+    let records: Vec<Value> = common::read_records(&audit)
+        .into_iter()
+        .filter(|r| r["status"] != "intent")
+        .collect();
+    assert_eq!(records.len(), 2);
+    let read = &records[0]["sessions"][0];
+    let name = read["session_name"].as_str().unwrap();
+    assert!(name.starts_with("salve-read-"), "{name}");
+    for r in &records {
+        assert_eq!(r["sessions"][0]["phase"], "read", "{r}");
+        assert_eq!(r["sessions"][0]["session_name"], name, "{r}");
+    }
+    common::assert_lists_exactly(&read["policy"], &buckets);
+    assert_eq!(
+        backends.assumer().sts_calls(),
+        2,
+        "one read session for both findings and one write session for the fix"
+    );
+}
+
 /// A payload too large for one session policy is split: every shared read session's policy
 /// stays within STS's limit, and together they list each finding's bucket once.
 #[tokio::test]

@@ -457,14 +457,18 @@ pub async fn moto_buckets(s3: &aws_sdk_s3::Client, prefix: &str, n: usize) -> Ve
 }
 
 /// Asserts that a shared read session's policy (a record's `sessions[].policy`) lists exactly
-/// `buckets`, in any order.
+/// `buckets`, in any order (one resource is written as a string, as IAM allows).
 pub fn assert_lists_exactly(policy: &serde_json::Value, buckets: &[String]) {
-    let listed: Vec<&str> = policy["Statement"][0]["Resource"]
-        .as_array()
-        .unwrap_or_else(|| panic!("a list of resources: {policy}"))
-        .iter()
-        .map(|a| a.as_str().unwrap_or_default())
-        .collect();
+    let resource = &policy["Statement"][0]["Resource"];
+    let listed: Vec<&str> = match resource.as_str() {
+        Some(one) => vec![one],
+        None => resource
+            .as_array()
+            .unwrap_or_else(|| panic!("a resource or a list of them: {policy}"))
+            .iter()
+            .map(|a| a.as_str().unwrap_or_default())
+            .collect(),
+    };
     assert_same_buckets(listed, buckets);
 }
 

@@ -237,8 +237,11 @@ impl Pipeline {
             let (fixer, members) = &by_fixer[&key];
             // The chunk being filled: its messages, and its distinct resources.
             let (mut places, mut arns): (Vec<(usize, usize)>, Vec<&str>) = (Vec::new(), Vec::new());
+            // Two findings make a group, even about one resource (two sources, or two controls
+            // one fixer handles): they run one after another, and each still reads fresh, since
+            // the read cache is the finding's, not the session's.
             let mut flush = |places: &mut Vec<(usize, usize)>, arns: &mut Vec<&str>| {
-                if arns.len() > 1 {
+                if places.len() > 1 {
                     let group = Arc::new(ReadGroup {
                         id: format!("read-{}-{n}", &seed[..12.min(seed.len())]),
                         arns: arns.iter().map(|a| a.to_string()).collect(),
