@@ -559,12 +559,22 @@ where
     }
 }
 
+/// The ID of a batch call's `index`th entry; SQS names failed entries by it.
+fn batch_entry_id(index: usize) -> String {
+    format!("m{index}")
+}
+
+/// The index a failed entry's ID ([`batch_entry_id`]) names.
+fn batch_entry_index(id: &str) -> Option<usize> {
+    id.strip_prefix('m')?.parse().ok()
+}
+
 /// One DeleteMessageBatch call; entry IDs are the receipts' indexes.
 async fn delete_batch(sqs: &SqsClient, queue_url: &str, receipts: Vec<String>) -> BatchOutcome {
     let mut entries = Vec::with_capacity(receipts.len());
     for (i, receipt) in receipts.into_iter().enumerate() {
         let entry = DeleteMessageBatchRequestEntry::builder()
-            .id(format!("m{i}"))
+            .id(batch_entry_id(i))
             .receipt_handle(receipt)
             .build()
             .map_err(|e| format!("building the DeleteMessageBatch request: {e}"))?;
@@ -581,9 +591,8 @@ async fn delete_batch(sqs: &SqsClient, queue_url: &str, receipts: Vec<String>) -
         .failed
         .into_iter()
         .filter_map(|f| {
-            let index = f.id.strip_prefix('m')?.parse().ok()?;
             Some(EntryFailure {
-                index,
+                index: batch_entry_index(&f.id)?,
                 why: format!("{}: {}", f.code, f.message.unwrap_or_default()),
                 retry: !f.sender_fault,
             })
@@ -632,7 +641,7 @@ async fn change_visibility_held(
             .enumerate()
             .filter_map(|(i, (_, receipt))| {
                 ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(format!("m{i}"))
+                    .id(batch_entry_id(i))
                     .receipt_handle(receipt)
                     .visibility_timeout(seconds)
                     .build()
@@ -650,10 +659,7 @@ async fn change_visibility_held(
             Ok(out) => {
                 let still_held = |entry_id: &str| {
                     let Some(held) = held else { return true };
-                    let index = entry_id
-                        .strip_prefix('m')
-                        .and_then(|i| i.parse::<usize>().ok());
-                    index
+                    batch_entry_index(entry_id)
                         .and_then(|i| chunk.get(i))
                         .is_some_and(|(id, _)| lock(held).contains_key(id))
                 };
