@@ -282,7 +282,7 @@ pub async fn run(
         }
         // Taken first, then prepared together: the findings of one receive share read
         // sessions (see `Pipeline::prepare`).
-        let mut taken = Vec::new();
+        let (mut taken, mut holds) = (Vec::new(), Vec::new());
         for message in messages {
             let (Some(id), Some(receipt)) = (message.message_id, message.receipt_handle) else {
                 tracing::warn!("the queue returned a message without an ID or receipt handle");
@@ -296,14 +296,10 @@ pub async fn run(
             report.received += 1;
             lock(&held).insert(id.clone(), receipt.clone());
             let body = message.body.unwrap_or_default().into_bytes();
-            taken.push((QueueMessage { id, body }, receipt, permit));
+            taken.push(QueueMessage { id, body });
+            holds.push((receipt, permit));
         }
-        let (messages, rest): (Vec<QueueMessage>, Vec<_>) = taken
-            .into_iter()
-            .map(|(message, receipt, permit)| (message, (receipt, permit)))
-            .unzip();
-        for ((id, prepared), (receipt, permit)) in
-            prepare(&pipeline, messages).into_iter().zip(rest)
+        for ((id, prepared), (receipt, permit)) in prepare(&pipeline, taken).into_iter().zip(holds)
         {
             let job = MessageJob {
                 pipeline: pipeline.clone(),
@@ -530,7 +526,7 @@ where
             };
             let mut again = Vec::new();
             for failure in failures {
-                let Some(deletion) = pending.get_mut(failure.index) else {
+                let Some(deletion) = pending.get(failure.index) else {
                     continue;
                 };
                 tracing::warn!(

@@ -387,9 +387,9 @@ impl Pipeline {
     ///
     /// Up to `options.concurrency` messages run at once. Messages about one resource run one
     /// after another in payload order (a resource lock, shared with every other payload this
-    /// process runs), so two findings never change one resource at the same time. Terminal records are written in payload order; a message
-    /// that finished early waits for the ones before it, its change already covered by its
-    /// durable intent record.
+    /// process runs), so two findings never change one resource at the same time. Terminal
+    /// records are written in payload order; a message that finished early waits for the ones
+    /// before it, its change already covered by its durable intent record.
     pub async fn process_delivery_each(
         &self,
         payload: &[u8],
