@@ -257,6 +257,15 @@ impl Daemon {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The line the daemon logs at exit, with its counts under `fields`.
+    fn exit_summary(&self) -> Value {
+        let log = self.log();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["fields"]["message"] == "daemon stopped")
+            .unwrap_or_else(|| panic!("no exit summary in\n{log}"))
+    }
 }
 
 impl Drop for Daemon {
@@ -601,12 +610,7 @@ async fn sigterm_while_busy_exits_zero_and_loses_nothing() {
     assert!(stopped_at < FINDINGS, "SIGTERM came after the whole batch");
     assert!(first.log().contains("daemon stopped"), "{}", first.log());
     // The exit summary adds up: every message received was acknowledged, retried or released.
-    let log = first.log();
-    let stopped: Value = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["fields"]["message"] == "daemon stopped")
-        .unwrap_or_else(|| panic!("no exit summary in\n{log}"));
+    let stopped = first.exit_summary();
     let count = |k: &str| stopped["fields"][k].as_u64().unwrap_or(0);
     assert_eq!(
         count("received"),
@@ -788,11 +792,7 @@ async fn a_fix_longer_than_the_visibility_timeout_is_not_delivered_twice() {
     let exit = daemon.wait(Duration::from_secs(120)).await;
     assert_eq!(exit.code(), Some(0), "{}", daemon.log());
     let log = daemon.log();
-    let stopped: Value = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["fields"]["message"] == "daemon stopped")
-        .unwrap_or_else(|| panic!("no exit summary in\n{log}"));
+    let stopped = daemon.exit_summary();
     assert_eq!(stopped["fields"]["received"], 1, "{log}");
     assert_eq!(stopped["fields"]["acknowledged"], 1, "{log}");
     let extensions = proxy
@@ -961,11 +961,7 @@ async fn settled_messages_are_deleted_in_batches_one_call_at_a_time() {
     let exit = daemon.wait(Duration::from_secs(120)).await;
     let log = daemon.log();
     assert_eq!(exit.code(), Some(0), "{log}");
-    let stopped: Value = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["fields"]["message"] == "daemon stopped")
-        .unwrap_or_else(|| panic!("no exit summary in\n{log}"));
+    let stopped = daemon.exit_summary();
     assert_eq!(
         stopped["fields"]["received"], messages,
         "none came back: {log}"
