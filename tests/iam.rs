@@ -192,8 +192,6 @@ fn the_tagging_api_read_is_granted_only_where_it_saves_a_call() {
     );
 }
 
-/// parliament, an IAM policy auditor salve's authors did not write, on every document `salve
-/// iam` prints and on the session policies. scripts/test.sh installs it into .venv.
 /// A read group is sized as ARNs join it, by what each adds to the policy's JSON rather than by
 /// building the policy again: that must be exactly what it adds, escapes included, for every
 /// shape of read policy (the security-group fixer's reads are all unscoped, so nothing).
@@ -226,6 +224,8 @@ fn a_listed_arn_adds_exactly_its_own_characters_to_a_shared_read_policy() {
     }
 }
 
+/// parliament, an IAM policy auditor salve's authors did not write, on every document `salve
+/// iam` prints and on the session policies. scripts/test.sh installs it into .venv.
 #[test]
 fn parliament_finds_nothing_in_any_policy() {
     let parliament = std::env::var("SALVE_PARLIAMENT").expect(
