@@ -604,15 +604,7 @@ async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
 
     // The six findings read through one session, whose policy lists exactly their five
     // buckets; each wrote through its own.
-    let read_sessions: Vec<&serde_json::Value> =
-        records[..6].iter().map(|r| &r["sessions"][0]).collect();
-    let name = read_sessions[0]["session_name"].as_str().unwrap();
-    assert!(name.starts_with("salve-read-"), "{name}");
-    common::assert_lists_exactly(&read_sessions[0]["policy"], &buckets);
-    for s in &read_sessions {
-        assert_eq!(s["phase"], "read");
-        assert_eq!(s["session_name"], name);
-    }
+    common::assert_one_shared_read_session(&records[..6], &buckets);
     let writes = records[..5]
         .iter()
         .map(|r| {
@@ -631,6 +623,14 @@ async fn a_payload_runs_concurrently_one_resource_at_a_time_and_in_order() {
     for b in &buckets {
         assert_eq!(common::public_access_block(&s3, b).await, Some([true; 4]));
     }
+}
+
+/// Each message's record statuses, in batch order.
+fn statuses(results: &[salve::modes::batch::MessageResult]) -> Vec<Vec<&str>> {
+    results
+        .iter()
+        .map(|r| r.statuses.iter().map(|s| s.as_str()).collect())
+        .collect()
 }
 
 /// A queue delivers one finding a message. The findings of one batch's messages (a Lambda's
@@ -670,10 +670,7 @@ async fn a_queue_batchs_messages_share_one_read_session() {
         body: b"{ not json".to_vec(),
     });
     let results = salve::modes::batch::process_batch(std::sync::Arc::new(p), messages, 3).await;
-    let statuses: Vec<Vec<&str>> = results
-        .iter()
-        .map(|r| r.statuses.iter().map(|s| s.as_str()).collect())
-        .collect();
+    let statuses = statuses(&results);
     assert_eq!(
         statuses,
         [
@@ -690,15 +687,10 @@ async fn a_queue_batchs_messages_share_one_read_session() {
         .filter(|r| r["status"] == "remediated")
         .collect();
     assert_eq!(fixed.len(), 4);
-    let read = &fixed[0]["sessions"][0];
-    let name = read["session_name"].as_str().unwrap();
-    assert!(name.starts_with("salve-read-"), "{name}");
+    common::assert_one_shared_read_session(&fixed, &buckets);
     for r in &fixed {
-        assert_eq!(r["sessions"][0]["phase"], "read", "{r}");
-        assert_eq!(r["sessions"][0]["session_name"], name, "{r}");
         assert_eq!(r["delivery"]["via"], "sqs", "{r}");
     }
-    common::assert_lists_exactly(&read["policy"], &buckets);
     assert_eq!(
         backends.assumer().sts_calls(),
         5,
@@ -731,24 +723,14 @@ async fn findings_about_one_resource_share_a_read_session() {
         })
         .collect();
     let results = salve::modes::batch::process_batch(std::sync::Arc::new(p), messages, 2).await;
-    let statuses: Vec<Vec<&str>> = results
-        .iter()
-        .map(|r| r.statuses.iter().map(|s| s.as_str()).collect())
-        .collect();
+    let statuses = statuses(&results);
     assert_eq!(statuses, [vec!["remediated"], vec!["already-compliant"]]);
     let records: Vec<Value> = common::read_records(&audit)
         .into_iter()
         .filter(|r| r["status"] != "intent")
         .collect();
     assert_eq!(records.len(), 2);
-    let read = &records[0]["sessions"][0];
-    let name = read["session_name"].as_str().unwrap();
-    assert!(name.starts_with("salve-read-"), "{name}");
-    for r in &records {
-        assert_eq!(r["sessions"][0]["phase"], "read", "{r}");
-        assert_eq!(r["sessions"][0]["session_name"], name, "{r}");
-    }
-    common::assert_lists_exactly(&read["policy"], &buckets);
+    common::assert_one_shared_read_session(&records, &buckets);
     assert_eq!(
         backends.assumer().sts_calls(),
         2,

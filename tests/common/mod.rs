@@ -472,6 +472,23 @@ pub fn assert_lists_exactly(policy: &serde_json::Value, buckets: &[String]) {
     assert_same_buckets(listed, buckets);
 }
 
+/// Asserts that every one of `records` read through one shared read session (`salve-read-…`),
+/// whose policy lists exactly `buckets`.
+pub fn assert_one_shared_read_session<'a>(
+    records: impl IntoIterator<Item = &'a serde_json::Value>,
+    buckets: &[String],
+) {
+    let sessions: Vec<&serde_json::Value> =
+        records.into_iter().map(|r| &r["sessions"][0]).collect();
+    let name = sessions[0]["session_name"].as_str().unwrap();
+    assert!(name.starts_with("salve-read-"), "{name}");
+    for s in &sessions {
+        assert_eq!(s["phase"], "read", "{s}");
+        assert_eq!(s["session_name"], name, "{s}");
+    }
+    assert_lists_exactly(&sessions[0]["policy"], buckets);
+}
+
 /// Asserts that `arns` are exactly the ARNs of `buckets`, in any order.
 pub fn assert_same_buckets<S: AsRef<str>>(arns: Vec<S>, buckets: &[String]) {
     let mut listed: Vec<&str> = arns.iter().map(AsRef::as_ref).collect();
