@@ -60,20 +60,20 @@ fn cpu_seconds(pid: &str) -> f64 {
     ticks / 100.0
 }
 
-/// The S3 requests moto's log (`SALVE_MOTO_LOG`, set by scripts/moto.sh) shows for buckets whose
-/// name starts with `prefix` (path-style, so the bucket is the path's first segment); `None`
-/// without the log.
-fn s3_requests(prefix: &str) -> Option<usize> {
+/// Requests in moto's log (`SALVE_MOTO_LOG`, set by scripts/moto.sh) so far: those for buckets
+/// whose name starts with `prefix` (path-style, so the bucket is the path's first segment), and
+/// all of them, whatever the service; `None` without the log.
+fn moto_requests(prefix: &str) -> Option<(usize, usize)> {
     let log = std::fs::read_to_string(std::env::var("SALVE_MOTO_LOG").ok()?).ok()?;
     let marker = format!(" /{prefix}");
-    Some(log.lines().filter(|l| l.contains(&marker)).count())
-}
-
-/// Every request in moto's log, whatever the service.
-fn all_requests() -> Option<usize> {
-    let log = std::fs::read_to_string(std::env::var("SALVE_MOTO_LOG").ok()?).ok()?;
     // moto colours the lines of non-2xx answers, so the closing quote may not follow at once.
-    Some(log.lines().filter(|l| l.contains(" HTTP/1.1")).count())
+    let requests = log.lines().filter(|l| l.contains(" HTTP/1.1"));
+    let (mut s3, mut all) = (0, 0);
+    for line in requests {
+        all += 1;
+        s3 += usize::from(line.contains(&marker));
+    }
+    Some((s3, all))
 }
 
 /// `SALVE_BENCH_TAG_READ=tagging-api` runs the workloads with `[metadata] tag-read` set so.
@@ -229,8 +229,7 @@ async fn drain(
         }
     };
     let (moto_before, own_before) = (cpu_seconds(moto_pid), cpu_seconds("self"));
-    let s3_before = s3_requests(bucket_prefix);
-    let all_before = all_requests();
+    let requests_before = moto_requests(bucket_prefix);
     let started = Instant::now();
     daemon::run(
         Arc::new(pipeline),
@@ -248,21 +247,22 @@ async fn drain(
     assert_eq!(metrics.findings(expected), findings() as u64);
     // moto writes a request's log line after answering it; give the last ones a moment.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let s3 = match (s3_before, s3_requests(bucket_prefix)) {
-        (Some(before), Some(after)) => format!(
-            "   S3 calls/finding {:.2}",
-            (after - before) as f64 / findings() as f64
-        ),
-        _ => String::new(),
-    };
-    // Everything the drain asked moto for, less the queue's own calls: STS, S3, the Tagging API.
+    // The S3 calls on this workload's buckets, and every call the drain made besides the
+    // queue's own (STS, S3, the Tagging API).
     let sqs_total = sqs_calls.total();
-    let others = match (all_before, all_requests()) {
-        (Some(before), Some(after)) => format!(
-            "   AWS calls/finding besides SQS {:.2}",
-            (after.saturating_sub(before) as f64 - sqs_total as f64) / findings() as f64
+    let (s3, others) = match (requests_before, moto_requests(bucket_prefix)) {
+        (Some((s3_before, all_before)), Some((s3_after, all_after))) => (
+            format!(
+                "   S3 calls/finding {:.2}",
+                (s3_after - s3_before) as f64 / findings() as f64
+            ),
+            format!(
+                "   AWS calls/finding besides SQS {:.2}",
+                (all_after.saturating_sub(all_before) as f64 - sqs_total as f64)
+                    / findings() as f64
+            ),
         ),
-        _ => String::new(),
+        _ => (String::new(), String::new()),
     };
     // Every finding is acknowledged and its message deleted, so anything left is a lost delete.
     let left = sqs
