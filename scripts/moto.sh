@@ -15,7 +15,7 @@ start_moto() {
   ensure_moto
   local port
   port="$("$salve_root/.venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  # One line per request served: the queue_drain bench counts its S3 calls from it.
+  # One line per request served: the queue_drain bench counts its calls from it.
   export SALVE_MOTO_LOG="${TMPDIR:-/tmp}/salve-moto-$port.log"
   if [ -n "${SALVE_MOTO_SWITCH_INTERVAL:-}" ]; then
     # How often Python may switch threads (default 5 ms). Shorter makes the interleavings of
