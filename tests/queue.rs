@@ -466,10 +466,7 @@ async fn the_findings_of_one_receive_share_a_read_session() {
     let dir = scratch("queue-read-groups");
     let q = queues("rgrp", 30, 3).await;
     let s3 = s3().await;
-    let buckets: Vec<String> = (0..4).map(|i| unique(&format!("rgrp-{i}"))).collect();
-    for b in &buckets {
-        s3.create_bucket().bucket(b).send().await.unwrap();
-    }
+    let buckets = moto_buckets(&s3, "rgrp", 4).await;
     // All four wait in the queue before the daemon starts, so its first receive takes them.
     let findings: Vec<String> = buckets
         .iter()
